@@ -1,0 +1,60 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Dependencies are named once and reused; only versions listed in the machine doc resolve here.
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let grdb: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
+let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
+
+let package = Package(
+    name: "Tally",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tally", targets: ["tally"]),
+        .library(name: "UsageLog", targets: ["UsageLog"]),
+        .library(name: "TallyConfig", targets: ["TallyConfig"]),
+        .library(name: "Collector", targets: ["Collector"]),
+        .library(name: "Auditor", targets: ["Auditor"]),
+        .library(name: "Report", targets: ["Report"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries from Debian, as GRDB does for SQLite.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
+
+        // What both ends of the log need: the event model, segment writer and reader, prompt hashing.
+        .target(name: "UsageLog", dependencies: ["CZlib", crypto]),
+        // The YAML config file, money and the other value types the config speaks in.
+        .target(name: "TallyConfig", dependencies: ["UsageLog", yams]),
+        // Deterministic synthetic usage logs, written through the real segment writer.
+        .target(name: "Synth", dependencies: ["UsageLog", "TallyConfig"]),
+        .target(name: "Collector", dependencies: ["UsageLog", "TallyConfig", "CPCRE2"]),
+        .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", grdb]),
+        .target(name: "Report", dependencies: ["TallyConfig"]),
+        // The CLI lives in a library so that tests drive it through the real argument parsing.
+        .target(name: "TallyCLI", dependencies: [
+            argumentParser, crypto, "UsageLog", "TallyConfig", "Synth", "Collector", "Auditor", "Report",
+        ]),
+        .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
+
+        .testTarget(name: "UsageLogTests", dependencies: ["UsageLog", crypto]),
+        .testTarget(name: "TallyConfigTests", dependencies: ["TallyConfig"]),
+        .testTarget(name: "SynthTests", dependencies: ["Synth", "UsageLog", "TallyConfig"]),
+        .testTarget(name: "CollectorTests", dependencies: ["Collector"]),
+        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", argumentParser]),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    target.swiftSettings = settings
+}

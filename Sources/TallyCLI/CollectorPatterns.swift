@@ -1,0 +1,8 @@
+import Collector
+
+/// The collector's PCRE2 compiler, as a check the config loader can call.
+enum CollectorPatterns {
+    static func problem(_ pattern: String) -> String? {
+        PCRE2Pattern.problem(with: pattern)
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import Synth
+import TallyConfig
+import UsageLog
+
+/// Exit codes from sysexits.h, which cron wrappers and scripts understand.
+public enum ExitStatus {
+    public static let usage: Int32 = 64
+    public static let dataError: Int32 = 65
+    public static let noInput: Int32 = 66
+    public static let ioError: Int32 = 74
+    public static let tryAgain: Int32 = 75
+    public static let config: Int32 = 78
+}
+
+/// Writes a line to standard error (Swift 6 rejects the global `stderr`).
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Runs a command body, printing any failure once and turning it into the exit code that names its kind.
+func runReportingFailures(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ConfigError {
+        printError(error.description)
+        let count = error.diagnostics.count
+        printError("tally: the config has \(count) problem\(count == 1 ? "" : "s"); nothing was done")
+        throw ExitCode(ExitStatus.config)
+    } catch let error as LogIOError {
+        printError("tally: \(error.message)")
+        throw ExitCode(error.code == .locked ? ExitStatus.tryAgain : ExitStatus.ioError)
+    } catch let error as SynthError {
+        printError("tally: \(error.message)")
+        throw ExitCode(ExitStatus.config)
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        printError("tally: \(error)")
+        throw ExitCode(ExitStatus.ioError)
+    }
+}
+
+/// Loads a config with every check the CLI can make, including PCRE2 compilation of redaction patterns.
+func loadConfig(_ path: String) throws(ConfigError) -> Config {
+    try Config.load(path: path, validatePattern: CollectorPatterns.problem)
+}

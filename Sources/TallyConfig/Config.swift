@@ -1,0 +1,275 @@
+/// A parsed and checked Tally config file (`docs/config.md`).
+///
+/// Load it with `Config.load(path:)`; every problem in the file is reported with its line and field.
+public struct Config: Sendable {
+    /// ISO 4217 code of the currency every amount and price is in.
+    public var currency: String = "USD"
+    /// The provider that paths starting `/v1/` go to; nil when none is named (then only `/<provider>/…` routes).
+    public var defaultProvider: String?
+    public var providers: [Provider] = []
+    public var orgs: [Org] = []
+    public var teams: [Team] = []
+    public var users: [User] = []
+    public var projects: [Project] = []
+    public var keys: [Key] = []
+    public var pricing = Pricing()
+    public var collector = CollectorSettings()
+    public var audit = AuditSettings()
+    /// The folder of the config file; relative paths in the config are resolved against it.
+    public var baseDirectory: String = "."
+
+    public init() {}
+
+    /// `path` made absolute against the config file's folder (absolute paths are returned unchanged).
+    public func resolve(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return baseDirectory == "." ? path : baseDirectory + "/" + path
+    }
+
+    public func provider(named name: String) -> Provider? { providers.first { $0.name == name } }
+}
+
+/// The two API shapes Tally knows how to read usage from.
+public enum ProviderKind: String, Sendable, CaseIterable {
+    case openai
+    case anthropic
+}
+
+/// An upstream API the collector forwards to.
+public struct Provider: Sendable, Equatable {
+    /// The first path segment clients use: `/<name>/v1/...`.
+    public var name: String
+    public var kind: ProviderKind
+    /// Origin (and optional path prefix) the client's path after `/<name>` is appended to.
+    public var baseURL: String
+    /// Environment variable holding the real API key.
+    public var apiKeyEnv: String
+
+    public init(name: String, kind: ProviderKind, baseURL: String, apiKeyEnv: String) {
+        self.name = name
+        self.kind = kind
+        self.baseURL = baseURL
+        self.apiKeyEnv = apiKeyEnv
+    }
+}
+
+/// A calendar period a budget resets on, in the audit's timezone.
+public enum BudgetPeriod: String, Sendable, CaseIterable {
+    case day
+    case week
+    case month
+}
+
+/// A spending limit for one period.
+public struct Budget: Sendable, Equatable {
+    public var limit: Money
+    public var period: BudgetPeriod
+    /// Hard budgets revoke keys on breach; soft ones (`hard: false`) only alert.
+    public var hard: Bool
+
+    public init(limit: Money, period: BudgetPeriod, hard: Bool = true) {
+        self.limit = limit
+        self.period = period
+        self.hard = hard
+    }
+}
+
+public struct Org: Sendable, Equatable {
+    public var id: String
+    public var name: String?
+    public var budget: Budget?
+
+    public init(id: String, name: String? = nil, budget: Budget? = nil) {
+        self.id = id
+        self.name = name
+        self.budget = budget
+    }
+}
+
+public struct Team: Sendable, Equatable {
+    public var id: String
+    public var name: String?
+    public var org: String
+    /// Whether away members' unused budget flows into a team pool that covers members who overspend.
+    public var pool: Bool
+    public var budget: Budget?
+
+    public init(id: String, name: String? = nil, org: String, pool: Bool = false, budget: Budget? = nil) {
+        self.id = id
+        self.name = name
+        self.org = org
+        self.pool = pool
+        self.budget = budget
+    }
+}
+
+/// Days a user is away, both ends included, as day numbers since 1970-01-01.
+public struct AwayRange: Sendable, Equatable {
+    public var fromDay: Int
+    public var toDay: Int
+
+    public init(fromDay: Int, toDay: Int) {
+        self.fromDay = fromDay
+        self.toDay = toDay
+    }
+}
+
+public struct User: Sendable, Equatable {
+    public var id: String
+    public var name: String?
+    public var team: String
+    public var budget: Budget?
+    public var away: [AwayRange]
+
+    public init(id: String, name: String? = nil, team: String, budget: Budget? = nil, away: [AwayRange] = []) {
+        self.id = id
+        self.name = name
+        self.team = team
+        self.budget = budget
+        self.away = away
+    }
+}
+
+public struct Project: Sendable, Equatable {
+    public var id: String
+    public var name: String?
+    public var team: String
+
+    public init(id: String, name: String? = nil, team: String) {
+        self.id = id
+        self.name = name
+        self.team = team
+    }
+}
+
+/// A virtual key: clients present its secret, the config holds only the secret's SHA-256.
+public struct Key: Sendable, Equatable {
+    public var id: String
+    /// Lowercase hex SHA-256 of the secret (`tk-…`).
+    public var sha256: String
+    public var user: String?
+    public var project: String?
+    public var budget: Budget?
+    /// Never keep a prompt preview for this key's calls.
+    public var privacy: Bool
+    /// Never revoke automatically (the emergency bypass); breaches are still reported.
+    public var priority: Bool
+    /// When the key stops working, milliseconds since the epoch.
+    public var expires: Int64?
+
+    public init(id: String, sha256: String, user: String? = nil, project: String? = nil, budget: Budget? = nil,
+                privacy: Bool = false, priority: Bool = false, expires: Int64? = nil) {
+        self.id = id
+        self.sha256 = sha256
+        self.user = user
+        self.project = project
+        self.budget = budget
+        self.privacy = privacy
+        self.priority = priority
+        self.expires = expires
+    }
+}
+
+/// Where prices come from beyond the built-in table.
+public struct Pricing: Sendable, Equatable {
+    /// A LiteLLM `model_prices_and_context_window.json`, as written in the config (resolve it with `Config.resolve`).
+    public var litellmFile: String?
+    /// The config's own prices, which win over every other source.
+    public var models: [ModelPrice] = []
+
+    public init(litellmFile: String? = nil, models: [ModelPrice] = []) {
+        self.litellmFile = litellmFile
+        self.models = models
+    }
+}
+
+/// Prices for one model from a given moment.
+public struct ModelPrice: Sendable, Equatable {
+    public var model: String
+    public var input: TokenPrice
+    public var output: TokenPrice
+    /// Price of input tokens read from a prompt cache; nil means the input price.
+    public var cachedInput: TokenPrice?
+    /// Price of input tokens written to a prompt cache; nil means the input price.
+    public var cacheWrite: TokenPrice?
+    /// Price of reasoning tokens; nil means the output price.
+    public var reasoning: TokenPrice?
+    /// When this price takes effect, milliseconds since the epoch; nil means always.
+    public var from: Int64?
+
+    public init(model: String, input: TokenPrice, output: TokenPrice, cachedInput: TokenPrice? = nil,
+                cacheWrite: TokenPrice? = nil, reasoning: TokenPrice? = nil, from: Int64? = nil) {
+        self.model = model
+        self.input = input
+        self.output = output
+        self.cachedInput = cachedInput
+        self.cacheWrite = cacheWrite
+        self.reasoning = reasoning
+        self.from = from
+    }
+}
+
+/// When the collector forces log lines to disk.
+public enum FsyncMode: String, Sendable, CaseIterable {
+    case always
+    case interval
+    case never
+}
+
+/// The `collector:` section.
+public struct CollectorSettings: Sendable, Equatable {
+    /// Names this collector's folder under `log_dir`; must differ between collectors sharing a log directory.
+    public var id = "c1"
+    /// `host:port` to listen on.
+    public var listen = "127.0.0.1:4000"
+    public var logDir = "var/log"
+    public var segmentMaxBytes: Int64 = 64 << 20
+    public var segmentMaxAgeMs: Int64 = 60_000
+    public var fsync: FsyncMode = .interval
+    public var fsyncIntervalMs: Int64 = 1000
+    public var revocations = "var/revoked.tsv"
+    public var reloadIntervalMs: Int64 = 2000
+    public var hashSecretEnv = "TALLY_HASH_SECRET"
+    public var adminTokenEnv = "TALLY_ADMIN_TOKEN"
+    /// Characters of redacted prompt kept as a preview; 0 keeps no prompt text at all.
+    public var previewChars = 0
+    /// Extra PCRE2 patterns to redact from previews, beyond the built-in ones.
+    public var redact: [String] = []
+
+    public init() {}
+}
+
+/// What a runaway key triggers.
+public enum RunawayAction: String, Sendable, CaseIterable {
+    case report
+    case revoke
+}
+
+/// The `audit:` section.
+public struct AuditSettings: Sendable, Equatable {
+    public var db = "var/tally.sqlite"
+    public var reportsDir = "var/reports"
+    /// IANA timezone for calendar periods (days, weeks, months).
+    public var timezone = "UTC"
+    public var alertThresholds: [Ratio] = ["0.5", "0.8", "0.9", "1.0"].map { try! Ratio(parsing: $0) }
+    public var duplicateWindowMs: Int64 = 24 * 3_600_000
+    public var retryLoop = RetryLoop()
+    public var runaway = Runaway()
+    /// Environment variable holding a Slack-compatible webhook URL for alerts.
+    public var webhookURLEnv: String?
+
+    public init() {}
+
+    public struct RetryLoop: Sendable, Equatable {
+        public var minRepeats = 5
+        public var withinMs: Int64 = 120_000
+        public init() {}
+    }
+
+    public struct Runaway: Sendable, Equatable {
+        public var maxRequestsPerMinute = 600
+        public var maxSpendPerHour = Money(picos: 50 * Money.scale)
+        public var action: RunawayAction = .report
+        public init() {}
+    }
+}

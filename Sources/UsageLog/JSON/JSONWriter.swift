@@ -1,0 +1,97 @@
+/// Appends JSON text to a byte buffer without Foundation, for the hot paths (log lines, canonical prompts).
+public enum JSONWriter {
+
+    /// Appends `string` as a JSON string literal: quotes, backslashes and control characters escaped, everything else as UTF-8.
+    @inlinable
+    public static func appendString(_ string: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var string = string
+        string.withUTF8 { utf8 in
+            var runStart = 0
+            for i in 0..<utf8.count {
+                let byte = utf8[i]
+                if byte >= 0x20 && byte != 0x22 && byte != 0x5C { continue }
+                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+                appendEscape(byte, to: &out)
+                runStart = i + 1
+            }
+            if runStart < utf8.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count])) }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    @usableFromInline
+    static func appendEscape(_ byte: UInt8, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\\"))
+        switch byte {
+        case 0x22: out.append(0x22)
+        case 0x5C: out.append(0x5C)
+        case 0x08: out.append(UInt8(ascii: "b"))
+        case 0x0C: out.append(UInt8(ascii: "f"))
+        case 0x0A: out.append(UInt8(ascii: "n"))
+        case 0x0D: out.append(UInt8(ascii: "r"))
+        case 0x09: out.append(UInt8(ascii: "t"))
+        default:
+            out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+            out.append(Hex.digits[Int(byte >> 4)])
+            out.append(Hex.digits[Int(byte & 0xF)])
+        }
+    }
+
+    /// Appends `value` as a JSON string, or `null`.
+    @inlinable
+    public static func appendOptionalString(_ value: String?, to out: inout [UInt8]) {
+        if let value { appendString(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
+    }
+
+    /// Appends `value` as a JSON integer, or `null`.
+    @inlinable
+    public static func appendOptionalInteger(_ value: Int64?, to out: inout [UInt8]) {
+        if let value { appendInteger(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
+    }
+
+    /// Appends the decimal digits of `value`.
+    @inlinable
+    public static func appendInteger<T: BinaryInteger>(_ value: T, to out: inout [UInt8]) {
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        let start = out.count
+        repeat {
+            let (quotient, remainder) = magnitude.quotientAndRemainder(dividingBy: 10)
+            out.append(UInt8(ascii: "0") + UInt8(remainder))
+            magnitude = quotient
+        } while magnitude > 0
+        out[start...].reverse()
+    }
+
+    /// Appends `value` in the canonical form used for prompt hashing: object members sorted by key (UTF-8 byte order),
+    /// no insignificant white space, strings minimally escaped, numbers as their literal text.
+    public static func appendCanonical(_ value: JSONValue, to out: inout [UInt8]) {
+        switch value {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .number(let literal): out.append(contentsOf: literal.utf8)
+        case .string(let s): appendString(s, to: &out)
+        case .array(let elements):
+            out.append(UInt8(ascii: "["))
+            for (i, element) in elements.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                appendCanonical(element, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            // The last of duplicate keys wins, as in `JSONValue.subscript`; then sort by UTF-8 bytes.
+            var latest: [String: Int] = [:]
+            for (i, member) in members.enumerated() { latest[member.key] = i }
+            let kept = latest.values.sorted().map { members[$0] }.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            for (i, member) in kept.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                appendString(member.key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                appendCanonical(member.value, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+}
