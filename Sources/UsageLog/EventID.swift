@@ -1,0 +1,38 @@
+/// UUIDv7 event ids (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort roughly by time.
+public enum EventID {
+    /// A new UUIDv7 string (lowercase, hyphenated) for `milliseconds` since the epoch, with randomness from `generator`.
+    public static func make(milliseconds: Int64, using generator: inout some RandomNumberGenerator) -> String {
+        let ms = UInt64(max(0, milliseconds)) & 0xFFFF_FFFF_FFFF
+        let randA = generator.next() as UInt64
+        let randB = generator.next() as UInt64
+        // 48 bits of time, version 7, 12 random bits; variant 10, 62 random bits.
+        let high = ms << 16 | 0x7000 | (randA & 0x0FFF)
+        let low = (randB & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        return format(high: high, low: low)
+    }
+
+    /// A new UUIDv7 string using the system's secure generator.
+    public static func make(milliseconds: Int64) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return make(milliseconds: milliseconds, using: &generator)
+    }
+
+    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` from the UUID's two 64-bit halves.
+    static func format(high: UInt64, low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 36) { out in
+            Hex.digits.withUnsafeBufferPointer { table in
+                var position = 0
+                for nibble in 0..<32 {
+                    if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
+                        out[position] = UInt8(ascii: "-")
+                        position += 1
+                    }
+                    let word = nibble < 16 ? high : low
+                    out[position] = table[Int((word >> UInt64(60 - 4 * (nibble % 16))) & 0xF)]
+                    position += 1
+                }
+            }
+            return 36
+        }
+    }
+}
