@@ -28,9 +28,11 @@ let package = Package(
         // C libraries from Debian, as GRDB does for SQLite.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
+        // libdeflate compresses closing segments about twice as fast as zlib at a better ratio; zlib still reads them.
+        .systemLibrary(name: "CDeflate", providers: [.apt(["libdeflate-dev"])]),
 
         // What both ends of the log need: the event model, segment writer and reader, prompt hashing.
-        .target(name: "UsageLog", dependencies: ["CZlib", crypto]),
+        .target(name: "UsageLog", dependencies: ["CZlib", "CDeflate", crypto]),
         // The YAML config file, money and the other value types the config speaks in.
         .target(name: "TallyConfig", dependencies: ["UsageLog", yams]),
         // Deterministic synthetic usage logs, written through the real segment writer.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Tally needs to build on a fresh Debian machine, only when it is missing:
-# the C libraries it links (SQLite, zlib, PCRE2) and a check for the Swift toolchain.
+# the C libraries it links (SQLite, zlib, libdeflate, PCRE2) and a check for the Swift toolchain.
 set -euo pipefail
 
-packages=(libsqlite3-dev zlib1g-dev libpcre2-dev)
+packages=(libsqlite3-dev zlib1g-dev libpcre2-dev libdeflate-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -38,16 +38,22 @@ public enum JSONWriter {
         }
     }
 
+    /// Appends the bytes of a literal as they are (field names and punctuation).
+    @inlinable
+    public static func appendRaw(_ literal: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
     /// Appends `value` as a JSON string, or `null`.
     @inlinable
     public static func appendOptionalString(_ value: String?, to out: inout [UInt8]) {
-        if let value { appendString(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        if let value { appendString(value, to: &out) } else { appendRaw("null", to: &out) }
     }
 
     /// Appends `value` as a JSON integer, or `null`.
     @inlinable
     public static func appendOptionalInteger(_ value: Int64?, to out: inout [UInt8]) {
-        if let value { appendInteger(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        if let value { appendInteger(value, to: &out) } else { appendRaw("null", to: &out) }
     }
 
     /// Appends the decimal digits of `value`.

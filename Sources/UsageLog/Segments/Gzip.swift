@@ -1,3 +1,4 @@
+import CDeflate
 import CZlib
 #if canImport(Glibc)
 import Glibc
@@ -5,46 +6,48 @@ import Glibc
 import Darwin
 #endif
 
-/// Whole-file gzip compression with zlib, for closing segments.
+/// Whole-file gzip compression for closing segments.
 public enum Gzip {
-    /// Compresses `source` into `destination` (gzip format), fsyncing the result before returning.
+    /// Bytes compressed into each gzip member. Memory stays bounded (about twice this) whatever the file's size.
+    public static let memberBytes = 1 << 20
+
+    /// Compresses `source` into `destination`, fsyncing the result before returning.
+    ///
+    /// The output is a series of gzip members of `memberBytes` of input each (RFC 1952 §2.2 allows several members;
+    /// `zcat`, Python's gzip and Tally's reader read them as one stream), made by libdeflate, which is about twice
+    /// as fast as zlib at level 1 on log lines and compresses them better.
     public static func compressFile(source: String, destination: String, level: Int32 = 6) throws(LogIOError) {
         let input = try FileIO.open(source, O_RDONLY)
         defer { close(input) }
         let output = try FileIO.open(destination, O_WRONLY | O_CREAT | O_TRUNC)
         defer { close(output) }
-
-        // zlib checks that a stream stays at the address it was initialised at, so it lives on the heap.
-        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        defer { stream.deallocate() }
-        guard tally_deflateInit2(stream, level, 15 + 16) == Z_OK else {
-            throw LogIOError(code: .compression, message: "zlib could not start compressing \(source)")
+        guard let compressor = libdeflate_alloc_compressor(max(1, min(12, level))) else {
+            throw LogIOError(code: .compression, message: "libdeflate could not start compressing \(source)")
         }
-        defer { deflateEnd(stream) }
+        defer { libdeflate_free_compressor(compressor) }
 
-        let chunk = 1 << 20
-        let inBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
-        let outBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        let bound = libdeflate_gzip_compress_bound(compressor, memberBytes)
+        let inBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: memberBytes, alignment: 16)
+        let outBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bound, alignment: 16)
         defer { inBuffer.deallocate(); outBuffer.deallocate() }
 
-        var finished = false
-        while !finished {
-            let n = try FileIO.read(input, into: inBuffer, path: source)
-            let flush = n == 0 ? Z_FINISH : Z_NO_FLUSH
-            stream.pointee.next_in = inBuffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
-            stream.pointee.avail_in = uInt(n)
-            repeat {
-                stream.pointee.next_out = outBuffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
-                stream.pointee.avail_out = uInt(chunk)
-                let status = deflate(stream, flush)
-                guard status != Z_STREAM_ERROR else {
-                    throw LogIOError(code: .compression, message: "zlib failed while compressing \(source)")
-                }
-                let produced = chunk - Int(stream.pointee.avail_out)
-                try FileIO.writeAll(output, UnsafeRawBufferPointer(rebasing: outBuffer[0..<produced]), path: destination)
-                if status == Z_STREAM_END { finished = true }
-            } while stream.pointee.avail_out == 0
+        var wroteAny = false
+        while true {
+            // Fill a whole member's worth, so members are full size whatever the read sizes.
+            var filled = 0
+            while filled < memberBytes {
+                let n = try FileIO.read(input, into: UnsafeMutableRawBufferPointer(rebasing: inBuffer[filled...]), path: source)
+                if n == 0 { break }
+                filled += n
+            }
+            if filled == 0 && wroteAny { break }
+            let produced = libdeflate_gzip_compress(compressor, inBuffer.baseAddress, filled, outBuffer.baseAddress, bound)
+            guard produced > 0 else {
+                throw LogIOError(code: .compression, message: "libdeflate failed while compressing \(source)")
+            }
+            try FileIO.writeAll(output, UnsafeRawBufferPointer(rebasing: outBuffer[0..<produced]), path: destination)
+            wroteAny = true
+            if filled < memberBytes { break }
         }
         try FileIO.fsync(output, path: destination)
     }
