@@ -45,40 +45,41 @@ public enum Timestamp {
 
     /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ` to a byte buffer.
     public static func append(milliseconds: Int64, to out: inout [UInt8]) {
-        let (seconds, millis) = floorDivide(milliseconds, 1000)
-        let (days, secondOfDay) = floorDivide(seconds, 86_400)
-        let date = civilFromDays(Int(days))
-        appendDigits(date.year, width: 4, to: &out)
-        out.append(UInt8(ascii: "-"))
-        appendDigits(date.month, width: 2, to: &out)
-        out.append(UInt8(ascii: "-"))
-        appendDigits(date.day, width: 2, to: &out)
-        out.append(UInt8(ascii: "T"))
-        appendDigits(Int(secondOfDay / 3600), width: 2, to: &out)
-        out.append(UInt8(ascii: ":"))
-        appendDigits(Int(secondOfDay / 60 % 60), width: 2, to: &out)
-        out.append(UInt8(ascii: ":"))
-        appendDigits(Int(secondOfDay % 60), width: 2, to: &out)
-        out.append(UInt8(ascii: "."))
-        appendDigits(Int(millis), width: 3, to: &out)
-        out.append(UInt8(ascii: "Z"))
+        appendUTC(milliseconds: milliseconds, compact: false, to: &out)
     }
 
     /// Formats as the compact UTC form used in segment names: `yyyyMMdd'T'HHmmss'Z'`.
     public static func formatCompact(milliseconds: Int64) -> String {
-        let (seconds, _) = floorDivide(milliseconds, 1000)
-        let (days, secondOfDay) = floorDivide(seconds, 86_400)
-        let date = civilFromDays(Int(days))
         var out: [UInt8] = []
-        appendDigits(date.year, width: 4, to: &out)
-        appendDigits(date.month, width: 2, to: &out)
-        appendDigits(date.day, width: 2, to: &out)
+        appendUTC(milliseconds: milliseconds, compact: true, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, or with `compact` `YYYYMMDDTHHMMSSZ` (no separators, no milliseconds).
+    private static func appendUTC(milliseconds: Int64, compact: Bool, to out: inout [UInt8]) {
+        let (seconds, millis) = floorDivide(milliseconds, 1000)
+        let (days, secondOfDay) = floorDivide(seconds, 86_400)
+        appendDate(days: Int(days), separator: compact ? nil : UInt8(ascii: "-"), to: &out)
         out.append(UInt8(ascii: "T"))
         appendDigits(Int(secondOfDay / 3600), width: 2, to: &out)
+        if !compact { out.append(UInt8(ascii: ":")) }
         appendDigits(Int(secondOfDay / 60 % 60), width: 2, to: &out)
+        if !compact { out.append(UInt8(ascii: ":")) }
         appendDigits(Int(secondOfDay % 60), width: 2, to: &out)
+        if !compact {
+            out.append(UInt8(ascii: "."))
+            appendDigits(Int(millis), width: 3, to: &out)
+        }
         out.append(UInt8(ascii: "Z"))
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func appendDate(days: Int, separator: UInt8?, to out: inout [UInt8]) {
+        let date = civilFromDays(days)
+        appendDigits(date.year, width: 4, to: &out)
+        if let separator { out.append(separator) }
+        appendDigits(date.month, width: 2, to: &out)
+        if let separator { out.append(separator) }
+        appendDigits(date.day, width: 2, to: &out)
     }
 
     /// Parses an RFC 3339 date-time (`2026-11-22T15:43:01.123Z`, `2026-11-22T16:43:01+01:00`) to milliseconds since the epoch.
@@ -91,15 +92,7 @@ public enum Timestamp {
     /// Parses an RFC 3339 date-time from UTF-8 bytes.
     public static func parse(bytes b: UnsafeBufferPointer<UInt8>) -> Int64? {
         guard b.count >= 20 else { return nil }
-        func digits(_ at: Int, _ count: Int) -> Int? {
-            var value = 0
-            for i in at..<(at + count) {
-                let c = b[i]
-                guard c >= 0x30, c <= 0x39 else { return nil }
-                value = value * 10 + Int(c - 0x30)
-            }
-            return value
-        }
+        func digits(_ at: Int, _ count: Int) -> Int? { parseDigits(b, at: at, count: count) }
         guard let year = digits(0, 4), b[4] == UInt8(ascii: "-"), let month = digits(5, 2), b[7] == UInt8(ascii: "-"),
               let day = digits(8, 2), b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t") || b[10] == UInt8(ascii: " "),
               let hour = digits(11, 2), b[13] == UInt8(ascii: ":"), let minute = digits(14, 2), b[16] == UInt8(ascii: ":"),
@@ -142,30 +135,30 @@ public enum Timestamp {
 
     /// Parses a calendar date `YYYY-MM-DD` to its day number since 1970-01-01.
     public static func parseDate(_ text: some StringProtocol) -> Int? {
-        let b = Array(text.utf8)
-        guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-") else { return nil }
-        func digits(_ at: Int, _ count: Int) -> Int? {
-            var value = 0
-            for i in at..<(at + count) {
-                guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
-                value = value * 10 + Int(b[i] - 0x30)
-            }
-            return value
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBufferPointer { b -> Int? in
+            guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"),
+                  let year = parseDigits(b, at: 0, count: 4), let month = parseDigits(b, at: 5, count: 2),
+                  let day = parseDigits(b, at: 8, count: 2), (1...12).contains(month),
+                  day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
+            return daysFromCivil(year: year, month: month, day: day)
         }
-        guard let year = digits(0, 4), let month = digits(5, 2), let day = digits(8, 2), (1...12).contains(month),
-              day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
-        return daysFromCivil(year: year, month: month, day: day)
+    }
+
+    /// The value of `count` ASCII digits at `at`, or nil if any is not a digit.
+    private static func parseDigits(_ b: UnsafeBufferPointer<UInt8>, at: Int, count: Int) -> Int? {
+        var value = 0
+        for i in at..<(at + count) {
+            guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
+            value = value * 10 + Int(b[i] - 0x30)
+        }
+        return value
     }
 
     /// Formats a day number since 1970-01-01 as `YYYY-MM-DD`.
     public static func formatDate(days: Int) -> String {
-        let date = civilFromDays(days)
         var out: [UInt8] = []
-        appendDigits(date.year, width: 4, to: &out)
-        out.append(UInt8(ascii: "-"))
-        appendDigits(date.month, width: 2, to: &out)
-        out.append(UInt8(ascii: "-"))
-        appendDigits(date.day, width: 2, to: &out)
+        appendDate(days: days, separator: UInt8(ascii: "-"), to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
