@@ -6,6 +6,14 @@ let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let grdb: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
+let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
+let httpClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
+let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 
 let package = Package(
     name: "Tally",
@@ -23,6 +31,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries from Debian, as GRDB does for SQLite.
@@ -37,19 +51,23 @@ let package = Package(
         .target(name: "TallyConfig", dependencies: ["UsageLog", yams]),
         // Deterministic synthetic usage logs, written through the real segment writer.
         .target(name: "Synth", dependencies: ["UsageLog", "TallyConfig"]),
-        .target(name: "Collector", dependencies: ["UsageLog", "TallyConfig", "CPCRE2"]),
+        .target(name: "Collector", dependencies: [
+            "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1,
+        ]),
         .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", grdb]),
         .target(name: "Report", dependencies: ["TallyConfig"]),
         // The CLI lives in a library so that tests drive it through the real argument parsing.
         .target(name: "TallyCLI", dependencies: [
-            argumentParser, crypto, "UsageLog", "TallyConfig", "Synth", "Collector", "Auditor", "Report",
+            argumentParser, crypto, logging, "UsageLog", "TallyConfig", "Synth", "Collector", "Auditor", "Report",
         ]),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
 
         .testTarget(name: "UsageLogTests", dependencies: ["UsageLog", crypto]),
         .testTarget(name: "TallyConfigTests", dependencies: ["TallyConfig"]),
         .testTarget(name: "SynthTests", dependencies: ["Synth", "UsageLog", "TallyConfig"]),
-        .testTarget(name: "CollectorTests", dependencies: ["Collector"]),
+        .testTarget(name: "CollectorTests", dependencies: [
+            "Collector", "UsageLog", "TallyConfig", crypto, hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
+        ]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", argumentParser]),
     ]
 )

@@ -8,7 +8,13 @@ config=fixtures/demo/tally.yaml
 
 scripts/setup.sh
 echo "demo: building tally (release; the first build takes several minutes)" >&2
-swift build -c release --product tally >/dev/null
+build_log="$(mktemp)"
+if ! swift build -c release --product tally >"$build_log" 2>&1; then
+  cat "$build_log" >&2
+  echo "demo: the build failed (output above)" >&2
+  exit 1
+fi
+rm -f "$build_log"
 tally="$(swift build -c release --show-bin-path)/tally"
 
 # The demo's own prompt-hash secret; a real deployment sets its own.

@@ -2,8 +2,9 @@ import CPCRE2
 
 /// A PCRE2 pattern compiled (and JIT-compiled where the platform allows) for matching UTF-8 text.
 ///
-/// The compiled code is immutable after `init`; each match call makes its own match data.
-public final class PCRE2Pattern {
+/// The compiled code is immutable after `init` and each match call makes its own match data, which is what PCRE2
+/// requires for sharing a pattern between threads; hence the unchecked `Sendable` over the C handle.
+public final class PCRE2Pattern: @unchecked Sendable {
     /// Why a pattern did not compile: PCRE2's message and the offset in the pattern.
     public struct CompileError: Error, Sendable, CustomStringConvertible {
         public var message: String
@@ -52,6 +53,38 @@ public final class PCRE2Pattern {
         var text = text
         return text.withUTF8 { utf8 in
             pcre2_match_8(code, utf8.baseAddress ?? UnsafePointer(bitPattern: 1)!, utf8.count, 0, 0, matchData, nil) >= 0
+        }
+    }
+
+    /// `text` with every match replaced by `replacement`, skipping matches `accept` turns down.
+    public func replacingMatches(in text: String, with replacement: String, where accept: ((Substring) -> Bool)? = nil) -> String {
+        guard let matchData = pcre2_match_data_create_from_pattern_8(code, nil) else { return text }
+        defer { pcre2_match_data_free_8(matchData) }
+        var text = text
+        return text.withUTF8 { utf8 -> String in
+            guard let base = utf8.baseAddress else { return "" }
+            var out: [UInt8] = []
+            var copied = 0
+            var offset = 0
+            while offset <= utf8.count {
+                let status = pcre2_match_8(code, base, utf8.count, offset, 0, matchData, nil)
+                guard status >= 0 else { break }
+                let ovector = pcre2_get_ovector_pointer_8(matchData)!
+                let start = ovector[0]
+                let end = ovector[1]
+                let matched = String(decoding: UnsafeBufferPointer(rebasing: utf8[start..<end]), as: UTF8.self)
+                if end > start, accept?(Substring(matched)) ?? true {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[copied..<start]))
+                    out.append(contentsOf: replacement.utf8)
+                    copied = end
+                }
+                // Step past an empty match by one whole character, so UTF-8 stays valid.
+                offset = end > start ? end : end + 1
+                while offset < utf8.count, utf8[offset] & 0xC0 == 0x80 { offset += 1 }
+            }
+            if copied == 0 { return String(decoding: utf8, as: UTF8.self) }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[copied...]))
+            return String(decoding: out, as: UTF8.self)
         }
     }
 

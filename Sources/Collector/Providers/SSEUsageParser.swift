@@ -1,0 +1,144 @@
+import TallyConfig
+import UsageLog
+
+/// Reads usage and model from a server-sent-event stream as it passes, chunk by chunk.
+///
+/// Without `dropInjectedUsageChunk` every chunk is forwarded as it arrives (`feed` returns nil) and only parsed on the
+/// side. With it (Tally asked OpenAI for `include_usage` on the client's behalf), bytes are forwarded event by event so
+/// that the one usage-only chunk the client did not ask for can be left out; everything else goes through unchanged.
+struct SSEUsageParser {
+    let kind: ProviderKind
+    let dropInjectedUsageChunk: Bool
+
+    private(set) var usage: UsageEvent.Usage?
+    private(set) var model: String?
+    /// An error event seen in the stream (Anthropic `error`, OpenAI Responses `response.failed` / `error`).
+    private(set) var streamError: String?
+    /// Whether the stream reached its natural end (`[DONE]`, `message_stop`, `response.completed`).
+    private(set) var completed = false
+
+    private var pending: [UInt8] = []
+    private var anthropicCounts: [String: Int64] = [:]
+
+    init(kind: ProviderKind, dropInjectedUsageChunk: Bool) {
+        self.kind = kind
+        self.dropInjectedUsageChunk = dropInjectedUsageChunk
+    }
+
+    /// Takes the next chunk; returns the bytes to send the client instead of it, or nil to send it unchanged.
+    mutating func feed(_ chunk: UnsafeRawBufferPointer) -> [UInt8]? {
+        pending.append(contentsOf: chunk)
+        var output: [UInt8] = []
+        var eventStart = 0
+        var lineStart = 0
+        var index = 0
+        while index < pending.count {
+            if pending[index] == 0x0A {
+                var lineEnd = index
+                if lineEnd > lineStart, pending[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+                if lineEnd == lineStart {
+                    // A blank line ends an event.
+                    let keep = process(pending[eventStart..<index + 1])
+                    if dropInjectedUsageChunk, keep { output.append(contentsOf: pending[eventStart..<index + 1]) }
+                    eventStart = index + 1
+                }
+                lineStart = index + 1
+            }
+            index += 1
+        }
+        pending.removeSubrange(0..<eventStart)
+        return dropInjectedUsageChunk ? output : nil
+    }
+
+    /// The end of the stream: whatever is still held (an event without its closing blank line) goes out as is.
+    mutating func finish() -> [UInt8] {
+        defer { pending.removeAll() }
+        if !pending.isEmpty { _ = process(pending[...]) }
+        return dropInjectedUsageChunk ? pending : []
+    }
+
+    /// Reads one event; returns false when it is the injected usage chunk to leave out.
+    private mutating func process(_ event: ArraySlice<UInt8>) -> Bool {
+        var data: [UInt8] = []
+        var sawData = false
+        for line in event.split(separator: 0x0A, omittingEmptySubsequences: true) {
+            var line = line
+            if line.last == 0x0D { line = line.dropLast() }
+            guard line.starts(with: "data:".utf8) else { continue }
+            var payload = line.dropFirst(5)
+            if payload.first == 0x20 { payload = payload.dropFirst() }
+            if sawData { data.append(0x0A) }
+            data.append(contentsOf: payload)
+            sawData = true
+        }
+        guard sawData else { return true }
+        if data.elementsEqual("[DONE]".utf8) {
+            completed = true
+            return true
+        }
+        guard let json = try? JSONValue.parse(data), case .object = json else { return true }
+        switch kind {
+        case .openai: return processOpenAI(json)
+        case .anthropic: processAnthropic(json); return true
+        }
+    }
+
+    private mutating func processOpenAI(_ json: JSONValue) -> Bool {
+        if let type = json["type"]?.stringValue {
+            // Responses API events.
+            let response = json["response"]
+            if let name = response?["model"]?.stringValue { model = name }
+            switch type {
+            case "response.completed", "response.incomplete", "response.failed":
+                if let u = response?["usage"], let read = UsageReading.openAI(u) { usage = read }
+                completed = true
+                if type == "response.failed" {
+                    streamError = response?["error"]?["message"]?.stringValue ?? "response failed"
+                }
+            case "error":
+                streamError = json["message"]?.stringValue ?? json["error"]?["message"]?.stringValue ?? "error event"
+            default:
+                break
+            }
+            return true
+        }
+        // Chat completions and legacy completions chunks.
+        if let name = json["model"]?.stringValue, !name.isEmpty { model = name }
+        if let u = json["usage"], !u.isNull, let read = UsageReading.openAI(u) {
+            usage = read
+            if dropInjectedUsageChunk, case .array(let choices)? = json["choices"], choices.isEmpty {
+                return false
+            }
+        }
+        if let message = json["error"]?["message"]?.stringValue { streamError = message }
+        return true
+    }
+
+    private mutating func processAnthropic(_ json: JSONValue) {
+        switch json["type"]?.stringValue {
+        case "message_start":
+            let message = json["message"]
+            if let name = message?["model"]?.stringValue { model = name }
+            if let u = message?["usage"] { merge(u) }
+        case "message_delta":
+            // Counts here are cumulative: the last value wins, never a sum.
+            if let u = json["usage"] { merge(u) }
+        case "message_stop":
+            completed = true
+        case "error":
+            streamError = json["error"]?["message"]?.stringValue ?? "error event"
+        default:
+            break
+        }
+    }
+
+    private mutating func merge(_ usageObject: JSONValue) {
+        guard case .object(let members) = usageObject else { return }
+        for member in members {
+            if let n = member.value.int64Value { anthropicCounts[member.key] = n }
+        }
+        var object: [(key: String, value: JSONValue)] = []
+        for (key, value) in anthropicCounts { object.append((key, .number(String(value)))) }
+        usage = UsageReading.anthropic(.object(object))
+    }
+}

@@ -1,0 +1,101 @@
+import UsageLog
+
+/// Captures the raw JSON text of chosen top-level members of an object streamed in chunks, in bounded memory.
+///
+/// A plain provider response can be megabytes (embeddings), but usage and model are small top-level members.
+/// Feeding every chunk through this scanner keeps only those members' bytes; nothing else is stored.
+struct TopLevelFieldCapture {
+    let wanted: Set<String>
+    /// Longest member value kept; longer ones are dropped (usage and model are tiny).
+    let limit: Int
+    private(set) var captured: [String: [UInt8]] = [:]
+
+    private var depth = 0
+    private var inString = false
+    private var escaped = false
+    /// At depth 1, the next string is a member name.
+    private var expectingKey = false
+    private var keyBytes: [UInt8] = []
+    private var readingKey = false
+    private var currentKey: String?
+    /// Capturing the value of `currentKey`.
+    private var capturing = false
+    private var valueBytes: [UInt8] = []
+    private var awaitingValue = false
+
+    init(wanted: Set<String>, limit: Int = 64 * 1024) {
+        self.wanted = wanted
+        self.limit = limit
+    }
+
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        for byte in bytes { step(byte) }
+    }
+
+    private mutating func step(_ byte: UInt8) {
+        if awaitingValue {
+            // Skip white space after ':' until the value starts.
+            if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { return }
+            awaitingValue = false
+            capturing = currentKey.map(wanted.contains) ?? false
+            valueBytes.removeAll(keepingCapacity: true)
+        }
+        if capturing {
+            let endsValue = !inString && depth == 1 && (byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}"))
+            if endsValue {
+                if let key = currentKey, valueBytes.count <= limit { captured[key] = trimmed(valueBytes) }
+                capturing = false
+            } else if valueBytes.count <= limit {
+                valueBytes.append(byte)
+            }
+        }
+        if inString {
+            if escaped {
+                escaped = false
+            } else if byte == UInt8(ascii: "\\") {
+                escaped = true
+            } else if byte == UInt8(ascii: "\"") {
+                inString = false
+                if readingKey {
+                    readingKey = false
+                    currentKey = String(decoding: keyBytes, as: UTF8.self)
+                }
+                return
+            }
+            if readingKey, keyBytes.count < 256 { keyBytes.append(byte) }
+            return
+        }
+        switch byte {
+        case UInt8(ascii: "\""):
+            inString = true
+            if depth == 1 && expectingKey {
+                readingKey = true
+                expectingKey = false
+                keyBytes.removeAll(keepingCapacity: true)
+            }
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            depth += 1
+            if depth == 1 && byte == UInt8(ascii: "{") { expectingKey = true }
+        case UInt8(ascii: "}"), UInt8(ascii: "]"):
+            depth -= 1
+        case UInt8(ascii: ","):
+            if depth == 1 { expectingKey = true }
+        case UInt8(ascii: ":"):
+            if depth == 1 { awaitingValue = true }
+        default:
+            break
+        }
+    }
+
+    private func trimmed(_ bytes: [UInt8]) -> [UInt8] {
+        var end = bytes.count
+        while end > 0, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[end - 1]) { end -= 1 }
+        return Array(bytes[0..<end])
+    }
+
+    /// The captured member parsed as JSON, when it was captured and parses.
+    func value(_ key: String) -> JSONValue? {
+        guard let bytes = captured[key] else { return nil }
+        return try? JSONValue.parse(bytes)
+    }
+}

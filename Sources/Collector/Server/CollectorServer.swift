@@ -1,0 +1,148 @@
+import AsyncHTTPClient
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import TallyConfig
+import UnixSignals
+import UsageLog
+
+/// Why the collector cannot start.
+public struct CollectorError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A running collector, as `onRunning` sees it.
+public struct RunningCollector: Sendable {
+    /// The port the server listens on.
+    public let port: Int
+    let group: ServiceGroup
+
+    /// Stops the collector as SIGTERM would: no new connections, calls in flight finish, the log is drained.
+    public func shutdown() async {
+        await group.triggerGracefulShutdown()
+    }
+}
+
+/// `tally collect`: the proxy server with its log writer and revocation watcher, shut down gracefully on SIGTERM/SIGINT.
+public enum CollectorServer {
+    /// Runs until SIGTERM or SIGINT (or cancellation): stops accepting, lets calls in flight finish (at most
+    /// `gracePeriod`), drains the log queue and closes the active segment.
+    ///
+    /// - Parameter onRunning: called once the server listens, with its port (port 0 in `listen` picks a free one)
+    ///   and a way to stop it.
+    public static func run(
+        config: Config, environment: [String: String], logger: Logger, gracePeriod: Duration = .seconds(30),
+        onRunning: (@Sendable (RunningCollector) async -> Void)? = nil
+    ) async throws {
+        let c = config.collector
+        guard let secret = environment[c.hashSecretEnv], !secret.isEmpty else {
+            throw CollectorError("\(c.hashSecretEnv) is not set: the collector hashes prompts with a secret from it. Set it to a long random string, the same on every collector (for example: export \(c.hashSecretEnv)=$(head -c 32 /dev/urandom | base64))")
+        }
+        guard !config.providers.isEmpty else { throw CollectorError("the config has no providers: there is nowhere to forward to") }
+        var providerKeys: [String: String] = [:]
+        for provider in config.providers {
+            if let key = environment[provider.apiKeyEnv], !key.isEmpty {
+                providerKeys[provider.name] = key
+            } else {
+                logger.warning("provider key not set; calls to this provider will get 502", metadata: ["collector.provider": "\(provider.name)", "collector.env": "\(provider.apiKeyEnv)"])
+            }
+        }
+        guard let (host, port) = listenAddress(c.listen) else { throw CollectorError("collector.listen '\(c.listen)' is not host:port") }
+        let redactor: Redactor
+        do {
+            redactor = try Redactor(extraPatterns: c.redact)
+        } catch {
+            throw CollectorError("a collector.redact pattern does not compile: \(error)")
+        }
+
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.decompression = .disabled
+        clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 512
+        clientConfiguration.timeout.connect = .seconds(10)
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+
+        let metrics = CollectorMetrics()
+        let keys = KeyState(keys: config.keys)
+        let queue = EventQueue()
+        let proxy = Proxy(config: config, keys: keys, httpClient: httpClient, queue: queue, metrics: metrics,
+                          hasher: PromptHasher(secret: Array(secret.utf8)), redactor: redactor, providerKeys: providerKeys,
+                          logger: logger)
+        let writer = LogWriterService(queue: queue, logDirectory: config.resolve(c.logDir), collectorID: c.id,
+                                      options: LogWriterService.options(from: c), metrics: metrics, logger: logger)
+        let watcher = RevocationWatcher(path: config.resolve(c.revocations), interval: .milliseconds(c.reloadIntervalMs),
+                                        keys: keys, metrics: metrics, logger: logger)
+
+        let responder = CallbackResponder<BasicRequestContext> { request, context in
+            switch (request.method, request.uri.path) {
+            case (.get, "/healthz"):
+                return text("ok\n")
+            case (.get, "/readyz"):
+                return keys.isReady ? text("ready\n") : text("not ready: revocation list not loaded\n", status: .serviceUnavailable)
+            case (.get, "/metrics"):
+                return text(metrics.render(), contentType: "text/plain; version=0.0.4")
+            default:
+                return try await proxy.respond(to: request, context: context)
+            }
+        }
+        let groupBox = GroupBox()
+        let app = Application(
+            responder: responder,
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                logger.info("collector listening", metadata: ["collector.id": "\(c.id)", "collector.address": "\(host):\(bound)"])
+                if let group = groupBox.group { await onRunning?(RunningCollector(port: bound, group: group)) }
+            },
+            logger: logger
+        )
+        // Graceful shutdown runs in reverse order: the server stops first, then the watcher, and the writer drains last.
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [
+                .init(service: writer),
+                .init(service: watcher),
+                .init(service: app),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger
+        )
+        groupConfiguration.maximumGracefulShutdownDuration = gracePeriod
+        let group = ServiceGroup(configuration: groupConfiguration)
+        groupBox.group = group
+        do {
+            try await group.run()
+        } catch {
+            try? await httpClient.shutdown()
+            throw error
+        }
+        try await httpClient.shutdown()
+        logger.info("collector stopped", metadata: ["collector.id": "\(c.id)"])
+    }
+
+    /// Lets the server's start callback reach the group that runs it (set before the group starts).
+    final class GroupBox: Sendable {
+        private let stored = Mutex<ServiceGroup?>(nil)
+        var group: ServiceGroup? {
+            get { stored.withLock { $0 } }
+            set { stored.withLock { $0 = newValue } }
+        }
+    }
+
+    static func listenAddress(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+
+    static func text(_ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+}
