@@ -13,6 +13,7 @@ struct Harness: Sendable {
     static let aliceSecret = "tk-test-alice-0123456789abcdefghijklmnopqrstuv"
     static let bobSecret = "tk-test-bob-0123456789abcdefghijklmnopqrstuvwxy"
     static let privateSecret = "tk-test-private-0123456789abcdefghijklmnopqrs"
+    static let expiredSecret = "tk-test-expired-0123456789abcdefghijklmnopqrs"
 
     let folder: String
     let collectorPort: Int
@@ -38,6 +39,7 @@ struct Harness: Sendable {
           - {id: k-alice, sha256: \(sha(aliceSecret)), user: alice}
           - {id: k-bob, sha256: \(sha(bobSecret)), user: bob}
           - {id: k-private, sha256: \(sha(privateSecret)), user: bob, privacy: true}
+          - {id: k-expired, sha256: \(sha(expiredSecret)), user: bob, expires: 2020-01-01T00:00:00Z}
         collector:
           id: test
           listen: 127.0.0.1:0

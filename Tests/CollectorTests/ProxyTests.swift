@@ -112,10 +112,14 @@ struct ProxyTests {
             #expect(missing.status == 401)
             let noRoute = try await h.call("/nowhere/v1/chat", body: "{}")
             #expect(noRoute.status == 404)
+            let expired = try await h.call("/openai/v1/chat/completions", body: Self.chat, key: Harness.expiredSecret)
+            #expect(expired.status == 403)
+            #expect(String(decoding: expired.body, as: UTF8.self).contains("key k-expired expired at 2020-01-01T00:00:00.000Z"))
             #expect(h.mock.received.withLock { $0.isEmpty }, "nothing reached the provider")
         }
-        #expect(events.map(\.outcome) == [.rejectedUnknownKey, .rejectedUnknownKey, .rejectedUnknownKey])
-        #expect(events.allSatisfy { $0.key == "unknown" && $0.usage == nil && $0.status == 401 })
+        #expect(events.map(\.outcome) == [.rejectedUnknownKey, .rejectedUnknownKey, .rejectedUnknownKey, .rejectedRevoked])
+        #expect(events.prefix(3).allSatisfy { $0.key == "unknown" && $0.usage == nil && $0.status == 401 })
+        #expect(events.last?.key == "k-expired" && events.last?.status == 403)
     }
 
     @Test func revocationsApplyWithinTheReloadIntervalAndACorruptFileKeepsTheOldList() async throws {

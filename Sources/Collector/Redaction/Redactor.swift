@@ -26,7 +26,7 @@ public struct Redactor: Sendable {
             Rule(pattern: try PCRE2Pattern(#"(?<![\d-])(?:\d[ \-]?){12,18}\d(?![\d-])"#), label: "[CARD]",
                  check: { Redactor.passesLuhn($0) }),
             Rule(pattern: try PCRE2Pattern(#"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .\-]?\(?\d{2,4}\)?){2,5}(?![\w])"#), label: "[PHONE]",
-                 check: { text in text.filter(\.isNumber).count >= 7 }),
+                 check: { text in (7...15).contains(text.filter(\.isNumber).count) }),   // E.164: at most 15 digits
         ]
         for pattern in extraPatterns {
             rules.append(Rule(pattern: try PCRE2Pattern(pattern), label: "[REDACTED]"))

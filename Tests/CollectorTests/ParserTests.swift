@@ -1,0 +1,174 @@
+import Foundation
+import Testing
+import TallyConfig
+import UsageLog
+@testable import Collector
+
+@Suite("Usage parsing, byte by byte")
+struct ParserTests {
+    static let openAIStream = [
+        #"data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}"#,
+        #"data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":2},"completion_tokens_details":{"reasoning_tokens":1}}}"#,
+        "data: [DONE]",
+    ].map { $0 + "\n\n" }.joined()
+
+    /// Feeds `text` split at `cut`; returns what would reach the client and the parser.
+    func feed(_ text: String, cut: Int, kind: ProviderKind, drop: Bool) -> (String, SSEUsageParser) {
+        var parser = SSEUsageParser(kind: kind, dropInjectedUsageChunk: drop)
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        for part in [bytes[..<cut], bytes[cut...]] {
+            let chunk = Array(part)
+            let forwarded = chunk.withUnsafeBytes { parser.feed($0) }
+            out.append(contentsOf: forwarded ?? chunk)
+        }
+        out.append(contentsOf: parser.finish())
+        return (String(decoding: out, as: UTF8.self), parser)
+    }
+
+    @Test func openAIUsageWhereverTheChunksSplit() {
+        let bytes = Self.openAIStream.utf8.count
+        let withoutUsage = Self.openAIStream.components(separatedBy: "\n\n").filter { !$0.contains(#""choices":[],"#) && !$0.isEmpty }.map { $0 + "\n\n" }.joined()
+        for cut in 0...bytes {
+            let (passed, parser) = feed(Self.openAIStream, cut: cut, kind: .openai, drop: false)
+            #expect(passed == Self.openAIStream)
+            #expect(parser.usage == UsageEvent.Usage(input: 9, output: 4, cachedInput: 2, reasoning: 1))
+            #expect(parser.model == "gpt-4o" && parser.completed)
+            let (dropped, parser2) = feed(Self.openAIStream, cut: cut, kind: .openai, drop: true)
+            #expect(dropped == withoutUsage, "cut at \(cut)")
+            #expect(parser2.usage?.input == 9)
+        }
+    }
+
+    @Test func anthropicDeltasAreCumulativeNotSummed() {
+        let stream = [
+            "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-haiku-4-5\",\"usage\":{\"input_tokens\":100,\"cache_read_input_tokens\":50,\"cache_creation_input_tokens\":0,\"output_tokens\":1}}}\r\n\r\n",
+            "event: message_delta\r\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":10}}\r\n\r\n",
+            "event: message_delta\r\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":25}}\r\n\r\n",
+            "event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n",
+        ].joined()
+        for cut in stride(from: 0, through: stream.utf8.count, by: 7) {
+            let (passed, parser) = feed(stream, cut: cut, kind: .anthropic, drop: false)
+            #expect(passed == stream)
+            #expect(parser.usage == UsageEvent.Usage(input: 150, output: 25, cachedInput: 50, cacheWrite: 0))
+            #expect(parser.model == "claude-haiku-4-5")
+        }
+    }
+
+    @Test func anErrorEventAfterA200IsNoticed() {
+        let stream = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+        #expect(feed(stream, cut: 10, kind: .anthropic, drop: false).1.streamError == "Overloaded")
+    }
+
+    @Test func plainBodiesGiveUpUsageInBoundedMemory() throws {
+        // A large embeddings body: usage at the end, after megabytes of numbers.
+        var body = #"{"object":"list","data":[{"embedding":["#
+        body += Array(repeating: "0.0123", count: 200_000).joined(separator: ",")
+        body += #"],"note":"a \"usage\": {\"prompt_tokens\": 999} inside a string"}],"model":"text-embedding-3-large","usage":{"prompt_tokens":42,"total_tokens":42}}"#
+        var capture = TopLevelFieldCapture(wanted: ["usage", "model"])
+        let bytes = Array(body.utf8)
+        for start in stride(from: 0, to: bytes.count, by: 4093) {
+            bytes[start..<min(start + 4093, bytes.count)].withUnsafeBytes { capture.feed($0) }
+        }
+        #expect(capture.value("model")?.stringValue == "text-embedding-3-large")
+        #expect(UsageReading.openAI(try #require(capture.value("usage"))) == UsageEvent.Usage(input: 42, output: 0))
+    }
+
+    @Test func requestingUsageKeepsTheRestOfTheBody() throws {
+        let original = #"{"model":"m","stream":true,"stream_options":{"foo":1},"messages":[]}"#
+        let json = try JSONValue.parse(Array(original.utf8))
+        let rewritten = try #require(Proxy.requestingUsage(Array(original.utf8), json))
+        let parsed = try JSONValue.parse(rewritten)
+        #expect(parsed["stream_options"]?["include_usage"]?.boolValue == true)
+        #expect(parsed["stream_options"]?["foo"]?.int64Value == 1)
+        #expect(parsed["model"]?.stringValue == "m")
+    }
+}
+
+@Suite("Redaction")
+struct RedactorTests {
+    let redactor = try! Redactor(extraPatterns: ["(?i)project-[a-z]+-secret"])
+
+    @Test(arguments: [
+        ("mail jane.doe+x@example.co.uk now", "mail [EMAIL] now"),
+        ("card 4111 1111 1111 1111 ok", "card [CARD] ok"),
+        ("not a card 4111 1111 1111 1112", "not a card 4111 1111 1111 1112"),
+        ("iban DE89 3704 0044 0532 0130 00 thanks", "iban [IBAN] thanks"),
+        ("key sk-ant-api03-abcdefghijklmnop and sk-proj-abcdefghijklmnopqrstu", "key [KEY] and [KEY]"),
+        ("aws AKIAIOSFODNN7EXAMPLE", "aws [KEY]"),
+        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc", "Authorization: [TOKEN]"),
+        ("call +49 30 1234567 today", "call [PHONE] today"),
+        ("the project-apollo-secret is out", "the [REDACTED] is out"),
+        ("order 12345 shipped in 2026", "order 12345 shipped in 2026"),
+        ("café ☕ jane@example.com", "café ☕ [EMAIL]"),
+    ])
+    func redacts(input: String, expected: String) {
+        #expect(redactor.redact(input) == expected)
+    }
+
+    @Test func previewsAreCutAfterRedaction() {
+        #expect(redactor.preview(of: "write to jane.doe@example.com please", characters: 12) == "write to [EM")
+        #expect(redactor.preview(of: "anything", characters: 0) == nil)
+    }
+}
+
+@Suite("Revocation list format")
+struct RevocationListTests {
+    @Test func roundTripsWithItsChecksum() throws {
+        let list = RevocationList(entries: [
+            .init(keyID: "k-a", reason: "budget: team search spent 103%\tof budget", until: Timestamp.parse("2026-12-01T00:00:00Z")),
+            .init(keyID: "k-b", reason: "manual: left", until: nil),
+        ])
+        let bytes = list.rendered(comments: ["written by tally audit"])
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.hasPrefix("# tally-revocations v1\n# sha256 "))
+        #expect(text.hasSuffix("k-b\tmanual: left\t-\n"))
+        let parsed = try RevocationList(parsing: bytes)
+        #expect(parsed.entries.count == 2 && parsed.entries[0].reason == "budget: team search spent 103% of budget")
+        #expect(parsed.entries[0].kind == .budget && parsed.entries[1].kind == .manual)
+        #expect(parsed.entries[0].message == "team search spent 103% of budget")
+        #expect(parsed.entry(forKey: "k-a", at: Timestamp.parse("2026-11-30T00:00:00Z")!) != nil)
+        #expect(parsed.entry(forKey: "k-a", at: Timestamp.parse("2026-12-01T00:00:00Z")!) == nil, "until is exclusive")
+        #expect(try RevocationList(parsing: RevocationList().rendered()).entries.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("", "the first line"),
+        ("# tally-revocations v1\nk\tr\t-\n", "no '# sha256"),
+        ("# tally-revocations v2\n", "the first line"),
+    ])
+    func refusesBrokenFiles(text: String, message: String) {
+        #expect(throws: RevocationList.ParseError.self) { try RevocationList(parsing: Array(text.utf8)) }
+    }
+
+    @Test func refusesAnEditedOrCutFile() {
+        var bytes = RevocationList(entries: [.init(keyID: "k-a", reason: "manual: x", until: nil)]).rendered()
+        #expect(throws: RevocationList.ParseError.self) { try RevocationList(parsing: Array(bytes.dropLast(3))) }
+        bytes.append(contentsOf: "k-b\tmanual: sneaked in\t-\n".utf8)
+        #expect(throws: RevocationList.ParseError.self) { try RevocationList(parsing: bytes) }
+    }
+}
+
+@Suite("Event queue")
+struct EventQueueTests {
+    @Test func aFullQueueMakesSendersWaitAndLosesNothing() async throws {
+        let queue = EventQueue(capacity: 4)
+        let event = UsageEvent(id: "x", timestamp: 0, collector: "c", key: "k", provider: "p", endpoint: .other, model: "m",
+                               status: 200, outcome: .ok, stream: false, usage: nil)
+        let senders = Task {
+            for i in 0..<100 {
+                var e = event
+                e.id = "e\(i)"
+                await queue.send(e)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(queue.depth <= 5, "senders wait once the queue holds its capacity")
+        var received: [String] = []
+        while received.count < 100, let batch = await queue.nextBatch() { received += batch.map(\.id) }
+        await senders.value
+        queue.close()
+        #expect(await queue.nextBatch() == nil)
+        #expect(received == (0..<100).map { "e\($0)" })
+    }
+}
