@@ -3,7 +3,7 @@
 # the C libraries it links (SQLite, zlib, libdeflate, PCRE2) and a check for the Swift toolchain.
 set -euo pipefail
 
-packages=(libsqlite3-dev zlib1g-dev libpcre2-dev libdeflate-dev)
+packages=(libsqlite3-dev zlib1g-dev libpcre2-dev libdeflate-dev python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it.
+# The whole test suite, as CI runs it: the Swift tests, then the official OpenAI and Anthropic Python SDKs
+# against a real `tally collect` (in a virtualenv under .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 swift build --build-tests
 swift test --skip-build
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import openai, anthropic, pytest" 2>/dev/null; then
+  echo "test: installing the OpenAI and Anthropic SDKs into .venv" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "openai>=1.50" "anthropic>=0.40" pytest
+fi
+TALLY_BIN="$(swift build --show-bin-path)/tally" .venv/bin/python -m pytest -q -W ignore::DeprecationWarning Tests/sdk

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import Synchronization
 
@@ -145,7 +146,8 @@ final class MockUpstream: Sendable {
         let app = Application(
             responder: CallbackResponder<BasicRequestContext> { request, _ in try await self.respond(request) },
             configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in await onPort(channel.localAddress!.port!) }
+            onServerRunning: { channel in await onPort(channel.localAddress!.port!) },
+            logger: { var logger = Logger(label: "mock-upstream"); logger.logLevel = .critical; return logger }()
         )
         try await app.run()
     }

@@ -1,0 +1,102 @@
+"""A small OpenAI- and Anthropic-compatible provider for the SDK tests: known usage, plain and streamed."""
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+OPENAI_KEY = "sk-real-openai-for-sdk-tests"
+ANTHROPIC_KEY = "sk-ant-real-anthropic-for-sdk-tests"
+
+CHAT_USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17,
+              "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 2}}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def send_json(self, status, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_sse(self, events, pause=0.005):
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for event in events:
+            data = event.encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+            time.sleep(pause)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length", "0"))
+        request = json.loads(self.rfile.read(length) or b"{}")
+        anthropic = self.path.endswith("/messages")
+        if anthropic and self.headers.get("x-api-key") != ANTHROPIC_KEY:
+            return self.send_json(401, {"type": "error", "error": {"type": "authentication_error", "message": "mock: wrong key"}})
+        if not anthropic and self.headers.get("authorization") != "Bearer " + OPENAI_KEY:
+            return self.send_json(401, {"error": {"message": "mock: wrong key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+        stream = request.get("stream", False)
+        if self.path.endswith("/chat/completions"):
+            slow = request.get("model") == "slow"
+            if not stream:
+                return self.send_json(200, {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
+                                            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the mock!"}, "finish_reason": "stop"}],
+                                            "usage": CHAT_USAGE})
+            include = (request.get("stream_options") or {}).get("include_usage", False)
+            words = ["Hello", " from", " the", " mock!"] * (10 if slow else 1)
+            events = []
+            for w in words:
+                chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18",
+                         "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+                if include:
+                    chunk["usage"] = None
+                events.append("data: " + json.dumps(chunk) + "\n\n")
+            if include:
+                events.append("data: " + json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18", "choices": [], "usage": CHAT_USAGE}) + "\n\n")
+            events.append("data: [DONE]\n\n")
+            return self.send_sse(events, pause=0.1 if slow else 0.005)
+        if self.path.endswith("/messages"):
+            usage = {"input_tokens": 10, "cache_creation_input_tokens": 3, "cache_read_input_tokens": 5, "output_tokens": 7}
+            message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+                       "content": [{"type": "text", "text": "Hello from the mock!"}], "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
+            if not stream:
+                return self.send_json(200, message)
+            start = dict(message, content=[], stop_reason=None, usage=dict(usage, output_tokens=1))
+
+            def ev(name, obj):
+                return "event: %s\ndata: %s\n\n" % (name, json.dumps(obj))
+            return self.send_sse([
+                ev("message_start", {"type": "message_start", "message": start}),
+                ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello from"}}),
+                ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " the mock!"}}),
+                ev("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 7}}),
+                ev("message_stop", {"type": "message_stop"}),
+            ])
+        if self.path.endswith("/embeddings"):
+            return self.send_json(200, {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}],
+                                        "model": "text-embedding-3-small", "usage": {"prompt_tokens": 8, "total_tokens": 8}})
+        self.send_json(404, {"error": {"message": "mock: no such path", "type": "invalid_request_error", "param": None, "code": None}})
+
+
+def serve(port_file):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with open(port_file, "w") as f:
+        f.write(str(server.server_address[1]))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])
