@@ -60,6 +60,13 @@ public enum CollectorServer {
             throw CollectorError("a collector.redact pattern does not compile: \(error)")
         }
 
+        // Take the log folder (and finish what a crash left in it) before listening, so a second collector with the
+        // same id fails here instead of after accepting calls. The writer service opens it again for good.
+        do {
+            let probe = try SegmentWriter(logDirectory: config.resolve(c.logDir), collector: c.id, options: LogWriterService.options(from: c))
+            withExtendedLifetime(probe) {}
+        }
+
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.decompression = .disabled
         clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 512

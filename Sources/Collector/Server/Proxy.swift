@@ -24,6 +24,10 @@ struct Proxy: Sendable {
     let providerKeys: [String: String]
     let logger: Logger
 
+    static let tallyUser = HTTPField.Name("X-Tally-User")!
+    static let tallyTags = HTTPField.Name("X-Tally-Tags")!
+    static let apiKey = HTTPField.Name("x-api-key")!
+
     /// Requests larger than this are refused with 413 (prompts with images can be large; this is far above them).
     static let maxRequestBytes = 64 << 20
 
@@ -125,7 +129,7 @@ struct Proxy: Sendable {
                 injectedUsage = true
             }
         }
-        if let headerUser = request.headers[HTTPField.Name("X-Tally-User")!], !headerUser.isEmpty { call.event.user = headerUser }
+        if let headerUser = request.headers[Self.tallyUser], !headerUser.isEmpty { call.event.user = headerUser }
 
         guard let realKey = providerKeys[route.provider.name] else {
             return await refuse(&call, outcome: .upstreamError, kind: kind, status: 502, type: "api_error", code: nil,
@@ -273,23 +277,30 @@ struct Proxy: Sendable {
         if let auth = headers[.authorization] {
             let parts = auth.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" {
-                let token = parts[1].trimmingCharacters(in: .whitespaces)
+                let token = trimmed(parts[1])
                 if !token.isEmpty { return token }
             }
         }
-        if let key = headers[HTTPField.Name("x-api-key")!]?.trimmingCharacters(in: .whitespaces), !key.isEmpty { return key }
+        if let key = headers[apiKey].map({ trimmed(Substring($0)) }), !key.isEmpty { return key }
         return nil
+    }
+
+    /// `text` without leading and trailing spaces and tabs (Foundation's trimming is slow on the hot path).
+    static func trimmed(_ text: Substring) -> String {
+        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = text.firstIndex(where: { !isBlank($0) }), let last = text.lastIndex(where: { !isBlank($0) }) else { return "" }
+        return String(text[first...last])
     }
 
     /// Tags from `X-Tally-Tags: k=v,k2=v2` (at most 16, each part at most 128 characters).
     static func tags(_ headers: HTTPFields) -> [String: String] {
-        guard let value = headers[HTTPField.Name("X-Tally-Tags")!] else { return [:] }
+        guard let value = headers[tallyTags] else { return [:] }
         var tags: [String: String] = [:]
         for pair in value.split(separator: ",").prefix(16) {
             let parts = pair.split(separator: "=", maxSplits: 1)
             guard parts.count == 2 else { continue }
-            let key = parts[0].trimmingCharacters(in: .whitespaces)
-            let tagValue = parts[1].trimmingCharacters(in: .whitespaces)
+            let key = trimmed(parts[0])
+            let tagValue = trimmed(parts[1])
             guard !key.isEmpty else { continue }
             tags[String(key.prefix(128))] = String(tagValue.prefix(128))
         }
@@ -317,11 +328,3 @@ struct Proxy: Sendable {
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
-    }
-
-    var milliseconds: Double { seconds * 1000 }
-}

@@ -78,10 +78,3 @@ struct SynthCommand: AsyncParsableCommand {
         return lines.joined(separator: "\n")
     }
 }
-
-extension Duration {
-    var seconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
-    }
-}
