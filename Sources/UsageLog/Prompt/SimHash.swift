@@ -5,18 +5,18 @@
 public enum SimHash {
     /// The SimHash of `text`; 0 for a text without words.
     public static func compute(_ text: String) -> UInt64 {
-        // Each word adds its hash's bits to 64 counters at once (vectorised); a bit is set in the result when more
-        // than half of the words set it, which is the same as a positive sum of ±1 votes.
-        var setCounts = SIMD64<UInt32>(repeating: 0)
+        // Each word adds its hash's bits to 64 counters; a bit is set in the result when more than half of the
+        // words set it, which is the same as a positive sum of ±1 votes.
+        var setCounts = [UInt32](repeating: 0, count: 64)
         var words: UInt32 = 0
         var text = text
-        text.withUTF8 { utf8 in
+        text.withUTF8 { utf8 in setCounts.withUnsafeMutableBufferPointer { counts in
             var hash: UInt64 = fnvOffset
             var inWord = false
             func endWord() {
                 guard inWord else { return }
-                let h = SIMD64<UInt64>(repeating: mix(hash))
-                setCounts &+= SIMD64<UInt32>(truncatingIfNeeded: (h &>> bitIndexes) & 1)
+                let h = mix(hash)
+                for bit in 0..<64 { counts[bit] &+= UInt32(truncatingIfNeeded: (h >> UInt64(bit)) & 1) }
                 words &+= 1
                 hash = fnvOffset
                 inWord = false
@@ -40,17 +40,11 @@ public enum SimHash {
                 }
             }
             endWord()
-        }
+        } }
         var result: UInt64 = 0
         for bit in 0..<64 where setCounts[bit] &* 2 > words { result |= 1 << UInt64(bit) }
         return result
     }
-
-    private static let bitIndexes: SIMD64<UInt64> = {
-        var v = SIMD64<UInt64>()
-        for i in 0..<64 { v[i] = UInt64(i) }
-        return v
-    }()
 
     /// Bits in which two SimHashes differ.
     public static func distance(_ a: UInt64, _ b: UInt64) -> Int {
