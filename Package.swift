@@ -68,6 +68,7 @@ let package = Package(
         .testTarget(name: "CollectorTests", dependencies: [
             "Collector", "UsageLog", "TallyConfig", crypto, hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
         ]),
+        .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyConfig", "UsageLog"]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", argumentParser]),
     ]
 )

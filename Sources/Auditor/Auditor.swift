@@ -1,5 +1,4 @@
 /// The auditor: ingest of log segments into the SQLite ledger, pricing, attribution, budgets, waste and reallocation.
 ///
-/// Its parts arrive with the auditor issues; the target exists now so that the package's module graph
-/// (CLI → Collector / Auditor / Report → TallyConfig → UsageLog) is fixed from the start.
+/// So far it holds the pricing engine (`PriceBook`, `PriceEntry`); the ledger and the audit arrive with issues 4 and 5.
 public enum Auditor {}

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import TallyConfig
+import UsageLog
+@testable import Auditor
+
+@Suite("Exact pricing")
+struct PricingTests {
+    func money(_ text: String) throws -> Money { try Money(parsing: text) }
+    func perMillion(_ text: String) throws -> TokenPrice { try TokenPrice(perMillion: text) }
+
+    /// gpt-4o-mini at 0.15 / 0.60 / cached 0.075 per million:
+    /// 600,000 plain input × 0.15e-6 = 0.09; 400,000 cached × 0.075e-6 = 0.03; 200,000 output (50,000 of them
+    /// reasoning, no reasoning price) × 0.60e-6 = 0.12; total 0.24 exactly.
+    @Test func cachedAndReasoningTokens() throws {
+        let entry = PriceEntry(model: "gpt-4o-mini", input: try perMillion("0.15"), output: try perMillion("0.60"),
+                               cachedInput: try perMillion("0.075"), source: .config)
+        let cost = entry.cost(input: 1_000_000, output: 200_000, cachedInput: 400_000, cacheWrite: 0, reasoning: 50_000)
+        #expect(cost == (try money("0.24")))
+        #expect(cost.formatted(places: 6) == "0.240000")
+    }
+
+    /// claude-sonnet-4-5: 2,000 plain input × 3e-6 = 0.006; 5,000 cache reads × 0.3e-6 = 0.0015;
+    /// 3,000 cache writes × 3.75e-6 = 0.01125; 1,000 output × 15e-6 = 0.015; total 0.03375.
+    @Test func cacheWritesAtTheirOwnPrice() throws {
+        let entry = PriceEntry(model: "claude-sonnet-4-5", input: try perMillion("3.00"), output: try perMillion("15.00"),
+                               cachedInput: try perMillion("0.30"), cacheWrite: try perMillion("3.75"), source: .config)
+        #expect(entry.cost(input: 10_000, output: 1_000, cachedInput: 5_000, cacheWrite: 3_000, reasoning: 0) == (try money("0.03375")))
+    }
+
+    /// Reasoning tokens at their own price when one is set: 600 × 8e-6 + 400 × 20e-6 = 0.0048 + 0.008 = 0.0128;
+    /// plus 100 input × 2e-6 = 0.0002.
+    @Test func reasoningPriceWhenSet() throws {
+        let entry = PriceEntry(model: "o3", input: try perMillion("2"), output: try perMillion("8"), reasoning: try perMillion("20"), source: .config)
+        #expect(entry.cost(input: 100, output: 1_000, cachedInput: 0, cacheWrite: 0, reasoning: 400) == (try money("0.013")))
+    }
+
+    /// Missing cached and cache-write prices fall back to the input price: 300 × 1e-6 in all.
+    @Test func missingCachePricesFallBackToInput() throws {
+        let entry = PriceEntry(model: "m", input: try perMillion("1"), output: try perMillion("0"), source: .config)
+        #expect(entry.cost(input: 300, output: 0, cachedInput: 100, cacheWrite: 100, reasoning: 0) == (try money("0.0003")))
+    }
+
+    /// A price change on 2026-11-15: calls before it use the old entry, calls from it the new one, and each says which.
+    @Test func datedPriceChanges() throws {
+        let changeDay = Timestamp.parse("2026-11-15T00:00:00Z")!
+        let book = PriceBook(entries: [
+            PriceEntry(model: "m", input: try perMillion("1.00"), output: try perMillion("2.00"), source: .config),
+            PriceEntry(model: "m", input: try perMillion("1.50"), output: try perMillion("2.00"), from: changeDay, source: .config),
+        ])
+        let before = try #require(book.price(model: "m", provider: "openai", at: changeDay - 1))
+        let after = try #require(book.price(model: "m", provider: "openai", at: changeDay))
+        #expect(before.input == (try perMillion("1.00")) && before.from == nil)
+        #expect(after.input == (try perMillion("1.50")) && after.from == changeDay)
+        // 1,000,000 input tokens: 1.00 before the change, 1.50 after.
+        #expect(before.cost(input: 1_000_000, output: 0, cachedInput: 0, cacheWrite: 0, reasoning: 0) == (try money("1")))
+        #expect(after.cost(input: 1_000_000, output: 0, cachedInput: 0, cacheWrite: 0, reasoning: 0) == (try money("1.5")))
+    }
+
+    @Test func configBeatsLiteLLMBeatsBuiltinAndNamesMatchInOrder() throws {
+        let folder = NSTemporaryDirectory() + "tally-prices-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let file = folder + "/model_prices_and_context_window.json"
+        try """
+        {"sample_spec": {"input_cost_per_token": 0, "mode": "chat"},
+         "gpt-4o": {"input_cost_per_token": 2.4e-06, "output_cost_per_token": 9.6e-06, "litellm_provider": "openai"},
+         "gemini/gemini-2.5-flash": {"input_cost_per_token": 3e-07, "output_cost_per_token": 2.5e-06, "cache_read_input_token_cost": 3e-08},
+         "o3": {"input_cost_per_token": 2e-06, "output_cost_per_token": 8e-06, "output_cost_per_reasoning_token": 1.6e-05},
+         "dall-e-3": {"output_cost_per_image": 0.04}}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        var config = try Config.parse(yaml: """
+        pricing:
+          litellm_file: \(file)
+          models:
+            - {model: gpt-4o-mini, input: 0.10, output: 0.50}
+        """)
+        config.baseDirectory = "/"
+        let book = try PriceBook(config: config)
+        let now = Timestamp.parse("2026-11-22T12:00:00Z")!
+
+        #expect(book.price(model: "gpt-4o-mini", provider: "openai", at: now)?.source == .config)
+        #expect(book.price(model: "gpt-4o", provider: "openai", at: now)?.input == TokenPrice(picosPerToken: 2_400_000))
+        #expect(book.price(model: "gpt-4o", provider: "openai", at: now)?.source == .litellm(file: "model_prices_and_context_window.json"))
+        #expect(book.price(model: "gpt-4o-2024-08-06", provider: "openai", at: now)?.model == "gpt-4o", "dated suffix stripped")
+        #expect(book.price(model: "gemini-2.5-flash", provider: "gemini", at: now)?.model == "gemini/gemini-2.5-flash", "provider prefix")
+        #expect(book.price(model: "o3", provider: "openai", at: now)?.reasoning == TokenPrice(picosPerToken: 16_000_000))
+        #expect(book.price(model: "claude-haiku-4-5", provider: "anthropic", at: now)?.source == .builtin(taken: BuiltinPrices.taken))
+        #expect(book.price(model: "claude-3-5-haiku-20241022", provider: "anthropic", at: now)?.cacheWrite == TokenPrice(picosPerToken: 1_000_000))
+        #expect(book.price(model: "dall-e-3", provider: "openai", at: now) == nil, "entries without token prices are not prices")
+        #expect(book.price(model: "my-own-model", provider: "openai", at: now) == nil, "unpriced, never zero")
+    }
+
+    @Test func builtinTableIsExactAndUSDOnly() throws {
+        let entries = BuiltinPrices.entries(currency: "USD")
+        #expect(entries.count == BuiltinPrices.table.count)
+        let mini = try #require(entries.first { $0.model == "gpt-4o-mini" })
+        #expect(mini.cachedInput == TokenPrice(picosPerToken: 75_000))
+        #expect(mini.cost(input: 1, output: 0, cachedInput: 1, cacheWrite: 0, reasoning: 0) == Money(picos: 75_000))
+        #expect(BuiltinPrices.entries(currency: "EUR").isEmpty, "USD list prices are not EUR prices")
+    }
+
+    @Test(arguments: [("gpt-4o-2024-08-06", "gpt-4o"), ("claude-3-5-haiku-20241022", "claude-3-5-haiku"), ("gpt-4o", nil), ("o4-mini", nil), ("model-12345678", nil)])
+    func datedSuffixes(model: String, stripped: String?) {
+        #expect(PriceBook.strippedDate(model) == stripped)
+    }
+}
