@@ -127,7 +127,12 @@ extension UsageEvent {
 
     /// Reads an event from a parsed JSON object.
     public init(json: JSONValue) throws(LineError) {
-        guard case .object = json else { throw LineError(.notJSON, "the line is JSON but not an object") }
+        guard case .object(let members) = json else { throw LineError(.notJSON, "the line is JSON but not an object") }
+        // A field named twice is ambiguous (readers disagree on which counts), so the line is refused.
+        var names = Set<String>()
+        for member in members where !names.insert(member.key).inserted {
+            throw LineError(.invalidField, "field '\(member.key.prefix(40))' appears twice")
+        }
         func required(_ name: String) throws(LineError) -> JSONValue {
             guard let value = json[name], !value.isNull else { throw LineError(.missingField, "missing required field '\(name)'") }
             return value

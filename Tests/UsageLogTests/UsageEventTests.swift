@@ -70,6 +70,7 @@ struct UsageEventTests {
         #expect(kind(good.replacingOccurrences(of: #"{"v":1,"#, with: #"{"v":2,"#)) == .futureVersion)
         #expect(kind(good.replacingOccurrences(of: #""outcome":"ok""#, with: #""outcome":"maybe""#)) == .invalidField)
         #expect(kind(good.replacingOccurrences(of: "2026-11-22T15:43:01.123Z", with: "yesterday")) == .invalidField)
+        #expect(kind(good.replacingOccurrences(of: #""key":"k-alice-dev","#, with: #""key":"a","key":"b","#)) == .invalidField)
     }
 }
 
