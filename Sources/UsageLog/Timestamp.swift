@@ -85,8 +85,8 @@ public enum Timestamp {
     /// Parses an RFC 3339 date-time (`2026-11-22T15:43:01.123Z`, `2026-11-22T16:43:01+01:00`) to milliseconds since the epoch.
     /// Returns nil when the text is not one.
     public static func parse(_ text: some StringProtocol) -> Int64? {
-        let bytes = Array(text.utf8)
-        return bytes.withUnsafeBufferPointer { parse(bytes: $0) }
+        var string = String(text)
+        return string.withUTF8 { parse(bytes: $0) }
     }
 
     /// Parses an RFC 3339 date-time from UTF-8 bytes.

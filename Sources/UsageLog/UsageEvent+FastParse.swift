@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A single-pass reader of v1 lines for the ingest: it scans the bytes once, knows the field set, and builds no
 /// JSON tree. It accepts and refuses exactly what `UsageEvent(jsonLine:)` does (tests compare both on fuzzed and
 /// hostile lines); the error kinds match, the messages may differ in wording.
@@ -46,7 +52,7 @@ struct LineScanner {
         }
         parser.index += 1
 
-        var fields: [Field: Raw] = [:]
+        var fields = [Raw?](repeating: nil, count: Field.allCases.count)
         var usage: UsageEvent.Usage??
         var usageError: LineError?
         var tags: [String: String] = [:]
@@ -54,11 +60,20 @@ struct LineScanner {
         var streamValue: Bool??
         var sawStreamOther = false
 
-        var names = Set<String>()
+        var seenKnown: UInt32 = 0
+        var unknownNames = Set<String>()
         var duplicate: String?
-        try members { (name: String, scanner: inout LineScanner) throws(LineError) in
-            if duplicate == nil, !names.insert(name).inserted { duplicate = name }
-            switch Field(rawValue: name) {
+        try members { (field: Field?, name: () -> String, scanner: inout LineScanner) throws(LineError) in
+            if duplicate == nil {
+                if let field {
+                    let bit = UInt32(1) << UInt32(field.index)
+                    if seenKnown & bit != 0 { duplicate = field.rawValue }
+                    seenKnown |= bit
+                } else if !unknownNames.insert(name()).inserted {
+                    duplicate = name()
+                }
+            }
+            switch field {
             case .usage?:
                 (usage, usageError) = try scanner.usageValue()
             case .tags?:
@@ -71,7 +86,7 @@ struct LineScanner {
                 default: sawStreamOther = true; streamValue = nil
                 }
             case let field?:
-                fields[field] = try scanner.rawValue()
+                fields[field.index] = try scanner.rawValue()
             case nil:
                 _ = try scanner.anyValue()
             }
@@ -82,7 +97,7 @@ struct LineScanner {
 
         // The same checks, in the same order, as `UsageEvent(json:)`.
         func required(_ field: Field) throws(LineError) -> Raw {
-            guard let raw = fields[field] else { throw LineError(.missingField, "missing required field '\(field.rawValue)'") }
+            guard let raw = fields[field.index] else { throw LineError(.missingField, "missing required field '\(field.rawValue)'") }
             if case .null = raw { throw LineError(.missingField, "missing required field '\(field.rawValue)'") }
             return raw
         }
@@ -91,14 +106,14 @@ struct LineScanner {
             return s
         }
         func optionalString(_ field: Field) throws(LineError) -> String? {
-            switch fields[field] {
+            switch fields[field.index] {
             case nil, .null?: return nil
             case .string(let s)?: return s
             default: throw LineError(.invalidField, "field '\(field.rawValue)' must be a string or null")
             }
         }
         func optionalInteger(_ field: Field) throws(LineError) -> Int64? {
-            switch fields[field] {
+            switch fields[field.index] {
             case nil, .null?: return nil
             case .integer(let n)?: return n
             default: throw LineError(.invalidField, "field '\(field.rawValue)' must be an integer or null")
@@ -151,17 +166,67 @@ struct LineScanner {
                           promptChars: chars, preview: preview, user: user, tags: tags, error: error)
     }
 
-    enum Field: String {
+    enum Field: String, CaseIterable {
         case v, id, ts, collector, key, provider, endpoint, model, status, outcome, stream, usage, tags, preview, user, error
         case latencyMs = "latency_ms"
         case ttftMs = "ttft_ms"
         case promptHash = "prompt_hash"
         case promptSim = "prompt_sim"
         case promptChars = "prompt_chars"
+
+        /// The field's slot in the scanner's value array.
+        var index: Int {
+            switch self {
+            case .v: 0
+            case .id: 1
+            case .ts: 2
+            case .collector: 3
+            case .key: 4
+            case .provider: 5
+            case .endpoint: 6
+            case .model: 7
+            case .status: 8
+            case .outcome: 9
+            case .stream: 10
+            case .usage: 11
+            case .tags: 12
+            case .preview: 13
+            case .user: 14
+            case .error: 15
+            case .latencyMs: 16
+            case .ttftMs: 17
+            case .promptHash: 18
+            case .promptSim: 19
+            case .promptChars: 20
+            }
+        }
+
+        /// The field a raw (unescaped) member name names, without making a String.
+        static func match(_ name: UnsafeBufferPointer<UInt8>) -> Field? {
+            func equals(_ literal: StaticString) -> Bool {
+                literal.utf8CodeUnitCount == name.count && memcmp(literal.utf8Start, name.baseAddress!, name.count) == 0
+            }
+            switch name.count {
+            case 1: return equals("v") ? .v : nil
+            case 2: return equals("id") ? .id : equals("ts") ? .ts : nil
+            case 3: return equals("key") ? .key : nil
+            case 4: return equals("tags") ? .tags : equals("user") ? .user : nil
+            case 5: return equals("model") ? .model : equals("usage") ? .usage : equals("error") ? .error : nil
+            case 6: return equals("status") ? .status : equals("stream") ? .stream : nil
+            case 7: return equals("outcome") ? .outcome : equals("ttft_ms") ? .ttftMs : equals("preview") ? .preview : nil
+            case 8: return equals("provider") ? .provider : equals("endpoint") ? .endpoint : nil
+            case 9: return equals("collector") ? .collector : nil
+            case 10: return equals("latency_ms") ? .latencyMs : equals("prompt_sim") ? .promptSim : nil
+            case 11: return equals("prompt_hash") ? .promptHash : nil
+            case 12: return equals("prompt_chars") ? .promptChars : nil
+            default: return nil
+            }
+        }
     }
 
-    /// Walks the members of the object whose `{` was just consumed, calling `body` with each name.
-    mutating func members(_ body: (String, inout LineScanner) throws(LineError) -> Void) throws(LineError) {
+    /// Walks the members of the object whose `{` was just consumed, calling `body` with each member's field (nil when
+    /// unknown) and a way to get its name as a String (made only when asked for).
+    mutating func members(_ body: (Field?, () -> String, inout LineScanner) throws(LineError) -> Void) throws(LineError) {
         parser.skipWhitespace()
         if parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: "}") {
             parser.index += 1
@@ -170,13 +235,26 @@ struct LineScanner {
         while true {
             parser.skipWhitespace()
             guard parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: "\"") else { throw notJSON("expected a member name") }
+            // Known names have no escapes: match their raw bytes; anything else goes through the full string parser.
+            let nameStart = parser.index + 1
+            var nameEnd = nameStart
+            while nameEnd < bytes.count, bytes[nameEnd] != UInt8(ascii: "\""), bytes[nameEnd] != UInt8(ascii: "\\"), bytes[nameEnd] >= 0x20 { nameEnd += 1 }
+            let field: Field?
             let name: String
-            do { name = try parser.parseString() } catch { throw LineError(.notJSON, "not JSON: \(error)") }
+            if nameEnd < bytes.count, bytes[nameEnd] == UInt8(ascii: "\""),
+               let known = Field.match(UnsafeBufferPointer(rebasing: bytes[nameStart..<nameEnd])) {
+                field = known
+                name = known.rawValue
+                parser.index = nameEnd + 1
+            } else {
+                do { name = try parser.parseString() } catch { throw LineError(.notJSON, "not JSON: \(error)") }
+                field = Field(rawValue: name)
+            }
             parser.skipWhitespace()
             guard parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: ":") else { throw notJSON("expected ':'") }
             parser.index += 1
             parser.skipWhitespace()
-            try body(name, &self)
+            try body(field, { name }, &self)
             parser.skipWhitespace()
             guard parser.index < bytes.count else { throw notJSON("unexpected end of input") }
             if bytes[parser.index] == UInt8(ascii: ",") { parser.index += 1; continue }

@@ -229,7 +229,7 @@ struct JSONParser {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
-                guard let string = String(validating: slice, as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
+                guard let string = Self.validatedString(slice) else { throw error("invalid UTF-8 in a string") }
                 index += 1
                 return string
             }
@@ -242,7 +242,7 @@ struct JSONParser {
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "\""):
-                guard let string = String(validating: scratch, as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
+                guard let string = scratch.withUnsafeBufferPointer({ Self.validatedString($0) }) else { throw error("invalid UTF-8 in a string") }
                 index += 1
                 return string
             case UInt8(ascii: "\\"):
@@ -284,6 +284,18 @@ struct JSONParser {
             }
         }
         throw error("unterminated string")
+    }
+
+    /// The string for UTF-8 bytes, or nil when they are not valid UTF-8. ASCII (the common case) skips the
+    /// generic validator, which is slow when it is not specialised.
+    static func validatedString(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        var ascii = true
+        for byte in bytes where byte >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii { return String(decoding: bytes, as: UTF8.self) }
+        return String(validating: bytes, as: UTF8.self)
     }
 
     private mutating func parseHex4() throws(JSONParseError) -> UInt32 {
