@@ -23,7 +23,7 @@ let package = Package(name: "parsebench", platforms: [.macOS(.v15)],
     dependencies: [.package(path: "$repo")],
     targets: [.executableTarget(name: "parsebench", dependencies: [.product(name: "UsageLog", package: "main")])])
 SWIFT
-cp /dev/stdin "$work/harness/Sources/parsebench/main.swift" <<'SWIFT'
+cat > "$work/harness/Sources/parsebench/main.swift" <<'SWIFT'
 import Foundation
 import UsageLog
 
