@@ -13,8 +13,8 @@ struct PricingTests {
     /// 600,000 plain input × 0.15e-6 = 0.09; 400,000 cached × 0.075e-6 = 0.03; 200,000 output (50,000 of them
     /// reasoning, no reasoning price) × 0.60e-6 = 0.12; total 0.24 exactly.
     @Test func cachedAndReasoningTokens() throws {
-        let entry = PriceEntry(model: "gpt-4o-mini", input: try perMillion("0.15"), output: try perMillion("0.60"),
-                               cachedInput: try perMillion("0.075"), source: .config)
+        let entry = PriceEntry(ModelPrice(model: "gpt-4o-mini", input: try perMillion("0.15"), output: try perMillion("0.60"),
+                               cachedInput: try perMillion("0.075")), source: .config)
         let cost = entry.cost(input: 1_000_000, output: 200_000, cachedInput: 400_000, cacheWrite: 0, reasoning: 50_000)
         #expect(cost == (try money("0.24")))
         #expect(cost.formatted(places: 6) == "0.240000")
@@ -23,21 +23,21 @@ struct PricingTests {
     /// claude-sonnet-4-5: 2,000 plain input × 3e-6 = 0.006; 5,000 cache reads × 0.3e-6 = 0.0015;
     /// 3,000 cache writes × 3.75e-6 = 0.01125; 1,000 output × 15e-6 = 0.015; total 0.03375.
     @Test func cacheWritesAtTheirOwnPrice() throws {
-        let entry = PriceEntry(model: "claude-sonnet-4-5", input: try perMillion("3.00"), output: try perMillion("15.00"),
-                               cachedInput: try perMillion("0.30"), cacheWrite: try perMillion("3.75"), source: .config)
+        let entry = PriceEntry(ModelPrice(model: "claude-sonnet-4-5", input: try perMillion("3.00"), output: try perMillion("15.00"),
+                               cachedInput: try perMillion("0.30"), cacheWrite: try perMillion("3.75")), source: .config)
         #expect(entry.cost(input: 10_000, output: 1_000, cachedInput: 5_000, cacheWrite: 3_000, reasoning: 0) == (try money("0.03375")))
     }
 
     /// Reasoning tokens at their own price when one is set: 600 × 8e-6 + 400 × 20e-6 = 0.0048 + 0.008 = 0.0128;
     /// plus 100 input × 2e-6 = 0.0002.
     @Test func reasoningPriceWhenSet() throws {
-        let entry = PriceEntry(model: "o3", input: try perMillion("2"), output: try perMillion("8"), reasoning: try perMillion("20"), source: .config)
+        let entry = PriceEntry(ModelPrice(model: "o3", input: try perMillion("2"), output: try perMillion("8"), reasoning: try perMillion("20")), source: .config)
         #expect(entry.cost(input: 100, output: 1_000, cachedInput: 0, cacheWrite: 0, reasoning: 400) == (try money("0.013")))
     }
 
     /// Missing cached and cache-write prices fall back to the input price: 300 × 1e-6 in all.
     @Test func missingCachePricesFallBackToInput() throws {
-        let entry = PriceEntry(model: "m", input: try perMillion("1"), output: try perMillion("0"), source: .config)
+        let entry = PriceEntry(ModelPrice(model: "m", input: try perMillion("1"), output: try perMillion("0")), source: .config)
         #expect(entry.cost(input: 300, output: 0, cachedInput: 100, cacheWrite: 100, reasoning: 0) == (try money("0.0003")))
     }
 
@@ -45,8 +45,8 @@ struct PricingTests {
     @Test func datedPriceChanges() throws {
         let changeDay = Timestamp.parse("2026-11-15T00:00:00Z")!
         let book = PriceBook(entries: [
-            PriceEntry(model: "m", input: try perMillion("1.00"), output: try perMillion("2.00"), source: .config),
-            PriceEntry(model: "m", input: try perMillion("1.50"), output: try perMillion("2.00"), from: changeDay, source: .config),
+            PriceEntry(ModelPrice(model: "m", input: try perMillion("1.00"), output: try perMillion("2.00")), source: .config),
+            PriceEntry(ModelPrice(model: "m", input: try perMillion("1.50"), output: try perMillion("2.00"), from: changeDay), source: .config),
         ])
         let before = try #require(book.price(model: "m", provider: "openai", at: changeDay - 1))
         let after = try #require(book.price(model: "m", provider: "openai", at: changeDay))

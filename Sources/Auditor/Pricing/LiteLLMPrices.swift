@@ -31,10 +31,10 @@ public enum LiteLLMPrices {
                 return try? TokenPrice(perToken: literal)
             }
             guard let input = price("input_cost_per_token") else { continue }
-            entries.append(PriceEntry(
+            entries.append(PriceEntry(ModelPrice(
                 model: model, input: input, output: price("output_cost_per_token") ?? TokenPrice(picosPerToken: 0),
                 cachedInput: price("cache_read_input_token_cost"), cacheWrite: price("cache_creation_input_token_cost"),
-                reasoning: price("output_cost_per_reasoning_token"), source: .litellm(file: name)))
+                reasoning: price("output_cost_per_reasoning_token")), source: .litellm(file: name)))
         }
         return entries
     }

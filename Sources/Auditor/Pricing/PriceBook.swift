@@ -12,7 +12,7 @@ public struct PriceBook: Sendable {
 
     public init(entries: [PriceEntry]) {
         var bySource: [[String: [PriceEntry]]] = [[:], [:], [:]]
-        for entry in entries { bySource[entry.source.rank][entry.model, default: []].append(entry) }
+        for entry in entries { bySource[entry.source.rank][entry.price.model, default: []].append(entry) }
         for rank in bySource.indices {
             for (model, list) in bySource[rank] {
                 bySource[rank][model] = list.sorted { ($0.from ?? .min) < ($1.from ?? .min) }
@@ -27,7 +27,7 @@ public struct PriceBook: Sendable {
         if let file = config.pricing.litellmFile {
             entries += try LiteLLMPrices.load(path: config.resolve(file))
         }
-        entries += config.pricing.models.map(PriceEntry.init)
+        entries += config.pricing.models.map { PriceEntry($0, source: .config) }
         self.init(entries: entries)
     }
 

@@ -27,29 +27,20 @@ public enum PriceSource: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The prices of one model from one moment on, from one source.
-public struct PriceEntry: Sendable, Hashable {
-    /// The name as the source writes it (`gpt-4o`, `gemini/gemini-2.5-pro`).
-    public var model: String
-    public var input: TokenPrice
-    public var output: TokenPrice
-    public var cachedInput: TokenPrice?
-    public var cacheWrite: TokenPrice?
-    public var reasoning: TokenPrice?
-    /// In force from this moment (milliseconds since the epoch); nil means always.
-    public var from: Int64?
+/// The prices of one model from one moment on (a `ModelPrice`, the same shape the config uses), and where they came
+/// from. Its fields read through: `entry.input`, `entry.from`.
+@dynamicMemberLookup
+public struct PriceEntry: Sendable, Equatable {
+    public var price: ModelPrice
     public var source: PriceSource
 
-    public init(model: String, input: TokenPrice, output: TokenPrice, cachedInput: TokenPrice? = nil, cacheWrite: TokenPrice? = nil,
-                reasoning: TokenPrice? = nil, from: Int64? = nil, source: PriceSource) {
-        self.model = model
-        self.input = input
-        self.output = output
-        self.cachedInput = cachedInput
-        self.cacheWrite = cacheWrite
-        self.reasoning = reasoning
-        self.from = from
+    public init(_ price: ModelPrice, source: PriceSource) {
+        self.price = price
         self.source = source
+    }
+
+    public subscript<T>(dynamicMember keyPath: KeyPath<ModelPrice, T>) -> T {
+        price[keyPath: keyPath]
     }
 
     /// The exact cost of a call's tokens (`docs/pricing.md`):
@@ -59,18 +50,11 @@ public struct PriceEntry: Sendable, Hashable {
     public func cost(input: Int64, output: Int64, cachedInput: Int64, cacheWrite: Int64, reasoning: Int64) -> Money {
         let plainInput = max(0, input - cachedInput - cacheWrite)
         let plainOutput = max(0, output - reasoning)
-        return self.input.cost(tokens: plainInput)
-            + (self.cachedInput ?? self.input).cost(tokens: cachedInput)
-            + (self.cacheWrite ?? self.input).cost(tokens: cacheWrite)
-            + self.output.cost(tokens: plainOutput)
-            + (self.reasoning ?? self.output).cost(tokens: reasoning)
+        return price.input.cost(tokens: plainInput)
+            + (price.cachedInput ?? price.input).cost(tokens: cachedInput)
+            + (price.cacheWrite ?? price.input).cost(tokens: cacheWrite)
+            + price.output.cost(tokens: plainOutput)
+            + (price.reasoning ?? price.output).cost(tokens: reasoning)
     }
 }
 
-extension PriceEntry {
-    /// A config `pricing.models` entry.
-    public init(_ price: ModelPrice) {
-        self.init(model: price.model, input: price.input, output: price.output, cachedInput: price.cachedInput,
-                  cacheWrite: price.cacheWrite, reasoning: price.reasoning, from: price.from, source: .config)
-    }
-}
