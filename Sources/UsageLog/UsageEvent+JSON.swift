@@ -104,10 +104,8 @@ extension UsageEvent {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Reads one log line (without or with its trailing `\n`).
-    ///
-    /// Required: `v`, `id`, `ts`, `collector`, `key`, `provider`, `endpoint`, `model`, `status`, `outcome`.
-    /// Everything else may be absent (read as null, false or empty). Unknown fields are ignored.
+    /// Reads one log line (without or with its trailing `\n`) through a JSON tree; the ingest's single-pass reader,
+    /// `UsageEvent(fastLine:)`, gives the same results. Unknown fields are ignored.
     public init(jsonLine bytes: UnsafeBufferPointer<UInt8>) throws(LineError) {
         let value: JSONValue
         do {
@@ -125,109 +123,11 @@ extension UsageEvent {
         self = try result.get()
     }
 
-    /// Reads an event from a parsed JSON object.
+    /// Reads an event from a parsed JSON object (the rules are in `UsageEvent(checking:)`).
     public init(json: JSONValue) throws(LineError) {
         guard case .object(let members) = json else { throw LineError(.notJSON, "the line is JSON but not an object") }
-        // A field named twice is ambiguous (readers disagree on which counts), so the line is refused.
-        var names = Set<String>()
-        for member in members where !names.insert(member.key).inserted {
-            throw LineError(.invalidField, "field '\(member.key.prefix(40))' appears twice")
-        }
-        func required(_ name: String) throws(LineError) -> JSONValue {
-            guard let value = json[name], !value.isNull else { throw LineError(.missingField, "missing required field '\(name)'") }
-            return value
-        }
-        func string(_ name: String) throws(LineError) -> String {
-            guard let s = try required(name).stringValue else { throw LineError(.invalidField, "field '\(name)' must be a string") }
-            return s
-        }
-        func optionalString(_ name: String) throws(LineError) -> String? {
-            guard let value = json[name], !value.isNull else { return nil }
-            guard let s = value.stringValue else { throw LineError(.invalidField, "field '\(name)' must be a string or null") }
-            return s
-        }
-        func optionalInteger(_ name: String, in object: JSONValue = json) throws(LineError) -> Int64? {
-            guard let value = object[name], !value.isNull else { return nil }
-            guard let n = value.int64Value else { throw LineError(.invalidField, "field '\(name)' must be an integer or null") }
-            return n
-        }
-
-        guard let version = try required("v").int64Value else { throw LineError(.invalidField, "field 'v' must be an integer") }
-        guard version <= Int64(UsageEvent.currentVersion) else {
-            throw LineError(.futureVersion, "format version \(version) is newer than this reader (v\(UsageEvent.currentVersion))")
-        }
-        guard version >= 1 else { throw LineError(.invalidField, "field 'v' must be 1 or more") }
-        self.version = Int(version)
-        id = try string("id")
-        guard !id.isEmpty else { throw LineError(.invalidField, "field 'id' must not be empty") }
-        let ts = try string("ts")
-        guard let millis = Timestamp.parse(ts) else { throw LineError(.invalidField, "field 'ts' is not an RFC 3339 time: \(ts.prefix(40))") }
-        timestamp = millis
-        collector = try string("collector")
-        key = try string("key")
-        provider = try string("provider")
-        let endpointText = try string("endpoint")
-        guard let endpoint = Endpoint(rawValue: endpointText) else {
-            throw LineError(.invalidField, "field 'endpoint' has unknown value '\(endpointText.prefix(40))'")
-        }
-        self.endpoint = endpoint
-        model = try string("model")
-        guard let status = try required("status").int64Value, (0...999).contains(status) else {
-            throw LineError(.invalidField, "field 'status' must be an HTTP status code")
-        }
-        self.status = Int(status)
-        let outcomeText = try string("outcome")
-        guard let outcome = Outcome(rawValue: outcomeText) else {
-            throw LineError(.invalidField, "field 'outcome' has unknown value '\(outcomeText.prefix(40))'")
-        }
-        self.outcome = outcome
-        if let value = json["stream"], !value.isNull {
-            guard let b = value.boolValue else { throw LineError(.invalidField, "field 'stream' must be true or false") }
-            stream = b
-        } else {
-            stream = false
-        }
-
-        if let usageValue = json["usage"], !usageValue.isNull {
-            guard case .object = usageValue else { throw LineError(.invalidField, "field 'usage' must be an object or null") }
-            func count(_ name: String) throws(LineError) -> Int64 {
-                guard let value = usageValue[name], !value.isNull else { return 0 }
-                guard let literal = value.numberLiteral else { throw LineError(.invalidField, "field 'usage.\(name)' must be an integer") }
-                guard let n = Int64(literal) else {
-                    throw LineError(.invalidField, "field 'usage.\(name)' must be an integer, got \(literal.prefix(24))")
-                }
-                guard n >= 0 else { throw LineError(.invalidUsage, "field 'usage.\(name)' is negative (\(n))") }
-                return n
-            }
-            let usage = Usage(input: try count("input"), output: try count("output"), cachedInput: try count("cached_input"),
-                              cacheWrite: try count("cache_write"), reasoning: try count("reasoning"))
-            if let violation = usage.violation { throw LineError(.invalidUsage, violation) }
-            self.usage = usage
-        } else {
-            usage = nil
-        }
-
-        latencyMs = try optionalInteger("latency_ms")
-        ttftMs = try optionalInteger("ttft_ms")
-        promptHash = try optionalString("prompt_hash")
-        if let text = try optionalString("prompt_sim") {
-            guard let sim = SimHash.parseHex(text) else { throw LineError(.invalidField, "field 'prompt_sim' must be 16 hex digits") }
-            promptSim = sim
-        } else {
-            promptSim = nil
-        }
-        promptChars = try optionalInteger("prompt_chars")
-        preview = try optionalString("preview")
-        user = try optionalString("user")
-        var tags: [String: String] = [:]
-        if let tagsValue = json["tags"], !tagsValue.isNull {
-            guard case .object(let members) = tagsValue else { throw LineError(.invalidField, "field 'tags' must be an object") }
-            for member in members {
-                guard let s = member.value.stringValue else { throw LineError(.invalidField, "tag '\(member.key.prefix(40))' must be a string") }
-                tags[member.key] = s
-            }
-        }
-        self.tags = tags
-        error = try optionalString("error")
+        var fields = LineFields()
+        for member in members { fields.record(name: member.key, value: member.value) }
+        try self.init(checking: fields)
     }
 }
