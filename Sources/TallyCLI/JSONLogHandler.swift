@@ -17,7 +17,7 @@ struct JSONLogHandler: LogHandler {
     func log(event: LogEvent) {
         var out: [UInt8] = []
         out.append(contentsOf: #"{"ts":""#.utf8)
-        Timestamp.append(milliseconds: Int64(Date().timeIntervalSince1970 * 1000), to: &out)
+        Timestamp.append(milliseconds: Timestamp.now(), to: &out)
         out.append(contentsOf: #"","level":"#.utf8)
         JSONWriter.appendString(event.level.rawValue, to: &out)
         out.append(contentsOf: #","msg":"#.utf8)

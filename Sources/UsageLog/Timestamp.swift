@@ -1,8 +1,21 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Civil-calendar arithmetic in UTC for RFC 3339 timestamps held as milliseconds since the Unix epoch.
 ///
 /// The log writes `ts` with millisecond precision in UTC (`2026-11-22T15:43:01.123Z`); readers accept any RFC 3339
 /// offset and any number of fraction digits (digits past milliseconds are dropped, rounding toward the past).
 public enum Timestamp {
+    /// The wall clock now, in milliseconds since the epoch.
+    public static func now() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
     public static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year

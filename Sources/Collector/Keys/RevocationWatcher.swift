@@ -68,13 +68,14 @@ public struct RevocationWatcher: Service {
     public func run() async throws {
         var stamp = reload(previous: nil, force: true)
         let (checks, checkContinuation) = AsyncStream.makeStream(of: Bool.self)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) { checkContinuation.yield(true) }
             }
             group.addTask {
+                // Cancellation ends the sleep early; the loop then stops.
                 while !Task.isCancelled {
-                    try await Task.sleep(for: interval)
+                    try? await Task.sleep(for: interval)
                     checkContinuation.yield(false)
                 }
             }

@@ -48,8 +48,8 @@ public struct LogWriterService: Service {
         let queue = self.queue
         let tickMs = min(250, max(10, options.maxAgeMilliseconds / 4))
 
-        try await withGracefulShutdownHandler {
-            try await withThrowingTaskGroup(of: Void.self) { group in
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
                 group.addTask { [logger, options] in
                     for await path in closedSegments {
                         do {
@@ -81,26 +81,23 @@ public struct LogWriterService: Service {
         }
     }
 
-    /// Appends and commits a batch; a failing disk is retried, never skipped (handlers wait meanwhile).
+    /// Appends and commits a batch. A failing disk is retried without end, never skipped (handlers wait meanwhile);
+    /// each attempt resumes at the first event not yet appended.
     private func write(_ batch: [UsageEvent], to writer: SegmentWriter) async {
         var next = 0
-        while next < batch.count {
-            let now = Self.now()
-            do {
-                while next < batch.count {
-                    try writer.append(batch[next], now: now)
-                    next += 1
-                }
-            } catch {
-                logger.error("cannot write the usage log; retrying", metadata: ["error": "\(error)"])
-                metrics.logWriteErrors.add(1, ordering: .relaxed)
-                try? await Task.sleep(for: .seconds(1))
+        await retrying("write the usage log", giveUpAfter: nil) {
+            let now = Timestamp.now()
+            while next < batch.count {
+                try writer.append(batch[next], now: now)
+                next += 1
             }
         }
-        await retrying("commit the usage log") { try writer.tick(now: Self.now()) }
+        await retrying("commit the usage log") { try writer.tick(now: Timestamp.now()) }
     }
 
-    private func retrying(_ what: String, _ body: () throws -> Void) async {
+    /// Runs `body` until it succeeds, logging and counting each failure and pausing a second between attempts;
+    /// with a limit, gives up after that many attempts.
+    private func retrying(_ what: String, giveUpAfter limit: Int? = 30, _ body: () throws -> Void) async {
         for attempt in 1... {
             do {
                 try body()
@@ -108,15 +105,9 @@ public struct LogWriterService: Service {
             } catch {
                 logger.error("cannot \(what); retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
                 metrics.logWriteErrors.add(1, ordering: .relaxed)
-                if attempt >= 30 { return }
+                if let limit, attempt >= limit { return }
                 try? await Task.sleep(for: .seconds(1))
             }
         }
-    }
-
-    static func now() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 }

@@ -62,8 +62,10 @@ public enum CollectorServer {
 
         // Take the log folder (and finish what a crash left in it) before listening, so a second collector with the
         // same id fails here instead of after accepting calls. The writer service opens it again for good.
+        let logDirectory = config.resolve(c.logDir)
+        let segmentOptions = LogWriterService.options(from: c)
         do {
-            let probe = try SegmentWriter(logDirectory: config.resolve(c.logDir), collector: c.id, options: LogWriterService.options(from: c))
+            let probe = try SegmentWriter(logDirectory: logDirectory, collector: c.id, options: segmentOptions)
             withExtendedLifetime(probe) {}
         }
 
@@ -79,8 +81,8 @@ public enum CollectorServer {
         let proxy = Proxy(config: config, keys: keys, httpClient: httpClient, queue: queue, metrics: metrics,
                           hasher: PromptHasher(secret: Array(secret.utf8)), redactor: redactor, providerKeys: providerKeys,
                           logger: logger)
-        let writer = LogWriterService(queue: queue, logDirectory: config.resolve(c.logDir), collectorID: c.id,
-                                      options: LogWriterService.options(from: c), metrics: metrics, logger: logger)
+        let writer = LogWriterService(queue: queue, logDirectory: logDirectory, collectorID: c.id,
+                                      options: segmentOptions, metrics: metrics, logger: logger)
         let watcher = RevocationWatcher(path: config.resolve(c.revocations), interval: .milliseconds(c.reloadIntervalMs),
                                         keys: keys, metrics: metrics, logger: logger)
 

@@ -31,15 +31,16 @@ struct Proxy: Sendable {
     /// Requests larger than this are refused with 413 (prompts with images can be large; this is far above them).
     static let maxRequestBytes = 64 << 20
 
+    /// Hop-by-hop headers (RFC 9110 §7.6.1), which belong to one connection and are never forwarded.
+    static let hopByHopHeaders: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+    ]
     /// Client headers never forwarded: hop-by-hop ones, the client's credentials, Tally's own, and what the proxy sets.
-    static let droppedRequestHeaders: Set<String> = [
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding",
-        "upgrade", "host", "content-length", "authorization", "x-api-key", "x-tally-user", "x-tally-tags", "accept-encoding",
-    ]
-    static let droppedResponseHeaders: Set<String> = [
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding",
-        "upgrade", "content-length",
-    ]
+    static let droppedRequestHeaders = hopByHopHeaders.union([
+        "host", "content-length", "authorization", "x-api-key", "x-tally-user", "x-tally-tags", "accept-encoding",
+    ])
+    /// Upstream headers not passed back: hop-by-hop ones, and the length, which the response body states itself.
+    static let droppedResponseHeaders = hopByHopHeaders.union(["content-length"])
 
     /// What is known about a call as it proceeds, turned into its log event at the end.
     struct Call: Sendable {
@@ -49,7 +50,7 @@ struct Proxy: Sendable {
 
     func respond(to request: Request, context: some RequestContext) async throws -> Response {
         let started = ContinuousClock.now
-        let now = LogWriterService.now()
+        let now = Timestamp.now()
         let path = request.uri.path
         guard let route = Route(path: path, config: config) else {
             let kind = config.defaultProvider.flatMap(config.provider(named:))?.kind ?? .openai
@@ -167,9 +168,11 @@ struct Proxy: Sendable {
         if response.status.code >= 400 { call.event.error = "upstream returned \(response.status.code)" }
         var headers = HTTPFields()
         var contentType = ""
-        for header in response.headers where !Self.droppedResponseHeaders.contains(header.name.lowercased()) {
+        for header in response.headers {
+            let lowercased = header.name.lowercased()
+            guard !Self.droppedResponseHeaders.contains(lowercased) else { continue }
             if let name = HTTPField.Name(header.name) { headers.append(HTTPField(name: name, value: header.value)) }
-            if header.name.lowercased() == "content-type" { contentType = header.value.lowercased() }
+            if lowercased == "content-type" { contentType = header.value.lowercased() }
         }
         let isStream = contentType.hasPrefix("text/event-stream")
         if isStream { call.event.stream = true }

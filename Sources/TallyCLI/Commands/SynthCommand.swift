@@ -47,8 +47,7 @@ struct SynthCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingFailures {
             let loaded = try loadConfig(config)
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
-            let endMs = end.flatMap { Timestamp.parse($0) } ?? now / 3_600_000 * 3_600_000
+            let endMs = end.flatMap { Timestamp.parse($0) } ?? Timestamp.now() / 3_600_000 * 3_600_000
             let directory = out ?? loaded.resolve(loaded.collector.logDir)
             var options = SynthOptions(events: events, days: days, seed: seed, outDirectory: directory, end: endMs)
             options.collectors = collectors
