@@ -133,12 +133,8 @@ struct SSEUsageParser {
     }
 
     private mutating func merge(_ usageObject: JSONValue) {
-        guard case .object(let members) = usageObject else { return }
-        for member in members {
-            if let n = member.value.int64Value { anthropicCounts[member.key] = n }
-        }
-        var object: [(key: String, value: JSONValue)] = []
-        for (key, value) in anthropicCounts { object.append((key, .number(String(value)))) }
-        usage = UsageReading.anthropic(.object(object))
+        guard case .object = usageObject else { return }
+        anthropicCounts.merge(UsageReading.integerMembers(usageObject)) { _, latest in latest }
+        usage = UsageReading.anthropic(counts: anthropicCounts)
     }
 }

@@ -19,11 +19,26 @@ enum UsageReading {
     /// Anthropic usage: `input_tokens` excludes cache reads and writes, which the log counts inside `input`.
     static func anthropic(_ usage: JSONValue) -> UsageEvent.Usage? {
         guard case .object = usage else { return nil }
-        func int(_ key: String) -> Int64 { max(0, usage[key]?.int64Value ?? 0) }
+        return anthropic(counts: integerMembers(usage))
+    }
+
+    /// Anthropic usage from its integer members (`input_tokens`, `cache_creation_input_tokens`, …).
+    static func anthropic(counts: [String: Int64]) -> UsageEvent.Usage {
+        func int(_ key: String) -> Int64 { max(0, counts[key] ?? 0) }
         let base = int("input_tokens")
         let write = int("cache_creation_input_tokens")
         let read = int("cache_read_input_tokens")
         return UsageEvent.Usage(input: base + write + read, output: int("output_tokens"), cachedInput: read, cacheWrite: write, reasoning: 0)
+    }
+
+    /// The members of an object that are integers (the last of a repeated name wins).
+    static func integerMembers(_ object: JSONValue) -> [String: Int64] {
+        guard case .object(let members) = object else { return [:] }
+        var counts: [String: Int64] = [:]
+        for member in members {
+            if let n = member.value.int64Value { counts[member.key] = n }
+        }
+        return counts
     }
 
     static func read(_ usage: JSONValue, kind: ProviderKind) -> UsageEvent.Usage? {
