@@ -52,13 +52,13 @@ let package = Package(
         // Deterministic synthetic usage logs, written through the real segment writer.
         .target(name: "Synth", dependencies: ["UsageLog", "TallyConfig"]),
         .target(name: "Collector", dependencies: [
-            "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1,
+            "UsageLog", "TallyConfig", "CPCRE2", hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1,
         ]),
         .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", grdb]),
         .target(name: "Report", dependencies: ["TallyConfig"]),
         // The CLI lives in a library so that tests drive it through the real argument parsing.
         .target(name: "TallyCLI", dependencies: [
-            argumentParser, crypto, logging, "UsageLog", "TallyConfig", "Synth", "Collector", "Auditor", "Report",
+            argumentParser, logging, "UsageLog", "TallyConfig", "Synth", "Collector", "Auditor", "Report",
         ]),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
 
@@ -66,10 +66,10 @@ let package = Package(
         .testTarget(name: "TallyConfigTests", dependencies: ["TallyConfig"]),
         .testTarget(name: "SynthTests", dependencies: ["Synth", "UsageLog", "TallyConfig"]),
         .testTarget(name: "CollectorTests", dependencies: [
-            "Collector", "UsageLog", "TallyConfig", crypto, hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
+            "Collector", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
         ]),
         .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyConfig", "UsageLog"]),
-        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", argumentParser]),
+        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", "UsageLog", crypto, argumentParser]),
     ]
 )
 

@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Collector
-import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -24,7 +23,7 @@ struct Harness: Sendable {
     var base: String { "http://127.0.0.1:\(collectorPort)" }
     var revocationPath: String { folder + "/revoked.tsv" }
 
-    static func sha(_ secret: String) -> String { Hex.encode(SHA256.hash(data: Array(secret.utf8))) }
+    static func sha(_ secret: String) -> String { Hex.sha256(secret) }
 
     static func config(folder: String, mockPort: Int, extra: String) -> String {
         """

@@ -4,6 +4,7 @@ import Foundation
 import Testing
 @testable import TallyCLI
 import TallyConfig
+import UsageLog
 
 /// The CLI through its real argument parsing.
 @Suite("tally CLI")
@@ -51,7 +52,7 @@ struct CLITests {
         #expect(a.hasPrefix("tk-") && a.count == 3 + 44)
         #expect(a.dropFirst(3).allSatisfy { $0.isLetter || $0.isNumber })
         let expected = SHA256.hash(data: Array(a.utf8)).map { String(format: "%02x", $0) }.joined()
-        #expect(KeySecret.sha256Hex(a) == expected)
+        #expect(Hex.sha256(a) == expected)
     }
 
     /// The entry `keys new` prints is accepted by the config loader as is.
@@ -63,9 +64,9 @@ struct CLITests {
         teams: [{id: t, org: o}]
         users: [{id: u, team: t}]
         keys:
-          - {id: k-new, sha256: \(KeySecret.sha256Hex(secret)), user: u}
+          - {id: k-new, sha256: \(Hex.sha256(secret)), user: u}
         """
         let config = try Config.parse(yaml: yaml)
-        #expect(config.keys.first?.sha256 == KeySecret.sha256Hex(secret))
+        #expect(config.keys.first?.sha256 == Hex.sha256(secret))
     }
 }

@@ -1,4 +1,3 @@
-import Crypto
 import Synchronization
 import TallyConfig
 import UsageLog
@@ -35,8 +34,7 @@ public final class KeyState: Sendable {
 
     /// Checks a secret at `now` (milliseconds since the epoch). Only its SHA-256 is compared.
     public func verdict(secret: String, now: Int64) -> Verdict {
-        let hash = Hex.encode(SHA256.hash(data: Array(secret.utf8)))
-        guard let key = keysByHash[hash] else { return .unknown }
+        guard let key = keysByHash[Hex.sha256(secret)] else { return .unknown }
         if let entry = revocations.withLock({ $0.entry(forKey: key.id, at: now) }) { return .revoked(key, entry) }
         if let expires = key.expires, now >= expires { return .expired(key) }
         return .ok(key)

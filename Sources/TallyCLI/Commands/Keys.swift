@@ -1,5 +1,4 @@
 import ArgumentParser
-import Crypto
 import UsageLog
 
 /// `tally keys`: virtual keys.
@@ -35,7 +34,7 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             var generator = SystemRandomNumberGenerator()
             let secret = KeySecret.generate(using: &generator)
-            var entry = "  - {id: \(id), sha256: \(KeySecret.sha256Hex(secret))"
+            var entry = "  - {id: \(id), sha256: \(Hex.sha256(secret))"
             if let user { entry += ", user: \(user)" }
             if let project { entry += ", project: \(project)" }
             if user == nil, project == nil { entry += ", user: CHANGE-ME" }
@@ -64,10 +63,6 @@ enum KeySecret {
             if byte < 248 { out.append(alphabet[Int(byte % 62)]) }
         }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    static func sha256Hex(_ secret: String) -> String {
-        Hex.encode(SHA256.hash(data: Array(secret.utf8)))
     }
 
     static func isIDByte(_ b: UInt8) -> Bool {

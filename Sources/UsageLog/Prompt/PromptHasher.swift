@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 
 /// What the log keeps of a prompt instead of its text: a keyed hash for exact duplicates, a SimHash for near duplicates,
 /// and its length.
@@ -91,6 +91,12 @@ public enum Hex {
             }
             return words.count * 16
         }
+    }
+
+    /// Lowercase hex SHA-256 of `text`'s UTF-8 bytes: how the config holds a key secret, and how the collector
+    /// looks a presented one up.
+    public static func sha256(_ text: String) -> String {
+        encode(SHA256.hash(data: Array(text.utf8)))
     }
 
     /// Decodes hex (either case); nil when the text is not an even run of hex digits.
