@@ -5,6 +5,8 @@ import PackageDescription
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let grdb: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
+// The SQLite C API GRDB builds on, for the ingest's prepared inserts.
+let grdbSQLite: Target.Dependency = .product(name: "GRDBSQLite", package: "GRDB.swift")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
 let httpClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
@@ -54,8 +56,9 @@ let package = Package(
         .target(name: "Collector", dependencies: [
             "UsageLog", "TallyConfig", "CPCRE2", hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1,
         ]),
-        .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", grdb]),
-        .target(name: "Report", dependencies: ["TallyConfig"]),
+        .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", "Report", grdb, grdbSQLite]),
+        // Report values and writers; the auditor fills the values, the writers never see a database.
+        .target(name: "Report", dependencies: ["TallyConfig", "UsageLog"]),
         // The CLI lives in a library so that tests drive it through the real argument parsing.
         .target(name: "TallyCLI", dependencies: [
             argumentParser, logging, "UsageLog", "TallyConfig", "Synth", "Collector", "Auditor", "Report",
@@ -68,7 +71,8 @@ let package = Package(
         .testTarget(name: "CollectorTests", dependencies: [
             "Collector", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
         ]),
-        .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyConfig", "UsageLog"]),
+        .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyConfig", "UsageLog", "Report", grdb]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "TallyConfig"]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", "UsageLog", crypto, argumentParser]),
     ]
 )

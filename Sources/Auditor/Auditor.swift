@@ -1,4 +1,5 @@
 /// The auditor: ingest of log segments into the SQLite ledger, pricing, attribution, budgets, waste and reallocation.
 ///
-/// So far it holds the pricing engine (`PriceBook`, `PriceEntry`); the ledger and the audit arrive with issues 4 and 5.
+/// `Ledger` owns the database (`docs/ledger.md`); `Ingest` brings segments into it exactly once, priced by a
+/// `PriceBook` and attributed through the config; `AttributionQuery` reads spend back out by any dimensions.
 public enum Auditor {}

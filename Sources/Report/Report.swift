@@ -1,4 +1,3 @@
-/// CSV and HTML report writers over plain values (no database handle), so they are testable on their own.
-///
-/// Its parts arrive with the reports issue; the target exists now so that the module graph is fixed from the start.
+/// Report writers over plain values (no database handle), so they are testable on their own: the spend breakdown as
+/// an aligned table, CSV or JSON.
 public enum Report {}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Auditor
 import Foundation
 import Synth
 import TallyConfig
@@ -33,6 +34,9 @@ func runReportingFailures(_ body: () async throws -> Void) async throws {
     } catch let error as LogIOError {
         printError("tally: \(error.message)")
         throw ExitCode(error.code == .locked ? ExitStatus.tryAgain : ExitStatus.ioError)
+    } catch let error as AuditError {
+        printError("tally: \(error.message)")
+        throw ExitCode(exitStatus(error.code))
     } catch let error as SynthError {
         printError("tally: \(error.message)")
         throw ExitCode(ExitStatus.config)
@@ -41,6 +45,17 @@ func runReportingFailures(_ body: () async throws -> Void) async throws {
     } catch {
         printError("tally: \(error)")
         throw ExitCode(ExitStatus.ioError)
+    }
+}
+
+/// The exit status for each kind of audit failure.
+func exitStatus(_ code: AuditError.Code) -> Int32 {
+    switch code {
+    case .locked: ExitStatus.tryAgain
+    case .data: ExitStatus.dataError
+    case .usage: ExitStatus.usage
+    case .config: ExitStatus.config
+    default: ExitStatus.ioError
     }
 }
 

@@ -184,7 +184,7 @@ public struct Pricing: Sendable, Equatable {
 }
 
 /// Prices for one model from a given moment.
-public struct ModelPrice: Sendable, Equatable {
+public struct ModelPrice: Sendable, Hashable {
     public var model: String
     public var input: TokenPrice
     public var output: TokenPrice

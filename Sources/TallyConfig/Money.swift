@@ -44,6 +44,16 @@ public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// The exact amount with all 12 decimal places.
     public var description: String { formatted(places: Money.scaleDigits) }
+
+    /// The exact amount with trailing zeros dropped, keeping at least two decimals (`0.013`, `12.50`): what CSV and
+    /// JSON exports carry, so that figures add up to the cent and beyond.
+    public var exact: String {
+        var text = Substring(formatted(places: Money.scaleDigits))
+        while text.last == "0", let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) > 3 {
+            text = text.dropLast()
+        }
+        return String(text)
+    }
 }
 
 /// A price per token, exact in pico-units of the currency.

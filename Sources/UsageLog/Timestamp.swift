@@ -187,8 +187,9 @@ public enum Timestamp {
         }
     }
 
+    /// Quotient rounded toward negative infinity, and the matching non-negative remainder.
     @inline(__always)
-    static func floorDivide(_ a: Int64, _ b: Int64) -> (Int64, Int64) {
+    public static func floorDivide(_ a: Int64, _ b: Int64) -> (Int64, Int64) {
         let q = a / b
         let r = a % b
         return r < 0 ? (q - 1, r + b) : (q, r)

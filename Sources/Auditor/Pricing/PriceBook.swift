@@ -33,14 +33,19 @@ public struct PriceBook: Sendable {
 
     /// The entry that prices a call to `model` through `provider` at `timestamp` (milliseconds), or nil if none does.
     public func price(model: String, provider: String?, at timestamp: Int64) -> PriceEntry? {
-        let names = Self.candidateNames(model: model, provider: provider)
+        schedule(model: model, provider: provider).entry(at: timestamp)
+    }
+
+    /// Every entry that could price calls to `model` through `provider`, in the order the rule tries them; look up
+    /// once per model and ask it per call.
+    public func schedule(model: String, provider: String?) -> PriceSchedule {
+        var lists: [[PriceEntry]] = []
         for source in bySource {
-            for name in names {
-                guard let list = source[name] else { continue }
-                if let entry = list.last(where: { ($0.from ?? .min) <= timestamp }) { return entry }
+            for name in Self.candidateNames(model: model, provider: provider) {
+                if let list = source[name] { lists.append(list) }
             }
         }
-        return nil
+        return PriceSchedule(lists: lists)
     }
 
     static func candidateNames(model: String, provider: String?) -> [String] {
@@ -64,6 +69,23 @@ public struct PriceBook: Sendable {
         }
         if n > 9, bytes[n - 9] == UInt8(ascii: "-"), digits(n - 8..<n), bytes[n - 8] == UInt8(ascii: "2") {
             return String(decoding: bytes[0..<(n - 9)], as: UTF8.self)
+        }
+        return nil
+    }
+}
+
+/// The price lists that may apply to one model, in rule order: the first list with an entry in force wins.
+public struct PriceSchedule: Sendable {
+    /// Each list sorted by `from`, nil first.
+    let lists: [[PriceEntry]]
+
+    /// True when no source knows the model at all.
+    public var isEmpty: Bool { lists.isEmpty }
+
+    /// The entry in force at `timestamp` (milliseconds): in the first list that has one, the latest `from` not after it.
+    public func entry(at timestamp: Int64) -> PriceEntry? {
+        for list in lists {
+            if let entry = list.last(where: { ($0.from ?? .min) <= timestamp }) { return entry }
         }
         return nil
     }

@@ -30,7 +30,7 @@ public enum PriceSource: Sendable, Hashable, CustomStringConvertible {
 /// The prices of one model from one moment on (a `ModelPrice`, the same shape the config uses), and where they came
 /// from. Its fields read through: `entry.input`, `entry.from`.
 @dynamicMemberLookup
-public struct PriceEntry: Sendable, Equatable {
+public struct PriceEntry: Sendable, Hashable {
     public var price: ModelPrice
     public var source: PriceSource
 

@@ -6,6 +6,8 @@ import Darwin
 
 /// What reading one segment found.
 public struct SegmentReadSummary: Sendable, Equatable {
+    public init() {}
+
     /// Complete lines handed to the caller (blank lines are not counted or handed over).
     public var lines = 0
     /// Decompressed bytes read, including any skipped tail.
@@ -14,6 +16,13 @@ public struct SegmentReadSummary: Sendable, Equatable {
     public var skippedTailBytes = 0
     /// Why a gzip segment could not be read to its end (cut short, corrupt); nil when it was read whole.
     public var damage: String?
+    /// The number of the last complete line (blank ones included), 0 when there was none.
+    public var lastLineNumber = 0
+    /// The first bytes (up to `tailKeep`) of the skipped tail, so a caller can keep what a cut-short line held.
+    public var tail: [UInt8] = []
+
+    /// How much of a skipped tail `tail` keeps.
+    public static let tailKeep = 64 << 10
 }
 
 /// Reads the lines of a segment, plain or gzipped, without loading it whole.
@@ -23,26 +32,35 @@ public enum SegmentReader {
     /// The buffer passed to `body` is valid only during the call. A last line without `\n` is not handed over:
     /// its length is reported in `skippedTailBytes`. A gzip file that is cut short or corrupt has its complete lines
     /// handed over and the problem reported in `damage`; only I/O failures throw.
+    ///
+    /// A plain (open) segment can be read from `offset`, a byte just after a newline that an earlier read reported
+    /// (`offset + bytes - skippedTailBytes`); lines are then numbered from `firstLineNumber`.
     @discardableResult
     public static func read(
-        path: String, chunkSize: Int = 1 << 20,
+        path: String, from offset: Int64 = 0, firstLineNumber: Int = 1, chunkSize: Int = 1 << 20,
         _ body: (_ lineNumber: Int, _ line: UnsafeBufferPointer<UInt8>) throws -> Void
     ) throws -> SegmentReadSummary {
         if path.hasSuffix(".gz") {
+            precondition(offset == 0, "a gzip segment is read from its start")
             var source = try GzipChunkReader(path: path)
             defer { source.finish() }
-            var summary = try split(chunkSize: chunkSize, next: { buffer throws(LogIOError) in try source.read(into: buffer) }, body)
+            var summary = try split(chunkSize: chunkSize, firstLineNumber: firstLineNumber,
+                                    next: { buffer throws(LogIOError) in try source.read(into: buffer) }, body)
             summary.damage = source.damage
             return summary
         } else {
             let fd = try FileIO.open(path, O_RDONLY)
             defer { close(fd) }
-            return try split(chunkSize: chunkSize, next: { buffer throws(LogIOError) in try FileIO.read(fd, into: buffer, path: path) }, body)
+            if offset > 0, lseek(fd, off_t(offset), SEEK_SET) < 0 {
+                throw LogIOError.system("cannot seek in", path: path)
+            }
+            return try split(chunkSize: chunkSize, firstLineNumber: firstLineNumber,
+                             next: { buffer throws(LogIOError) in try FileIO.read(fd, into: buffer, path: path) }, body)
         }
     }
 
     private static func split(
-        chunkSize: Int,
+        chunkSize: Int, firstLineNumber: Int,
         next: (UnsafeMutableRawBufferPointer) throws(LogIOError) -> Int,
         _ body: (Int, UnsafeBufferPointer<UInt8>) throws -> Void
     ) throws -> SegmentReadSummary {
@@ -50,7 +68,7 @@ public enum SegmentReader {
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
         defer { chunk.deallocate() }
         var carry: [UInt8] = []
-        var lineNumber = 0
+        var lineNumber = firstLineNumber - 1
 
         while true {
             let count = try next(chunk)
@@ -80,6 +98,8 @@ public enum SegmentReader {
             }
         }
         summary.skippedTailBytes = carry.count
+        summary.lastLineNumber = lineNumber
+        summary.tail = Array(carry.prefix(SegmentReadSummary.tailKeep))
         return summary
     }
 }

@@ -1,0 +1,38 @@
+import TallyConfig
+import UsageLog
+
+/// One `tally audit` run: take the lock, open the ledger, ingest what is new.
+///
+/// Part 2 of the audit (budgets, waste, the revocation list) runs after the ingest, under the same lock.
+public enum Audit {
+    public struct Options: Sendable {
+        /// Also read the complete lines of segments still being written.
+        public var includeOpen = false
+        /// The audit's clock, milliseconds since the epoch; replays and tests set it, cron leaves it at now.
+        public var asOf: Int64
+
+        public init(includeOpen: Bool = false, asOf: Int64 = Timestamp.now()) {
+            self.includeOpen = includeOpen
+            self.asOf = asOf
+        }
+    }
+
+    public struct Outcome: Sendable {
+        public var ingest: IngestResult
+        public var ledgerPath: String
+    }
+
+    public static func run(config: Config, options: Options, progress: (IngestProgress) -> Void = { _ in }) async throws(AuditError) -> Outcome {
+        let ledgerPath = config.resolve(config.audit.db)
+        let prices: PriceBook
+        do { prices = try PriceBook(config: config) } catch {
+            throw AuditError(.config, "pricing.litellm_file: \(error.message)", cause: error)
+        }
+        let lock = try AuditLock(ledgerPath: ledgerPath)
+        defer { lock.release() }
+        let ledger = try Ledger(path: ledgerPath)
+        let ingestOptions = Ingest.Options(includeOpen: options.includeOpen, asOf: options.asOf)
+        let ingest = try await Ingest.run(ledger: ledger, config: config, prices: prices, options: ingestOptions, progress: progress)
+        return Outcome(ingest: ingest, ledgerPath: ledgerPath)
+    }
+}

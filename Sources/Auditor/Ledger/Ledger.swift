@@ -1,0 +1,77 @@
+import Foundation
+import GRDB
+import TallyConfig
+import UsageLog
+
+/// The SQLite ledger: every ingested call, what priced it, where it came from, and daily rollups (`docs/ledger.md`).
+///
+/// Open it with `Ledger(path:)`, which creates the file and its folder if needed and brings the schema up to date.
+/// One audit writes at a time (`AuditLock`); readers (reports) may read while it writes, since the file is in WAL mode.
+public final class Ledger: Sendable {
+    public let path: String
+    let queue: DatabaseQueue
+
+    /// Rollups keep cost as `cost_hi × 10^18 + cost_lo` pico-units, so that a sum never overflows SQLite's 64 bits.
+    static let costSplit: Int128 = 1_000_000_000_000_000_000
+
+    public init(path: String, readOnly: Bool = false) throws(AuditError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.readonly = readOnly
+        configuration.busyMode = .timeout(10)
+        configuration.label = "tally.ledger"
+        configuration.prepareDatabase { db in
+            if !readOnly {
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
+            try db.execute(sql: "PRAGMA cache_size = -65536")
+        }
+        if readOnly {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw AuditError(.io, "there is no ledger at \(path) yet: run `tally audit` first")
+            }
+        } else {
+            let folder = (path as NSString).deletingLastPathComponent
+            if !folder.isEmpty {
+                do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+                    throw AuditError(.io, "cannot create the ledger's folder \(folder): \(error.localizedDescription)", cause: error)
+                }
+            }
+        }
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            if readOnly {
+                let applied = try queue.read { db in try Schema.migrator.hasCompletedMigrations(db) }
+                guard applied else { throw AuditError(.io, "the ledger at \(path) was written by a newer or an unfinished audit: run `tally audit` first") }
+            } else {
+                try Schema.migrator.migrate(queue)
+            }
+        } catch let error as AuditError {
+            throw error
+        } catch {
+            throw AuditError(.io, "cannot open the ledger \(path): \(error)", cause: error)
+        }
+    }
+
+    /// Runs `body` against the database, turning SQLite failures into I/O errors that name the ledger.
+    func access<T>(_ body: (Database) throws -> T) throws(AuditError) -> T {
+        do {
+            return try queue.inDatabase(body)
+        } catch let error as AuditError {
+            throw error
+        } catch {
+            throw AuditError(.io, "ledger \(path): \(error)", cause: error)
+        }
+    }
+
+    /// A value from the `meta` table.
+    func meta(_ key: String, _ db: Database) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+    }
+
+    func setMeta(_ key: String, _ value: String, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       arguments: [key, value])
+    }
+}

@@ -1,0 +1,102 @@
+import GRDB
+import TallyConfig
+import UsageLog
+
+/// The grouping of `rollup_daily`: one row per local day and combination of dimensions.
+struct RollupKey: Hashable {
+    var day: Int64
+    var attr: Int64
+    var provider: Int64
+    var model: Int64
+    /// 0 when the call named no end user.
+    var endUser: Int64
+    /// 0 when the call had no tags.
+    var tags: Int64
+    /// False for calls with usage but no price.
+    var priced: Bool
+}
+
+/// Sums over the calls of one rollup row; cost in pico-units.
+struct RollupSums {
+    var requests: Int64 = 0
+    var failed: Int64 = 0
+    var rejected: Int64 = 0
+    var input: Int64 = 0
+    var output: Int64 = 0
+    var cachedInput: Int64 = 0
+    var cacheWrite: Int64 = 0
+    var reasoning: Int64 = 0
+    var cost: Int128 = 0
+
+    mutating func add(failed isFailed: Bool, rejected isRejected: Bool, input: Int64, output: Int64, cachedInput: Int64,
+                      cacheWrite: Int64, reasoning: Int64, cost: Int64) {
+        requests += 1
+        if isFailed { failed += 1 }
+        if isRejected { rejected += 1 }
+        self.input += input
+        self.output += output
+        self.cachedInput += cachedInput
+        self.cacheWrite += cacheWrite
+        self.reasoning += reasoning
+        self.cost += Int128(cost)
+    }
+}
+
+enum Rollups {
+    /// Adds `sums` to `rollup_daily`, carrying cost between `cost_lo` (below 10^18 pico-units) and `cost_hi`.
+    static func add(_ sums: [RollupKey: RollupSums], _ db: Database) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO rollup_daily (day, attr, provider, model, end_user, tags, priced, requests, failed, rejected,
+                input, output, cached_input, cache_write, reasoning, cost_hi, cost_lo)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (day, attr, provider, model, end_user, tags, priced) DO UPDATE SET
+                requests = requests + excluded.requests,
+                failed = failed + excluded.failed,
+                rejected = rejected + excluded.rejected,
+                input = input + excluded.input,
+                output = output + excluded.output,
+                cached_input = cached_input + excluded.cached_input,
+                cache_write = cache_write + excluded.cache_write,
+                reasoning = reasoning + excluded.reasoning,
+                cost_hi = cost_hi + excluded.cost_hi + (cost_lo + excluded.cost_lo) / 1000000000000000000,
+                cost_lo = (cost_lo + excluded.cost_lo) % 1000000000000000000
+            """)
+        for (key, sum) in sums {
+            let high = Int64(sum.cost / Ledger.costSplit)
+            let low = Int64(sum.cost % Ledger.costSplit)
+            try statement.execute(arguments: [
+                key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced,
+                sum.requests, sum.failed, sum.rejected, sum.input, sum.output, sum.cachedInput, sum.cacheWrite, sum.reasoning,
+                high, low,
+            ])
+        }
+    }
+
+    /// Rebuilds `rollup_daily` from the events, for a ledger whose days were counted in another timezone.
+    static func rebuild(calendar: LocalCalendar, _ db: Database) throws {
+        var calendar = calendar
+        try db.execute(sql: "DELETE FROM rollup_daily")
+        var sums: [RollupKey: RollupSums] = [:]
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT ts, attr, provider, model, COALESCE(end_user, 0), COALESCE(tags, 0), outcome,
+                input, output, cached_input, cache_write, reasoning, cost
+            FROM events
+            """)
+        while let row = try rows.next() {
+            let hasUsage = row[7] as Int64? != nil
+            let cost = row[12] as Int64?
+            let outcome = StoredEnums.outcomes[row[6] as Int]
+            let isFailed = outcome == .upstreamError || outcome == .clientAbort
+            let key = RollupKey(day: Int64(calendar.day(of: row[0])), attr: row[1], provider: row[2], model: row[3],
+                                endUser: row[4], tags: row[5], priced: !(hasUsage && cost == nil))
+            sums[key, default: RollupSums()].add(
+                failed: isFailed, rejected: !isFailed && outcome != .ok, input: row[7] ?? 0, output: row[8] ?? 0,
+                cachedInput: row[9] ?? 0, cacheWrite: row[10] ?? 0, reasoning: row[11] ?? 0, cost: cost ?? 0)
+            if sums.count >= 200_000 {
+                try add(sums, db)
+                sums.removeAll(keepingCapacity: true)
+            }
+        }
+        try add(sums, db)
+    }
+}

@@ -1,0 +1,161 @@
+import GRDB
+import UsageLog
+
+/// The ledger's tables (`docs/ledger.md`). Migrations only ever add: a ledger written by an older Tally opens in a
+/// newer one.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (
+                    key TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                ) WITHOUT ROWID;
+
+                CREATE TABLE runs (
+                    id INTEGER PRIMARY KEY,
+                    started_at INTEGER NOT NULL,
+                    as_of INTEGER NOT NULL,
+                    finished_at INTEGER,
+                    segments INTEGER NOT NULL DEFAULT 0,
+                    events INTEGER NOT NULL DEFAULT 0,
+                    duplicates INTEGER NOT NULL DEFAULT 0,
+                    quarantined INTEGER NOT NULL DEFAULT 0,
+                    unpriced INTEGER NOT NULL DEFAULT 0,
+                    damaged INTEGER NOT NULL DEFAULT 0
+                );
+
+                CREATE TABLE segments (
+                    id INTEGER PRIMARY KEY,
+                    path TEXT NOT NULL UNIQUE,
+                    collector TEXT NOT NULL,
+                    stem TEXT NOT NULL,
+                    closed INTEGER NOT NULL,
+                    size INTEGER NOT NULL,
+                    mtime INTEGER NOT NULL,
+                    offset INTEGER NOT NULL,
+                    lines INTEGER NOT NULL,
+                    events INTEGER NOT NULL,
+                    duplicates INTEGER NOT NULL,
+                    quarantined INTEGER NOT NULL,
+                    damage TEXT,
+                    run INTEGER NOT NULL
+                );
+
+                CREATE TABLE dims (
+                    id INTEGER PRIMARY KEY,
+                    kind INTEGER NOT NULL,
+                    value TEXT NOT NULL,
+                    UNIQUE (kind, value)
+                );
+
+                CREATE TABLE attributions (
+                    id INTEGER PRIMARY KEY,
+                    key TEXT NOT NULL,
+                    known INTEGER NOT NULL,
+                    user TEXT NOT NULL,
+                    project TEXT NOT NULL,
+                    team TEXT NOT NULL,
+                    org TEXT NOT NULL,
+                    UNIQUE (key, known, user, project, team, org)
+                );
+
+                CREATE TABLE prices (
+                    id INTEGER PRIMARY KEY,
+                    source TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    from_ms INTEGER,
+                    currency TEXT NOT NULL,
+                    input TEXT NOT NULL,
+                    output TEXT NOT NULL,
+                    cached_input TEXT,
+                    cache_write TEXT,
+                    reasoning TEXT
+                );
+
+                CREATE TABLE events (
+                    id BLOB NOT NULL,
+                    ts INTEGER NOT NULL,
+                    attr INTEGER NOT NULL,
+                    provider INTEGER NOT NULL,
+                    model INTEGER NOT NULL,
+                    collector INTEGER NOT NULL,
+                    endpoint INTEGER NOT NULL,
+                    status INTEGER NOT NULL,
+                    outcome INTEGER NOT NULL,
+                    stream INTEGER NOT NULL,
+                    input INTEGER,
+                    output INTEGER,
+                    cached_input INTEGER,
+                    cache_write INTEGER,
+                    reasoning INTEGER,
+                    cost INTEGER,
+                    price INTEGER,
+                    latency_ms INTEGER,
+                    ttft_ms INTEGER,
+                    prompt_hash INTEGER,
+                    prompt_sim INTEGER,
+                    prompt_chars INTEGER,
+                    end_user INTEGER,
+                    tags INTEGER,
+                    error INTEGER,
+                    segment INTEGER NOT NULL,
+                    line INTEGER NOT NULL
+                );
+                CREATE UNIQUE INDEX events_id ON events (id);
+                CREATE INDEX events_ts ON events (ts);
+
+                CREATE TABLE quarantine (
+                    id INTEGER PRIMARY KEY,
+                    segment INTEGER NOT NULL,
+                    line INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    length INTEGER NOT NULL,
+                    text BLOB NOT NULL,
+                    run INTEGER NOT NULL,
+                    UNIQUE (segment, line)
+                );
+
+                CREATE TABLE rollup_daily (
+                    day INTEGER NOT NULL,
+                    attr INTEGER NOT NULL,
+                    provider INTEGER NOT NULL,
+                    model INTEGER NOT NULL,
+                    end_user INTEGER NOT NULL,
+                    tags INTEGER NOT NULL,
+                    priced INTEGER NOT NULL,
+                    requests INTEGER NOT NULL,
+                    failed INTEGER NOT NULL,
+                    rejected INTEGER NOT NULL,
+                    input INTEGER NOT NULL,
+                    output INTEGER NOT NULL,
+                    cached_input INTEGER NOT NULL,
+                    cache_write INTEGER NOT NULL,
+                    reasoning INTEGER NOT NULL,
+                    cost_hi INTEGER NOT NULL,
+                    cost_lo INTEGER NOT NULL,
+                    PRIMARY KEY (day, attr, provider, model, end_user, tags, priced)
+                ) WITHOUT ROWID;
+                """)
+        }
+        return migrator
+    }
+}
+
+/// What a `dims` row names. The numbers are stored: never reuse one.
+enum DimensionKind: Int, CaseIterable, Sendable {
+    case provider = 1
+    case model = 2
+    case collector = 3
+    case endUser = 4
+    case tags = 5
+    case error = 6
+}
+
+/// How the ledger stores `outcome` and `endpoint`: the position in these lists. Append only.
+enum StoredEnums {
+    static let outcomes: [UsageEvent.Outcome] = [.ok, .upstreamError, .clientAbort, .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid]
+    static let endpoints: [UsageEvent.Endpoint] = [.chatCompletions, .completions, .responses, .embeddings, .messages, .other]
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Auditor
+import Foundation
+import TallyConfig
+import UsageLog
+
+/// `tally audit`: what cron runs. Ingests new log lines into the ledger, prices and attributes them.
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Ingest new usage logs into the ledger, price every call and attribute its cost.",
+        discussion: """
+        Safe to run as often as you like (cron every few minutes): each event is counted once, however often it is \
+        read. Prints one summary line; on a terminal also a progress bar. Bad lines are quarantined in the ledger, \
+        never dropped. Exit codes: 0 done, 64 usage, 65 nothing could be ingested, 74 I/O error, 75 another audit \
+        holds the lock, 78 config error.
+        """
+    )
+
+    @Option(name: .long, help: "The config file (YAML).")
+    var config: String
+
+    @Flag(name: .long, help: "Also ingest the complete lines of segments still being written.")
+    var includeOpen = false
+
+    @Option(name: .long, help: "Run as if it were this time (RFC 3339), for replays and tests.")
+    var asOf: String?
+
+    @Flag(name: .long, help: "No progress bar even on a terminal.")
+    var quiet = false
+
+    func validate() throws {
+        if let asOf, Timestamp.parse(asOf) == nil { throw ValidationError("--as-of must be an RFC 3339 time such as 2026-11-22T12:00:00Z") }
+    }
+
+    func run() async throws {
+        try await runReportingFailures {
+            let loaded = try loadConfig(config)
+            let options = Audit.Options(includeOpen: includeOpen, asOf: asOf.flatMap { Timestamp.parse($0) } ?? Timestamp.now())
+            let bar = ProgressBar(enabled: !quiet && isatty(STDERR_FILENO) == 1)
+            let outcome = try await Audit.run(config: loaded, options: options) { bar.update($0) }
+            bar.finish()
+            let result = outcome.ingest
+            for failure in result.failures { printError("tally audit: \(failure)") }
+            for path in result.totals.damaged {
+                printError("tally audit: damaged segment \(path): its complete lines were ingested; the rest could not be read")
+            }
+            if !result.totals.unknownKeys.isEmpty {
+                let keys = result.totals.unknownKeys.sorted { $0.value > $1.value }.prefix(5).map { "\($0.key) (\($0.value))" }
+                printError("tally audit: calls with keys the config does not list, kept as 'unknown': \(keys.joined(separator: ", "))")
+            }
+            if !result.totals.unpricedModels.isEmpty {
+                let models = result.totals.unpricedModels.sorted { $0.value > $1.value }.prefix(5).map { "\($0.key) (\($0.value))" }
+                printError("tally audit: calls to models without a price, counted as unpriced: \(models.joined(separator: ", "))")
+            }
+            print(Self.summary(result))
+            let t = result.totals
+            if t.events + t.duplicates == 0 && t.quarantined > 0 {
+                printError("tally audit: no line could be ingested; see the quarantine table in \(outcome.ledgerPath)")
+                throw ExitCode(ExitStatus.dataError)
+            }
+            if !result.failures.isEmpty { throw ExitCode(ExitStatus.ioError) }
+        }
+    }
+
+    static func summary(_ result: IngestResult) -> String {
+        let t = result.totals
+        var parts = ["\(t.segmentsRead) segments read (\(t.segmentsUnchanged) unchanged, \(t.segmentsLeft) left open)",
+                     "\(t.events) events ingested", "\(t.duplicates) duplicates skipped", "\(t.quarantined) quarantined",
+                     "\(t.unpriced) unpriced"]
+        if !t.damaged.isEmpty { parts.append("\(t.damaged.count) damaged") }
+        parts.append(String(format: "%.2f s", result.seconds))
+        return "tally audit: " + parts.joined(separator: ", ")
+    }
+}
+
+/// A one-line progress bar on standard error, redrawn at most five times a second.
+final class ProgressBar {
+    private let enabled: Bool
+    private var lastDraw = ContinuousClock.now - .seconds(1)
+    private var drawn = false
+    private let started = ContinuousClock.now
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ p: IngestProgress) {
+        guard enabled, ContinuousClock.now - lastDraw >= .milliseconds(200) || p.segmentsDone == p.segmentsTotal else { return }
+        lastDraw = ContinuousClock.now
+        let fraction = p.bytesTotal > 0 ? Double(p.bytesDone) / Double(p.bytesTotal) : 1
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let seconds = (ContinuousClock.now - started).seconds
+        let line = "\r[\(String(repeating: "#", count: filled))\(String(repeating: " ", count: width - filled))] "
+            + String(format: "%3.0f%%", fraction * 100) + " \(p.segmentsDone)/\(p.segmentsTotal) segments, \(p.events) events, "
+            + String(format: "%.1f s", seconds)
+        FileHandle.standardError.write(Data(line.utf8))
+        drawn = true
+    }
+
+    func finish() {
+        guard drawn else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Auditor
+import Report
+import TallyConfig
+import UsageLog
+
+/// `tally report …`: figures read from the ledger alone.
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Print reports from the ledger (run `tally audit` first to bring it up to date).",
+        subcommands: [Attribution.self]
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case table, csv, json
+    }
+
+    struct Attribution: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Spend, requests and tokens by any combination of dimensions.",
+            discussion: """
+            Dimensions: \(SpendDimension.names). A key the config no longer lists shows as 'unknown'; a missing value as \
+            '(none)'. Days, weeks and months are in the config's audit.timezone. Costs in CSV and JSON are exact; \
+            the table rounds to cents. Calls to models without a price are counted as unpriced and listed, never as zero.
+            """
+        )
+
+        @Option(name: .long, help: "The config file (YAML).")
+        var config: String
+
+        @Option(name: .long, help: "A month (2026-11), an ISO week (2026-W47) or a day (2026-11-22). Default: this month.")
+        var period: String?
+
+        @Option(name: .long, help: "First day (YYYY-MM-DD), with --to.")
+        var from: String?
+
+        @Option(name: .long, help: "Last day, included (YYYY-MM-DD), with --from.")
+        var to: String?
+
+        @Option(name: .long, help: "Comma-separated dimensions, such as team,model.")
+        var by: String = "team"
+
+        @Option(name: .long, help: "table, csv or json.")
+        var format: Format = .table
+
+        @Option(name: .long, help: "Take 'this month' at this time (RFC 3339) instead of now.")
+        var asOf: String?
+
+        func validate() throws {
+            if period != nil && (from != nil || to != nil) { throw ValidationError("give --period or --from/--to, not both") }
+            if (from == nil) != (to == nil) { throw ValidationError("--from and --to go together") }
+            if let asOf, Timestamp.parse(asOf) == nil { throw ValidationError("--as-of must be an RFC 3339 time") }
+        }
+
+        func run() async throws {
+            try await runReportingFailures {
+                let loaded = try loadConfig(config)
+                let dimensions = try SpendDimension.list(by)
+                guard var calendar = LocalCalendar(identifier: loaded.audit.timezone) else {
+                    throw AuditError(.config, "'\(loaded.audit.timezone)' is not an IANA timezone")
+                }
+                let chosen: Period
+                if let period {
+                    chosen = try Period(parsing: period)
+                } else if let from, let to {
+                    chosen = try Period(from: from, to: to)
+                } else {
+                    let now = asOf.flatMap { Timestamp.parse($0) } ?? Timestamp.now()
+                    chosen = Period.month(containing: calendar.day(of: now))
+                }
+                let ledger = try Ledger(path: loaded.resolve(loaded.audit.db), readOnly: true)
+                let breakdown = try AttributionQuery.breakdown(ledger: ledger, period: chosen, by: dimensions,
+                                                               timezone: loaded.audit.timezone, currency: loaded.currency)
+                switch format {
+                case .table: print(breakdown.table(), terminator: "")
+                case .csv: print(breakdown.csv(), terminator: "")
+                case .json: print(breakdown.json(), terminator: "")
+                }
+            }
+        }
+    }
+}
