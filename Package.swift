@@ -73,7 +73,7 @@ let package = Package(
         ]),
         .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyConfig", "UsageLog", "Report", grdb]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "TallyConfig"]),
-        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", "UsageLog", crypto, argumentParser]),
+        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", "UsageLog", "Auditor", "Report", crypto, argumentParser, grdb]),
     ]
 )
 

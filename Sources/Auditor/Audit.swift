@@ -28,6 +28,7 @@ public enum Audit {
         do { prices = try PriceBook(config: config) } catch {
             throw AuditError(.config, "pricing.litellm_file: \(error.message)", cause: error)
         }
+        try Ledger.makeFolder(for: ledgerPath)
         let lock = try AuditLock(ledgerPath: ledgerPath)
         defer { lock.release() }
         let ledger = try Ledger(path: ledgerPath)

@@ -32,12 +32,7 @@ public final class Ledger: Sendable {
                 throw AuditError(.io, "there is no ledger at \(path) yet: run `tally audit` first")
             }
         } else {
-            let folder = (path as NSString).deletingLastPathComponent
-            if !folder.isEmpty {
-                do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-                    throw AuditError(.io, "cannot create the ledger's folder \(folder): \(error.localizedDescription)", cause: error)
-                }
-            }
+            try Self.makeFolder(for: path)
         }
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration)
@@ -51,6 +46,15 @@ public final class Ledger: Sendable {
             throw error
         } catch {
             throw AuditError(.io, "cannot open the ledger \(path): \(error)", cause: error)
+        }
+    }
+
+    /// Creates the folder a ledger (and its lock) will live in.
+    static func makeFolder(for path: String) throws(AuditError) {
+        let folder = (path as NSString).deletingLastPathComponent
+        guard !folder.isEmpty else { return }
+        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw AuditError(.io, "cannot create the ledger's folder \(folder): \(error.localizedDescription)", cause: error)
         }
     }
 

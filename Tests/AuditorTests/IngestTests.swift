@@ -1,0 +1,193 @@
+import Foundation
+import Testing
+import Report
+import TallyConfig
+import UsageLog
+@testable import Auditor
+
+@Suite("Ingest into the ledger")
+struct IngestTests {
+    typealias F = AuditFixture
+    func money(_ text: String) throws -> Money { try Money(parsing: text) }
+
+    /// Hand-computed (m1 before 2026-11-15: input 1.00, output 2.00, cached 0.50, cache write 1.25, reasoning 4.00 per M;
+    /// from 2026-11-15 input 1.50; m2: 0.15 / 0.60):
+    /// A (m1, 11-10): 4,000 plain in × 1e-6 = 0.004; 4,000 cached × 0.5e-6 = 0.002; 2,000 written × 1.25e-6 = 0.0025;
+    ///   2,000 plain out × 2e-6 = 0.004; 1,000 reasoning × 4e-6 = 0.004 → 0.0165.
+    /// B (same usage at the change, 11-15 00:00Z): plain input 4,000 × 1.5e-6 = 0.006 → 0.0185.
+    /// C (m2, k-dan): 1,000,000 × 0.15e-6 + 100,000 × 0.6e-6 = 0.21. D: failed, no usage → 0.
+    /// E: failed with usage, m2, 10,000 in → 0.0015. F: model without a price → unpriced, not 0.
+    /// G: key not in the config, m2, 1,000,000 in → 0.15, attributed to `unknown`.
+    static let usageA = UsageEvent.Usage(input: 10_000, output: 3_000, cachedInput: 4_000, cacheWrite: 2_000, reasoning: 1_000)
+    static var callsAtoG: [String] {
+        [
+            F.line(ts: "2026-11-10T09:00:00Z", usage: usageA),
+            F.line(ts: "2026-11-15T00:00:00Z", usage: usageA),
+            F.line(ts: "2026-11-20T12:00:00Z", key: "k-dan", model: "m2", usage: .init(input: 1_000_000, output: 100_000)),
+            F.line(ts: "2026-11-20T12:01:00Z", key: "k-dan", model: "m2", outcome: .upstreamError, status: 500, usage: nil),
+            F.line(ts: "2026-11-20T12:02:00Z", key: "k-dan", model: "m2", outcome: .upstreamError, status: 500,
+                   usage: .init(input: 10_000, output: 0)),
+            F.line(ts: "2026-11-21T08:00:00Z", model: "mystery-model", usage: .init(input: 500, output: 50)),
+            F.line(ts: "2026-11-21T09:00:00Z", key: "k-gone", model: "m2", usage: .init(input: 1_000_000, output: 0)),
+        ]
+    }
+
+    @Test func pricesEveryCallExactlyAndAttributesIt() async throws {
+        let f = try F()
+        defer { f.remove() }
+        try f.segment(Self.callsAtoG)
+        let result = try await f.audit()
+        #expect(result.totals.events == 7)
+        #expect(result.totals.unpriced == 1)
+        #expect(result.totals.failed == 2)
+        #expect(result.totals.unknownKeys == ["k-gone": 1])
+        #expect(result.totals.unpricedModels == ["mystery-model": 1])
+
+        let byTeam = try f.breakdown(by: "team")
+        let lines = Dictionary(uniqueKeysWithValues: byTeam.lines.map { ($0.values[0], $0.totals) })
+        #expect(lines["search"]?.cost == (try money("0.035")))
+        #expect(lines["search"]?.requests == 3)
+        #expect(lines["search"]?.unpriced == 1)
+        #expect(lines["support"]?.cost == (try money("0.2115")))
+        #expect(lines["support"]?.failed == 2)
+        #expect(lines[AttributionQuery.unknown]?.cost == (try money("0.15")))
+        #expect(byTeam.total.cost == (try money("0.3965")))
+        #expect(byTeam.total.requests == 7)
+        #expect(byTeam.unpriced.map(\.model) == ["mystery-model"])
+        #expect(byTeam.unpriced.first?.totals.input == 500)
+
+        // Each priced call names the entry that priced it.
+        let sources: [String] = try f.query("""
+            SELECT p.source || ' ' || COALESCE(p.from_ms, '-') || ' ' || p.input FROM events e JOIN prices p ON p.id = e.price
+            WHERE e.ts < 1794787200000 ORDER BY e.ts
+            """)
+        #expect(sources == ["config - 1.000000", "config 1794700800000 1.500000"])
+        let perDay = try f.breakdown(by: "day,model")
+        let day15 = perDay.lines.first { $0.values == ["2026-11-15", "m1"] }
+        #expect(day15?.totals.cost == (try money("0.0185")))
+    }
+
+    @Test func anotherRunAndACopiedFileCountNothingTwice() async throws {
+        let f = try F()
+        defer { f.remove() }
+        let path = try f.segment(Self.callsAtoG)
+        _ = try await f.audit()
+        let first = try f.breakdown(by: "team,model")
+
+        let again = try await f.audit()
+        #expect(again.totals.segmentsRead == 0 && again.totals.segmentsUnchanged == 1 && again.totals.events == 0)
+
+        try FileManager.default.createDirectory(atPath: f.root + "/log/c1-copy", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: path, toPath: f.root + "/log/c1-copy/20261110T000000Z-000001.jsonl.gz")
+        let copied = try await f.audit()
+        #expect(copied.totals.segmentsRead == 1 && copied.totals.events == 0 && copied.totals.duplicates == 7)
+        #expect(try f.breakdown(by: "team,model") == first)
+    }
+
+    @Test func anOpenSegmentIsReadOnwardAndAgainWhenClosedWithoutDoubleCounting() async throws {
+        let f = try F()
+        defer { f.remove() }
+        let calls = Self.callsAtoG
+        let plain = try f.segment(Array(calls[0..<3]), open: true)
+
+        let closedOnly = try await f.audit()
+        #expect(closedOnly.totals.events == 0 && closedOnly.totals.segmentsLeft == 1)
+
+        let first = try await f.audit(includeOpen: true)
+        #expect(first.totals.events == 3)
+
+        // Two more lines and half of a third, still being written.
+        let handle = try #require(FileHandle(forWritingAtPath: plain))
+        handle.seekToEndOfFile()
+        handle.write(Data((calls[3] + calls[4] + String(calls[5].prefix(20))).utf8))
+        let second = try await f.audit(includeOpen: true)
+        #expect(second.totals.events == 2 && second.totals.quarantined == 0)
+
+        // The line completes; the collector closes the segment (gzip, then the plain file goes).
+        handle.write(Data(String(calls[5].dropFirst(20)).utf8))
+        try handle.close()
+        try Gzip.compressFile(source: plain, destination: plain + ".gz")
+        try FileManager.default.removeItem(atPath: plain)
+        let closed = try await f.audit(includeOpen: true)
+        #expect(closed.totals.events == 1 && closed.totals.duplicates == 5)
+        #expect(try f.breakdown().total.requests == 6)
+        #expect(try f.breakdown().total.cost == (try money("0.2465")))
+    }
+
+    @Test func eachKindOfBadLineIsQuarantinedWithItsLineAndReason() async throws {
+        let f = try F()
+        defer { f.remove() }
+        let good = F.line(ts: "2026-11-10T09:00:00Z", usage: .init(input: 1_000_000, output: 0))
+        let missingModel = good.replacingOccurrences(of: #""model":"m1","#, with: "")
+        let negative = F.line(ts: "2026-11-10T09:01:00Z", usage: .init(input: 5, output: 1))
+            .replacingOccurrences(of: #""output":1"#, with: #""output":-1"#)
+        let future = F.line(ts: "2026-11-10T09:02:00Z", usage: nil).replacingOccurrences(of: #"{"v":1,"#, with: #"{"v":2,"#)
+        try f.segment([good, "this is not JSON\n", missingModel, negative, future,
+                       F.line(ts: "2026-11-10T09:03:00Z", usage: .init(input: 1_000_000, output: 0))])
+        let result = try await f.audit()
+        #expect(result.totals.events == 2)
+        #expect(result.totals.quarantined == 4)
+        let kinds: [String] = try f.query("SELECT line || ' ' || kind FROM quarantine ORDER BY line")
+        #expect(kinds == ["2 not_json", "3 missing_field", "4 invalid_usage", "5 future_version"])
+        let texts: [String] = try f.query("SELECT CAST(text AS TEXT) FROM quarantine WHERE line = 2")
+        #expect(texts == ["this is not JSON"])
+        #expect(try f.breakdown().total.cost == (try money("2")))
+    }
+
+    @Test func aCutShortGzipHasItsCompleteLinesIngestedAndIsReportedDamaged() async throws {
+        let f = try F()
+        defer { f.remove() }
+        let base = Timestamp.parse("2026-11-10T00:00:00Z")!
+        let lines = (0..<20_000).map { (i: Int) -> String in
+            let ts = Timestamp.format(milliseconds: base + Int64(i) * 1000)
+            let env = i % 2 == 0 ? "prod" : "dev"
+            return F.line(ts: ts, usage: UsageEvent.Usage(input: Int64(i % 97), output: 1), user: "end-user-\(i % 13)", tags: ["env": env])
+        }
+        let path = try f.segment(lines)
+        let size = try #require(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.truncate(atOffset: UInt64(size / 2))
+        try handle.close()
+
+        let result = try await f.audit()
+        #expect(result.totals.damaged == ["c1/20261110T000000Z-000001.jsonl.gz"])
+        #expect(result.totals.events > 1_000 && result.totals.events < 20_000)
+        let stored: [String] = try f.query("SELECT damage FROM segments")
+        #expect(stored.count == 1 && !stored[0].isEmpty)
+        // The damaged file is not re-read while it stays as it is.
+        #expect(try await f.audit().totals.segmentsRead == 0)
+        let byTag = try f.breakdown(by: "tag:env")
+        #expect(Set(byTag.lines.map { $0.values[0] }) == ["prod", "dev"])
+    }
+
+    @Test func aSecondAuditWaitsForTheLockHolder() async throws {
+        let f = try F()
+        defer { f.remove() }
+        try FileManager.default.createDirectory(atPath: f.root + "/ledger", withIntermediateDirectories: true)
+        let lock = try AuditLock(ledgerPath: f.ledgerPath)
+        do {
+            _ = try await f.audit()
+            Issue.record("the audit ran while the lock was held")
+        } catch let error as AuditError {
+            #expect(error.code == .locked)
+            #expect(error.message.contains("pid \(getpid())"))
+        }
+        lock.release()
+        _ = try await f.audit()
+    }
+
+    @Test func aNewTimezoneRecountsTheDays() async throws {
+        let f = try F()
+        defer { f.remove() }
+        // 23:30 UTC on the 10th is the 11th in Berlin.
+        try f.segment([F.line(ts: "2026-11-10T23:30:00Z", usage: .init(input: 1_000_000, output: 0))])
+        _ = try await f.audit()
+        #expect(try f.breakdown("2026-11-10").total.requests == 1)
+
+        try (F.yaml.replacingOccurrences(of: "timezone: UTC", with: "timezone: Europe/Berlin")).write(toFile: f.root + "/tally.yaml", atomically: true, encoding: .utf8)
+        let berlin = AuditFixture(root: f.root, config: try Config.load(path: f.root + "/tally.yaml"))
+        _ = try await berlin.audit()
+        #expect(try berlin.breakdown("2026-11-10").total.requests == 0)
+        #expect(try berlin.breakdown("2026-11-11").total.requests == 1)
+    }
+}
