@@ -21,9 +21,20 @@ tally="$(swift build -c release --show-bin-path)/tally"
 export TALLY_HASH_SECRET="${TALLY_HASH_SECRET:-demo-only-hash-secret}"
 
 "$tally" check-config --config "$config" 2>/dev/null
-rm -rf var/demo/log
+rm -rf var/demo/log var/demo/tally.sqlite var/demo/tally.sqlite-wal var/demo/tally.sqlite-shm
 "$tally" synth --config "$config" --events "$events" --days 30 --seed 1 --out var/demo/log
 
 echo
-echo "demo: logs are in var/demo/log (one folder per collector, closed segments gzipped; zcat shows the lines)."
-echo "demo: the auditor (tally audit) is not built yet, so the demo stops here: there is no ledger and no report to show."
+"$tally" audit --config "$config"
+# A second run finds nothing new: this is what cron sees between collector rotations.
+"$tally" audit --config "$config"
+
+# The logs span the last 30 days.
+from="$(date -u -d '30 days ago' +%F)"
+to="$(date -u +%F)"
+echo
+"$tally" report attribution --config "$config" --from "$from" --to "$to" --by team,model
+"$tally" report attribution --config "$config" --from "$from" --to "$to" --by org,project --format csv > var/demo/attribution.csv
+echo
+echo "demo: logs in var/demo/log, ledger in var/demo/tally.sqlite, CSV in var/demo/attribution.csv"
+echo "demo: try  $tally report attribution --config $config --period $(date -u +%Y-%m) --by user,day --format json"
