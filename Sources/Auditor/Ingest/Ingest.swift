@@ -30,7 +30,8 @@ public struct IngestResult: Sendable {
 ///
 /// Closed segments are read whole, once (again only if their size or time changes); open ones, with `includeOpen`,
 /// from where the last run stopped. Event ids make re-reads harmless: an id already in the ledger is a duplicate and
-/// counts once. Segments are parsed in parallel and written one transaction each.
+/// counts once. Segments are parsed in parallel and written by one writer in batches of whole segments, one
+/// transaction each, so a killed run leaves the ledger at its last committed batch.
 public enum Ingest {
     public struct Options: Sendable {
         /// Also read the complete lines of segments still being written.
@@ -112,6 +113,9 @@ public enum Ingest {
             jobs.append(job)
         }
 
+        // Oldest first across collectors: ids (UUIDv7) and times then grow nearly in order, so the ledger's B-trees
+        // are appended to rather than split all over.
+        jobs.sort { ($0.file.openedAt, $0.file.collector, $0.file.sequence) < ($1.file.openedAt, $1.file.collector, $1.file.sequence) }
         let bytesTotal = jobs.reduce(Int64(0)) { $0 + $1.size - $1.offset }
         var bytesDone: Int64 = 0
         var done = 0
@@ -135,7 +139,10 @@ public enum Ingest {
                     switch outcome {
                     case .success(let parsed):
                         if !parsed.vanished {
-                            try ledger.access { db in try writer.write(parsed, db) }
+                            try ledger.access { db in
+                                try writer.write(parsed, db)
+                                if writer.pendingEvents >= IngestWriter.batchEvents { try writer.commit(db) }
+                            }
                         }
                     case .failure(let error):
                         failures.append(error.message)
@@ -145,6 +152,7 @@ public enum Ingest {
                     progress(IngestProgress(segmentsDone: done, segmentsTotal: jobs.count, bytesDone: bytesDone,
                                             bytesTotal: bytesTotal, events: writer.totals.events))
                 }
+                try ledger.access { db in try writer.commit(db) }
             }
         } catch let error as AuditError {
             throw error

@@ -68,6 +68,12 @@ struct IngestWriter {
     private var priceIDs: [PriceEntry: Int64] = [:]
     private var schedules: [ModelAndProvider: PriceSchedule] = [:]
 
+    private struct PricePosition: Hashable {
+        var slot: Int
+        var list: Int
+        var index: Int
+    }
+
     private struct ModelAndProvider: Hashable {
         var model: String
         var provider: String
@@ -163,13 +169,32 @@ struct IngestWriter {
 
     // MARK: Writing a segment
 
-    /// Writes one parsed segment and its bookkeeping in one transaction: a run killed midway leaves no trace of it.
+    /// Events written since the batch's transaction began; the ingest commits once this passes `batchEvents`.
+    private(set) var pendingEvents = 0
+    private var inTransaction = false
+    private var pendingRollups: [RollupKey: RollupSums] = [:]
+    /// Events per transaction: large enough that commits and rollup upserts are cheap, small enough that memory stays flat.
+    static let batchEvents = 250_000
+
+    /// Adds one parsed segment and its bookkeeping to the open batch (opening one if needed). Nothing of it is
+    /// visible, or durable, until `commit`: a run killed midway leaves no trace of its batch.
     /// A failure ends the run (the caches may then name rolled-back rows, so the writer must not be used again).
     mutating func write(_ parsed: ParsedSegment, _ db: Database) throws {
-        try db.inTransaction(.immediate) {
-            try writeInTransaction(parsed, db)
-            return .commit
+        if !inTransaction {
+            try db.beginTransaction(.immediate)
+            inTransaction = true
         }
+        try writeInTransaction(parsed, db)
+    }
+
+    /// Writes the batch's rollup sums and commits it.
+    mutating func commit(_ db: Database) throws {
+        guard inTransaction else { return }
+        try Rollups.add(pendingRollups, db)
+        try db.commit()
+        pendingRollups.removeAll(keepingCapacity: true)
+        pendingEvents = 0
+        inTransaction = false
     }
 
     private mutating func writeInTransaction(_ parsed: ParsedSegment, _ db: Database) throws {
@@ -183,18 +208,20 @@ struct IngestWriter {
         else { throw AuditError(.io, "the ledger did not return an id for segment \(job.relativePath)") }
 
         // Strings of this segment → dimension ids, looked up once per distinct string and kind.
-        var local: [DimensionKind: [Int64]] = [:]
-        for kind in DimensionKind.allCases { local[kind] = [Int64](repeating: -1, count: parsed.strings.strings.count) }
+        // One slot per (kind, string): kinds are 1...6, so slot = index × 8 + kind.
+        var local = [Int64](repeating: -1, count: parsed.strings.strings.count * 8)
         func dim(_ kind: DimensionKind, _ index: Int32) throws -> Int64 {
-            let cached = local[kind]![Int(index)]
+            let slot = Int(index) &* 8 &+ kind.rawValue
+            let cached = local[slot]
             if cached >= 0 { return cached }
             let id = try dimension(kind, parsed.strings[index], db)
-            local[kind]![Int(index)] = id
+            local[slot] = id
             return id
         }
         var keyAttributions = [(id: Int64, known: Bool)?](repeating: nil, count: parsed.strings.strings.count)
         var localSchedules = [PriceSchedule?](repeating: nil, count: 0)
         var scheduleIndex: [Int64: Int] = [:]
+        var pricedBy: [PricePosition: (entry: PriceEntry, id: Int64)] = [:]
 
         let connection = db.sqliteConnection
         let insert = try db.cachedStatement(sql: """
@@ -204,7 +231,6 @@ struct IngestWriter {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).sqliteStatement
 
-        var rollups: [RollupKey: RollupSums] = [:]
         var inserted = 0
         var duplicates = 0
         var failed = 0
@@ -235,9 +261,18 @@ struct IngestWriter {
                     localSchedules.append(schedule(model: parsed.strings[event.model], provider: parsed.strings[event.provider]))
                     scheduleIndex[pair] = slot
                 }
-                if let entry = localSchedules[slot]!.entry(at: event.timestamp) {
-                    let money = entry.cost(input: event.input, output: event.output, cachedInput: event.cachedInput,
-                                           cacheWrite: event.cacheWrite, reasoning: event.reasoning)
+                let schedule = localSchedules[slot]!
+                if let position = schedule.position(at: event.timestamp) {
+                    // Entries are few: remember each one and its id by where the schedule found it.
+                    let cacheKey = PricePosition(slot: slot, list: position.list, index: position.index)
+                    let priced: (entry: PriceEntry, id: Int64)
+                    if let cached = pricedBy[cacheKey] { priced = cached } else {
+                        let entry = schedule[position]
+                        priced = (entry, try priceID(entry, db))
+                        pricedBy[cacheKey] = priced
+                    }
+                    let money = priced.entry.cost(input: event.input, output: event.output, cachedInput: event.cachedInput,
+                                                  cacheWrite: event.cacheWrite, reasoning: event.reasoning)
                     guard let picos = Int64(exactly: money.picos) else {
                         extraQuarantine.append(QuarantinedLine(line: Int(event.line), kind: LineError.Kind.invalidUsage.rawValue,
                                                                reason: "the call's cost (\(money)) is more than the ledger holds for one call",
@@ -245,7 +280,7 @@ struct IngestWriter {
                         continue
                     }
                     cost = picos
-                    price = try priceID(entry, db)
+                    price = priced.id
                 }
             }
 
@@ -310,7 +345,7 @@ struct IngestWriter {
             }
             let key = RollupKey(day: Int64(calendar.day(of: event.timestamp)), attr: owner.id, provider: provider, model: model,
                                 endUser: endUser, tags: tags, priced: !isUnpriced)
-            rollups[key, default: RollupSums()].add(
+            pendingRollups[key, default: RollupSums()].add(
                 failed: isFailed, rejected: isRejected, input: event.input, output: event.output, cachedInput: event.cachedInput,
                 cacheWrite: event.cacheWrite, reasoning: event.reasoning, cost: cost ?? 0)
         }
@@ -332,7 +367,7 @@ struct IngestWriter {
             quarantined += db.changesCount
         }
 
-        try Rollups.add(rollups, db)
+        pendingEvents += parsed.events.count
 
         let damage = parsed.summary.damage
         try db.execute(sql: """

@@ -61,17 +61,52 @@ struct QuarantinedLine: Sendable {
     var text: [UInt8]
 }
 
-/// Distinct strings of one segment, each stored once.
+/// Distinct strings of one segment, each stored once. Values are looked up by their bytes, so a value already seen
+/// costs a hash and a compare, not a String.
 struct StringTable: Sendable {
     private(set) var strings: [String] = []
-    private var indexes: [String: Int32] = [:]
+    private var bytes: [[UInt8]] = []
+    private var hashes: [UInt64] = []
+    /// Open addressing: each slot holds a string's index, or -1.
+    private var slots = [Int32](repeating: -1, count: 64)
 
     mutating func intern(_ string: String) -> Int32 {
-        if let index = indexes[string] { return index }
+        var string = string
+        return string.withUTF8 { intern(bytes: $0) }
+    }
+
+    /// The index of the string with these UTF-8 bytes (which the caller has checked are valid UTF-8).
+    mutating func intern(bytes value: UnsafeBufferPointer<UInt8>) -> Int32 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in value { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let mask = slots.count - 1
+        var slot = Int(truncatingIfNeeded: hash ^ (hash >> 29)) & mask
+        while true {
+            let index = slots[slot]
+            if index < 0 { break }
+            if hashes[Int(index)] == hash, bytes[Int(index)].count == value.count,
+               bytes[Int(index)].withUnsafeBufferPointer({ value.count == 0 || memcmp($0.baseAddress!, value.baseAddress!, value.count) == 0 }) {
+                return index
+            }
+            slot = (slot + 1) & mask
+        }
         let index = Int32(strings.count)
-        strings.append(string)
-        indexes[string] = index
+        strings.append(String(decoding: value, as: UTF8.self))
+        bytes.append(Array(value))
+        hashes.append(hash)
+        slots[slot] = index
+        if strings.count * 2 > slots.count { grow() }
         return index
+    }
+
+    private mutating func grow() {
+        slots = [Int32](repeating: -1, count: slots.count * 2)
+        let mask = slots.count - 1
+        for (index, hash) in hashes.enumerated() {
+            var slot = Int(truncatingIfNeeded: hash ^ (hash >> 29)) & mask
+            while slots[slot] >= 0 { slot = (slot + 1) & mask }
+            slots[slot] = Int32(index)
+        }
     }
 
     subscript(_ index: Int32) -> String { strings[Int(index)] }
@@ -115,7 +150,15 @@ struct ParsedSegment: Sendable {
         return parsed
     }
 
-    private mutating func accept(number: Int, line: UnsafeBufferPointer<UInt8>) {
+    /// Takes one line: through the fast path when it is in the writer's own layout, else through the full reader.
+    mutating func accept(number: Int, line: UnsafeBufferPointer<UInt8>, fastPath: Bool = true) {
+        if fastPath, let row = CanonicalLine.read(line, number: number, strings: &strings) {
+            let biggest = max(row.input, row.output, row.cachedInput, row.cacheWrite, row.reasoning)
+            if biggest <= Self.maxTokens {
+                events.append(row)
+                return
+            }
+        }
         let event: UsageEvent
         do {
             event = try UsageEvent(fastLine: line)
@@ -165,7 +208,7 @@ struct ParsedSegment: Sendable {
         events.append(row)
     }
 
-    private mutating func quarantine(number: Int, line: UnsafeBufferPointer<UInt8>, kind: String, reason: String) {
+    mutating func quarantine(number: Int, line: UnsafeBufferPointer<UInt8>, kind: String, reason: String) {
         quarantined.append(QuarantinedLine(line: number, kind: kind, reason: reason, length: line.count,
                                            text: Array(line.prefix(SegmentReadSummary.tailKeep))))
     }

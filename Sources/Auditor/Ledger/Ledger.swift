@@ -20,8 +20,12 @@ public final class Ledger: Sendable {
         configuration.readonly = readOnly
         configuration.busyMode = .timeout(10)
         configuration.label = "tally.ledger"
+        // The ingest keeps one transaction open across several accesses (a batch of segments); it commits or the run ends.
+        configuration.allowsUnsafeTransactions = true
         configuration.prepareDatabase { db in
             if !readOnly {
+                // Takes effect only when the file is created: bigger pages mean shallower trees and cheaper appends.
+                try db.execute(sql: "PRAGMA page_size = 16384")
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }

@@ -75,7 +75,7 @@ enum Schema {
                 );
 
                 CREATE TABLE events (
-                    id BLOB NOT NULL,
+                    id BLOB NOT NULL PRIMARY KEY,
                     ts INTEGER NOT NULL,
                     attr INTEGER NOT NULL,
                     provider INTEGER NOT NULL,
@@ -102,8 +102,7 @@ enum Schema {
                     error INTEGER,
                     segment INTEGER NOT NULL,
                     line INTEGER NOT NULL
-                );
-                CREATE UNIQUE INDEX events_id ON events (id);
+                ) WITHOUT ROWID;
                 CREATE INDEX events_ts ON events (ts);
 
                 CREATE TABLE quarantine (

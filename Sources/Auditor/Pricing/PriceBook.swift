@@ -84,9 +84,16 @@ public struct PriceSchedule: Sendable {
 
     /// The entry in force at `timestamp` (milliseconds): in the first list that has one, the latest `from` not after it.
     public func entry(at timestamp: Int64) -> PriceEntry? {
-        for list in lists {
-            if let entry = list.last(where: { ($0.from ?? .min) <= timestamp }) { return entry }
+        position(at: timestamp).map { lists[$0.list][$0.index] }
+    }
+
+    /// Where `entry(at:)` finds its entry, so that a caller can cache per position instead of hashing entries.
+    func position(at timestamp: Int64) -> (list: Int, index: Int)? {
+        for (l, list) in lists.enumerated() {
+            if let i = list.lastIndex(where: { ($0.from ?? .min) <= timestamp }) { return (l, i) }
         }
         return nil
     }
+
+    subscript(position: (list: Int, index: Int)) -> PriceEntry { lists[position.list][position.index] }
 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Audit ingest speed and size: `tally synth` SIZES events (default "1000000 10000000"), then a release `tally audit`
+# over them RUNS times (default 3) from an empty ledger, printing events/s, seconds and peak RSS; then a re-run with
+# nothing new, the ledger's bytes per event, and `tally report attribution` for the month. In the same run DuckDB does
+# the same ingest-and-sum (read_json into its own file, GROUP BY team, model) as the reference; ratios are ours/DuckDB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes="${SIZES:-1000000 10000000}"
+runs="${RUNS:-3}"
+scripts/setup.sh
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/python -c 'import duckdb, yaml' 2>/dev/null || .venv/bin/pip install -q duckdb pyyaml
+swift build -c release --product tally >/dev/null
+tally="$(swift build -c release --show-bin-path)/tally"
+work="$(mktemp -d "${TMPDIR:-/tmp}/tally-bench-audit.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "bench-audit: $(nproc) cores, $(date -u +%FT%TZ), sizes: $sizes, runs: $runs"
+for n in $sizes; do
+  dir="$work/$n"
+  mkdir -p "$dir"
+  sed "s#../../var/demo#$dir#g" fixtures/demo/tally.yaml > "$dir/tally.yaml"
+  "$tally" synth --config "$dir/tally.yaml" --events "$n" --days 30 --seed 1 --end 2026-11-22T00:00:00Z >/dev/null
+  echo "== $n events: $(du -sh "$dir/log" | cut -f1) of gzipped segments"
+  secs=(); rss=(); duck=()
+  for i in $(seq "$runs"); do
+    rm -f "$dir"/tally.sqlite*
+    /usr/bin/time -f "%e %M" -o "$dir/time" "$tally" audit --config "$dir/tally.yaml" --quiet > "$dir/summary"
+    read -r s kb < "$dir/time"
+    secs+=("$s"); rss+=("$kb")
+    d=$(.venv/bin/python scripts/bench-audit.py "$dir/tally.yaml" "$dir/log" "$dir/duck.db" | cut -d' ' -f1)
+    duck+=("$d")
+    echo "run $i: tally $s s ($(python3 -c "print(int($n / $s))") events/s, peak RSS $((kb / 1024)) MB); duckdb $d s"
+  done
+  cat "$dir/summary"
+  s=$(median "${secs[@]}"); d=$(median "${duck[@]}")
+  echo "median: tally $s s = $(python3 -c "print(int($n / $s))") events/s, peak RSS $(( $(median "${rss[@]}") / 1024 )) MB;" \
+       "duckdb $d s = $(python3 -c "print(int($n / $d))") events/s; tally/duckdb time ratio $(python3 -c "print(f'{$s / $d:.2f}')")"
+  rerun=()
+  for i in $(seq "$runs"); do
+    /usr/bin/time -f "%e" -o "$dir/time" "$tally" audit --config "$dir/tally.yaml" --quiet >/dev/null
+    rerun+=("$(cat "$dir/time")")
+  done
+  bytes=$(stat -c %s "$dir/tally.sqlite")
+  echo "re-run with nothing new: median $(median "${rerun[@]}") s; ledger $((bytes / 1048576)) MB = $((bytes / n)) bytes/event"
+  report=()
+  for i in $(seq "$runs"); do
+    /usr/bin/time -f "%e" -o "$dir/time" "$tally" report attribution --config "$dir/tally.yaml" --period 2026-11 --by team,model >/dev/null
+    report+=("$(cat "$dir/time")")
+  done
+  echo "report attribution --period 2026-11 --by team,model: median $(median "${report[@]}") s"
+  rm -rf "$dir"
+done
