@@ -38,8 +38,9 @@ public enum Ingest {
         public var includeOpen = false
         /// The audit's clock: segments opened after it are left for a later run.
         public var asOf: Int64
-        /// Segments parsed at once.
-        public var parallelism = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        /// Segments being parsed or waiting for the writer: a few more than the cores, so that no core idles while the
+        /// writer works; memory stays bounded by this many parsed segments.
+        public var parallelism = ProcessInfo.processInfo.activeProcessorCount + 2
 
         public init(includeOpen: Bool = false, asOf: Int64) {
             self.includeOpen = includeOpen
@@ -120,7 +121,7 @@ public enum Ingest {
         var bytesDone: Int64 = 0
         var done = 0
         var writer = try ledger.access { db in
-            try IngestWriter(config: config, prices: prices, runID: runID, calendar: calendar, db: db)
+            try IngestWriter(config: config, runID: runID, db: db)
         }
         writer.totals = totals
 
@@ -131,7 +132,13 @@ public enum Ingest {
                     guard next < jobs.count else { return }
                     let job = jobs[next]
                     next += 1
-                    group.addTask { (job, Result { () throws(LogIOError) in try ParsedSegment.parse(job) }) }
+                    group.addTask {
+                        (job, Result { () throws(LogIOError) in
+                            var parsed = try ParsedSegment.parse(job)
+                            parsed.prepare(config: config, prices: prices, calendar: calendar)
+                            return parsed
+                        })
+                    }
                 }
                 for _ in 0..<options.parallelism { launch() }
                 while let (job, outcome) = try await group.next() {

@@ -57,33 +57,16 @@ public struct IngestTotals: Sendable, Equatable {
 /// dimension ids and prices into price ids.
 struct IngestWriter {
     let config: Config
-    let prices: PriceBook
     let runID: Int64
-    var calendar: LocalCalendar
     var totals = IngestTotals()
 
     private var dimensionIDs: [DimensionKind: [String: Int64]] = [:]
     private var attributionIDs: [Attribution: Int64] = [:]
-    private var attributionByKey: [String: (id: Int64, known: Bool)] = [:]
     private var priceIDs: [PriceEntry: Int64] = [:]
-    private var schedules: [ModelAndProvider: PriceSchedule] = [:]
 
-    private struct PricePosition: Hashable {
-        var slot: Int
-        var list: Int
-        var index: Int
-    }
-
-    private struct ModelAndProvider: Hashable {
-        var model: String
-        var provider: String
-    }
-
-    init(config: Config, prices: PriceBook, runID: Int64, calendar: LocalCalendar, db: Database) throws {
+    init(config: Config, runID: Int64, db: Database) throws {
         self.config = config
-        self.prices = prices
         self.runID = runID
-        self.calendar = calendar
         for kind in DimensionKind.allCases { dimensionIDs[kind] = [:] }
         let dims = try Row.fetchCursor(db, sql: "SELECT id, kind, value FROM dims")
         while let row = try dims.next() {
@@ -121,20 +104,13 @@ struct IngestWriter {
         return id
     }
 
-    private mutating func attribution(key: String, _ db: Database) throws -> (id: Int64, known: Bool) {
-        if let cached = attributionByKey[key] { return cached }
-        let attribution = Attribution.resolving(key: key, config: config)
-        let id: Int64
-        if let existing = attributionIDs[attribution] {
-            id = existing
-        } else {
-            try db.execute(sql: "INSERT INTO attributions (key, known, user, project, team, org) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [attribution.key, attribution.known, attribution.user, attribution.project, attribution.team, attribution.org])
-            id = db.lastInsertedRowID
-            attributionIDs[attribution] = id
-        }
-        attributionByKey[key] = (id, attribution.known)
-        return (id, attribution.known)
+    private mutating func attributionID(_ attribution: Attribution, _ db: Database) throws -> Int64 {
+        if let existing = attributionIDs[attribution] { return existing }
+        try db.execute(sql: "INSERT INTO attributions (key, known, user, project, team, org) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [attribution.key, attribution.known, attribution.user, attribution.project, attribution.team, attribution.org])
+        let id = db.lastInsertedRowID
+        attributionIDs[attribution] = id
+        return id
     }
 
     private mutating func priceID(_ entry: PriceEntry, _ db: Database) throws -> Int64 {
@@ -157,14 +133,6 @@ struct IngestWriter {
         }
         priceIDs[entry] = id
         return id
-    }
-
-    private mutating func schedule(model: String, provider: String) -> PriceSchedule {
-        let key = ModelAndProvider(model: model, provider: provider)
-        if let schedule = schedules[key] { return schedule }
-        let schedule = prices.schedule(model: model, provider: provider)
-        schedules[key] = schedule
-        return schedule
     }
 
     // MARK: Writing a segment
@@ -218,10 +186,12 @@ struct IngestWriter {
             local[slot] = id
             return id
         }
-        var keyAttributions = [(id: Int64, known: Bool)?](repeating: nil, count: parsed.strings.strings.count)
-        var localSchedules = [PriceSchedule?](repeating: nil, count: 0)
-        var scheduleIndex: [Int64: Int] = [:]
-        var pricedBy: [PricePosition: (entry: PriceEntry, id: Int64)] = [:]
+        // Keys and prices were worked out by the parse task; here they only get their ledger ids.
+        var owners = [(id: Int64, known: Bool)](repeating: (0, false), count: parsed.strings.strings.count)
+        for (index, attribution) in parsed.attributions { owners[Int(index)] = (try attributionID(attribution, db), attribution.known) }
+        var priceIDs: [Int64] = []
+        for entry in parsed.priceEntries { priceIDs.append(try priceID(entry, db)) }
+        var rollups = parsed.rollups
 
         let connection = db.sqliteConnection
         let insert = try db.cachedStatement(sql: """
@@ -233,56 +203,18 @@ struct IngestWriter {
 
         var inserted = 0
         var duplicates = 0
-        var failed = 0
-        var unpriced = 0
-        var extraQuarantine: [QuarantinedLine] = []
 
         for event in parsed.events {
-            let keyIndex = Int(event.key)
-            let owner: (id: Int64, known: Bool)
-            if let cached = keyAttributions[keyIndex] { owner = cached } else {
-                owner = try attribution(key: parsed.strings[event.key], db)
-                keyAttributions[keyIndex] = owner
-            }
+            let owner = owners[Int(event.key)]
             let provider = try dim(.provider, event.provider)
             let model = try dim(.model, event.model)
             let collector = try dim(.collector, event.collector)
             let endUser = event.endUser >= 0 ? try dim(.endUser, event.endUser) : 0
             let tags = event.tags >= 0 ? try dim(.tags, event.tags) : 0
             let error = event.error >= 0 ? try dim(.error, event.error) : 0
-
-            var cost: Int64?
-            var price: Int64?
-            if event.hasUsage {
-                let pair = model << 32 | provider
-                let slot: Int
-                if let found = scheduleIndex[pair] { slot = found } else {
-                    slot = localSchedules.count
-                    localSchedules.append(schedule(model: parsed.strings[event.model], provider: parsed.strings[event.provider]))
-                    scheduleIndex[pair] = slot
-                }
-                let schedule = localSchedules[slot]!
-                if let position = schedule.position(at: event.timestamp) {
-                    // Entries are few: remember each one and its id by where the schedule found it.
-                    let cacheKey = PricePosition(slot: slot, list: position.list, index: position.index)
-                    let priced: (entry: PriceEntry, id: Int64)
-                    if let cached = pricedBy[cacheKey] { priced = cached } else {
-                        let entry = schedule[position]
-                        priced = (entry, try priceID(entry, db))
-                        pricedBy[cacheKey] = priced
-                    }
-                    let money = priced.entry.cost(input: event.input, output: event.output, cachedInput: event.cachedInput,
-                                                  cacheWrite: event.cacheWrite, reasoning: event.reasoning)
-                    guard let picos = Int64(exactly: money.picos) else {
-                        extraQuarantine.append(QuarantinedLine(line: Int(event.line), kind: LineError.Kind.invalidUsage.rawValue,
-                                                               reason: "the call's cost (\(money)) is more than the ledger holds for one call",
-                                                               length: 0, text: []))
-                        continue
-                    }
-                    cost = picos
-                    price = priced.id
-                }
-            }
+            let priced = event.priceRef >= 0
+            let cost: Int64? = priced ? event.cost : nil
+            let price: Int64? = priced ? priceIDs[Int(event.priceRef)] : nil
 
             sqlite3_reset(insert)
             if event.idText >= 0 {
@@ -330,29 +262,32 @@ struct IngestWriter {
             }
             guard sqlite3_changes(connection) == 1 else {
                 duplicates += 1
+                rollups[LocalRollupKey(event)]!.remove(event)
                 continue
             }
             inserted += 1
-            if !owner.known { totals.unknownKeys[parsed.strings[event.key], default: 0] += 1 }
-            let outcome = StoredEnums.outcomes[Int(event.outcome)]
-            let isFailed = outcome == .upstreamError || outcome == .clientAbort
-            let isRejected = !isFailed && outcome != .ok
-            if isFailed { failed += 1 }
-            let isUnpriced = event.hasUsage && cost == nil
-            if isUnpriced {
-                unpriced += 1
-                totals.unpricedModels[parsed.strings[event.model], default: 0] += 1
-            }
-            let key = RollupKey(day: Int64(calendar.day(of: event.timestamp)), attr: owner.id, provider: provider, model: model,
-                                endUser: endUser, tags: tags, priced: !isUnpriced)
-            pendingRollups[key, default: RollupSums()].add(
-                failed: isFailed, rejected: isRejected, input: event.input, output: event.output, cachedInput: event.cachedInput,
-                cacheWrite: event.cacheWrite, reasoning: event.reasoning, cost: cost ?? 0)
         }
         sqlite3_reset(insert)
 
+        // The rollup sums of what was inserted, now in ledger ids.
+        var failed = 0
+        var unpriced = 0
+        for (local, sums) in rollups where sums.requests > 0 {
+            let owner = owners[Int(local.key)]
+            let key = RollupKey(day: Int64(local.day), attr: owner.id, provider: try dim(.provider, local.provider),
+                                model: try dim(.model, local.model), endUser: local.endUser >= 0 ? try dim(.endUser, local.endUser) : 0,
+                                tags: local.tags >= 0 ? try dim(.tags, local.tags) : 0, priced: local.priced)
+            pendingRollups[key, default: RollupSums()].merge(sums)
+            failed += Int(sums.failed)
+            if !owner.known { totals.unknownKeys[parsed.strings[local.key], default: 0] += Int(sums.requests) }
+            if !local.priced {
+                unpriced += Int(sums.requests)
+                totals.unpricedModels[parsed.strings[local.model], default: 0] += Int(sums.requests)
+            }
+        }
+
         // Bad lines, and the cut-short tail of a closed segment, are kept with their reasons.
-        var quarantine = parsed.quarantined + extraQuarantine
+        var quarantine = parsed.quarantined
         if job.file.isClosed, parsed.summary.skippedTailBytes > 0 {
             quarantine.append(QuarantinedLine(
                 line: parsed.lastLine + 1, kind: "cut_short",

@@ -49,6 +49,12 @@ struct ParsedEvent: Sendable {
     var promptHash: Int64?
     var promptSim: Int64?
     var promptChars: Int64?
+    /// Local day in the audit's timezone (set by `prepare`).
+    var day: Int32 = 0
+    /// Index into the segment's `priceEntries`, or -1 when unpriced or free (set by `prepare`).
+    var priceRef: Int32 = -1
+    /// Pico-units; 0 unless priced.
+    var cost: Int64 = 0
 }
 
 /// A line set aside with the reason, the way the ledger's `quarantine` table keeps it.
@@ -121,6 +127,10 @@ struct ParsedSegment: Sendable {
     var summary = SegmentReadSummary()
     /// The file vanished between listing and reading (an open segment closed meanwhile): nothing was read.
     var vanished = false
+    /// The price entries its calls use, the sums per rollup group, and who each key belongs to (set by `prepare`).
+    var priceEntries: [PriceEntry] = []
+    var rollups: [LocalRollupKey: RollupSums] = [:]
+    var attributions: [Int32: Attribution] = [:]
 
     /// Where the next read of this (open) segment starts: just after its last complete line.
     var endOffset: Int64 { job.offset + summary.bytes - Int64(summary.skippedTailBytes) }

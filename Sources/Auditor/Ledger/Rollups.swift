@@ -1,4 +1,5 @@
 import GRDB
+import GRDBSQLite
 import TallyConfig
 import UsageLog
 
@@ -61,15 +62,24 @@ enum Rollups {
                 cost_hi = cost_hi + excluded.cost_hi + (cost_lo + excluded.cost_lo) / 1000000000000000000,
                 cost_lo = (cost_lo + excluded.cost_lo) % 1000000000000000000
             """)
+        // Raw binds: a batch holds up to a few hundred thousand groups, and GRDB's argument arrays cost more than SQLite.
+        let raw = statement.sqliteStatement
         for (key, sum) in sums {
-            let high = Int64(sum.cost / Ledger.costSplit)
-            let low = Int64(sum.cost % Ledger.costSplit)
-            try statement.execute(arguments: [
-                key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced,
+            let values: [Int64] = [
+                key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced ? 1 : 0,
                 sum.requests, sum.failed, sum.rejected, sum.input, sum.output, sum.cachedInput, sum.cacheWrite, sum.reasoning,
-                high, low,
-            ])
+                Int64(sum.cost / Ledger.costSplit), Int64(sum.cost % Ledger.costSplit),
+            ]
+            sqlite3_reset(raw)
+            for (i, value) in values.enumerated() { sqlite3_bind_int64(raw, Int32(i + 1), value) }
+            let rc = sqlite3_step(raw)
+            guard rc == SQLITE_DONE else {
+                let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+                sqlite3_reset(raw)
+                throw AuditError(.io, "ledger rollups: \(message)")
+            }
         }
+        sqlite3_reset(raw)
     }
 
     /// Rebuilds `rollup_daily` from the events, for a ledger whose days were counted in another timezone.
