@@ -54,6 +54,8 @@ struct IngestTests {
         #expect(byTeam.total.cost == (try money("0.3965")))
         #expect(byTeam.total.requests == 7)
         #expect(byTeam.unpriced.map(\.model) == ["mystery-model"])
+        // The detailed rollup (end users, tags) adds up to the same as the small one.
+        #expect(try f.breakdown(by: "team,end_user,tag:env").total == byTeam.total)
         #expect(byTeam.unpriced.first?.totals.input == 500)
 
         // Each priced call names the entry that priced it.

@@ -101,11 +101,13 @@ public enum AttributionQuery {
         if dimensions.contains(.endUser) { columns.append("r.end_user") }
         if dimensions.contains(where: { if case .tag = $0 { true } else { $0 == .tags } }) { columns.append("r.tags") }
         let groupColumns = columns + ["r.priced"]
+        // Only end users and tags need the detailed rollup; everything else reads the far smaller one.
+        let table = columns.contains("r.end_user") || columns.contains("r.tags") ? "rollup_daily_detail" : "rollup_daily"
         let sql = """
             SELECT \(groupColumns.joined(separator: ", ")),
                 SUM(r.requests), SUM(r.failed), SUM(r.rejected), SUM(r.input), SUM(r.output), SUM(r.cached_input),
                 SUM(r.cache_write), SUM(r.reasoning), SUM(r.cost_hi), SUM(r.cost_lo / 1000000), SUM(r.cost_lo % 1000000)
-            FROM rollup_daily r
+            FROM \(table) r
             WHERE r.day BETWEEN ? AND ?
             GROUP BY \(groupColumns.joined(separator: ", "))
             """

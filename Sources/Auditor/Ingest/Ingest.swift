@@ -38,9 +38,9 @@ public enum Ingest {
         public var includeOpen = false
         /// The audit's clock: segments opened after it are left for a later run.
         public var asOf: Int64
-        /// Segments being parsed or waiting for the writer: a few more than the cores, so that no core idles while the
-        /// writer works; memory stays bounded by this many parsed segments.
-        public var parallelism = ProcessInfo.processInfo.activeProcessorCount + 2
+        /// Segments being parsed or waiting for the writer: one more than the cores, so that no core idles while the
+        /// writer works; memory stays bounded by this many parsed segments (about 130 bytes an event).
+        public var parallelism = ProcessInfo.processInfo.activeProcessorCount + 1
 
         public init(includeOpen: Bool = false, asOf: Int64) {
             self.includeOpen = includeOpen

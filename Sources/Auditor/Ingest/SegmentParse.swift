@@ -44,11 +44,30 @@ struct ParsedEvent: Sendable {
     var cachedInput: Int64 = 0
     var cacheWrite: Int64 = 0
     var reasoning: Int64 = 0
-    var latencyMs: Int64?
-    var ttftMs: Int64?
-    var promptHash: Int64?
-    var promptSim: Int64?
-    var promptChars: Int64?
+    /// The optional integers, stored without Optional's padding: a bit in `present` says whether each is set.
+    private var optionals: (Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0)
+    private var present: UInt8 = 0
+
+    var latencyMs: Int64? {
+        get { present & 1 != 0 ? optionals.0 : nil }
+        set { optionals.0 = newValue ?? 0; present = newValue == nil ? present & ~1 : present | 1 }
+    }
+    var ttftMs: Int64? {
+        get { present & 2 != 0 ? optionals.1 : nil }
+        set { optionals.1 = newValue ?? 0; present = newValue == nil ? present & ~2 : present | 2 }
+    }
+    var promptHash: Int64? {
+        get { present & 4 != 0 ? optionals.2 : nil }
+        set { optionals.2 = newValue ?? 0; present = newValue == nil ? present & ~4 : present | 4 }
+    }
+    var promptSim: Int64? {
+        get { present & 8 != 0 ? optionals.3 : nil }
+        set { optionals.3 = newValue ?? 0; present = newValue == nil ? present & ~8 : present | 8 }
+    }
+    var promptChars: Int64? {
+        get { present & 16 != 0 ? optionals.4 : nil }
+        set { optionals.4 = newValue ?? 0; present = newValue == nil ? present & ~16 : present | 16 }
+    }
     /// Local day in the audit's timezone (set by `prepare`).
     var day: Int32 = 0
     /// Index into the segment's `priceEntries`, or -1 when unpriced or free (set by `prepare`).

@@ -3,7 +3,7 @@ import GRDBSQLite
 import TallyConfig
 import UsageLog
 
-/// The grouping of `rollup_daily`: one row per local day and combination of dimensions.
+/// The grouping of `rollup_daily_detail` (and, with `endUser` and `tags` 0, of `rollup_daily`).
 struct RollupKey: Hashable {
     var day: Int64
     var attr: Int64
@@ -44,13 +44,27 @@ struct RollupSums {
 }
 
 enum Rollups {
-    /// Adds `sums` to `rollup_daily`, carrying cost between `cost_lo` (below 10^18 pico-units) and `cost_hi`.
+    /// Adds `sums` to `rollup_daily_detail`, and folded over end users and tags to `rollup_daily`, carrying cost
+    /// between `cost_lo` (below 10^18 pico-units) and `cost_hi`.
     static func add(_ sums: [RollupKey: RollupSums], _ db: Database) throws {
+        var coarse: [RollupKey: RollupSums] = [:]
+        for (key, sum) in sums {
+            var folded = key
+            folded.endUser = 0
+            folded.tags = 0
+            coarse[folded, default: RollupSums()].merge(sum)
+        }
+        try upsert(sums, detail: true, db)
+        try upsert(coarse, detail: false, db)
+    }
+
+    private static func upsert(_ sums: [RollupKey: RollupSums], detail: Bool, _ db: Database) throws {
+        let keyColumns = detail ? "day, attr, provider, model, end_user, tags, priced" : "day, attr, provider, model, priced"
         let statement = try db.cachedStatement(sql: """
-            INSERT INTO rollup_daily (day, attr, provider, model, end_user, tags, priced, requests, failed, rejected,
+            INSERT INTO \(detail ? "rollup_daily_detail" : "rollup_daily") (\(keyColumns), requests, failed, rejected,
                 input, output, cached_input, cache_write, reasoning, cost_hi, cost_lo)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (day, attr, provider, model, end_user, tags, priced) DO UPDATE SET
+            VALUES (\(Array(repeating: "?", count: detail ? 17 : 15).joined(separator: ", ")))
+            ON CONFLICT (\(keyColumns)) DO UPDATE SET
                 requests = requests + excluded.requests,
                 failed = failed + excluded.failed,
                 rejected = rejected + excluded.rejected,
@@ -65,8 +79,10 @@ enum Rollups {
         // Raw binds: a batch holds up to a few hundred thousand groups, and GRDB's argument arrays cost more than SQLite.
         let raw = statement.sqliteStatement
         for (key, sum) in sums {
-            let values: [Int64] = [
-                key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced ? 1 : 0,
+            let keys: [Int64] = detail
+                ? [key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced ? 1 : 0]
+                : [key.day, key.attr, key.provider, key.model, key.priced ? 1 : 0]
+            let values: [Int64] = keys + [
                 sum.requests, sum.failed, sum.rejected, sum.input, sum.output, sum.cachedInput, sum.cacheWrite, sum.reasoning,
                 Int64(sum.cost / Ledger.costSplit), Int64(sum.cost % Ledger.costSplit),
             ]
@@ -82,10 +98,10 @@ enum Rollups {
         sqlite3_reset(raw)
     }
 
-    /// Rebuilds `rollup_daily` from the events, for a ledger whose days were counted in another timezone.
+    /// Rebuilds both rollups from the events, for a ledger whose days were counted in another timezone.
     static func rebuild(calendar: LocalCalendar, _ db: Database) throws {
         var calendar = calendar
-        try db.execute(sql: "DELETE FROM rollup_daily")
+        try db.execute(sql: "DELETE FROM rollup_daily; DELETE FROM rollup_daily_detail")
         var sums: [RollupKey: RollupSums] = [:]
         let rows = try Row.fetchCursor(db, sql: """
             SELECT ts, attr, provider, model, COALESCE(end_user, 0), COALESCE(tags, 0), outcome,

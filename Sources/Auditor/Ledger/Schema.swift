@@ -122,6 +122,25 @@ enum Schema {
                     attr INTEGER NOT NULL,
                     provider INTEGER NOT NULL,
                     model INTEGER NOT NULL,
+                    priced INTEGER NOT NULL,
+                    requests INTEGER NOT NULL,
+                    failed INTEGER NOT NULL,
+                    rejected INTEGER NOT NULL,
+                    input INTEGER NOT NULL,
+                    output INTEGER NOT NULL,
+                    cached_input INTEGER NOT NULL,
+                    cache_write INTEGER NOT NULL,
+                    reasoning INTEGER NOT NULL,
+                    cost_hi INTEGER NOT NULL,
+                    cost_lo INTEGER NOT NULL,
+                    PRIMARY KEY (day, attr, provider, model, priced)
+                ) WITHOUT ROWID;
+
+                CREATE TABLE rollup_daily_detail (
+                    day INTEGER NOT NULL,
+                    attr INTEGER NOT NULL,
+                    provider INTEGER NOT NULL,
+                    model INTEGER NOT NULL,
                     end_user INTEGER NOT NULL,
                     tags INTEGER NOT NULL,
                     priced INTEGER NOT NULL,
