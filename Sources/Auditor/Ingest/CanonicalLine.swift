@@ -191,9 +191,9 @@ struct CanonicalLine {
         names.firstIndex { name in name.count == bytes.count && name.withUnsafeBufferPointer { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 } }
     }
 
-    /// `8-4-4-4-12` hex digits to 16 bytes.
+    /// `8-4-4-4-12` hex digits (36 bytes) to 16 bytes.
     static func uuid(_ b: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64)? {
-        guard b[8] == 0x2D, b[13] == 0x2D, b[18] == 0x2D, b[23] == 0x2D else { return nil }
+        guard b.count == 36, b[8] == 0x2D, b[13] == 0x2D, b[18] == 0x2D, b[23] == 0x2D else { return nil }
         var high: UInt64 = 0
         var low: UInt64 = 0
         var digits = 0
@@ -215,7 +215,7 @@ struct CanonicalLine {
         return value
     }
 
-    /// As `ParsedSegment.hashPrefix`, over bytes.
+    /// The first 64 bits of a hex prompt hash, or FNV-1a of a value that is not hex (the ledger's `prompt_hash`).
     static func hashPrefix(_ b: UnsafeBufferPointer<UInt8>) -> Int64 {
         if b.count >= 16 {
             var value: UInt64 = 0

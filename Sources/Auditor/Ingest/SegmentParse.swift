@@ -245,18 +245,7 @@ struct ParsedSegment: Sendable {
     /// The 16 bytes of a UUID written `8-4-4-4-12` in hex (either case), or nil.
     static func uuid(_ text: String) -> (UInt64, UInt64)? {
         var text = text
-        return text.withUTF8 { bytes -> (UInt64, UInt64)? in
-            guard bytes.count == 36, bytes[8] == 0x2D, bytes[13] == 0x2D, bytes[18] == 0x2D, bytes[23] == 0x2D else { return nil }
-            var high: UInt64 = 0
-            var low: UInt64 = 0
-            var digits = 0
-            for i in 0..<36 where i != 8 && i != 13 && i != 18 && i != 23 {
-                guard let nibble = Self.nibble(bytes[i]) else { return nil }
-                if digits < 16 { high = high << 4 | UInt64(nibble) } else { low = low << 4 | UInt64(nibble) }
-                digits += 1
-            }
-            return (high, low)
-        }
+        return text.withUTF8 { $0.count == 36 ? CanonicalLine.uuid($0) : nil }
     }
 
     @inline(__always)
@@ -272,17 +261,8 @@ struct ParsedSegment: Sendable {
     /// The first 64 bits of a hex prompt hash; a value that is not hex is folded with FNV-1a instead, so that equal
     /// values still match.
     static func hashPrefix(_ text: String) -> Int64 {
-        var value: UInt64 = 0
-        var digits = 0
-        for byte in text.utf8.prefix(16) {
-            guard let nibble = nibble(byte) else { digits = -1; break }
-            value = value << 4 | UInt64(nibble)
-            digits += 1
-        }
-        if digits == 16 { return Int64(bitPattern: value) }
-        var fnv: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 { fnv = (fnv ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return Int64(bitPattern: fnv)
+        var text = text
+        return text.withUTF8 { CanonicalLine.hashPrefix($0) }
     }
 
     /// Tags as one canonical JSON object, keys sorted: the form the ledger stores a tag set in.

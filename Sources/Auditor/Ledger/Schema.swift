@@ -4,6 +4,11 @@ import UsageLog
 /// The ledger's tables (`docs/ledger.md`). Migrations only ever add: a ledger written by an older Tally opens in a
 /// newer one.
 enum Schema {
+    /// The sums both rollups carry; cost is `cost_hi × 10^18 + cost_lo` pico-units.
+    private static let sumColumns = [
+        "requests", "failed", "rejected", "input", "output", "cached_input", "cache_write", "reasoning", "cost_hi", "cost_lo",
+    ].map { "\($0) INTEGER NOT NULL," }.joined(separator: "\n    ")
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -123,16 +128,7 @@ enum Schema {
                     provider INTEGER NOT NULL,
                     model INTEGER NOT NULL,
                     priced INTEGER NOT NULL,
-                    requests INTEGER NOT NULL,
-                    failed INTEGER NOT NULL,
-                    rejected INTEGER NOT NULL,
-                    input INTEGER NOT NULL,
-                    output INTEGER NOT NULL,
-                    cached_input INTEGER NOT NULL,
-                    cache_write INTEGER NOT NULL,
-                    reasoning INTEGER NOT NULL,
-                    cost_hi INTEGER NOT NULL,
-                    cost_lo INTEGER NOT NULL,
+                    \(sumColumns)
                     PRIMARY KEY (day, attr, provider, model, priced)
                 ) WITHOUT ROWID;
 
@@ -144,16 +140,7 @@ enum Schema {
                     end_user INTEGER NOT NULL,
                     tags INTEGER NOT NULL,
                     priced INTEGER NOT NULL,
-                    requests INTEGER NOT NULL,
-                    failed INTEGER NOT NULL,
-                    rejected INTEGER NOT NULL,
-                    input INTEGER NOT NULL,
-                    output INTEGER NOT NULL,
-                    cached_input INTEGER NOT NULL,
-                    cache_write INTEGER NOT NULL,
-                    reasoning INTEGER NOT NULL,
-                    cost_hi INTEGER NOT NULL,
-                    cost_lo INTEGER NOT NULL,
+                    \(sumColumns)
                     PRIMARY KEY (day, attr, provider, model, end_user, tags, priced)
                 ) WITHOUT ROWID;
                 """)
