@@ -1,9 +1,8 @@
 import TallyConfig
 import UsageLog
 
-/// One `tally audit` run: take the lock, open the ledger, ingest what is new.
-///
-/// Part 2 of the audit (budgets, waste, the revocation list) runs after the ingest, under the same lock.
+/// One `tally audit` run: take the lock, open the ledger, ingest what is new, then evaluate budgets and expiries and
+/// write the revocation list, all under the same lock.
 public enum Audit {
     public struct Options: Sendable {
         /// Also read the complete lines of segments still being written.
@@ -19,6 +18,7 @@ public enum Audit {
 
     public struct Outcome: Sendable {
         public var ingest: IngestResult
+        public var enforcement: EnforcementResult
         public var ledgerPath: String
     }
 
@@ -34,6 +34,7 @@ public enum Audit {
         let ledger = try Ledger(path: ledgerPath)
         let ingestOptions = Ingest.Options(includeOpen: options.includeOpen, asOf: options.asOf)
         let ingest = try await Ingest.run(ledger: ledger, config: config, prices: prices, options: ingestOptions, progress: progress)
-        return Outcome(ingest: ingest, ledgerPath: ledgerPath)
+        let enforcement = try Enforcement.run(ledger: ledger, config: config, asOf: options.asOf)
+        return Outcome(ingest: ingest, enforcement: enforcement, ledgerPath: ledgerPath)
     }
 }

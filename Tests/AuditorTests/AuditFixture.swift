@@ -41,11 +41,21 @@ struct AuditFixture {
           timezone: UTC
         """
 
-    init(extraYAML: String = "") throws {
+    init(yaml: String = AuditFixture.yaml) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("tally-audit-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root + "/log/c1", withIntermediateDirectories: true)
-        try (Self.yaml + extraYAML).write(toFile: root + "/tally.yaml", atomically: true, encoding: .utf8)
+        try yaml.write(toFile: root + "/tally.yaml", atomically: true, encoding: .utf8)
         config = try Config.load(path: root + "/tally.yaml")
+    }
+
+    /// The same folder with a new config text (a raised budget, another timezone).
+    func reconfigured(_ yaml: String) throws -> AuditFixture {
+        try yaml.write(toFile: root + "/tally.yaml", atomically: true, encoding: .utf8)
+        return AuditFixture(root: root, config: try Config.load(path: root + "/tally.yaml"))
+    }
+
+    func outcome(asOf: String) async throws -> Audit.Outcome {
+        try await Audit.run(config: config, options: Audit.Options(asOf: Timestamp.parse(asOf)!))
     }
 
     init(root: String, config: Config) {

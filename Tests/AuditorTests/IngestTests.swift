@@ -186,8 +186,7 @@ struct IngestTests {
         _ = try await f.audit()
         #expect(try f.breakdown("2026-11-10").total.requests == 1)
 
-        try (F.yaml.replacingOccurrences(of: "timezone: UTC", with: "timezone: Europe/Berlin")).write(toFile: f.root + "/tally.yaml", atomically: true, encoding: .utf8)
-        let berlin = AuditFixture(root: f.root, config: try Config.load(path: f.root + "/tally.yaml"))
+        let berlin = try f.reconfigured(F.yaml.replacingOccurrences(of: "timezone: UTC", with: "timezone: Europe/Berlin"))
         _ = try await berlin.audit()
         #expect(try berlin.breakdown("2026-11-10").total.requests == 0)
         #expect(try berlin.breakdown("2026-11-11").total.requests == 1)

@@ -11,8 +11,10 @@ struct AuditCommand: AsyncParsableCommand {
         abstract: "Ingest new usage logs into the ledger, price every call and attribute its cost.",
         discussion: """
         Safe to run as often as you like (cron every few minutes): each event is counted once, however often it is \
-        read. Prints one summary line; on a terminal also a progress bar. Bad lines are quarantined in the ledger, \
-        never dropped. Exit codes: 0 done, 64 usage, 65 nothing could be ingested, 74 I/O error, 75 another audit \
+        read. Then evaluates every budget in its current period and writes the revocation list the collector \
+        enforces (breached hard budgets until the period ends, expired keys; priority keys are reported, not \
+        revoked). Prints one summary line; on a terminal also a progress bar. Bad lines are quarantined in the \
+        ledger, never dropped. Exit codes: 0 done, 64 usage, 65 nothing could be ingested, 74 I/O error, 75 another audit \
         holds the lock, 78 config error.
         """
     )
@@ -53,7 +55,11 @@ struct AuditCommand: AsyncParsableCommand {
                 let models = result.totals.unpricedModels.sorted { $0.value > $1.value }.prefix(5).map { "\($0.key) (\($0.value))" }
                 printError("tally audit: calls to models without a price, counted as unpriced: \(models.joined(separator: ", "))")
             }
-            print(Self.summary(result))
+            let enforcement = outcome.enforcement
+            for (key, status) in enforcement.overrides {
+                printError("tally audit: priority key \(key) is not revoked although \(Enforcement.describe(status, currency: loaded.currency))")
+            }
+            print(Self.summary(result) + Self.summary(enforcement))
             let t = result.totals
             if t.events + t.duplicates == 0 && t.quarantined > 0 {
                 printError("tally audit: no line could be ingested; see the quarantine table in \(outcome.ledgerPath)")
@@ -61,6 +67,12 @@ struct AuditCommand: AsyncParsableCommand {
             }
             if !result.failures.isEmpty { throw ExitCode(ExitStatus.ioError) }
         }
+    }
+
+    static func summary(_ e: EnforcementResult) -> String {
+        let breached = e.statuses.filter(\.isBreached).count
+        return "; \(breached) budget\(breached == 1 ? "" : "s") breached, \(e.list.entries.count) key\(e.list.entries.count == 1 ? "" : "s") revoked"
+            + " (revocation list \(e.rewritten ? "rewritten" : "unchanged"))"
     }
 
     static func summary(_ result: IngestResult) -> String {

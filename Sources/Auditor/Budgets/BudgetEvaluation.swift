@@ -1,0 +1,112 @@
+import GRDB
+import TallyConfig
+import UsageLog
+
+/// Where a budget is set.
+public enum BudgetScope: String, Sendable, CaseIterable {
+    case org, team, user, key
+}
+
+/// One budget's state in its current period, at the audit's clock.
+public struct BudgetStatus: Sendable, Equatable {
+    public var scope: BudgetScope
+    public var id: String
+    public var budget: Budget
+    /// The current period's first and last local day, and its label (`2026-11`, `2026-W47`, `2026-11-22`).
+    public var firstDay: Int
+    public var lastDay: Int
+    public var periodLabel: String
+    /// The first millisecond after the period: when a breach's revocation ends.
+    public var periodEnd: Int64
+    /// Spend in the period up to the audit's clock.
+    public var spend: Money
+
+    /// At or above the limit.
+    public var isBreached: Bool { spend >= budget.limit }
+
+    /// Spend as a percentage of the limit, rounded down (`104%`).
+    public var percent: Int128 { budget.limit.picos > 0 ? spend.picos * 100 / budget.limit.picos : (spend.picos > 0 ? 100 : 0) }
+}
+
+/// Spend per budget from the ledger, in the config's calendar periods, as the config stands now.
+///
+/// A key's spend counts toward its own budget, its user's, its team's (the project's team, else the user's) and its
+/// org's, following the current config: a key moved to another team counts toward the new team from the next run.
+/// Whole days before today come from `rollup_daily`; today comes from `events` up to the audit's clock, so a replay
+/// with `--as-of` sees exactly what had happened by then.
+public enum BudgetEvaluation {
+    public static func statuses(ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> [BudgetStatus] {
+        guard var calendar = LocalCalendar(identifier: config.audit.timezone) else {
+            throw AuditError(.config, "'\(config.audit.timezone)' is not an IANA timezone (audit.timezone)")
+        }
+        let today = calendar.day(of: asOf)
+        var budgets: [(BudgetScope, String, Budget)] = []
+        for org in config.orgs { if let b = org.budget { budgets.append((.org, org.id, b)) } }
+        for team in config.teams { if let b = team.budget { budgets.append((.team, team.id, b)) } }
+        for user in config.users { if let b = user.budget { budgets.append((.user, user.id, b)) } }
+        for key in config.keys { if let b = key.budget { budgets.append((.key, key.id, b)) } }
+        guard !budgets.isEmpty else { return [] }
+
+        let periods = Dictionary(uniqueKeysWithValues: BudgetPeriod.allCases.map { ($0, Self.period($0, containing: today)) })
+        let earliest = periods.values.map(\.firstDay).min()!
+        // Spend per key and local day, from the earliest period start to today.
+        let perKeyDay = try spendByKeyAndDay(ledger: ledger, from: earliest, today: today, asOf: asOf, calendar: &calendar)
+
+        // Owners of each key under the current config.
+        let owners = Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, Attribution.resolving(key: $0.id, config: config)) })
+        return budgets.map { scope, id, budget in
+            let period = periods[budget.period]!
+            var spend = Money.zero
+            for (key, days) in perKeyDay {
+                guard let owner = owners[key] else { continue }
+                let counts: Bool
+                switch scope {
+                case .key: counts = key == id
+                case .user: counts = owner.user == id
+                case .team: counts = owner.team == id
+                case .org: counts = owner.org == id
+                }
+                guard counts else { continue }
+                for (day, money) in days where day >= period.firstDay && day <= period.lastDay { spend += money }
+            }
+            return BudgetStatus(scope: scope, id: id, budget: budget, firstDay: period.firstDay, lastDay: period.lastDay,
+                                periodLabel: period.label, periodEnd: calendar.start(ofDay: period.lastDay + 1), spend: spend)
+        }
+    }
+
+    /// The calendar period of kind `kind` holding local day `day`.
+    static func period(_ kind: BudgetPeriod, containing day: Int) -> Period {
+        switch kind {
+        case .day: return Period(firstDay: day, lastDay: day, label: Timestamp.formatDate(days: day))
+        case .week:
+            let monday = day - (Period.isoWeekday(day) - 1)
+            return Period(firstDay: monday, lastDay: monday + 6, label: Period.isoWeekLabel(day))
+        case .month: return Period.month(containing: day)
+        }
+    }
+
+    private static func spendByKeyAndDay(ledger: Ledger, from first: Int, today: Int, asOf: Int64,
+                                         calendar: inout LocalCalendar) throws(AuditError) -> [String: [Int: Money]] {
+        let todayStart = calendar.start(ofDay: today)
+        return try ledger.access { db in
+            var result: [String: [Int: Money]] = [:]
+            let days = try Row.fetchCursor(db, sql: """
+                SELECT a.key, r.day, SUM(r.cost_hi), SUM(r.cost_lo / 1000000), SUM(r.cost_lo % 1000000)
+                FROM rollup_daily r JOIN attributions a ON a.id = r.attr
+                WHERE r.day >= ? AND r.day < ? GROUP BY a.key, r.day
+                """, arguments: [first, today])
+            while let row = try days.next() {
+                let picos = Int128(row[2] as Int64) * Ledger.costSplit + Int128(row[3] as Int64) * 1_000_000 + Int128(row[4] as Int64)
+                result[row[0], default: [:]][row[1], default: .zero] += Money(picos: picos)
+            }
+            let calls = try Row.fetchCursor(db, sql: """
+                SELECT a.key, e.cost FROM events e JOIN attributions a ON a.id = e.attr
+                WHERE e.ts >= ? AND e.ts <= ? AND e.cost IS NOT NULL
+                """, arguments: [todayStart, asOf])
+            while let row = try calls.next() {
+                result[row[0], default: [:]][today, default: .zero] += Money(picos: Int128(row[1] as Int64))
+            }
+            return result
+        }
+    }
+}

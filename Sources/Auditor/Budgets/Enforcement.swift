@@ -1,0 +1,82 @@
+import TallyConfig
+import UsageLog
+
+/// What the audit decided about keys: the revocation list it wrote, and the breaches it could not enforce.
+public struct EnforcementResult: Sendable {
+    public var statuses: [BudgetStatus]
+    public var list: RevocationList
+    /// Breached budgets that revoke nothing because the key is `priority: true` (the emergency bypass), by key.
+    public var overrides: [(key: String, status: BudgetStatus)]
+    /// Whether the file was rewritten (it is left alone when nothing changed).
+    public var rewritten: Bool
+    public var path: String
+}
+
+/// Turns budget breaches and expiries into the revocation list the collector enforces (`docs/revocations.md`).
+///
+/// The list is recomputed from the ledger and the config on every run, so a raised budget, a new period or a key
+/// moved to another team lifts a revocation on the next run. Entries of kind `manual` (or of a kind this Tally does
+/// not know) that another tool or a person put in the file are kept as they are.
+public enum Enforcement {
+    public static func run(ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> EnforcementResult {
+        let statuses = try BudgetEvaluation.statuses(ledger: ledger, config: config, asOf: asOf)
+        let path = config.resolve(config.collector.revocations)
+        let existing: RevocationList?
+        do { existing = try RevocationList.read(path: path) } catch {
+            throw AuditError(.io, "the revocation list \(path) cannot be read (\(error)); fix or remove it, then run the audit again", cause: error)
+        }
+
+        var chosen: [String: RevocationList.Entry] = [:]
+        func propose(_ entry: RevocationList.Entry) {
+            // One entry a key: the one that lasts longest (until further notice beats any date).
+            if let current = chosen[entry.keyID], (current.until ?? .max) >= (entry.until ?? .max) { return }
+            chosen[entry.keyID] = entry
+        }
+        var overrides: [(key: String, status: BudgetStatus)] = []
+        let owners = Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, Attribution.resolving(key: $0.id, config: config)) })
+        for status in statuses where status.isBreached {
+            for key in config.keys {
+                guard let owner = owners[key.id] else { continue }
+                let counts: Bool
+                switch status.scope {
+                case .key: counts = key.id == status.id
+                case .user: counts = owner.user == status.id
+                case .team: counts = owner.team == status.id
+                case .org: counts = owner.org == status.id
+                }
+                guard counts, status.budget.hard else { continue }
+                if key.priority {
+                    overrides.append((key.id, status))
+                    continue
+                }
+                propose(RevocationList.Entry(keyID: key.id, reason: "budget: " + describe(status, currency: config.currency), until: status.periodEnd))
+            }
+        }
+        for key in config.keys {
+            if let expires = key.expires, expires <= asOf {
+                propose(RevocationList.Entry(keyID: key.id, reason: "expired: the key expired on \(Timestamp.format(milliseconds: expires))", until: nil))
+            }
+        }
+        // What people and other tools revoked stays; what the audit revoked before is recomputed above.
+        for entry in existing?.entries ?? [] where entry.kind == .manual && (entry.until ?? .max) > asOf {
+            propose(entry)
+        }
+        let list = RevocationList(entries: chosen.values.sorted { $0.keyID < $1.keyID })
+
+        let rewritten = existing != list
+        if rewritten {
+            do {
+                try list.write(to: path, comments: ["written by tally audit at \(Timestamp.format(milliseconds: Timestamp.now())) (as of \(Timestamp.format(milliseconds: asOf)))"])
+            } catch {
+                throw AuditError(.io, "cannot write the revocation list \(path): \(error.message)", cause: error)
+            }
+        }
+        return EnforcementResult(statuses: statuses, list: list, overrides: overrides, rewritten: rewritten, path: path)
+    }
+
+    /// `team search spent 104% of its 5000.00 USD month budget for 2026-11`.
+    public static func describe(_ status: BudgetStatus, currency: String) -> String {
+        "\(status.scope.rawValue) \(status.id) spent \(status.percent)% (\(status.spend.formatted(places: 2))) of its "
+            + "\(status.budget.limit.formatted(places: 2)) \(currency) \(status.budget.period.rawValue) budget for \(status.periodLabel)"
+    }
+}

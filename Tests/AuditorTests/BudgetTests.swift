@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+import TallyConfig
+import UsageLog
+@testable import Auditor
+
+/// Budgets in their calendar periods (Europe/Berlin), breaches, the priority bypass, expiry, and the revocation list.
+@Suite("Budgets and the revocation list")
+struct BudgetTests {
+    typealias F = AuditFixture
+
+    static func yaml(teamLimit: String = "1.00", aliceLimit: String = "0.50", aliceHard: Bool = true) -> String {
+        """
+        currency: USD
+        providers:
+          - {name: openai, kind: openai, base_url: "http://127.0.0.1:9", api_key_env: OPENAI_API_KEY}
+        orgs:
+          - {id: acme}
+        teams:
+          - {id: search, org: acme, budget: {limit: \(teamLimit), period: month}}
+          - {id: support, org: acme}
+        users:
+          - {id: alice, team: search, budget: {limit: \(aliceLimit), period: day, hard: \(aliceHard)}}
+          - {id: dan, team: support}
+        keys:
+          - {id: k-alice, sha256: 05ef46ef3bf75c23f8325bf380d2e87f16654cbe9c16237722c46ed7c96e2006, user: alice}
+          - {id: k-alice-oncall, sha256: d5ad5254eededde7e0e4efd6d1dee0fb1b9d286f3d5a973315adad1b96bc8175, user: alice, priority: true}
+          - {id: k-dan, sha256: 011a2419fe707d8ef9099b0cb644cd5aebaa09664115244fd23c48b41c0dba55, user: dan, expires: 2026-11-20T00:00:00Z}
+        pricing:
+          models:
+            - {model: m1, input: 1.00, output: 0}
+        collector:
+          log_dir: log
+          revocations: var/revoked.tsv
+        audit:
+          db: ledger/tally.sqlite
+          timezone: Europe/Berlin
+        """
+    }
+
+    /// 600,000 input tokens of m1 at 1.00 per million: 0.60.
+    static func call(_ ts: String, key: String = "k-alice") -> String {
+        F.line(ts: ts, key: key, usage: .init(input: 600_000, output: 0))
+    }
+
+    func list(_ f: F) throws -> [String] {
+        let list = try #require(try RevocationList.read(path: f.root + "/var/revoked.tsv"))
+        return list.entries.map { "\($0.keyID) \($0.kind.rawValue) \($0.until.map(Timestamp.format(milliseconds:)) ?? "-")" }
+    }
+
+    @Test func aDayBudgetBreachRevokesUntilLocalMidnightButNotThePriorityKey() async throws {
+        let f = try F(yaml: Self.yaml())
+        defer { f.remove() }
+        try f.segment([Self.call("2026-11-10T10:00:00Z")])
+        let outcome = try await f.outcome(asOf: "2026-11-10T12:00:00Z")
+        // 0.60 of alice's 0.50 day budget: 120%. Berlin's 2026-11-11 starts at 23:00 UTC.
+        #expect(try list(f) == ["k-alice budget 2026-11-10T23:00:00.000Z"])
+        let entry = try #require(outcome.enforcement.list.entries.first)
+        #expect(entry.message == "user alice spent 120% (0.60) of its 0.50 USD day budget for 2026-11-10")
+        #expect(outcome.enforcement.overrides.map(\.key) == ["k-alice-oncall"])
+        #expect(outcome.enforcement.rewritten)
+
+        // The same audit again changes nothing, and leaves the file alone.
+        #expect(try await f.outcome(asOf: "2026-11-10T12:00:00Z").enforcement.rewritten == false)
+        // A new day lifts it.
+        #expect(try await f.outcome(asOf: "2026-11-11T08:00:00Z").enforcement.list.entries.isEmpty)
+        #expect(try list(f).isEmpty)
+    }
+
+    @Test func periodsFollowTheLocalCalendarAndTheAuditClock() async throws {
+        let f = try F(yaml: Self.yaml(teamLimit: "100.00"))
+        defer { f.remove() }
+        // 23:30 UTC on the 10th is 00:30 on the 11th in Berlin.
+        try f.segment([Self.call("2026-11-10T23:30:00Z")])
+        // Before the call happened (as of 22:59 UTC), nothing is spent.
+        let before = try await f.outcome(asOf: "2026-11-10T22:59:00Z")
+        #expect(before.enforcement.statuses.first { $0.scope == .user }?.spend == .zero)
+        #expect(before.enforcement.list.entries.isEmpty)
+        // After it, the Berlin day 2026-11-11 holds it, and the revocation ends at its end.
+        let after = try await f.outcome(asOf: "2026-11-10T23:45:00Z")
+        let alice = try #require(after.enforcement.statuses.first { $0.scope == .user })
+        let sixty = try Money(parsing: "0.60")
+        #expect(alice.periodLabel == "2026-11-11" && alice.spend == sixty)
+        #expect(try list(f) == ["k-alice budget 2026-11-11T23:00:00.000Z"])
+    }
+
+    @Test func aTeamMonthBreachRevokesItsKeysAndARaisedBudgetLiftsIt() async throws {
+        let f = try F(yaml: Self.yaml(aliceLimit: "10.00"))
+        defer { f.remove() }
+        try f.segment([Self.call("2026-11-03T10:00:00Z"), Self.call("2026-11-12T10:00:00Z")])
+        // 1.20 of the team's 1.00 month budget; December starts at 23:00 UTC on 30 November in Berlin.
+        _ = try await f.outcome(asOf: "2026-11-12T12:00:00Z")
+        #expect(try list(f) == ["k-alice budget 2026-11-30T23:00:00.000Z"])
+
+        let raised = try f.reconfigured(Self.yaml(teamLimit: "5.00", aliceLimit: "10.00"))
+        let after = try await raised.outcome(asOf: "2026-11-12T12:00:00Z")
+        #expect(after.enforcement.list.entries.isEmpty && after.enforcement.rewritten)
+    }
+
+    @Test func softBudgetsOnlyReportAndExpiredKeysAreRevokedForGood() async throws {
+        let f = try F(yaml: Self.yaml(teamLimit: "100.00", aliceHard: false))
+        defer { f.remove() }
+        try f.segment([Self.call("2026-11-10T10:00:00Z")])
+        let outcome = try await f.outcome(asOf: "2026-11-21T12:00:00Z")
+        #expect(try list(f) == ["k-dan expired -"])
+        #expect(outcome.enforcement.statuses.contains { $0.scope == .user && !$0.isBreached })
+    }
+
+    @Test func entriesPeopleWroteAreKept() async throws {
+        let f = try F(yaml: Self.yaml(teamLimit: "100.00", aliceLimit: "100.00"))
+        defer { f.remove() }
+        try f.segment([Self.call("2026-11-10T10:00:00Z")])
+        try RevocationList(entries: [
+            .init(keyID: "k-dan", reason: "manual: leaked in a public repo", until: nil),
+            .init(keyID: "k-alice", reason: "budget: an old breach the audit no longer sees", until: nil),
+        ]).write(to: f.root + "/var/revoked.tsv")
+        _ = try await f.outcome(asOf: "2026-11-10T12:00:00Z")
+        #expect(try list(f) == ["k-dan manual -"])
+    }
+}
