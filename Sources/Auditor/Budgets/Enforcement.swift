@@ -76,7 +76,16 @@ public enum Enforcement {
 
     /// `team search spent 104% of its 5000.00 USD month budget for 2026-11`.
     public static func describe(_ status: BudgetStatus, currency: String) -> String {
-        "\(status.scope.rawValue) \(status.id) spent \(status.percent)% (\(status.spend.formatted(places: 2))) of its "
-            + "\(status.budget.limit.formatted(places: 2)) \(currency) \(status.budget.period.rawValue) budget for \(status.periodLabel)"
+        "\(status.scope.rawValue) \(status.id) spent \(status.percent)% (\(amount(status.spend))) of its "
+            + "\(amount(status.budget.limit)) \(currency) \(status.budget.period.rawValue) budget for \(status.periodLabel)"
+    }
+
+    /// Cents for amounts of one unit or more; below that up to four decimals, so small budgets stay readable
+    /// (`1486.70`, `0.60`, `0.012`).
+    static func amount(_ money: Money) -> String {
+        guard money.picos.magnitude < UInt128(Money.scale) else { return money.formatted(places: 2) }
+        var text = Substring(money.formatted(places: 4))
+        while text.hasSuffix("0"), let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) > 3 { text = text.dropLast() }
+        return String(text)
     }
 }
