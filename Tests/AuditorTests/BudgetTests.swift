@@ -117,4 +117,33 @@ struct BudgetTests {
         _ = try await f.outcome(asOf: "2026-11-10T12:00:00Z")
         #expect(try list(f) == ["k-dan manual -"])
     }
+
+    @Test func aPersonRevokesAndRestoresAKey() async throws {
+        let f = try F(yaml: Self.yaml(teamLimit: "100.00", aliceLimit: "100.00"))
+        defer { f.remove() }
+        try f.segment([Self.call("2026-11-10T10:00:00Z")])
+        _ = try await f.outcome(asOf: "2026-11-10T12:00:00Z")
+        let at = Timestamp.parse("2026-11-10T12:05:00Z")!
+
+        let revoked = try KeyDecisions.record(KeyDecision(key: "k-alice", action: .revoke, reason: "leaked in a chat", until: nil, at: at, by: "ops"),
+                                              config: f.config)
+        #expect(try list(f) == ["k-alice manual -"])
+        #expect(revoked.list.entries.first?.message == "leaked in a chat (by ops)")
+        // The next audit keeps what the person decided.
+        _ = try await f.outcome(asOf: "2026-11-10T12:10:00Z")
+        #expect(try list(f) == ["k-alice manual -"])
+
+        _ = try KeyDecisions.record(KeyDecision(key: "k-alice", action: .restore, reason: "rotated", until: nil, at: at + 600_000, by: "ops"),
+                                    config: f.config)
+        #expect(try list(f).isEmpty)
+        _ = try await f.outcome(asOf: "2026-11-10T12:20:00Z")
+        #expect(try list(f).isEmpty)
+
+        do {
+            _ = try KeyDecisions.record(KeyDecision(key: "k-nobody", action: .revoke, reason: "x", until: nil, at: at, by: "ops"), config: f.config)
+            Issue.record("a key the config does not list was revoked")
+        } catch {
+            #expect(error.code == .usage)
+        }
+    }
 }

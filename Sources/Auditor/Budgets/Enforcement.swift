@@ -57,8 +57,15 @@ public enum Enforcement {
                 propose(RevocationList.Entry(keyID: key.id, reason: "expired: the key expired on \(Timestamp.format(milliseconds: expires))", until: nil))
             }
         }
-        // What people and other tools revoked stays; what the audit revoked before is recomputed above.
+        // What people decided: `tally keys revoke` until restored, and manual entries other tools wrote into the file
+        // unless a restore for that key came later. What the audit revoked before is recomputed above.
+        let decisions = try KeyDecisions.latest(ledger)
+        for (key, decision) in decisions where decision.action == .revoke && (decision.until ?? .max) > asOf {
+            propose(RevocationList.Entry(keyID: key, reason: "manual: \(decision.reason) (by \(decision.by))", until: decision.until))
+        }
         for entry in existing?.entries ?? [] where entry.kind == .manual && (entry.until ?? .max) > asOf {
+            // For a key with a decision in the ledger, the ledger decides: a restore lifts it, a revoke is above.
+            guard decisions[entry.keyID] == nil else { continue }
             propose(entry)
         }
         let list = RevocationList(entries: chosen.values.sorted { $0.keyID < $1.keyID })

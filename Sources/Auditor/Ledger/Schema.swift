@@ -145,6 +145,20 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v2-key-decisions") { db in
+            try db.execute(sql: """
+                CREATE TABLE key_decisions (
+                    id INTEGER PRIMARY KEY,
+                    key TEXT NOT NULL,
+                    action TEXT NOT NULL CHECK (action IN ('revoke', 'restore')),
+                    reason TEXT NOT NULL,
+                    until INTEGER,
+                    at INTEGER NOT NULL,
+                    by TEXT NOT NULL
+                );
+                CREATE INDEX key_decisions_key ON key_decisions (key, id);
+                """)
+        }
         return migrator
     }
 }

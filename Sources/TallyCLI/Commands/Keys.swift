@@ -1,13 +1,77 @@
 import ArgumentParser
+import Auditor
+import Foundation
 import UsageLog
 
 /// `tally keys`: virtual keys.
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
-        abstract: "Create virtual keys.",
-        subcommands: [New.self]
+        abstract: "Create, revoke and restore virtual keys.",
+        subcommands: [New.self, Revoke.self, Restore.self]
     )
+
+    /// `tally keys revoke ID --reason TEXT [--until TIME]`: refuse a key now, recorded in the ledger.
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a key now: recorded in the ledger, and the revocation list is rewritten at once.",
+            discussion: "The collector refuses the key (403) within its reload interval. `tally keys restore` lifts it."
+        )
+
+        @Option(name: .long, help: "The config file (YAML).")
+        var config: String
+
+        @Argument(help: "The key's id.")
+        var id: String
+
+        @Option(name: .long, help: "Why, shown to the application in the refusal.")
+        var reason: String
+
+        @Option(name: .long, help: "When the revocation ends (RFC 3339); default: until restored.")
+        var until: String?
+
+        func validate() throws {
+            guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--reason must not be empty") }
+            if let until, Timestamp.parse(until) == nil { throw ValidationError("--until must be an RFC 3339 time such as 2026-12-01T00:00:00Z") }
+        }
+
+        func run() async throws {
+            try await runReportingFailures {
+                let loaded = try loadConfig(config)
+                let decision = KeyDecision(key: id, action: .revoke, reason: reason, until: until.flatMap { Timestamp.parse($0) },
+                                           at: Timestamp.now(), by: KeyDecisions.currentUser())
+                let result = try KeyDecisions.record(decision, config: loaded)
+                print("tally keys revoke: \(id) revoked\(until.map { " until \($0)" } ?? " until restored"); \(result.path) now lists \(result.list.entries.count) key\(result.list.entries.count == 1 ? "" : "s")")
+            }
+        }
+    }
+
+    /// `tally keys restore ID`: lift a manual revocation.
+    struct Restore: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lift a manual revocation of a key (budget and expiry revocations follow the budgets and the config).",
+            discussion: "Recorded in the ledger; the revocation list is rewritten at once."
+        )
+
+        @Option(name: .long, help: "The config file (YAML).")
+        var config: String
+
+        @Argument(help: "The key's id.")
+        var id: String
+
+        @Option(name: .long, help: "Why, for the record.")
+        var reason: String = "restored"
+
+        func run() async throws {
+            try await runReportingFailures {
+                let loaded = try loadConfig(config)
+                let decision = KeyDecision(key: id, action: .restore, reason: reason, until: nil, at: Timestamp.now(), by: KeyDecisions.currentUser())
+                let result = try KeyDecisions.record(decision, config: loaded)
+                let still = result.list.entries.first { $0.keyID == id }
+                print("tally keys restore: \(id) restored" + (still.map { "; still revoked: \($0.reason)" } ?? ""))
+            }
+        }
+    }
 
     /// `tally keys new --id ID`: a fresh secret, shown once, and the config entry that holds only its hash.
     struct New: AsyncParsableCommand {
