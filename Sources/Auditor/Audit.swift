@@ -19,6 +19,8 @@ public enum Audit {
     public struct Outcome: Sendable {
         public var ingest: IngestResult
         public var enforcement: EnforcementResult
+        /// Threshold crossings recorded for the first time by this run.
+        public var alerts: [Alert]
         public var ledgerPath: String
     }
 
@@ -35,6 +37,7 @@ public enum Audit {
         let ingestOptions = Ingest.Options(includeOpen: options.includeOpen, asOf: options.asOf)
         let ingest = try await Ingest.run(ledger: ledger, config: config, prices: prices, options: ingestOptions, progress: progress)
         let enforcement = try Enforcement.run(ledger: ledger, config: config, asOf: options.asOf)
-        return Outcome(ingest: ingest, enforcement: enforcement, ledgerPath: ledgerPath)
+        let alerts = try Alerts.record(ledger: ledger, config: config, statuses: enforcement.statuses, asOf: options.asOf)
+        return Outcome(ingest: ingest, enforcement: enforcement, alerts: alerts, ledgerPath: ledgerPath)
     }
 }

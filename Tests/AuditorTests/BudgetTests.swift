@@ -146,4 +146,23 @@ struct BudgetTests {
             #expect(error.code == .usage)
         }
     }
+
+    @Test func eachThresholdCrossingIsRecordedOnceWithTheCallThatCrossedIt() async throws {
+        let f = try F(yaml: Self.yaml(aliceLimit: "10.00"))
+        defer { f.remove() }
+        // The team's 1.00 month budget: 0.60 at 09:00 crosses 50%; 1.20 at 10:00 crosses 80%, 90% and 100%.
+        try f.segment([Self.call("2026-11-03T09:00:00Z"), Self.call("2026-11-03T10:00:00Z")])
+        let first = try await f.outcome(asOf: "2026-11-12T12:00:00Z")
+        let described = first.alerts.map { "\($0.scope.rawValue) \($0.id) \($0.threshold.percent())% \(Timestamp.format(milliseconds: $0.crossedAt)) \($0.spend.exact)" }
+        #expect(described == [
+            "team search 50% 2026-11-03T09:00:00.000Z 0.60",
+            "team search 80% 2026-11-03T10:00:00.000Z 1.20",
+            "team search 90% 2026-11-03T10:00:00.000Z 1.20",
+            "team search 100% 2026-11-03T10:00:00.000Z 1.20",
+        ])
+        #expect(Alerts.describe(first.alerts[0], currency: "USD")
+            == "team search crossed 50% of its 1.00 USD month budget for 2026-11 at 2026-11-03T09:00:00.000Z (0.60 spent)")
+        // Once per budget and period.
+        #expect(try await f.outcome(asOf: "2026-11-12T13:00:00Z").alerts.isEmpty)
+    }
 }

@@ -58,19 +58,21 @@ public enum BudgetEvaluation {
             let period = periods[budget.period]!
             var spend = Money.zero
             for (key, days) in perKeyDay {
-                guard let owner = owners[key] else { continue }
-                let counts: Bool
-                switch scope {
-                case .key: counts = key == id
-                case .user: counts = owner.user == id
-                case .team: counts = owner.team == id
-                case .org: counts = owner.org == id
-                }
-                guard counts else { continue }
+                guard let owner = owners[key], counts(owner, toward: scope, id) else { continue }
                 for (day, money) in days where day >= period.firstDay && day <= period.lastDay { spend += money }
             }
             return BudgetStatus(scope: scope, id: id, budget: budget, firstDay: period.firstDay, lastDay: period.lastDay,
                                 periodLabel: period.label, periodEnd: calendar.start(ofDay: period.lastDay + 1), spend: spend)
+        }
+    }
+
+    /// Whether spend of a key with these owners counts toward the budget of `scope` `id`.
+    static func counts(_ owner: Attribution, toward scope: BudgetScope, _ id: String) -> Bool {
+        switch scope {
+        case .key: owner.key == id
+        case .user: owner.user == id
+        case .team: owner.team == id
+        case .org: owner.org == id
         }
     }
 
@@ -85,7 +87,7 @@ public enum BudgetEvaluation {
         }
     }
 
-    private static func spendByKeyAndDay(ledger: Ledger, from first: Int, today: Int, asOf: Int64,
+    static func spendByKeyAndDay(ledger: Ledger, from first: Int, today: Int, asOf: Int64,
                                          calendar: inout LocalCalendar) throws(AuditError) -> [String: [Int: Money]] {
         let todayStart = calendar.start(ofDay: today)
         return try ledger.access { db in

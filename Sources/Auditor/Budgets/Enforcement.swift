@@ -36,15 +36,7 @@ public enum Enforcement {
         let owners = Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, Attribution.resolving(key: $0.id, config: config)) })
         for status in statuses where status.isBreached {
             for key in config.keys {
-                guard let owner = owners[key.id] else { continue }
-                let counts: Bool
-                switch status.scope {
-                case .key: counts = key.id == status.id
-                case .user: counts = owner.user == status.id
-                case .team: counts = owner.team == status.id
-                case .org: counts = owner.org == status.id
-                }
-                guard counts, status.budget.hard else { continue }
+                guard let owner = owners[key.id], BudgetEvaluation.counts(owner, toward: status.scope, status.id), status.budget.hard else { continue }
                 if key.priority {
                     overrides.append((key.id, status))
                     continue

@@ -159,6 +159,23 @@ enum Schema {
                 CREATE INDEX key_decisions_key ON key_decisions (key, id);
                 """)
         }
+        migrator.registerMigration("v3-alerts") { db in
+            try db.execute(sql: """
+                CREATE TABLE alerts (
+                    id INTEGER PRIMARY KEY,
+                    scope TEXT NOT NULL,
+                    scope_id TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    period_label TEXT NOT NULL,
+                    threshold TEXT NOT NULL,
+                    crossed_at INTEGER NOT NULL,
+                    spend INTEGER NOT NULL,
+                    budget_limit INTEGER NOT NULL,
+                    recorded_at INTEGER NOT NULL,
+                    UNIQUE (scope, scope_id, period, period_label, threshold)
+                );
+                """)
+        }
         return migrator
     }
 }

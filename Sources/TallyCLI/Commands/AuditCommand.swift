@@ -59,7 +59,8 @@ struct AuditCommand: AsyncParsableCommand {
             for (key, status) in enforcement.overrides {
                 printError("tally audit: priority key \(key) is not revoked although \(Enforcement.describe(status, currency: loaded.currency))")
             }
-            print(Self.summary(result) + Self.summary(enforcement))
+            for alert in outcome.alerts { printError("tally audit: alert: \(Alerts.describe(alert, currency: loaded.currency))") }
+            print(Self.summary(result) + Self.summary(enforcement) + ", \(outcome.alerts.count) new alert\(outcome.alerts.count == 1 ? "" : "s")")
             let t = result.totals
             if t.events + t.duplicates == 0 && t.quarantined > 0 {
                 printError("tally audit: no line could be ingested; see the quarantine table in \(outcome.ledgerPath)")
