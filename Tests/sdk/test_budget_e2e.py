@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import openai
 import pytest
@@ -18,7 +17,7 @@ import pytest
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
 import mock_provider  # noqa: E402
-from test_sdks import sha, socket_port  # noqa: E402
+from test_sdks import sha, socket_port, start_collector, start_mock  # noqa: E402
 
 BUDGETED = "tk-e2e-budgeted-0123456789abcdefghijklmnopqrstuv"
 FREE = "tk-e2e-free-0123456789abcdefghijklmnopqrstuvwxyz01"
@@ -27,13 +26,7 @@ FREE = "tk-e2e-free-0123456789abcdefghijklmnopqrstuvwxyz01"
 @pytest.fixture()
 def collector():
     folder = pathlib.Path(tempfile.mkdtemp(prefix="tally-e2e-"))
-    port_file = folder / "mock.port"
-    mock = subprocess.Popen([sys.executable, str(HERE / "mock_provider.py"), str(port_file)])
-    for _ in range(100):
-        if port_file.exists() and port_file.read_text():
-            break
-        time.sleep(0.05)
-    mock_port = int(port_file.read_text())
+    mock, mock_port = start_mock(folder)
     with socket_port() as port:
         collector_port = port
     config = folder / "tally.yaml"
@@ -64,18 +57,7 @@ audit:
   timezone: UTC
 """)
     env = dict(os.environ, E2E_OPENAI_KEY=mock_provider.OPENAI_KEY, TALLY_HASH_SECRET="e2e-secret")
-    stderr = open(folder / "collector.log", "w")
-    process = subprocess.Popen([os.environ["TALLY_BIN"], "collect", "--config", str(config)], env=env, stderr=stderr)
-    base = f"http://127.0.0.1:{collector_port}"
-    for _ in range(200):
-        try:
-            if urllib.request.urlopen(base + "/readyz", timeout=1).status == 200:
-                break
-        except Exception:
-            time.sleep(0.05)
-    else:
-        process.kill()
-        raise RuntimeError("collector did not become ready: " + (folder / "collector.log").read_text())
+    process, base = start_collector(config, env, folder, collector_port)
     yield {"base": base, "folder": folder, "config": config}
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)

@@ -40,16 +40,36 @@ def read_events(log_dir):
     return events
 
 
-@pytest.fixture(scope="module")
-def stack():
-    folder = pathlib.Path(tempfile.mkdtemp(prefix="tally-sdk-"))
+def start_mock(folder):
+    """The mock provider on a free port; returns the process and its port."""
     port_file = folder / "mock.port"
     mock = subprocess.Popen([sys.executable, str(HERE / "mock_provider.py"), str(port_file)])
     for _ in range(100):
         if port_file.exists() and port_file.read_text():
             break
         time.sleep(0.05)
-    mock_port = int(port_file.read_text())
+    return mock, int(port_file.read_text())
+
+
+def start_collector(config, env, folder, port):
+    """`tally collect` on `port`, once /readyz answers; returns the process and its base URL."""
+    stderr = open(folder / "collector.log", "w")
+    collector = subprocess.Popen([os.environ["TALLY_BIN"], "collect", "--config", str(config)], env=env, stderr=stderr)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if urllib.request.urlopen(base + "/readyz", timeout=1).status == 200:
+                return collector, base
+        except Exception:
+            time.sleep(0.05)
+    collector.kill()
+    raise RuntimeError("collector did not become ready: " + (folder / "collector.log").read_text())
+
+
+@pytest.fixture(scope="module")
+def stack():
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="tally-sdk-"))
+    mock, mock_port = start_mock(folder)
     with socket_port() as port:
         collector_port = port
     config = folder / "tally.yaml"
@@ -73,18 +93,7 @@ collector:
 """)
     env = dict(os.environ, SDK_OPENAI_KEY=mock_provider.OPENAI_KEY, SDK_ANTHROPIC_KEY=mock_provider.ANTHROPIC_KEY,
                TALLY_HASH_SECRET="sdk-test-secret")
-    stderr = open(folder / "collector.log", "w")
-    collector = subprocess.Popen([os.environ["TALLY_BIN"], "collect", "--config", str(config)], env=env, stderr=stderr)
-    base = f"http://127.0.0.1:{collector_port}"
-    for _ in range(200):
-        try:
-            if urllib.request.urlopen(base + "/readyz", timeout=1).status == 200:
-                break
-        except Exception:
-            time.sleep(0.05)
-    else:
-        collector.kill()
-        raise RuntimeError("collector did not become ready: " + (folder / "collector.log").read_text())
+    collector, base = start_collector(config, env, folder, collector_port)
     yield {"base": base, "folder": folder, "collector": collector}
     if collector.poll() is None:
         collector.send_signal(signal.SIGTERM)
