@@ -198,7 +198,7 @@ struct CanonicalLine {
         var low: UInt64 = 0
         var digits = 0
         for i in 0..<36 where i != 8 && i != 13 && i != 18 && i != 23 {
-            guard let nibble = ParsedSegment.nibble(b[i]) else { return nil }
+            guard let nibble = Hex.value(b[i]) else { return nil }
             if digits < 16 { high = high << 4 | UInt64(nibble) } else { low = low << 4 | UInt64(nibble) }
             digits += 1
         }
@@ -209,7 +209,7 @@ struct CanonicalLine {
     static func hex64(_ b: UnsafeBufferPointer<UInt8>) -> UInt64? {
         var value: UInt64 = 0
         for byte in b {
-            guard let nibble = ParsedSegment.nibble(byte) else { return nil }
+            guard let nibble = Hex.value(byte) else { return nil }
             value = value << 4 | UInt64(nibble)
         }
         return value
@@ -221,7 +221,7 @@ struct CanonicalLine {
             var value: UInt64 = 0
             var ok = true
             for i in 0..<16 {
-                guard let nibble = ParsedSegment.nibble(b[i]) else { ok = false; break }
+                guard let nibble = Hex.value(b[i]) else { ok = false; break }
                 value = value << 4 | UInt64(nibble)
             }
             if ok { return Int64(bitPattern: value) }

@@ -248,16 +248,6 @@ struct ParsedSegment: Sendable {
         return text.withUTF8 { $0.count == 36 ? CanonicalLine.uuid($0) : nil }
     }
 
-    @inline(__always)
-    static func nibble(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 0x30...0x39: byte - 0x30
-        case 0x61...0x66: byte - 0x61 + 10
-        case 0x41...0x46: byte - 0x41 + 10
-        default: nil
-        }
-    }
-
     /// The first 64 bits of a hex prompt hash; a value that is not hex is folded with FNV-1a instead, so that equal
     /// values still match.
     static func hashPrefix(_ text: String) -> Int64 {

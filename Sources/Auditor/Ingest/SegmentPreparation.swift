@@ -71,9 +71,7 @@ extension ParsedSegment {
 
 extension RollupSums {
     mutating func add(_ event: ParsedEvent) {
-        let outcome = StoredEnums.outcomes[Int(event.outcome)]
-        let isFailed = outcome == .upstreamError || outcome == .clientAbort
-        add(failed: isFailed, rejected: !isFailed && outcome != .ok, input: event.input, output: event.output,
+        add(outcome: Int(event.outcome), input: event.input, output: event.output,
             cachedInput: event.cachedInput, cacheWrite: event.cacheWrite, reasoning: event.reasoning, cost: event.cost)
     }
 

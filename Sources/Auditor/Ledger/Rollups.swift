@@ -29,11 +29,15 @@ struct RollupSums {
     var reasoning: Int64 = 0
     var cost: Int128 = 0
 
-    mutating func add(failed isFailed: Bool, rejected isRejected: Bool, input: Int64, output: Int64, cachedInput: Int64,
+    /// Adds one call; `outcome` is its stored number (`StoredEnums.outcomes`). Upstream errors and client aborts count
+    /// as failed, refusals by the collector as rejected.
+    mutating func add(outcome storedOutcome: Int, input: Int64, output: Int64, cachedInput: Int64,
                       cacheWrite: Int64, reasoning: Int64, cost: Int64) {
+        let outcome = StoredEnums.outcomes[storedOutcome]
+        let isFailed = outcome == .upstreamError || outcome == .clientAbort
         requests += 1
         if isFailed { failed += 1 }
-        if isRejected { rejected += 1 }
+        if !isFailed && outcome != .ok { rejected += 1 }
         self.input += input
         self.output += output
         self.cachedInput += cachedInput
@@ -111,12 +115,10 @@ enum Rollups {
         while let row = try rows.next() {
             let hasUsage = row[7] as Int64? != nil
             let cost = row[12] as Int64?
-            let outcome = StoredEnums.outcomes[row[6] as Int]
-            let isFailed = outcome == .upstreamError || outcome == .clientAbort
             let key = RollupKey(day: Int64(calendar.day(of: row[0])), attr: row[1], provider: row[2], model: row[3],
                                 endUser: row[4], tags: row[5], priced: !(hasUsage && cost == nil))
             sums[key, default: RollupSums()].add(
-                failed: isFailed, rejected: !isFailed && outcome != .ok, input: row[7] ?? 0, output: row[8] ?? 0,
+                outcome: row[6], input: row[7] ?? 0, output: row[8] ?? 0,
                 cachedInput: row[9] ?? 0, cacheWrite: row[10] ?? 0, reasoning: row[11] ?? 0, cost: cost ?? 0)
             if sums.count >= 200_000 {
                 try add(sums, db)
