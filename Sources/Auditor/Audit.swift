@@ -21,6 +21,10 @@ public enum Audit {
         public var enforcement: EnforcementResult
         /// Threshold crossings recorded for the first time by this run.
         public var alerts: [Alert]
+        /// Duplicates, retry loops and runaway keys in the month holding the audit's clock.
+        public var waste: WasteResult
+        /// Seconds spent after the ingest: waste, budgets, the list, alerts, reallocation, the journal.
+        public var evaluationSeconds: Double
         public var ledgerPath: String
     }
 
@@ -36,8 +40,21 @@ public enum Audit {
         let ledger = try Ledger(path: ledgerPath)
         let ingestOptions = Ingest.Options(includeOpen: options.includeOpen, asOf: options.asOf)
         let ingest = try await Ingest.run(ledger: ledger, config: config, prices: prices, options: ingestOptions, progress: progress)
-        let enforcement = try Enforcement.run(ledger: ledger, config: config, asOf: options.asOf)
+        let evaluationStart = ContinuousClock.now
+        let waste = try currentWaste(ledger: ledger, config: config, asOf: options.asOf)
+        let enforcement = try Enforcement.run(ledger: ledger, config: config, asOf: options.asOf, waste: waste)
         let alerts = try Alerts.record(ledger: ledger, config: config, statuses: enforcement.statuses, asOf: options.asOf)
-        return Outcome(ingest: ingest, enforcement: enforcement, alerts: alerts, ledgerPath: ledgerPath)
+        let elapsed = (ContinuousClock.now - evaluationStart).components
+        return Outcome(ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste,
+                       evaluationSeconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18, ledgerPath: ledgerPath)
+    }
+
+    /// Waste in the calendar month (in `audit.timezone`) that holds `asOf`, up to `asOf`.
+    static func currentWaste(ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> WasteResult {
+        guard var calendar = LocalCalendar(identifier: config.audit.timezone) else {
+            throw AuditError(.config, "'\(config.audit.timezone)' is not an IANA timezone (audit.timezone)")
+        }
+        let month = Period.month(containing: calendar.day(of: asOf))
+        return try WasteScan.run(ledger: ledger, config: config, from: calendar.start(ofDay: month.firstDay), to: asOf, label: month.label)
     }
 }

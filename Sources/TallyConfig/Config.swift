@@ -257,6 +257,9 @@ public struct AuditSettings: Sendable, Equatable {
     public var runaway = Runaway()
     /// Environment variable holding a Slack-compatible webhook URL for alerts.
     public var webhookURLEnv: String?
+    public var nearDuplicates = NearDuplicates()
+    /// Whether the audit applies its own reallocation proposals instead of waiting for `tally realloc approve`.
+    public var autoApprove = false
 
     public init() {}
 
@@ -270,6 +273,16 @@ public struct AuditSettings: Sendable, Equatable {
         public var maxRequestsPerMinute = 600
         public var maxSpendPerHour = Money(picos: 50 * Money.scale)
         public var action: RunawayAction = .report
+        /// With `action: revoke`, how long after its last call over a limit a runaway key stays revoked.
+        public var cooldownMs: Int64 = 3_600_000
+        public init() {}
+    }
+
+    public struct NearDuplicates: Sendable, Equatable {
+        /// Prompts whose SimHashes differ in at most this many of 64 bits are near duplicates.
+        public var maxDistance = 3
+        /// Whether near duplicates count as waste (they are always reported).
+        public var countAsWaste = false
         public init() {}
     }
 }

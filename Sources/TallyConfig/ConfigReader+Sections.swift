@@ -260,7 +260,8 @@ extension ConfigReader {
     mutating func readAudit(_ node: Node) -> AuditSettings {
         var a = AuditSettings()
         let p = "audit"
-        let allowed = ["db", "reports_dir", "timezone", "alert_thresholds", "duplicate_window", "retry_loop", "runaway", "webhook_url_env"]
+        let allowed = ["db", "reports_dir", "timezone", "alert_thresholds", "duplicate_window", "retry_loop", "runaway", "webhook_url_env",
+                       "near_duplicates", "auto_approve"]
         guard let f = mapping(node, p, allowed: allowed) else { return a }
         if let db = string(f, "db", p) { a.db = db }
         if let dir = string(f, "reports_dir", p) { a.reportsDir = dir }
@@ -295,14 +296,21 @@ extension ConfigReader {
             if let n = integer(r, "min_repeats", "\(p).retry_loop", range: 2...1_000_000) { a.retryLoop.minRepeats = n }
             if let within = duration(r, "within", "\(p).retry_loop", minimum: 1000) { a.retryLoop.withinMs = within }
         }
-        if let node = f["runaway"], let r = mapping(node, "\(p).runaway", allowed: ["max_requests_per_minute", "max_spend_per_hour", "action"]) {
+        if let node = f["runaway"], let r = mapping(node, "\(p).runaway", allowed: ["max_requests_per_minute", "max_spend_per_hour", "action", "cooldown"]) {
             let path = "\(p).runaway"
             if let n = integer(r, "max_requests_per_minute", path, range: 1...100_000_000) { a.runaway.maxRequestsPerMinute = n }
             if let spend = parsed(r, "max_spend_per_hour", path, { (text: String) throws(ValueError) in try Money(parsing: text) }) {
                 if spend > .zero { a.runaway.maxSpendPerHour = spend } else { report(r["max_spend_per_hour"], "\(path).max_spend_per_hour", "must be more than 0") }
             }
             if let action: RunawayAction = oneOf(r, "action", path) { a.runaway.action = action }
+            if let cooldown = duration(r, "cooldown", path, minimum: 1000) { a.runaway.cooldownMs = cooldown }
         }
+        if let node = f["near_duplicates"], let r = mapping(node, "\(p).near_duplicates", allowed: ["max_distance", "count_as_waste"]) {
+            let path = "\(p).near_duplicates"
+            if let n = integer(r, "max_distance", path, range: 0...16) { a.nearDuplicates.maxDistance = n }
+            if let waste = bool(r, "count_as_waste", path) { a.nearDuplicates.countAsWaste = waste }
+        }
+        if let auto = bool(f, "auto_approve", p) { a.autoApprove = auto }
         if let name = string(f, "webhook_url_env", p) {
             if ConfigReader.isEnvName(name) { a.webhookURLEnv = name } else { report(f["webhook_url_env"], "\(p).webhook_url_env", "'\(name)' is not an environment variable name") }
         }

@@ -68,9 +68,11 @@ struct AuditFixture {
     /// A v1 line for a call at `ts` with the given usage.
     static func line(id: String? = nil, ts: String, key: String = "k-alice", model: String = "m1",
                      outcome: UsageEvent.Outcome = .ok, status: Int = 200, usage: UsageEvent.Usage?, user: String? = nil,
-                     tags: [String: String] = [:]) -> String {
+                     tags: [String: String] = [:], prompt: String? = nil, sim: UInt64? = nil) -> String {
         UsageEvent(id: id ?? EventID.make(milliseconds: Timestamp.parse(ts)!), timestamp: Timestamp.parse(ts)!, collector: "c1", key: key, provider: "openai", endpoint: .chatCompletions,
-                   model: model, status: status, outcome: outcome, stream: false, usage: usage, user: user, tags: tags).jsonLine
+                   model: model, status: status, outcome: outcome, stream: false, usage: usage,
+                   promptHash: prompt.map { Hex.sha256($0) }, promptSim: sim ?? prompt.map { UInt64(Hex.sha256("sim " + $0).prefix(16), radix: 16)! },
+                   user: user, tags: tags).jsonLine
     }
 
     /// Writes `lines` as a segment of collector `collector`: gzipped (closed) unless `open`.

@@ -7,6 +7,8 @@ public struct EnforcementResult: Sendable {
     public var list: RevocationList
     /// Breached budgets that revoke nothing because the key is `priority: true` (the emergency bypass), by key.
     public var overrides: [(key: String, status: BudgetStatus)]
+    /// Runaway keys not revoked because they are `priority: true`.
+    public var runawayOverrides: [WasteFinding]
     /// Whether the file was rewritten (it is left alone when nothing changed).
     public var rewritten: Bool
     public var path: String
@@ -18,7 +20,7 @@ public struct EnforcementResult: Sendable {
 /// moved to another team lifts a revocation on the next run. Entries of kind `manual` (or of a kind this Tally does
 /// not know) that another tool or a person put in the file are kept as they are.
 public enum Enforcement {
-    public static func run(ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> EnforcementResult {
+    public static func run(ledger: Ledger, config: Config, asOf: Int64, waste: WasteResult? = nil) throws(AuditError) -> EnforcementResult {
         let statuses = try BudgetEvaluation.statuses(ledger: ledger, config: config, asOf: asOf)
         let path = config.resolve(config.collector.revocations)
         let existing: RevocationList?
@@ -33,6 +35,7 @@ public enum Enforcement {
             chosen[entry.keyID] = entry
         }
         var overrides: [(key: String, status: BudgetStatus)] = []
+        var runawayOverrides: [WasteFinding] = []
         let owners = Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, Attribution.resolving(key: $0.id, config: config)) })
         for status in statuses where status.isBreached {
             for key in config.keys {
@@ -42,6 +45,22 @@ public enum Enforcement {
                     continue
                 }
                 propose(RevocationList.Entry(keyID: key.id, reason: "budget: " + describe(status, currency: config.currency), until: status.periodEnd))
+            }
+        }
+        // Runaway keys, for `runaway.action: revoke`: until the cool-down after their last call over the limit. Without
+        // a fresh scan (`tally keys`), the last audit's findings stand.
+        if config.audit.runaway.action == .revoke {
+            let runaways: [WasteFinding]
+            if let waste { runaways = waste.findings.filter { $0.kind == .runaway } } else { runaways = try WasteScan.storedRunaways(ledger: ledger) }
+            for finding in runaways where finding.lastSeen + config.audit.runaway.cooldownMs > asOf {
+                guard let key = config.keys.first(where: { $0.id == finding.subject }) else { continue }
+                if key.priority {
+                    runawayOverrides.append(finding)
+                    continue
+                }
+                propose(RevocationList.Entry(keyID: key.id, reason: "runaway: \(finding.detail) from \(Timestamp.format(milliseconds: finding.firstSeen)) "
+                                                + "to \(Timestamp.format(milliseconds: finding.lastSeen)) (\(amount(finding.cost)) \(config.currency))",
+                                             until: finding.lastSeen + config.audit.runaway.cooldownMs))
             }
         }
         for key in config.keys {
@@ -70,7 +89,8 @@ public enum Enforcement {
                 throw AuditError(.io, "cannot write the revocation list \(path): \(error.message)", cause: error)
             }
         }
-        return EnforcementResult(statuses: statuses, list: list, overrides: overrides, rewritten: rewritten, path: path)
+        return EnforcementResult(statuses: statuses, list: list, overrides: overrides, runawayOverrides: runawayOverrides,
+                                 rewritten: rewritten, path: path)
     }
 
     /// `team search spent 104% of its 5000.00 USD month budget for 2026-11`.
@@ -81,7 +101,7 @@ public enum Enforcement {
 
     /// Cents for amounts of one unit or more; below that up to four decimals, so small budgets stay readable
     /// (`1486.70`, `0.60`, `0.012`).
-    static func amount(_ money: Money) -> String {
+    public static func amount(_ money: Money) -> String {
         guard money.picos.magnitude < UInt128(Money.scale) else { return money.formatted(places: 2) }
         var text = Substring(money.formatted(places: 4))
         while text.hasSuffix("0"), let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) > 3 { text = text.dropLast() }

@@ -200,6 +200,7 @@ struct IngestWriter {
                 prompt_hash, prompt_sim, prompt_chars, end_user, tags, error, segment, line)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).sqliteStatement
+        let unordered = try db.cachedStatement(sql: "INSERT OR IGNORE INTO events_unordered (ts, id) VALUES (?, ?)").sqliteStatement
 
         var inserted = 0
         var duplicates = 0
@@ -266,8 +267,24 @@ struct IngestWriter {
                 continue
             }
             inserted += 1
+            // Calls whose id does not give their time (not a UUIDv7 of about their timestamp) are listed apart, so that
+            // a scan in id order still sees every call in time order (`WasteScan`).
+            if event.idText >= 0 || !EventOrder.inOrder(idHigh: event.idHigh, ts: event.timestamp) {
+                sqlite3_reset(unordered)
+                sqlite3_bind_int64(unordered, 1, event.timestamp)
+                if event.idText >= 0 {
+                    _ = parsed.strings[event.idText].withCString { sqlite3_bind_text(unordered, 2, $0, -1, SQLITE_TRANSIENT_VALUE) }
+                } else {
+                    var bytes = (event.idHigh.bigEndian, event.idLow.bigEndian)
+                    _ = withUnsafeBytes(of: &bytes) { sqlite3_bind_blob(unordered, 2, $0.baseAddress, 16, SQLITE_TRANSIENT_VALUE) }
+                }
+                guard sqlite3_step(unordered) == SQLITE_DONE else {
+                    throw AuditError(.io, "ledger \(job.relativePath) line \(event.line): \(String(cString: sqlite3_errmsg(connection)))")
+                }
+            }
         }
         sqlite3_reset(insert)
+        sqlite3_reset(unordered)
 
         // The rollup sums of what was inserted, now in ledger ids.
         var failed = 0

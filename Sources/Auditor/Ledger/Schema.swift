@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import UsageLog
 
@@ -176,7 +177,108 @@ enum Schema {
                 );
                 """)
         }
+        migrator.registerMigration("v4-waste-reallocation-journal") { db in
+            try db.execute(sql: """
+                CREATE TABLE waste (
+                    period TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    team TEXT NOT NULL,
+                    keys TEXT NOT NULL,
+                    users TEXT NOT NULL,
+                    first_ts INTEGER NOT NULL,
+                    last_ts INTEGER NOT NULL,
+                    calls INTEGER NOT NULL,
+                    repeats INTEGER NOT NULL,
+                    errors INTEGER NOT NULL,
+                    cost INTEGER NOT NULL,
+                    counts_as_waste INTEGER NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                CREATE INDEX waste_period ON waste (period);
+
+                CREATE TABLE pool_moves (
+                    period TEXT NOT NULL,
+                    team TEXT NOT NULL,
+                    user TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('release', 'draw')),
+                    days INTEGER NOT NULL,
+                    amount INTEGER NOT NULL,
+                    PRIMARY KEY (period, team, user, kind)
+                ) WITHOUT ROWID;
+
+                CREATE TABLE realloc_proposals (
+                    id TEXT PRIMARY KEY,
+                    period TEXT NOT NULL,
+                    team TEXT NOT NULL,
+                    from_user TEXT NOT NULL,
+                    to_user TEXT NOT NULL,
+                    amount INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    proposed_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+
+                CREATE TABLE realloc_approvals (
+                    id INTEGER PRIMARY KEY,
+                    proposal TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    team TEXT NOT NULL,
+                    from_user TEXT NOT NULL,
+                    to_user TEXT NOT NULL,
+                    amount INTEGER NOT NULL,
+                    approved_by TEXT NOT NULL,
+                    approved_at INTEGER NOT NULL
+                );
+
+                CREATE TABLE events_unordered (
+                    ts INTEGER NOT NULL,
+                    id BLOB NOT NULL,
+                    PRIMARY KEY (ts, id)
+                ) WITHOUT ROWID;
+
+                CREATE TABLE journal (
+                    id INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    prev_hash BLOB NOT NULL,
+                    hash BLOB NOT NULL
+                );
+                """)
+            // Ledgers written before this list existed: find their calls whose id does not give their time.
+            let inOrder = DatabaseFunction("tally_in_order", argumentCount: 2, pure: true) { values in
+                guard let id = Data.fromDatabaseValue(values[0]), id.count == 16, let ts = Int64.fromDatabaseValue(values[1]) else { return false }
+                let high = id.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                return EventOrder.inOrder(idHigh: high, ts: ts)
+            }
+            db.add(function: inOrder)
+            try db.execute(sql: "INSERT INTO events_unordered (ts, id) SELECT ts, id FROM events WHERE NOT tally_in_order(id, ts)")
+            db.remove(function: inOrder)
+        }
         return migrator
+    }
+}
+
+/// Whether an event's id gives its time: a UUIDv7 whose milliseconds are within `slack` of the event's timestamp. The
+/// ledger keeps the others in `events_unordered`, so that reading `events` in key order is reading it in time order
+/// give or take `slack`.
+enum EventOrder {
+    static let slack: Int64 = 15 * 60_000
+
+    static func inOrder(idHigh: UInt64, ts: Int64) -> Bool {
+        guard (idHigh >> 12) & 0xF == 7 else { return false }
+        let idTime = Int64(idHigh >> 16)
+        return idTime >= ts - slack && idTime <= ts + slack
+    }
+
+    /// The smallest 16-byte key of a UUIDv7 made at `ms` (clamped to the 48 bits a UUIDv7 holds).
+    static func lowestKey(at ms: Int64) -> Data {
+        let clamped = UInt64(min(max(ms, 0), 0xFFFF_FFFF_FFFF))
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: clamped >> UInt64(40 - 8 * i)) }
+        return Data(bytes)
     }
 }
 

@@ -59,8 +59,21 @@ struct AuditCommand: AsyncParsableCommand {
             for (key, status) in enforcement.overrides {
                 printError("tally audit: priority key \(key) is not revoked although \(Enforcement.describe(status, currency: loaded.currency))")
             }
+            for finding in enforcement.runawayOverrides {
+                printError("tally audit: priority key \(finding.subject) is not revoked although it ran away: \(finding.detail)")
+            }
             for alert in outcome.alerts { printError("tally audit: alert: \(Alerts.describe(alert, currency: loaded.currency))") }
-            print(Self.summary(result) + Self.summary(enforcement) + ", \(outcome.alerts.count) new alert\(outcome.alerts.count == 1 ? "" : "s")")
+            // Runaways each; retry loops can be many, so the costliest few and a count.
+            let runaways = outcome.waste.findings.filter { $0.kind == .runaway }
+            let loops = outcome.waste.findings.filter { $0.kind == .retryLoop }
+            for finding in runaways + loops.prefix(3) {
+                printError("tally audit: \(finding.kind == .runaway ? "runaway key" : "retry loop on key") \(finding.subject): \(finding.calls) calls "
+                           + "from \(Timestamp.format(milliseconds: finding.firstSeen)) to \(Timestamp.format(milliseconds: finding.lastSeen)), "
+                           + "\(finding.detail), \(Enforcement.amount(finding.cost)) \(loaded.currency)")
+            }
+            if loops.count > 3 { printError("tally audit: and \(loops.count - 3) more retry loops (the waste table in the ledger lists them all)") }
+            print(Self.summary(result) + Self.summary(enforcement) + ", \(outcome.alerts.count) new alert\(outcome.alerts.count == 1 ? "" : "s")"
+                  + Self.summary(outcome.waste, currency: loaded.currency) + String(format: "; evaluated in %.2f s", outcome.evaluationSeconds))
             let t = result.totals
             if t.events + t.duplicates == 0 && t.quarantined > 0 {
                 printError("tally audit: no line could be ingested; see the quarantine table in \(outcome.ledgerPath)")
@@ -74,6 +87,13 @@ struct AuditCommand: AsyncParsableCommand {
         let breached = e.statuses.filter(\.isBreached).count
         return "; \(breached) budget\(breached == 1 ? "" : "s") breached, \(e.list.entries.count) key\(e.list.entries.count == 1 ? "" : "s") revoked"
             + " (revocation list \(e.rewritten ? "rewritten" : "unchanged"))"
+    }
+
+    static func summary(_ waste: WasteResult, currency: String) -> String {
+        func n(_ count: Int, _ what: String) -> String { "\(count) \(what)\(count == 1 ? "" : "s")" }
+        return "; waste \(waste.periodLabel): \(Enforcement.amount(waste.total)) \(currency) in \(n(waste.count(.exactDuplicate), "duplicate cluster")), "
+            + "\(n(waste.count(.nearDuplicate), "near-duplicate cluster")), \(n(waste.count(.retryLoop), "retry loop")), "
+            + "\(n(waste.count(.runaway), "runaway episode"))"
     }
 
     static func summary(_ result: IngestResult) -> String {

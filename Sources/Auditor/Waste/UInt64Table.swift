@@ -1,0 +1,74 @@
+/// An open-addressing hash table from 64-bit keys to values, for the waste scan's millions of lookups: one multiply
+/// to hash (the keys are already well mixed, being prompt hashes), linear probing, key and value side by side so a
+/// lookup touches one cache line, no per-entry allocation. Key 0 marks a free slot, so a key of 0 is stored as 1.
+/// Entries are never removed one by one; `filter` rebuilds the table with the entries to keep.
+struct UInt64Table<Value> {
+    private struct Entry {
+        var key: UInt64
+        var value: Value
+    }
+
+    private var slots: [Entry]
+    private var mask: Int
+    private let placeholder: Value
+    private(set) var count = 0
+
+    init(capacity: Int = 1 << 16, placeholder: Value) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        slots = Array(repeating: Entry(key: 0, value: placeholder), count: size)
+        mask = size - 1
+        self.placeholder = placeholder
+    }
+
+    @inline(__always) private func start(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 20) & mask }
+
+    /// The position of `key`, if present.
+    func find(_ key: UInt64) -> Int? {
+        let key = key == 0 ? 1 : key
+        var i = start(key)
+        while true {
+            let found = slots[i].key
+            if found == key { return i }
+            if found == 0 { return nil }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// The position of `key`, inserting `value` first when it is absent.
+    mutating func findOrInsert(_ key: UInt64, _ value: @autoclosure () -> Value) -> Int {
+        if (count + 1) * 4 > slots.count * 3 { rebuild(capacity: slots.count) { _ in true } }
+        let key = key == 0 ? 1 : key
+        var i = start(key)
+        while true {
+            let found = slots[i].key
+            if found == key { return i }
+            if found == 0 { break }
+            i = (i + 1) & mask
+        }
+        slots[i] = Entry(key: key, value: value())
+        count += 1
+        return i
+    }
+
+    subscript(position: Int) -> Value {
+        get { slots[position].value }
+        _modify { yield &slots[position].value }
+    }
+
+    /// Keeps only the entries `keep` accepts.
+    mutating func filter(_ keep: (Value) -> Bool) {
+        rebuild(capacity: max(count, 1 << 10), keep)
+    }
+
+    private mutating func rebuild(capacity: Int, _ keep: (Value) -> Bool) {
+        var next = UInt64Table(capacity: capacity, placeholder: placeholder)
+        for entry in slots where entry.key != 0 && keep(entry.value) {
+            var i = next.start(entry.key)
+            while next.slots[i].key != 0 { i = (i + 1) & next.mask }
+            next.slots[i] = entry
+            next.count += 1
+        }
+        self = next
+    }
+}

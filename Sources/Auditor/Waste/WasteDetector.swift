@@ -1,0 +1,326 @@
+/// One call as the waste rules see it: ids are the ledger's (attribution, model), money is pico-units.
+struct WasteCall {
+    var ts: Int64
+    var attr: Int32
+    /// The key's position in the scan's key table (attributions of one key share it).
+    var key: Int32
+    var team: Int32
+    var model: Int32
+    var ok: Bool
+    var failed: Bool
+    var cost: Int64
+    var hash: Int64?
+    var sim: UInt64?
+}
+
+/// Finds duplicates, near duplicates, retry loops and runaway keys in one pass over calls in time order, keeping only
+/// what a window can still reach: memory grows with the calls inside the longest window and with the findings, not
+/// with the calls scanned.
+struct WasteDetector {
+    let rules: WasteRules
+    /// Calls before this only open windows; findings count calls from here on.
+    let periodStart: Int64
+
+    // Working state for the clusters and episodes under construction.
+    struct Cluster {
+        var first: Int64
+        var last: Int64
+        var calls = 0
+        var repeats = 0
+        var errors = 0
+        var cost: Int64 = 0
+        var attrs: [Int32] = []
+        var team: Int32
+        var model: Int32
+        var hash: Int64
+        var key: Int32 = -1
+        var peakRequests = 0
+        var peakSpend: Int128 = 0
+
+        mutating func add(attr: Int32) { if !attrs.contains(attr) { attrs.append(attr) } }
+    }
+
+    private(set) var exact: [Cluster] = []
+    private(set) var near: [Cluster] = []
+    private(set) var loops: [Cluster] = []
+    private(set) var runaways: [Cluster] = []
+
+    // Exact duplicates: per (prompt, model, team), the start of the open window and the cluster, if any.
+    private struct PromptState { var windowStart: Int64; var opener: Int32; var cluster: Int32 }
+    private var prompts = UInt64Table(placeholder: PromptState(windowStart: 0, opener: 0, cluster: -1))
+    private var promptsAtSweep = 1 << 16
+
+    /// One 64-bit key for a prompt hash with a model and a team. Prompt hashes are HMACs, so two different triples
+    /// share a key only by a 1-in-2^64 accident.
+    @inline(__always) private static func promptKey(_ hash: Int64, _ model: Int32, _ team: Int32) -> UInt64 {
+        UInt64(bitPattern: hash) ^ (UInt64(UInt32(bitPattern: model)) &* 0xFF51_AFD7_ED55_8CCD)
+            ^ (UInt64(UInt32(bitPattern: team)) &* 0xC4CE_B9FE_1A85_EC53)
+    }
+
+    // Near duplicates: SimHash bands; each bucket holds the most recent calls whose band had that value.
+    /// What a bucket scan reads (16 bytes, so a bucket of 8 is two cache lines), and the rest, read only for a match.
+    private struct NearProbe { var ts: Int64; var sim: UInt64 }
+    private struct NearEntry { var ts: Int64; var sim: UInt64; var hash: Int64; var model: Int32; var team: Int32; var attr: Int32 }
+    private let bandShifts: [UInt64]
+    private let bandBits: UInt64
+    /// Each bucket is a ring of the `bucketSize` most recent entries: `entries[slot * bucketSize ..< (slot + 1) * bucketSize]`.
+    private var probes: [NearProbe]
+    private var entries: [NearEntry]
+    private var nearClusters = UInt64Table(capacity: 1 << 12, placeholder: Int32(-1))
+    private static let bucketSize = 8
+
+    // Retry loops: per (key, prompt), the calls within `retryWithin`.
+    private struct LoopCall { var ts: Int64; var cost: Int64; var failed: Bool; var attr: Int32; var counted: Bool }
+    /// A prompt seen once in the window keeps its call in `lone`; an array is only made for a second one.
+    private struct LoopState { var lone: LoopCall?; var calls: [LoopCall] = []; var episode: Int32 = -1; var last: Int64 = .min }
+    private var retries = UInt64Table(capacity: 1 << 14, placeholder: LoopState())
+    private var retriesAtSweep = 1 << 14
+
+    // Runaways: per key, the calls of the last hour.
+    private struct RateCall { var ts: Int64; var cost: Int64 }
+    private struct RateState {
+        var calls: [RateCall] = []
+        var head = 0
+        var minuteHead = 0
+        var spend: Int128 = 0
+        var episode: Int32 = -1
+        /// Calls before this position are counted in an episode already.
+        var counted = 0
+    }
+    private var rates: [RateState] = []
+
+    private var now: Int64 = .min
+    private var scanned = 0
+    private(set) var callsInPeriod = 0
+
+    init(rules: WasteRules, periodStart: Int64) {
+        self.rules = rules
+        self.periodStart = periodStart
+        // `d + 1` bands: two SimHashes within d bits agree on at least one whole band. Each band indexes buckets by at
+        // most 16 of its bits, which keeps the table small; agreeing bands agree on those bits too.
+        let bands = rules.nearDistance + 1
+        let width = 64 / bands
+        bandShifts = (0..<bands).map { UInt64($0 * width) }
+        bandBits = UInt64(min(width, 16))
+        let slots = bands << min(width, 16)
+        probes = Array(repeating: NearProbe(ts: .min, sim: 0), count: slots * Self.bucketSize)
+        entries = Array(repeating: NearEntry(ts: .min, sim: 0, hash: 0, model: -1, team: -1, attr: -1), count: slots * Self.bucketSize)
+    }
+
+    mutating func add(_ call: WasteCall) {
+        now = call.ts
+        scanned += 1
+        let counts = call.ts >= periodStart
+        if counts { callsInPeriod += 1 }
+        if let hash = call.hash {
+            let repeated = duplicate(call, hash: hash, counts: counts)
+            if !repeated, let sim = call.sim { nearDuplicate(call, hash: hash, sim: sim, counts: counts) }
+            retryLoop(call, hash: hash, counts: counts)
+        }
+        runaway(call, counts: counts)
+        if prompts.count > 2 * promptsAtSweep { sweepPrompts() }
+        if retries.count > 2 * retriesAtSweep { sweepRetries() }
+    }
+
+    // MARK: Exact duplicates
+
+    /// Whether `call` repeats a successful call of the same prompt within the window (and so is waste).
+    private mutating func duplicate(_ call: WasteCall, hash: Int64, counts: Bool) -> Bool {
+        let position = prompts.findOrInsert(Self.promptKey(hash, call.model, call.team),
+                                            PromptState(windowStart: .min, opener: call.attr, cluster: -1))
+        if prompts[position].windowStart != .min, call.ts - prompts[position].windowStart <= rules.duplicateWindow {
+            guard counts else { return true }
+            if prompts[position].cluster < 0 {
+                prompts[position].cluster = Int32(exact.count)
+                let start = prompts[position].windowStart
+                var cluster = Cluster(first: start, last: start, team: call.team, model: call.model, hash: hash)
+                cluster.calls = 1
+                cluster.add(attr: prompts[position].opener)
+                exact.append(cluster)
+            }
+            let index = Int(prompts[position].cluster)
+            exact[index].calls += 1
+            exact[index].repeats += 1
+            exact[index].cost += call.cost
+            if call.failed { exact[index].errors += 1 }
+            exact[index].last = call.ts
+            exact[index].add(attr: call.attr)
+            return true
+        }
+        // Not a repeat: a successful call opens a new window (a cache would have answered repeats from it).
+        guard call.ok else { return false }
+        prompts[position].windowStart = call.ts
+        prompts[position].opener = call.attr
+        let cluster = Int(prompts[position].cluster)
+        if cluster >= 0, counts {
+            exact[cluster].calls += 1
+            exact[cluster].last = call.ts
+            exact[cluster].add(attr: call.attr)
+        }
+        return false
+    }
+
+    /// Forgets prompts whose window has closed and that formed no cluster.
+    private mutating func sweepPrompts() {
+        let horizon = now - rules.duplicateWindow
+        prompts.filter { $0.cluster >= 0 || $0.windowStart >= horizon }
+        promptsAtSweep = max(prompts.count, 1 << 16)
+    }
+
+    // MARK: Near duplicates
+
+    private mutating func nearDuplicate(_ call: WasteCall, hash: Int64, sim: UInt64, counts: Bool) {
+        let horizon = call.ts - rules.duplicateWindow
+        let mask: UInt64 = (1 << bandBits) - 1
+        let size = Self.bucketSize
+        var match: NearEntry?
+        let distance = rules.nearDistance
+        probes.withUnsafeMutableBufferPointer { probes in
+            entries.withUnsafeMutableBufferPointer { entries in
+                for band in bandShifts.indices {
+                    let base = (band << Int(bandBits) | Int((sim >> bandShifts[band]) & mask)) * size
+                    // One pass over the bucket: look for a match, and find the oldest entry, which this call replaces.
+                    var oldest = base
+                    for i in base ..< base + size {
+                        let probe = probes[i]
+                        if probe.ts < probes[oldest].ts { oldest = i }
+                        guard probe.ts >= horizon, (probe.sim ^ sim).nonzeroBitCount <= distance, match == nil || probe.ts > match!.ts else { continue }
+                        let entry = entries[i]
+                        if entry.hash != hash, entry.model == call.model, entry.team == call.team { match = entry }
+                    }
+                    probes[oldest] = NearProbe(ts: call.ts, sim: sim)
+                    entries[oldest] = NearEntry(ts: call.ts, sim: sim, hash: hash, model: call.model, team: call.team, attr: call.attr)
+                }
+            }
+        }
+        guard let match, counts else { return }
+        let earlier = Self.promptKey(match.hash, call.model, call.team)
+        let this = Self.promptKey(hash, call.model, call.team)
+        var index = nearClusters.find(earlier).map { nearClusters[$0] } ?? nearClusters.find(this).map { nearClusters[$0] } ?? -1
+        if index < 0 {
+            index = Int32(near.count)
+            var cluster = Cluster(first: match.ts, last: match.ts, team: call.team, model: call.model, hash: match.hash)
+            cluster.calls = 1
+            cluster.add(attr: match.attr)
+            near.append(cluster)
+        }
+        nearClusters[nearClusters.findOrInsert(earlier, index)] = index
+        nearClusters[nearClusters.findOrInsert(this, index)] = index
+        let i = Int(index)
+        near[i].calls += 1
+        near[i].repeats += 1
+        near[i].cost += call.cost
+        if call.failed { near[i].errors += 1 }
+        near[i].last = call.ts
+        near[i].add(attr: call.attr)
+    }
+
+    // MARK: Retry loops
+
+    private mutating func retryLoop(_ call: WasteCall, hash: Int64, counts: Bool) {
+        let position = retries.findOrInsert(UInt64(bitPattern: hash) ^ (UInt64(UInt32(bitPattern: call.key)) &* 0x9FB2_1C65_1E98_DF25), LoopState())
+        let horizon = call.ts - rules.retryWithin
+        let this = LoopCall(ts: call.ts, cost: call.cost, failed: call.failed, attr: call.attr, counted: false)
+        retries[position].last = call.ts
+        if retries[position].calls.isEmpty {
+            guard rules.retryMinRepeats <= 1 || (retries[position].lone.map { $0.ts >= horizon } ?? false) else {
+                retries[position].lone = this
+                return
+            }
+        }
+        var state = retries[position]
+        retries[position] = LoopState()
+        if let lone = state.lone {
+            state.calls = [lone]
+            state.lone = nil
+        }
+        if let stale = state.calls.firstIndex(where: { $0.ts >= horizon }) {
+            state.calls.removeFirst(stale)
+        } else {
+            state.calls.removeAll(keepingCapacity: true)
+        }
+        state.calls.append(this)
+        if state.calls.count >= rules.retryMinRepeats, counts {
+            // A window holding enough identical calls: they belong to the current loop, or start a new one.
+            if state.episode < 0 || loops[Int(state.episode)].last < state.calls[0].ts {
+                state.episode = Int32(loops.count)
+                var loop = Cluster(first: state.calls[0].ts, last: call.ts, team: call.team, model: call.model, hash: hash)
+                loop.key = call.key
+                loops.append(loop)
+            }
+            let i = Int(state.episode)
+            for index in state.calls.indices where !state.calls[index].counted {
+                let counted = state.calls[index]
+                state.calls[index].counted = true
+                loops[i].calls += 1
+                // Every call after the loop's first repeats it.
+                if loops[i].calls > 1 {
+                    loops[i].repeats += 1
+                    loops[i].cost += counted.cost
+                }
+                if counted.failed { loops[i].errors += 1 }
+                if loops[i].model != call.model { loops[i].model = -1 }
+                loops[i].add(attr: counted.attr)
+            }
+            loops[i].last = call.ts
+        }
+        retries[position] = state
+    }
+
+    private mutating func sweepRetries() {
+        let horizon = now - rules.retryWithin
+        retries.filter { $0.last >= horizon }
+        retriesAtSweep = max(retries.count, 1 << 14)
+    }
+
+    // MARK: Runaways
+
+    private mutating func runaway(_ call: WasteCall, counts: Bool) {
+        let k = Int(call.key)
+        if k >= rates.count { rates.append(contentsOf: repeatElement(RateState(), count: k + 1 - rates.count)) }
+        var state = rates[k]
+        rates[k] = RateState()
+        state.calls.append(RateCall(ts: call.ts, cost: call.cost))
+        state.spend += Int128(call.cost)
+        while state.calls[state.head].ts < call.ts - 3_600_000 {
+            state.spend -= Int128(state.calls[state.head].cost)
+            state.head += 1
+        }
+        state.minuteHead = max(state.minuteHead, state.head)
+        while state.calls[state.minuteHead].ts <= call.ts - 60_000 { state.minuteHead += 1 }
+        let perMinute = state.calls.count - state.minuteHead
+        let over = perMinute > rules.runawayRequestsPerMinute || state.spend > rules.runawaySpendPerHour
+        if over && counts {
+            // An episode runs from the call that took the key over a limit to the last call still over it; going over
+            // again within a minute continues it.
+            if state.episode < 0 || runaways[Int(state.episode)].last < call.ts - 60_000 {
+                state.episode = Int32(runaways.count)
+                var episode = Cluster(first: call.ts, last: call.ts, team: call.team, model: call.model, hash: 0)
+                episode.key = call.key
+                runaways.append(episode)
+                state.counted = state.calls.count - 1
+            }
+            let i = Int(state.episode)
+            for rate in state.calls[max(state.counted, state.head)...] {
+                runaways[i].calls += 1
+                runaways[i].repeats += 1
+                runaways[i].cost += rate.cost
+            }
+            state.counted = state.calls.count
+            runaways[i].last = call.ts
+            runaways[i].add(attr: call.attr)
+            if runaways[i].model != call.model { runaways[i].model = -1 }
+            runaways[i].peakRequests = max(runaways[i].peakRequests, perMinute)
+            runaways[i].peakSpend = max(runaways[i].peakSpend, state.spend)
+            if call.failed { runaways[i].errors += 1 }
+        }
+        // Keep the buffer from growing without bound: drop what fell out of the hour once it is most of it.
+        if state.head > 4096, state.head * 2 > state.calls.count {
+            state.calls.removeFirst(state.head)
+            state.minuteHead -= state.head
+            state.counted = max(0, state.counted - state.head)
+            state.head = 0
+        }
+        rates[k] = state
+    }
+}

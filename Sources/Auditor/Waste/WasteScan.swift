@@ -1,0 +1,329 @@
+import GRDB
+import Foundation
+import GRDBSQLite
+import TallyConfig
+import UsageLog
+
+/// Reads a period's calls from the ledger in time order, runs the waste rules over them, and keeps the findings in
+/// the ledger's `waste` table (replacing that period's earlier findings, since each run recomputes them).
+public enum WasteScan {
+    /// Findings for calls from `from` up to `to` (milliseconds, both included), labelled `label`.
+    public static func run(ledger: Ledger, config: Config, from: Int64, to: Int64, label: String) throws(AuditError) -> WasteResult {
+        let rules = WasteRules(config.audit)
+        // The ledger is read on this thread while the rules run on another, batch by batch.
+        let pipeline = DetectorThread(WasteDetector(rules: rules, periodStart: from))
+        defer { _ = pipeline.finish() }  // on a failed read, so the thread ends
+        var batch: [WasteCall] = []
+        batch.reserveCapacity(DetectorThread.batchSize)
+        func send(_ call: WasteCall) {
+            batch.append(call)
+            if batch.count == DetectorThread.batchSize {
+                pipeline.send(batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        let names = try ledger.access { db in try Names(db) }
+        try ledger.access { db in
+            // Calls whose id does not give their time, sorted by time, merged in as the ordered stream passes them.
+            var stragglers: [WasteCall] = []
+            try read(db, ledger: ledger, sql: """
+                SELECT e.ts, e.attr, e.model, e.outcome, e.cost, e.prompt_hash, e.prompt_sim
+                FROM events_unordered u JOIN events e ON e.id = u.id WHERE u.ts >= ? AND u.ts <= ? ORDER BY u.ts
+                """, bind: { statement in
+                    sqlite3_bind_int64(statement, 1, from - rules.lookBack)
+                    sqlite3_bind_int64(statement, 2, to)
+                }, names: names) { call, _ in stragglers.append(call) }
+            var next = 0
+            func emit(_ call: WasteCall) {
+                while next < stragglers.count, stragglers[next].ts <= call.ts {
+                    send(stragglers[next])
+                    next += 1
+                }
+                send(call)
+            }
+            // Everything else in key order, which is time order give or take `EventOrder.slack`: a call leaves the
+            // buffer once the scan has passed its time by more than that.
+            var buffer = CallBuffer()
+            try read(db, ledger: ledger, sql: """
+                SELECT ts, attr, model, outcome, cost, prompt_hash, prompt_sim, id FROM events WHERE id >= ? AND id < ?
+                """, bind: { statement in
+                    let low = EventOrder.lowestKey(at: from - rules.lookBack - EventOrder.slack)
+                    let high = EventOrder.lowestKey(at: to + EventOrder.slack + 1)
+                    _ = low.withUnsafeBytes { sqlite3_bind_blob(statement, 1, $0.baseAddress, 16, SQLITE_TRANSIENT_VALUE) }
+                    _ = high.withUnsafeBytes { sqlite3_bind_blob(statement, 2, $0.baseAddress, 16, SQLITE_TRANSIENT_VALUE) }
+                }, names: names) { call, idHigh in
+                    guard let idHigh, EventOrder.inOrder(idHigh: idHigh, ts: call.ts) else { return }
+                    guard call.ts >= from - rules.lookBack, call.ts <= to else { return }
+                    let passed = Int64(idHigh >> 16) - EventOrder.slack
+                    while let first = buffer.first, first.ts < passed { emit(buffer.pop()) }
+                    buffer.push(call)
+                }
+            while !buffer.isEmpty { emit(buffer.pop()) }
+            while next < stragglers.count {
+                send(stragglers[next])
+                next += 1
+            }
+        }
+        pipeline.send(batch)
+        let detector = pipeline.finish()
+        let result = WasteResult(periodLabel: label, findings: names.findings(detector, rules: rules, currency: config.currency),
+                                 calls: detector.callsInPeriod)
+        try store(result, ledger: ledger)
+        return result
+    }
+
+    /// Steps through `sql`'s rows (ts, attr, model, outcome, cost, prompt_hash, prompt_sim[, id]), handing each call
+    /// that reached a provider to `body` with its id's first 8 bytes when the id is 16 bytes.
+    private static func read(_ db: Database, ledger: Ledger, sql: String, bind: (OpaquePointer) -> Void, names: Names,
+                             _ body: (WasteCall, UInt64?) -> Void) throws {
+        var statement: OpaquePointer?
+        let connection = db.sqliteConnection
+        guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw AuditError(.io, "ledger \(ledger.path): \(String(cString: sqlite3_errmsg(connection)))")
+        }
+        defer { sqlite3_finalize(statement) }
+        bind(statement)
+        let ok = Int64(StoredEnums.outcomes.firstIndex(of: .ok)!)
+        let failed = [UsageEvent.Outcome.upstreamError, .clientAbort].map { Int64(StoredEnums.outcomes.firstIndex(of: $0)!) }
+        let failedLow = failed.min()!, failedHigh = failed.max()!
+        let hasID = sqlite3_column_count(statement) > 7
+        while true {
+            let rc = sqlite3_step(statement)
+            guard rc == SQLITE_ROW else {
+                guard rc == SQLITE_DONE else { throw AuditError(.io, "ledger \(ledger.path): \(String(cString: sqlite3_errmsg(connection)))") }
+                return
+            }
+            let outcome = sqlite3_column_int64(statement, 3)
+            // Refused calls never reached a provider: no cost, no waste.
+            guard outcome == ok || (outcome >= failedLow && outcome <= failedHigh) else { continue }
+            let attr = Int(sqlite3_column_int64(statement, 1))
+            let owner = names.owner(attr)
+            var idHigh: UInt64?
+            if hasID, sqlite3_column_type(statement, 7) == SQLITE_BLOB, sqlite3_column_bytes(statement, 7) == 16,
+               let bytes = sqlite3_column_blob(statement, 7) {
+                idHigh = UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
+            }
+            body(WasteCall(
+                ts: sqlite3_column_int64(statement, 0), attr: Int32(attr), key: owner.key, team: owner.team,
+                model: Int32(truncatingIfNeeded: sqlite3_column_int64(statement, 2)), ok: outcome == ok, failed: outcome != ok,
+                cost: sqlite3_column_int64(statement, 4),
+                hash: sqlite3_column_type(statement, 5) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, 5),
+                sim: sqlite3_column_type(statement, 6) == SQLITE_NULL ? nil : UInt64(bitPattern: sqlite3_column_int64(statement, 6))),
+                idHigh)
+        }
+    }
+
+    /// The findings stored for a period by the last audit.
+    public static func stored(ledger: Ledger, label: String) throws(AuditError) -> [WasteFinding] {
+        try ledger.access { db in
+            try Row.fetchAll(db, sql: """
+                SELECT kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost, counts_as_waste, detail
+                FROM waste WHERE period = ? ORDER BY rowid
+                """, arguments: [label]).compactMap { row in
+                guard let kind = WasteKind(rawValue: row[0]) else { return nil }
+                let keys: String = row[4], users: String = row[5]
+                return WasteFinding(kind: kind, subject: row[1], model: row[2], team: row[3],
+                                    keys: keys.isEmpty ? [] : keys.split(separator: ",").map(String.init),
+                                    users: users.isEmpty ? [] : users.split(separator: ",").map(String.init),
+                                    firstSeen: row[6], lastSeen: row[7], calls: row[8], repeats: row[9], errors: row[10],
+                                    cost: Money(picos: Int128(row[11] as Int64)), countsAsWaste: row[12], detail: row[13])
+            }
+        }
+    }
+
+    /// Runaway episodes the audits recorded, latest period first; what `tally keys` enforces between audits.
+    static func storedRunaways(ledger: Ledger) throws(AuditError) -> [WasteFinding] {
+        let label = try ledger.access { db in try String.fetchOne(db, sql: "SELECT MAX(period) FROM waste WHERE kind = 'runaway'") }
+        guard let label else { return [] }
+        return try stored(ledger: ledger, label: label).filter { $0.kind == .runaway }
+    }
+
+    static func store(_ result: WasteResult, ledger: Ledger) throws(AuditError) {
+        try ledger.access { db in
+            try db.inTransaction {
+                try db.execute(sql: "DELETE FROM waste WHERE period = ?", arguments: [result.periodLabel])
+                let insert = try db.cachedStatement(sql: """
+                    INSERT INTO waste (period, kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost,
+                                       counts_as_waste, detail)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """).sqliteStatement
+                func text(_ column: Int32, _ value: String) {
+                    _ = value.withCString { sqlite3_bind_text(insert, column, $0, -1, SQLITE_TRANSIENT_VALUE) }
+                }
+                for f in result.findings {
+                    sqlite3_reset(insert)
+                    text(1, result.periodLabel)
+                    text(2, f.kind.rawValue)
+                    text(3, f.subject)
+                    text(4, f.model)
+                    text(5, f.team)
+                    text(6, f.keys.joined(separator: ","))
+                    text(7, f.users.joined(separator: ","))
+                    sqlite3_bind_int64(insert, 8, f.firstSeen)
+                    sqlite3_bind_int64(insert, 9, f.lastSeen)
+                    sqlite3_bind_int64(insert, 10, Int64(f.calls))
+                    sqlite3_bind_int64(insert, 11, Int64(f.repeats))
+                    sqlite3_bind_int64(insert, 12, Int64(f.errors))
+                    sqlite3_bind_int64(insert, 13, Int64(clamping: f.cost.picos))
+                    sqlite3_bind_int64(insert, 14, f.countsAsWaste ? 1 : 0)
+                    text(15, f.detail)
+                    guard sqlite3_step(insert) == SQLITE_DONE else {
+                        throw AuditError(.io, "ledger \(ledger.path): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+                    }
+                }
+                sqlite3_reset(insert)
+                return .commit
+            }
+        }
+    }
+
+    /// Runs a detector on its own thread over the batches it is sent, so that reading the ledger and applying the
+    /// rules use two cores.
+    private final class DetectorThread: @unchecked Sendable {
+        static let batchSize = 8192
+        private let condition = NSCondition()
+        private var queue: [[WasteCall]] = []
+        private var closed = false
+        private var done = false
+        private var detector: WasteDetector
+
+        init(_ detector: WasteDetector) {
+            self.detector = detector
+            let thread = Thread { [self] in run() }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+
+        /// Hands over a batch, waiting while the detector is more than a few batches behind.
+        func send(_ batch: [WasteCall]) {
+            condition.lock()
+            while queue.count >= 8 { condition.wait() }
+            queue.append(batch)
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        /// Waits for the detector to finish what it was sent and returns it.
+        func finish() -> WasteDetector {
+            condition.lock()
+            closed = true
+            condition.broadcast()
+            while !done { condition.wait() }
+            condition.unlock()
+            return detector
+        }
+
+        private func run() {
+            var detector = self.detector
+            while true {
+                condition.lock()
+                while queue.isEmpty && !closed { condition.wait() }
+                if queue.isEmpty {
+                    self.detector = detector
+                    done = true
+                    condition.broadcast()
+                    condition.unlock()
+                    return
+                }
+                let batch = queue.removeFirst()
+                condition.broadcast()
+                condition.unlock()
+                for call in batch { detector.add(call) }
+            }
+        }
+    }
+
+    /// Calls waiting for the scan to pass their time, in time order. They nearly always arrive in order, so a call
+    /// is appended; one that arrives early is inserted in its place.
+    private struct CallBuffer {
+        private var items: [WasteCall] = []
+        private var head = 0
+        var isEmpty: Bool { head == items.count }
+        var first: WasteCall? { head < items.count ? items[head] : nil }
+
+        mutating func push(_ call: WasteCall) {
+            var position = items.count
+            while position > head, items[position - 1].ts > call.ts { position -= 1 }
+            items.insert(call, at: position)
+        }
+
+        mutating func pop() -> WasteCall {
+            let call = items[head]
+            head += 1
+            if head >= 4096, head * 2 >= items.count {
+                items.removeFirst(head)
+                head = 0
+            }
+            return call
+        }
+    }
+
+    /// The ledger's attributions and model names, numbered for the detector.
+    private struct Names {
+        var owners: [Int: (key: Int32, team: Int32)] = [:]
+        var keyNames: [String] = []
+        var teamNames: [String] = []
+        var attrKey: [Int32: String] = [:]
+        var attrUser: [Int32: String] = [:]
+        var models: [Int32: String] = [:]
+
+        init(_ db: Database) throws {
+            var keyIndex: [String: Int32] = [:]
+            var teamIndex: [String: Int32] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, key, user, team FROM attributions") {
+                let id: Int = row[0], key: String = row[1], user: String = row[2], team: String = row[3]
+                let k = keyIndex[key] ?? { keyIndex[key] = Int32(keyNames.count); keyNames.append(key); return Int32(keyNames.count - 1) }()
+                let t = teamIndex[team] ?? { teamIndex[team] = Int32(teamNames.count); teamNames.append(team); return Int32(teamNames.count - 1) }()
+                owners[id] = (k, t)
+                attrKey[Int32(id)] = key
+                attrUser[Int32(id)] = user
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, value FROM dims WHERE kind = ?", arguments: [DimensionKind.model.rawValue]) {
+                models[Int32(row[0] as Int64)] = row[1]
+            }
+        }
+
+        func owner(_ attr: Int) -> (key: Int32, team: Int32) { owners[attr] ?? (-1, -1) }
+
+        func findings(_ detector: WasteDetector, rules: WasteRules, currency: String) -> [WasteFinding] {
+            // Most costly first within each kind; ties in time order then by hash, so a diff of two runs means a change.
+            // The order is worked out on plain numbers before any finding (with its strings) is made.
+            let groups: [(WasteKind, [WasteDetector.Cluster])] = [
+                (.exactDuplicate, detector.exact), (.nearDuplicate, detector.near), (.retryLoop, detector.loops), (.runaway, detector.runaways),
+            ]
+            var result: [WasteFinding] = []
+            result.reserveCapacity(groups.reduce(0) { $0 + $1.1.count })
+            for (kind, clusters) in groups {
+                let order = clusters.indices.sorted { i, j in
+                    let a = clusters[i], b = clusters[j]
+                    return (b.cost, a.first, a.hash, a.key) < (a.cost, b.first, b.hash, b.key)
+                }
+                for index in order { result.append(finding(clusters[index], kind, rules: rules, currency: currency)) }
+            }
+            return result
+        }
+
+        private func finding(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String) -> WasteFinding {
+            var keys: [String] = [], users: [String] = []
+            for attr in c.attrs {
+                if let key = attrKey[attr], !keys.contains(key) { keys.append(key) }
+                if let user = attrUser[attr], !user.isEmpty, !users.contains(user) { users.append(user) }
+            }
+            let hashText = String(Hex.encode(words: UInt64(bitPattern: c.hash)).prefix(12))
+            let subject: String, counts: Bool, detail: String
+            switch kind {
+            case .exactDuplicate: (subject, counts, detail) = (hashText, true, "")
+            case .nearDuplicate: (subject, counts, detail) = (hashText, rules.nearCountsAsWaste, "")
+            case .retryLoop:
+                (subject, counts, detail) = (keyNames[Int(c.key)], false, "\(c.calls) identical prompts (\(hashText)), \(c.errors) failed")
+            case .runaway:
+                (subject, counts, detail) = (keyNames[Int(c.key)], false,
+                                             "peak \(c.peakRequests) requests/min, \(Enforcement.amount(Money(picos: c.peakSpend))) \(currency) in an hour")
+            }
+            return WasteFinding(kind: kind, subject: subject, model: c.model >= 0 ? models[c.model] ?? "" : "",
+                                team: c.team >= 0 ? teamNames[Int(c.team)] : "", keys: keys.sorted(), users: users.sorted(),
+                                firstSeen: c.first, lastSeen: c.last, calls: c.calls, repeats: c.repeats, errors: c.errors,
+                                cost: Money(picos: Int128(c.cost)), countsAsWaste: counts, detail: detail)
+        }
+    }
+}
