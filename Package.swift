@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "Collector", dependencies: [
             "UsageLog", "TallyConfig", "CPCRE2", hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1,
         ]),
-        .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", "Report", grdb, grdbSQLite]),
+        .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", "Report", grdb, grdbSQLite, crypto, httpClient, nioCore, nioHTTP1]),
         // Report values and writers; the auditor fills the values, the writers never see a database.
         .target(name: "Report", dependencies: ["TallyConfig", "UsageLog"]),
         // The CLI lives in a library so that tests drive it through the real argument parsing.

@@ -1,3 +1,4 @@
+import Foundation
 import TallyConfig
 import UsageLog
 
@@ -9,10 +10,14 @@ public enum Audit {
         public var includeOpen = false
         /// The audit's clock, milliseconds since the epoch; replays and tests set it, cron leaves it at now.
         public var asOf: Int64
+        /// Where `audit.webhook_url_env` is looked up.
+        public var environment: [String: String]
+        public var webhookLimits = AlertWebhook.Limits()
 
-        public init(includeOpen: Bool = false, asOf: Int64 = Timestamp.now()) {
+        public init(includeOpen: Bool = false, asOf: Int64 = Timestamp.now(), environment: [String: String] = ProcessInfo.processInfo.environment) {
             self.includeOpen = includeOpen
             self.asOf = asOf
+            self.environment = environment
         }
     }
 
@@ -23,6 +28,8 @@ public enum Audit {
         public var alerts: [Alert]
         /// Duplicates, retry loops and runaway keys in the month holding the audit's clock.
         public var waste: WasteResult
+        /// Alerts posted to the webhook (this run's and earlier ones that could not be posted then).
+        public var webhook: WebhookDelivery
         /// Seconds spent after the ingest: waste, budgets, the list, alerts, reallocation, the journal.
         public var evaluationSeconds: Double
         public var ledgerPath: String
@@ -45,7 +52,9 @@ public enum Audit {
         let enforcement = try Enforcement.run(ledger: ledger, config: config, asOf: options.asOf, waste: waste)
         let alerts = try Alerts.record(ledger: ledger, config: config, statuses: enforcement.statuses, asOf: options.asOf)
         let elapsed = (ContinuousClock.now - evaluationStart).components
-        return Outcome(ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste,
+        let webhook = try await AlertWebhook.deliver(ledger: ledger, config: config, environment: options.environment, currency: config.currency,
+                                                     limits: options.webhookLimits)
+        return Outcome(ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste, webhook: webhook,
                        evaluationSeconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18, ledgerPath: ledgerPath)
     }
 

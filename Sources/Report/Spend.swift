@@ -230,14 +230,24 @@ extension SpendBreakdown {
 }
 
 /// Columns padded to their widest cell; numbers right-aligned.
-enum TextTable {
+public enum TextTable {
+    /// A table for a terminal: the columns in `rightAligned` are padded on the left; cells from outside are made
+    /// printable.
+    public static func render(header: [String], rows: [[String]], rightAligned: Set<Int>) -> String {
+        render(header: header, rows: rows.map { $0.map(SpendBreakdown.printable) }, numeric: { rightAligned.contains($0) }, ruleBeforeLast: false)
+    }
+
     static func render(header: [String], rows: [[String]], numericFrom: Int, ruleBeforeLast: Bool) -> String {
+        render(header: header, rows: rows, numeric: { $0 >= numericFrom }, ruleBeforeLast: ruleBeforeLast)
+    }
+
+    private static func render(header: [String], rows: [[String]], numeric: (Int) -> Bool, ruleBeforeLast: Bool) -> String {
         var widths = header.map { $0.count }
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { i, cell in
                 let pad = String(repeating: " ", count: widths[i] - cell.count)
-                return i >= numericFrom ? pad + cell : cell + pad
+                return numeric(i) ? pad + cell : cell + pad
             }.joined(separator: "  ").replacingTrailingSpaces() + "\n"
         }
         var out = line(header)

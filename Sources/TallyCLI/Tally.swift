@@ -9,7 +9,7 @@ public struct Tally: AsyncParsableCommand {
         The collector proxies and logs LLM calls; the auditor (run by cron) prices them from the logs.
         Exit codes: 0 ok, 64 usage, 65 data error, 66 no input, 74 I/O error, 75 try again later, 78 config error.
         """,
-        subcommands: [CheckConfig.self, Keys.self, Collect.self, AuditCommand.self, ReportCommand.self, SynthCommand.self]
+        subcommands: [CheckConfig.self, Keys.self, Collect.self, AuditCommand.self, ReportCommand.self, Realloc.self, Verify.self, SynthCommand.self]
     )
 
     public init() {}

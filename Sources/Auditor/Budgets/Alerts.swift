@@ -23,7 +23,7 @@ public enum Alerts {
             throw AuditError(.config, "'\(config.audit.timezone)' is not an IANA timezone (audit.timezone)")
         }
         let thresholds = config.audit.alertThresholds.sorted()
-        let crossed = statuses.filter { status in thresholds.contains { reached(status.spend, $0, status.budget.limit) } }
+        let crossed = statuses.filter { status in thresholds.contains { reached(status.spend, $0, status.limit) } }
         guard !crossed.isEmpty else { return [] }
         let today = calendar.day(of: asOf)
         let recorded = try ledger.access { db in
@@ -36,7 +36,7 @@ public enum Alerts {
         var alerts: [Alert] = []
         for status in crossed {
             let keys = owners.values.filter { BudgetEvaluation.counts($0, toward: status.scope, status.id) }.map(\.key)
-            for threshold in thresholds where reached(status.spend, threshold, status.budget.limit) {
+            for threshold in thresholds where reached(status.spend, threshold, status.limit) {
                 let signature = "\(status.scope.rawValue)/\(status.id)/\(status.budget.period.rawValue)/\(status.periodLabel)/\(threshold)"
                 guard !recorded.contains(signature) else { continue }
                 // The day it was crossed, from daily sums; then the call, from that day's events in time order.
@@ -44,7 +44,7 @@ public enum Alerts {
                 var crossingDay = min(status.lastDay, today)
                 for day in status.firstDay...min(status.lastDay, today) {
                     let dayTotal = keys.reduce(Money.zero) { $0 + (perKeyDay[$1]?[day] ?? .zero) }
-                    if reached(before + dayTotal, threshold, status.budget.limit) {
+                    if reached(before + dayTotal, threshold, status.limit) {
                         crossingDay = day
                         break
                     }
@@ -61,12 +61,12 @@ public enum Alerts {
                         """, arguments: StatementArguments([dayStart, dayEnd] + keys.map { $0 as any DatabaseValueConvertible }))
                     while let row = try rows.next() {
                         running += Money(picos: Int128(row[1] as Int64))
-                        if reached(running, threshold, status.budget.limit) { return (row[0], running) }
+                        if reached(running, threshold, status.limit) { return (row[0], running) }
                     }
                     return (dayEnd, running)
                 }
                 let alert = Alert(scope: status.scope, id: status.id, period: status.budget.period, periodLabel: status.periodLabel,
-                                  threshold: threshold, crossedAt: at, spend: spend, limit: status.budget.limit)
+                                  threshold: threshold, crossedAt: at, spend: spend, limit: status.limit)
                 try ledger.access { db in
                     try db.execute(sql: """
                         INSERT OR IGNORE INTO alerts (scope, scope_id, period, period_label, threshold, crossed_at, spend, budget_limit, recorded_at)

@@ -16,16 +16,32 @@ public struct BudgetStatus: Sendable, Equatable {
     public var firstDay: Int
     public var lastDay: Int
     public var periodLabel: String
+    /// The period's first millisecond.
+    public var periodStart: Int64
     /// The first millisecond after the period: when a breach's revocation ends.
     public var periodEnd: Int64
     /// Spend in the period up to the audit's clock.
     public var spend: Money
+    /// User budgets only (`Reallocation`): released to the team pool for days away, drawn from the pool, and moved in
+    /// or out by approved reallocations. All zero elsewhere.
+    public var released = Money.zero
+    public var drawn = Money.zero
+    public var movedIn = Money.zero
+    public var movedOut = Money.zero
+    /// Whether the team pool covered this member's whole overrun: then reaching the limit is not a breach.
+    public var coveredByPool = false
 
-    /// At or above the limit.
-    public var isBreached: Bool { spend >= budget.limit }
+    /// The limit in force: the config's, less what was released or moved out, plus what was drawn or moved in.
+    public var limit: Money { budget.limit - released - movedOut + movedIn + drawn }
 
-    /// Spend as a percentage of the limit, rounded down (`104%`).
-    public var percent: Int128 { budget.limit.picos > 0 ? spend.picos * 100 / budget.limit.picos : (spend.picos > 0 ? 100 : 0) }
+    /// At or above the limit in force, unless the team pool covered the overrun.
+    public var isBreached: Bool { coveredByPool ? spend > limit : spend >= limit }
+
+    /// Spend as a percentage of the limit in force, rounded down (`104%`).
+    public var percent: Int128 { limit.picos > 0 ? spend.picos * 100 / limit.picos : (spend.picos > 0 ? 100 : 0) }
+
+    /// `user alice`.
+    public var subject: String { "\(scope.rawValue) \(id)" }
 }
 
 /// Spend per budget from the ledger, in the config's calendar periods, as the config stands now.
@@ -62,7 +78,8 @@ public enum BudgetEvaluation {
                 for (day, money) in days where day >= period.firstDay && day <= period.lastDay { spend += money }
             }
             return BudgetStatus(scope: scope, id: id, budget: budget, firstDay: period.firstDay, lastDay: period.lastDay,
-                                periodLabel: period.label, periodEnd: calendar.start(ofDay: period.lastDay + 1), spend: spend)
+                                periodLabel: period.label, periodStart: calendar.start(ofDay: period.firstDay),
+                                periodEnd: calendar.start(ofDay: period.lastDay + 1), spend: spend)
         }
     }
 

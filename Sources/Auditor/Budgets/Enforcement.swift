@@ -1,3 +1,4 @@
+import GRDB
 import TallyConfig
 import UsageLog
 
@@ -9,6 +10,8 @@ public struct EnforcementResult: Sendable {
     public var overrides: [(key: String, status: BudgetStatus)]
     /// Runaway keys not revoked because they are `priority: true`.
     public var runawayOverrides: [WasteFinding]
+    /// Away releases, pool draws, proposals, and approvals made by this run.
+    public var reallocation: ReallocationResult
     /// Whether the file was rewritten (it is left alone when nothing changed).
     public var rewritten: Bool
     public var path: String
@@ -21,7 +24,9 @@ public struct EnforcementResult: Sendable {
 /// not know) that another tool or a person put in the file are kept as they are.
 public enum Enforcement {
     public static func run(ledger: Ledger, config: Config, asOf: Int64, waste: WasteResult? = nil) throws(AuditError) -> EnforcementResult {
-        let statuses = try BudgetEvaluation.statuses(ledger: ledger, config: config, asOf: asOf)
+        var statuses = try BudgetEvaluation.statuses(ledger: ledger, config: config, asOf: asOf)
+        let reallocation = try Reallocation.apply(to: &statuses, ledger: ledger, config: config, asOf: asOf)
+        try journalBudgets(config, ledger: ledger, asOf: asOf)
         let path = config.resolve(config.collector.revocations)
         let existing: RevocationList?
         do { existing = try RevocationList.read(path: path) } catch {
@@ -82,6 +87,7 @@ public enum Enforcement {
         let list = RevocationList(entries: chosen.values.sorted { $0.keyID < $1.keyID })
 
         let rewritten = existing != list
+        try journalChanges(from: existing ?? RevocationList(), to: list, ledger: ledger, asOf: asOf)
         if rewritten {
             do {
                 try list.write(to: path, comments: ["written by tally audit at \(Timestamp.format(milliseconds: Timestamp.now())) (as of \(Timestamp.format(milliseconds: asOf)))"])
@@ -90,13 +96,66 @@ public enum Enforcement {
             }
         }
         return EnforcementResult(statuses: statuses, list: list, overrides: overrides, runawayOverrides: runawayOverrides,
-                                 rewritten: rewritten, path: path)
+                                 reallocation: reallocation, rewritten: rewritten, path: path)
+    }
+
+    /// A journal row for each budget the config sets, changes or drops since the journal last saw it.
+    static func journalBudgets(_ config: Config, ledger: Ledger, asOf: Int64) throws(AuditError) {
+        var now: [String: String] = [:]
+        func note(_ scope: BudgetScope, _ id: String, _ budget: Budget?) {
+            guard let budget else { return }
+            now["\(scope.rawValue) \(id)"] = "\(budget.limit.exact) \(config.currency) a \(budget.period.rawValue), \(budget.hard ? "hard" : "soft")"
+        }
+        for org in config.orgs { note(.org, org.id, org.budget) }
+        for team in config.teams { note(.team, team.id, team.budget) }
+        for user in config.users { note(.user, user.id, user.budget) }
+        for key in config.keys { note(.key, key.id, key.budget) }
+        try ledger.access { db in
+            try db.inTransaction {
+                let journalled = try Journal.latest(db, kinds: ["budget"])
+                for (subject, detail) in now.sorted(by: { $0.key < $1.key }) where journalled[subject]?.detail != detail {
+                    try Journal.append(db, at: asOf, kind: "budget", subject: subject, detail: detail)
+                }
+                for (subject, entry) in journalled.sorted(by: { $0.key < $1.key }) where now[subject] == nil && entry.detail != "none" {
+                    try Journal.append(db, at: asOf, kind: "budget", subject: subject, detail: "none")
+                }
+                return .commit
+            }
+        }
+    }
+
+    /// A journal row for each key the new list revokes (or revokes for another reason) and each it no longer lists.
+    static func journalChanges(from old: RevocationList, to new: RevocationList, ledger: Ledger, asOf: Int64) throws(AuditError) {
+        let before = Dictionary(old.entries.map { ($0.keyID, $0) }, uniquingKeysWith: { a, _ in a })
+        let after = Dictionary(new.entries.map { ($0.keyID, $0) }, uniquingKeysWith: { a, _ in a })
+        guard before != after else { return }
+        try ledger.access { db in
+            try db.inTransaction {
+                for (key, entry) in after.sorted(by: { $0.key < $1.key }) where before[key] != entry {
+                    try Journal.append(db, at: asOf, kind: "revoke", subject: "key \(key)",
+                                       detail: "\(entry.reason) (until \(entry.until.map { Timestamp.format(milliseconds: $0) } ?? "further notice"))")
+                }
+                for key in before.keys.sorted() where after[key] == nil {
+                    try Journal.append(db, at: asOf, kind: "restore", subject: "key \(key)", detail: "no longer revoked: \(before[key]!.reason)")
+                }
+                return .commit
+            }
+        }
     }
 
     /// `team search spent 104% of its 5000.00 USD month budget for 2026-11`.
     public static func describe(_ status: BudgetStatus, currency: String) -> String {
-        "\(status.scope.rawValue) \(status.id) spent \(status.percent)% (\(amount(status.spend))) of its "
-            + "\(amount(status.budget.limit)) \(currency) \(status.budget.period.rawValue) budget for \(status.periodLabel)"
+        var limit = amount(status.budget.limit)
+        if status.limit != status.budget.limit {
+            var parts: [String] = []
+            if status.released > .zero { parts.append("\(amount(status.released)) released for days away") }
+            if status.movedOut > .zero { parts.append("\(amount(status.movedOut)) moved out") }
+            if status.movedIn > .zero { parts.append("\(amount(status.movedIn)) moved in") }
+            if status.drawn > .zero { parts.append("\(amount(status.drawn)) drawn from the team pool") }
+            limit = "\(amount(status.limit)) (\(amount(status.budget.limit)) with \(parts.joined(separator: ", ")))"
+        }
+        return "\(status.scope.rawValue) \(status.id) spent \(status.percent)% (\(amount(status.spend))) of its "
+            + "\(limit) \(currency) \(status.budget.period.rawValue) budget for \(status.periodLabel)"
     }
 
     /// Cents for amounts of one unit or more; below that up to four decimals, so small budgets stay readable

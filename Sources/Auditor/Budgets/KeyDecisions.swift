@@ -47,8 +47,14 @@ public enum KeyDecisions {
         defer { lock.release() }
         let ledger = try Ledger(path: ledgerPath)
         try ledger.access { db in
-            try db.execute(sql: "INSERT INTO key_decisions (key, action, reason, until, at, by) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [decision.key, decision.action.rawValue, decision.reason, decision.until, decision.at, decision.by])
+            try db.inTransaction {
+                try db.execute(sql: "INSERT INTO key_decisions (key, action, reason, until, at, by) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [decision.key, decision.action.rawValue, decision.reason, decision.until, decision.at, decision.by])
+                try Journal.append(db, at: decision.at, kind: "decision", subject: "key \(decision.key)",
+                                   detail: "\(decision.action.rawValue) by \(decision.by): \(decision.reason)"
+                                       + (decision.until.map { " (until \(Timestamp.format(milliseconds: $0)))" } ?? ""))
+                return .commit
+            }
         }
         return try Enforcement.run(ledger: ledger, config: config, asOf: decision.at)
     }

@@ -257,6 +257,13 @@ enum Schema {
             try db.execute(sql: "INSERT INTO events_unordered (ts, id) SELECT ts, id FROM events WHERE NOT tally_in_order(id, ts)")
             db.remove(function: inOrder)
         }
+        migrator.registerMigration("v5-alert-delivery") { db in
+            try db.execute(sql: """
+                ALTER TABLE alerts ADD COLUMN notified_at INTEGER;
+                ALTER TABLE alerts ADD COLUMN notify_attempts INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE alerts ADD COLUMN notify_error TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -86,6 +86,8 @@ struct WasteDetector {
         var episode: Int32 = -1
         /// Calls before this position are counted in an episode already.
         var counted = 0
+        /// Whether the key's previous call found it over a limit.
+        var wasOver = false
     }
     private var rates: [RateState] = []
 
@@ -293,7 +295,7 @@ struct WasteDetector {
         if over && counts {
             // An episode runs from the call that took the key over a limit to the last call still over it; going over
             // again within a minute continues it.
-            if state.episode < 0 || runaways[Int(state.episode)].last < call.ts - 60_000 {
+            if state.episode < 0 || (!state.wasOver && runaways[Int(state.episode)].last < call.ts - 60_000) {
                 state.episode = Int32(runaways.count)
                 var episode = Cluster(first: call.ts, last: call.ts, team: call.team, model: call.model, hash: 0)
                 episode.key = call.key
@@ -314,6 +316,7 @@ struct WasteDetector {
             runaways[i].peakSpend = max(runaways[i].peakSpend, state.spend)
             if call.failed { runaways[i].errors += 1 }
         }
+        state.wasOver = over && counts
         // Keep the buffer from growing without bound: drop what fell out of the hour once it is most of it.
         if state.head > 4096, state.head * 2 > state.calls.count {
             state.calls.removeFirst(state.head)

@@ -71,9 +71,17 @@ struct AuditCommand: AsyncParsableCommand {
                            + "from \(Timestamp.format(milliseconds: finding.firstSeen)) to \(Timestamp.format(milliseconds: finding.lastSeen)), "
                            + "\(finding.detail), \(Enforcement.amount(finding.cost)) \(loaded.currency)")
             }
+            for approval in enforcement.reallocation.approved {
+                printError("tally audit: approved (audit.auto_approve): \(approval.amount.formatted(places: 2)) \(loaded.currency) from \(approval.from) "
+                           + "to \(approval.to) for \(approval.periodLabel)")
+            }
+            for problem in outcome.webhook.problems { printError("tally audit: alert webhook: \(problem)") }
             if loops.count > 3 { printError("tally audit: and \(loops.count - 3) more retry loops (the waste table in the ledger lists them all)") }
             print(Self.summary(result) + Self.summary(enforcement) + ", \(outcome.alerts.count) new alert\(outcome.alerts.count == 1 ? "" : "s")"
-                  + Self.summary(outcome.waste, currency: loaded.currency) + String(format: "; evaluated in %.2f s", outcome.evaluationSeconds))
+                  + (outcome.webhook.posted > 0 ? " (\(outcome.webhook.posted) posted)" : "")
+                  + Self.summary(outcome.waste, currency: loaded.currency)
+                  + "; \(enforcement.reallocation.proposals.count) reallocation proposal\(enforcement.reallocation.proposals.count == 1 ? "" : "s")"
+                  + String(format: "; evaluated in %.2f s", outcome.evaluationSeconds))
             let t = result.totals
             if t.events + t.duplicates == 0 && t.quarantined > 0 {
                 printError("tally audit: no line could be ingested; see the quarantine table in \(outcome.ledgerPath)")

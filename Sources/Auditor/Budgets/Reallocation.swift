@@ -1,0 +1,299 @@
+import GRDB
+import TallyConfig
+import UsageLog
+
+/// A proposed move of unused user budget from one member of a team to another, for the current period.
+public struct ReallocationProposal: Sendable, Equatable {
+    /// `2026-11:alice:bob`: the period, who gives, who receives. Stable while the proposal stands, so
+    /// `tally realloc approve` can name it.
+    public var id: String
+    public var periodLabel: String
+    public var team: String
+    public var from: String
+    public var to: String
+    public var amount: Money
+    public var reason: String
+}
+
+/// An approved move, by a person (`tally realloc approve`) or by the audit (`audit.auto_approve`).
+public struct ReallocationApproval: Sendable, Equatable {
+    public var proposal: String
+    public var periodLabel: String
+    public var team: String
+    public var from: String
+    public var to: String
+    public var amount: Money
+    public var by: String
+    public var at: Int64
+}
+
+/// What a team pool did for one member in one period.
+public struct PoolMove: Sendable, Equatable {
+    public enum Kind: String, Sendable { case release, draw }
+    public var periodLabel: String
+    public var team: String
+    public var user: String
+    public var kind: Kind
+    /// Days away (releases); 0 for draws.
+    public var days: Int
+    public var amount: Money
+}
+
+public struct ReallocationResult: Sendable {
+    public var moves: [PoolMove]
+    public var proposals: [ReallocationProposal]
+    /// Approvals made by this run (`auto_approve`).
+    public var approved: [ReallocationApproval]
+}
+
+/// Moves budget between the members of a team, for user budgets (`docs/reallocation.md`):
+///
+/// 1. Approved reallocations move limit from one member to another for their period.
+/// 2. In a team with `pool: true`, a member's `away` days release their budget pro rata (limit × days away in the
+///    period ÷ days in the period, at most what is still unspent) to the team's pool for that period.
+/// 3. The pool covers members over their limit, smallest overrun first, until it is empty; what each drew is
+///    recorded, and a member fully covered is not in breach, so none of their keys is revoked for it.
+/// 4. For every team, each member's spend is projected to the period's end at the pace so far; members who will not
+///    use their limit are proposed as donors to members who will run out, largest need first.
+///
+/// Everything is recomputed each run from the ledger and the config, except approvals, which are decisions.
+public enum Reallocation {
+    static let cent = Money(picos: Money.scale / 100)
+
+    static func apply(to statuses: inout [BudgetStatus], ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> ReallocationResult {
+        var approved: [ReallocationApproval] = []
+        var result = try evaluate(&statuses, ledger: ledger, config: config, asOf: asOf)
+        if config.audit.autoApprove, !result.proposals.isEmpty {
+            for proposal in result.proposals {
+                approved.append(try approve(proposal, by: "tally audit (auto_approve)", at: asOf, ledger: ledger))
+            }
+            result = try evaluate(&statuses, ledger: ledger, config: config, asOf: asOf)
+        }
+        result.approved = approved
+        try store(result, statuses: statuses, ledger: ledger, asOf: asOf)
+        return result
+    }
+
+    private static func evaluate(_ statuses: inout [BudgetStatus], ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> ReallocationResult {
+        let users = Dictionary(uniqueKeysWithValues: config.users.map { ($0.id, $0) })
+        let pools = Set(config.teams.filter(\.pool).map(\.id))
+        let labels = Set(statuses.filter { $0.scope == .user }.map(\.periodLabel))
+        let approvals = try self.approvals(ledger: ledger).filter { labels.contains($0.periodLabel) }
+        var moves: [PoolMove] = []
+        // Members' statuses by (team, period), in config order.
+        var groups: [String: [Int]] = [:]
+        var order: [String] = []
+        for index in statuses.indices where statuses[index].scope == .user {
+            statuses[index].released = .zero
+            statuses[index].drawn = .zero
+            statuses[index].movedIn = .zero
+            statuses[index].movedOut = .zero
+            statuses[index].coveredByPool = false
+            guard let user = users[statuses[index].id] else { continue }
+            let group = user.team + "\u{0}" + statuses[index].periodLabel
+            if groups[group] == nil { order.append(group) }
+            groups[group, default: []].append(index)
+        }
+        for approval in approvals {
+            for index in statuses.indices where statuses[index].scope == .user && statuses[index].periodLabel == approval.periodLabel {
+                if statuses[index].id == approval.from { statuses[index].movedOut += approval.amount }
+                if statuses[index].id == approval.to { statuses[index].movedIn += approval.amount }
+            }
+        }
+        var proposals: [ReallocationProposal] = []
+        for group in order {
+            let members = groups[group]!
+            let team = users[statuses[members[0]].id]!.team
+            let label = statuses[members[0]].periodLabel
+            if pools.contains(team) {
+                // Away days release budget to the pool.
+                var pool = Money.zero
+                for index in members {
+                    let status = statuses[index]
+                    let days = awayDays(users[status.id]!, from: status.firstDay, to: status.lastDay)
+                    guard days > 0 else { continue }
+                    let share = Money(picos: status.budget.limit.picos * Int128(days) / Int128(status.lastDay - status.firstDay + 1))
+                    let unspent = max(.zero, status.limit - status.spend)
+                    let released = min(share, unspent)
+                    guard released > .zero else { continue }
+                    statuses[index].released = released
+                    pool += released
+                    moves.append(PoolMove(periodLabel: label, team: team, user: status.id, kind: .release, days: days, amount: released))
+                }
+                // The pool covers overruns, smallest first; a member at exactly the limit is covered at no cost.
+                let over = members.filter { statuses[$0].spend >= statuses[$0].limit }
+                    .sorted { (statuses[$0].spend - statuses[$0].limit, statuses[$0].id) < (statuses[$1].spend - statuses[$1].limit, statuses[$1].id) }
+                for index in over where pool > .zero {
+                    let overrun = statuses[index].spend - statuses[index].limit
+                    let draw = min(pool, overrun)
+                    statuses[index].drawn = draw
+                    statuses[index].coveredByPool = draw == overrun
+                    pool -= draw
+                    guard draw > .zero else { continue }
+                    moves.append(PoolMove(periodLabel: label, team: team, user: statuses[index].id, kind: .draw, days: 0, amount: draw))
+                }
+            }
+            proposals += propose(members.map { statuses[$0] }, team: team, label: label, asOf: asOf, currency: config.currency)
+        }
+        return ReallocationResult(moves: moves, proposals: proposals, approved: [])
+    }
+
+    /// Donors to receivers within one team and period, at the pace so far.
+    static func propose(_ members: [BudgetStatus], team: String, label: String, asOf: Int64, currency: String) -> [ReallocationProposal] {
+        guard let first = members.first, asOf > first.periodStart, asOf < first.periodEnd else { return [] }
+        let elapsed = Int128(asOf - first.periodStart), total = Int128(first.periodEnd - first.periodStart)
+        var donors: [(id: String, spare: Money, projected: Money, limit: Money)] = []
+        var receivers: [(id: String, need: Money, projected: Money, limit: Money)] = []
+        for status in members {
+            let projected = Money(picos: status.spend.picos * total / elapsed)
+            if projected < status.limit {
+                // Whole cents only, never below what is spent already.
+                let spare = Money(picos: (status.limit - projected).picos / cent.picos * cent.picos)
+                if spare >= cent { donors.append((status.id, spare, projected, status.limit)) }
+            } else if projected > status.limit {
+                let need = Money(picos: ((projected - status.limit).picos + cent.picos - 1) / cent.picos * cent.picos)
+                receivers.append((status.id, need, projected, status.limit))
+            }
+        }
+        donors.sort { ($0.spare, $1.id) > ($1.spare, $0.id) }
+        receivers.sort { ($0.need, $1.id) > ($1.need, $0.id) }
+        var proposals: [ReallocationProposal] = []
+        var d = 0
+        for var receiver in receivers {
+            while receiver.need > .zero, d < donors.count {
+                let amount = min(receiver.need, donors[d].spare)
+                let donor = donors[d]
+                proposals.append(ReallocationProposal(
+                    id: "\(label):\(donor.id):\(receiver.id)", periodLabel: label, team: team, from: donor.id, to: receiver.id, amount: amount,
+                    reason: "\(receiver.id) is on pace for \(Enforcement.amount(receiver.projected)) of \(Enforcement.amount(receiver.limit)) \(currency) "
+                        + "and \(donor.id) for \(Enforcement.amount(donor.projected)) of \(Enforcement.amount(donor.limit)) by the end of \(label)"))
+                receiver.need -= amount
+                donors[d].spare -= amount
+                if donors[d].spare < cent { d += 1 }
+            }
+        }
+        return proposals
+    }
+
+    /// Days of `user`'s away ranges within local days `from...to`.
+    static func awayDays(_ user: User, from: Int, to: Int) -> Int {
+        var days = Set<Int>()
+        for range in user.away where range.toDay >= from && range.fromDay <= to {
+            for day in max(range.fromDay, from)...min(range.toDay, to) { days.insert(day) }
+        }
+        return days.count
+    }
+
+    // MARK: Ledger
+
+    static func approvals(ledger: Ledger) throws(AuditError) -> [ReallocationApproval] {
+        try ledger.access { db in
+            try Row.fetchAll(db, sql: """
+                SELECT proposal, period, team, from_user, to_user, amount, approved_by, approved_at FROM realloc_approvals ORDER BY id
+                """).map { row in
+                ReallocationApproval(proposal: row[0], periodLabel: row[1], team: row[2], from: row[3], to: row[4],
+                                     amount: Money(picos: Int128(row[5] as Int64)), by: row[6], at: row[7])
+            }
+        }
+    }
+
+    /// The proposals the last audit made, for `tally realloc list` and `approve`.
+    public static func proposals(ledger: Ledger) throws(AuditError) -> [ReallocationProposal] {
+        try ledger.access { db in
+            try Row.fetchAll(db, sql: "SELECT id, period, team, from_user, to_user, amount, reason FROM realloc_proposals ORDER BY period, team, id")
+                .map { row in
+                    ReallocationProposal(id: row[0], periodLabel: row[1], team: row[2], from: row[3], to: row[4],
+                                         amount: Money(picos: Int128(row[5] as Int64)), reason: row[6])
+                }
+        }
+    }
+
+    public static func moves(ledger: Ledger) throws(AuditError) -> [PoolMove] {
+        try ledger.access { db in
+            try Row.fetchAll(db, sql: "SELECT period, team, user, kind, days, amount FROM pool_moves ORDER BY period, team, kind DESC, user").compactMap { row in
+                guard let kind = PoolMove.Kind(rawValue: row[3]) else { return nil }
+                return PoolMove(periodLabel: row[0], team: row[1], user: row[2], kind: kind, days: row[4], amount: Money(picos: Int128(row[5] as Int64)))
+            }
+        }
+    }
+
+    public static func approvalsForReport(ledger: Ledger) throws(AuditError) -> [ReallocationApproval] { try approvals(ledger: ledger) }
+
+    /// Records an approval (and its journal row) at the amount proposed.
+    static func approve(_ proposal: ReallocationProposal, by: String, at: Int64, ledger: Ledger) throws(AuditError) -> ReallocationApproval {
+        let approval = ReallocationApproval(proposal: proposal.id, periodLabel: proposal.periodLabel, team: proposal.team, from: proposal.from,
+                                            to: proposal.to, amount: proposal.amount, by: by, at: at)
+        try ledger.access { db in
+            try db.inTransaction {
+                try db.execute(sql: """
+                    INSERT INTO realloc_approvals (proposal, period, team, from_user, to_user, amount, approved_by, approved_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [approval.proposal, approval.periodLabel, approval.team, approval.from, approval.to,
+                                     Int64(clamping: approval.amount.picos), approval.by, approval.at])
+                try db.execute(sql: "DELETE FROM realloc_proposals WHERE id = ?", arguments: [proposal.id])
+                try Journal.append(db, at: at, kind: "approval", subject: "user \(approval.to)",
+                                   detail: "\(approval.amount.exact) moved from user \(approval.from) for \(approval.periodLabel) (\(proposal.id)), approved by \(by)")
+                return .commit
+            }
+        }
+        return approval
+    }
+
+    /// Replaces the current periods' pool moves and proposals, journalling each move whose amount changed.
+    private static func store(_ result: ReallocationResult, statuses: [BudgetStatus], ledger: Ledger, asOf: Int64) throws(AuditError) {
+        let labels = Set(statuses.filter { $0.scope == .user }.map(\.periodLabel))
+        try ledger.access { db in
+            try db.inTransaction {
+                var before: [String: Int64] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT period, team, user, kind, amount FROM pool_moves") {
+                    let period: String = row[0], team: String = row[1], user: String = row[2], kind: String = row[3]
+                    before["\(period)/\(team)/\(user)/\(kind)"] = row[4]
+                }
+                for label in labels { try db.execute(sql: "DELETE FROM pool_moves WHERE period = ?", arguments: [label]) }
+                for move in result.moves {
+                    let amount = Int64(clamping: move.amount.picos)
+                    try db.execute(sql: "INSERT INTO pool_moves (period, team, user, kind, days, amount) VALUES (?, ?, ?, ?, ?, ?)",
+                                   arguments: [move.periodLabel, move.team, move.user, move.kind.rawValue, move.days, amount])
+                    let key = "\(move.periodLabel)/\(move.team)/\(move.user)/\(move.kind.rawValue)"
+                    if before[key] != amount {
+                        let what = move.kind == .release ? "released to the \(move.team) pool for \(move.days) days away" : "drawn from the \(move.team) pool"
+                        try Journal.append(db, at: asOf, kind: move.kind.rawValue, subject: "user \(move.user)",
+                                           detail: "\(move.amount.exact) \(what) in \(move.periodLabel)")
+                    }
+                    before[key] = nil
+                }
+                for (key, _) in before where labels.contains(String(key.split(separator: "/")[0])) {
+                    let parts = key.split(separator: "/").map(String.init)
+                    try Journal.append(db, at: asOf, kind: parts[3], subject: "user \(parts[2])", detail: "0 (\(parts[3]) withdrawn) in \(parts[0])")
+                }
+                try db.execute(sql: "DELETE FROM realloc_proposals")
+                for p in result.proposals {
+                    try db.execute(sql: """
+                        INSERT INTO realloc_proposals (id, period, team, from_user, to_user, amount, reason, proposed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [p.id, p.periodLabel, p.team, p.from, p.to, Int64(clamping: p.amount.picos), p.reason, asOf])
+                }
+                return .commit
+            }
+        }
+    }
+}
+
+extension Reallocation {
+    /// `tally realloc approve ID`: approves a standing proposal at its amount, under the audit lock, and rewrites the
+    /// revocation list at once (a member the move covers is no longer in breach).
+    public static func approve(id: String, config: Config, by: String, at: Int64) throws(AuditError) -> (ReallocationApproval, EnforcementResult) {
+        let ledgerPath = config.resolve(config.audit.db)
+        try Ledger.makeFolder(for: ledgerPath)
+        let lock = try AuditLock(ledgerPath: ledgerPath, purpose: "tally realloc approve")
+        defer { lock.release() }
+        let ledger = try Ledger(path: ledgerPath)
+        let standing = try proposals(ledger: ledger)
+        guard let proposal = standing.first(where: { $0.id == id }) else {
+            let ids = standing.map(\.id)
+            throw AuditError(.usage, "there is no standing proposal '\(id)'"
+                             + (ids.isEmpty ? ": the last audit proposed none" : "; the last audit proposed: \(ids.joined(separator: ", "))"))
+        }
+        let approval = try approve(proposal, by: by, at: at, ledger: ledger)
+        return (approval, try Enforcement.run(ledger: ledger, config: config, asOf: at))
+    }
+}
