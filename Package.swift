@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "CollectorTests", dependencies: [
             "Collector", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
         ]),
-        .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyConfig", "UsageLog", "Report", grdb]),
+        .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyConfig", "UsageLog", "Report", grdb, hummingbird, logging]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "TallyConfig"]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", "UsageLog", "Auditor", "Report", crypto, argumentParser, grdb]),
     ]

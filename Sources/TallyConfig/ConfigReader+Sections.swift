@@ -307,7 +307,7 @@ extension ConfigReader {
         }
         if let node = f["near_duplicates"], let r = mapping(node, "\(p).near_duplicates", allowed: ["max_distance", "count_as_waste"]) {
             let path = "\(p).near_duplicates"
-            if let n = integer(r, "max_distance", path, range: 0...16) { a.nearDuplicates.maxDistance = n }
+            if let n = integer(r, "max_distance", path, range: 0...8) { a.nearDuplicates.maxDistance = n }
             if let waste = bool(r, "count_as_waste", path) { a.nearDuplicates.countAsWaste = waste }
         }
         if let auto = bool(f, "auto_approve", p) { a.autoApprove = auto }

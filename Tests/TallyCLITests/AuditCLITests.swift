@@ -116,4 +116,20 @@ struct AuditCLITests {
         try FileManager.default.removeItem(atPath: w.root + "/log")
         #expect(await run(["audit", "--config", w.configPath, "--quiet"]) == 74)
     }
+
+    @Test func verifyAndReallocExitCodes() async throws {
+        let w = try Workspace()
+        defer { w.remove() }
+        // No ledger yet: an I/O error that says to run the audit first.
+        #expect(await run(["verify", "--config", w.configPath]) == 74)
+        #expect(await run(["synth", "--config", w.configPath, "--events", "20000", "--days", "30", "--seed", "3", "--end", "2026-11-22T00:00:00Z"]) == 0)
+        #expect(await run(["audit", "--config", w.configPath, "--quiet", "--as-of", "2026-11-22T00:00:00Z"]) == 0)
+        #expect(await run(["verify", "--config", w.configPath]) == 0)
+        #expect(await run(["realloc", "list", "--config", w.configPath]) == 0)
+        // A proposal that does not stand is a usage error.
+        #expect(await run(["realloc", "approve", "2026-11:nobody:else", "--config", w.configPath]) == 64)
+        // An altered journal row: verify exits 1.
+        try await DatabaseQueue(path: w.ledgerPath).write { db in try db.execute(sql: "UPDATE journal SET detail = 'edited' WHERE id = 1") }
+        #expect(await run(["verify", "--config", w.configPath]) == 1)
+    }
 }

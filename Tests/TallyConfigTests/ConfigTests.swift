@@ -46,6 +46,23 @@ struct ConfigTests {
         #expect(config.audit.duplicateWindowMs == 86_400_000)
     }
 
+    @Test func wasteAndReallocationSettingsHaveDefaultsAndAreChecked() throws {
+        let defaults = try Config.parse(yaml: Self.minimal, file: "t.yaml").audit
+        #expect(defaults.nearDuplicates == AuditSettings.NearDuplicates() && defaults.nearDuplicates.maxDistance == 3 && !defaults.nearDuplicates.countAsWaste)
+        #expect(defaults.runaway.cooldownMs == 3_600_000 && !defaults.autoApprove)
+        let set = try Config.parse(yaml: Self.minimal + """
+
+            audit:
+              runaway: {action: revoke, cooldown: 15m}
+              near_duplicates: {max_distance: 5, count_as_waste: true}
+              auto_approve: true
+            """, file: "t.yaml").audit
+        #expect(set.runaway.action == .revoke && set.runaway.cooldownMs == 900_000)
+        #expect(set.nearDuplicates.maxDistance == 5 && set.nearDuplicates.countAsWaste && set.autoApprove)
+        let found = problems(Self.minimal + "\naudit:\n  near_duplicates: {max_distance: 20}\n  auto_approve: sometimes\n")
+        #expect(found.map(\.field) == ["audit.near_duplicates.max_distance", "audit.auto_approve"], "\(found)")
+    }
+
     @Test func theDemoConfigLoads() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../fixtures/demo/tally.yaml").standardized.path
         let config = try Config.load(path: path)

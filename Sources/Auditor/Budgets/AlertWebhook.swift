@@ -30,6 +30,7 @@ public enum AlertWebhook {
     }
 
     static let maxAttempts = 10
+    static let unreachablePrefix = "the webhook could not be reached"
 
     public static func deliver(ledger: Ledger, config: Config, environment: [String: String], currency: String,
                                limits: Limits = Limits()) async throws(AuditError) -> WebhookDelivery {
@@ -49,13 +50,15 @@ public enum AlertWebhook {
         }
         var delivery = WebhookDelivery()
         let started = ContinuousClock.now
+        var unreachable = false
         for row in pending {
             guard let scope = BudgetScope(rawValue: row[1]), let period = BudgetPeriod(rawValue: row[3]),
                   let threshold = try? Ratio(parsing: row[5] as String) else { continue }
             let alert = Alert(scope: scope, id: row[2], period: period, periodLabel: row[4], threshold: threshold, crossedAt: row[6],
                               spend: Money(picos: Int128(row[7] as Int64)), limit: Money(picos: Int128(row[8] as Int64)))
             let id: Int64 = row[0]
-            guard ContinuousClock.now - started < limits.deadline else {
+            // After a deadline, or once the webhook could not be reached at all, the rest wait for the next run.
+            guard ContinuousClock.now - started < limits.deadline, !unreachable else {
                 delivery.pending += 1
                 continue
             }
@@ -68,12 +71,14 @@ public enum AlertWebhook {
                 }
             }
             if let problem {
+                unreachable = problem.hasPrefix(Self.unreachablePrefix)
                 delivery.pending += 1
                 if !delivery.problems.contains(problem) { delivery.problems.append(problem) }
             } else {
                 delivery.posted += 1
             }
         }
+        if unreachable { delivery.problems.append("\(delivery.pending) alert(s) left for the next run") }
         if delivery.pending > 0, delivery.problems.isEmpty {
             delivery.problems.append("the webhook took too long: \(delivery.pending) alert(s) left for the next run")
         }
@@ -102,7 +107,7 @@ public enum AlertWebhook {
                 // Retrying a refusal will not help; rate limits and server errors may pass.
                 if status != 429 && status < 500 { return problem }
             } catch {
-                problem = "the webhook could not be reached (\(Self.kind(of: error)))"
+                problem = "\(Self.unreachablePrefix) (\(Self.kind(of: error)))"
             }
         }
         return problem
