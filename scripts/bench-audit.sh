@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Audit ingest speed and size: `tally synth` SIZES events (default "1000000 10000000"), then a release `tally audit`
-# over them RUNS times (default 3) from an empty ledger, printing events/s, seconds and peak RSS; then a re-run with
-# nothing new, the ledger's bytes per event, and `tally report attribution` for the month. In the same run DuckDB does
+# over them RUNS times (default 3) from an empty ledger, printing events/s, seconds and peak RSS, and the seconds the
+# audit spent after the ingest (waste, budgets, reallocation, alerts, the list: "evaluated in"); then a re-run with
+# nothing new (which is that evaluation alone), the ledger's bytes per event, and `tally report attribution` for the month. In the same run DuckDB does
 # the same ingest-and-sum (read_json into its own file, GROUP BY team, model) as the reference; ratios are ours/DuckDB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,12 +24,13 @@ for n in $sizes; do
   sed "s#../../var/demo#$dir#g" fixtures/demo/tally.yaml > "$dir/tally.yaml"
   "$tally" synth --config "$dir/tally.yaml" --events "$n" --days 30 --seed 1 --end 2026-11-22T00:00:00Z >/dev/null
   echo "== $n events: $(du -sh "$dir/log" | cut -f1) of gzipped segments"
-  secs=(); rss=(); duck=()
+  secs=(); rss=(); duck=(); evals=()
   for i in $(seq "$runs"); do
     rm -f "$dir"/tally.sqlite*
-    /usr/bin/time -f "%e %M" -o "$dir/time" "$tally" audit --config "$dir/tally.yaml" --quiet > "$dir/summary"
+    /usr/bin/time -f "%e %M" -o "$dir/time" "$tally" audit --config "$dir/tally.yaml" --quiet > "$dir/summary" 2>/dev/null
     read -r s kb < "$dir/time"
     secs+=("$s"); rss+=("$kb")
+    evals+=("$(grep -o 'evaluated in [0-9.]*' "$dir/summary" | cut -d' ' -f3)")
     d=$(.venv/bin/python scripts/bench-audit.py "$dir/tally.yaml" "$dir/log" "$dir/duck.db" | cut -d' ' -f1)
     duck+=("$d")
     echo "run $i: tally $s s ($(python3 -c "print(int($n / $s))") events/s, peak RSS $((kb / 1024)) MB); duckdb $d s"
@@ -37,13 +39,16 @@ for n in $sizes; do
   s=$(median "${secs[@]}"); d=$(median "${duck[@]}")
   echo "median: tally $s s = $(python3 -c "print(int($n / $s))") events/s, peak RSS $(( $(median "${rss[@]}") / 1024 )) MB;" \
        "duckdb $d s = $(python3 -c "print(int($n / $d))") events/s; tally/duckdb time ratio $(python3 -c "print(f'{$s / $d:.2f}')")"
-  rerun=()
+  echo "audit excluding ingest (evaluated in, after the ingest): median $(median "${evals[@]}") s"
+  rerun=(); rerss=()
   for i in $(seq "$runs"); do
-    /usr/bin/time -f "%e" -o "$dir/time" "$tally" audit --config "$dir/tally.yaml" --quiet >/dev/null
-    rerun+=("$(cat "$dir/time")")
+    /usr/bin/time -f "%e %M" -o "$dir/time" "$tally" audit --config "$dir/tally.yaml" --quiet >/dev/null 2>&1
+    read -r s kb < "$dir/time"
+    rerun+=("$s"); rerss+=("$kb")
   done
   bytes=$(stat -c %s "$dir/tally.sqlite")
-  echo "re-run with nothing new: median $(median "${rerun[@]}") s; ledger $((bytes / 1048576)) MB = $((bytes / n)) bytes/event"
+  echo "re-run with nothing new (the whole audit but the ingest): median $(median "${rerun[@]}") s, peak RSS $(( $(median "${rerss[@]}") / 1024 )) MB;" \
+       "ledger $((bytes / 1048576)) MB = $((bytes / n)) bytes/event"
   report=()
   for i in $(seq "$runs"); do
     /usr/bin/time -f "%e" -o "$dir/time" "$tally" report attribution --config "$dir/tally.yaml" --period 2026-11 --by team,model >/dev/null

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// One call as the waste rules see it: ids are the ledger's (attribution, model), money is pico-units.
 struct WasteCall {
     var ts: Int64
@@ -59,14 +62,37 @@ struct WasteDetector {
 
     // Near duplicates: SimHash bands; each bucket holds the most recent calls whose band had that value.
     /// What a bucket scan reads (16 bytes, so a bucket of 8 is two cache lines), and the rest, read only for a match.
-    private struct NearProbe { var ts: Int64; var sim: UInt64 }
     private struct NearEntry { var ts: Int64; var sim: UInt64; var hash: Int64; var model: Int32; var team: Int32; var attr: Int32 }
     private let bandShifts: [UInt64]
     private let bandBits: UInt64
-    /// Each bucket is a ring of the `bucketSize` most recent entries: `entries[slot * bucketSize ..< (slot + 1) * bucketSize]`.
-    private var probes: [NearProbe]
-    private var entries: [NearEntry]
+    /// The calls inside the window, in time order; call number `n` is `recent[n - recentBase]`.
+    private var recent: [NearEntry] = []
+    private var recentHead = 0
+    private var recentBase: UInt32 = 1
+    /// Buckets of 8 slots, one 64-byte cache line each: a slot holds a call number (high 32 bits) and 32 other bits
+    /// of its SimHash (low 32), enough to rule out nearly every candidate without touching `recent`.
     private var nearClusters = UInt64Table(capacity: 1 << 12, placeholder: Int32(-1))
+    private let storage: BucketStorage
+    private var buckets: UnsafeMutablePointer<UInt64> { storage.slots }
+
+    /// Owns the buckets' cache-line-aligned memory. The detector is used by one thread at a time.
+    private final class BucketStorage {
+        let slots: UnsafeMutablePointer<UInt64>
+        let count: Int
+        init(count: Int) {
+            self.count = count
+            // 2 MiB aligned and advised as huge pages where the kernel allows: the buckets are read at random, and with
+            // 4 KiB pages nearly every read would also miss the TLB.
+            let bytes = (count * 8 + (2 << 20) - 1) / (2 << 20) * (2 << 20)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 2 << 20)
+            #if os(Linux)
+            _ = madvise(raw, bytes, MADV_HUGEPAGE)
+            #endif
+            slots = raw.bindMemory(to: UInt64.self, capacity: count)
+            slots.initialize(repeating: 0, count: count)
+        }
+        deinit { slots.deallocate() }
+    }
     private static let bucketSize = 8
 
     // Retry loops: per (key, prompt), the calls within `retryWithin`.
@@ -105,8 +131,7 @@ struct WasteDetector {
         bandShifts = (0..<bands).map { UInt64($0 * width) }
         bandBits = UInt64(min(width, 16))
         let slots = bands << min(width, 16)
-        probes = Array(repeating: NearProbe(ts: .min, sim: 0), count: slots * Self.bucketSize)
-        entries = Array(repeating: NearEntry(ts: .min, sim: 0, hash: 0, model: -1, team: -1, attr: -1), count: slots * Self.bucketSize)
+        storage = BucketStorage(count: slots * Self.bucketSize)
     }
 
     mutating func add(_ call: WasteCall) {
@@ -175,26 +200,35 @@ struct WasteDetector {
         let horizon = call.ts - rules.duplicateWindow
         let mask: UInt64 = (1 << bandBits) - 1
         let size = Self.bucketSize
+        // Calls that left the window leave `recent`; their call numbers then fail the `>= live` test below.
+        while recentHead < recent.count, recent[recentHead].ts < horizon { recentHead += 1 }
+        if recentHead > 65_536, recentHead * 2 > recent.count {
+            recent.removeFirst(recentHead)
+            recentBase &+= UInt32(recentHead)
+            recentHead = 0
+        }
+        let live = UInt64(recentBase &+ UInt32(recentHead))
+        let number = UInt64(recentBase &+ UInt32(recent.count))
         var match: NearEntry?
         let distance = rules.nearDistance
-        probes.withUnsafeMutableBufferPointer { probes in
-            entries.withUnsafeMutableBufferPointer { entries in
-                for band in bandShifts.indices {
-                    let base = (band << Int(bandBits) | Int((sim >> bandShifts[band]) & mask)) * size
-                    // One pass over the bucket: look for a match, and find the oldest entry, which this call replaces.
-                    var oldest = base
-                    for i in base ..< base + size {
-                        let probe = probes[i]
-                        if probe.ts < probes[oldest].ts { oldest = i }
-                        guard probe.ts >= horizon, (probe.sim ^ sim).nonzeroBitCount <= distance, match == nil || probe.ts > match!.ts else { continue }
-                        let entry = entries[i]
-                        if entry.hash != hash, entry.model == call.model, entry.team == call.team { match = entry }
-                    }
-                    probes[oldest] = NearProbe(ts: call.ts, sim: sim)
-                    entries[oldest] = NearEntry(ts: call.ts, sim: sim, hash: hash, model: call.model, team: call.team, attr: call.attr)
-                }
+        for band in bandShifts.indices {
+            let shift = bandShifts[band]
+            let bucket = buckets + (band << Int(bandBits) | Int((sim >> shift) & mask)) * size
+            // 32 bits from outside this band: differing there by more than the distance rules a candidate out.
+            let fragment = UInt32(truncatingIfNeeded: (sim >> ((shift + bandBits) & 63)) | (sim << ((64 - shift - bandBits) & 63)))
+            var oldest = 0
+            for i in 0..<size {
+                let slot = bucket[i]
+                if slot < bucket[oldest] { oldest = i }
+                guard slot >> 32 >= live, (UInt32(truncatingIfNeeded: slot) ^ fragment).nonzeroBitCount <= distance else { continue }
+                let entry = recent[Int(UInt32(slot >> 32) &- recentBase)]
+                guard (entry.sim ^ sim).nonzeroBitCount <= distance, entry.hash != hash, entry.model == call.model,
+                      entry.team == call.team, entry.ts > match?.ts ?? .min else { continue }
+                match = entry
             }
+            bucket[oldest] = number << 32 | UInt64(fragment)
         }
+        recent.append(NearEntry(ts: call.ts, sim: sim, hash: hash, model: call.model, team: call.team, attr: call.attr))
         guard let match, counts else { return }
         let earlier = Self.promptKey(match.hash, call.model, call.team)
         let this = Self.promptKey(hash, call.model, call.team)

@@ -242,7 +242,11 @@ public enum WasteScan {
         var first: WasteCall? { head < items.count ? items[head] : nil }
 
         mutating func push(_ call: WasteCall) {
-            var position = items.count
+            guard let last = items.last, last.ts > call.ts, items.count > head else {
+                items.append(call)
+                return
+            }
+            var position = items.count - 1
             while position > head, items[position - 1].ts > call.ts { position -= 1 }
             items.insert(call, at: position)
         }
@@ -260,7 +264,8 @@ public enum WasteScan {
 
     /// The ledger's attributions and model names, numbered for the detector.
     private struct Names {
-        var owners: [Int: (key: Int32, team: Int32)] = [:]
+        /// By attribution id (small, dense): the key's and the team's numbers.
+        var owners: [(key: Int32, team: Int32)] = []
         var keyNames: [String] = []
         var teamNames: [String] = []
         var attrKey: [Int32: String] = [:]
@@ -274,6 +279,7 @@ public enum WasteScan {
                 let id: Int = row[0], key: String = row[1], user: String = row[2], team: String = row[3]
                 let k = keyIndex[key] ?? { keyIndex[key] = Int32(keyNames.count); keyNames.append(key); return Int32(keyNames.count - 1) }()
                 let t = teamIndex[team] ?? { teamIndex[team] = Int32(teamNames.count); teamNames.append(team); return Int32(teamNames.count - 1) }()
+                if id >= owners.count { owners += Array(repeating: (-1, -1), count: id + 1 - owners.count) }
                 owners[id] = (k, t)
                 attrKey[Int32(id)] = key
                 attrUser[Int32(id)] = user
@@ -283,7 +289,7 @@ public enum WasteScan {
             }
         }
 
-        func owner(_ attr: Int) -> (key: Int32, team: Int32) { owners[attr] ?? (-1, -1) }
+        func owner(_ attr: Int) -> (key: Int32, team: Int32) { attr >= 0 && attr < owners.count ? owners[attr] : (-1, -1) }
 
         func findings(_ detector: WasteDetector, rules: WasteRules, currency: String) -> [WasteFinding] {
             // Most costly first within each kind; ties in time order then by hash, so a diff of two runs means a change.
