@@ -36,5 +36,8 @@ echo
 "$tally" report attribution --config "$config" --from "$from" --to "$to" --by team,model
 "$tally" report attribution --config "$config" --from "$from" --to "$to" --by org,project --format csv > var/demo/attribution.csv
 echo
+"$tally" realloc list --config "$config"
+"$tally" verify --config "$config"
+echo
 echo "demo: logs in var/demo/log, ledger in var/demo/tally.sqlite, CSV in var/demo/attribution.csv"
 echo "demo: try  $tally report attribution --config $config --period $(date -u +%Y-%m) --by user,day --format json"

@@ -33,13 +33,22 @@ public enum Alerts {
         let perKeyDay = try BudgetEvaluation.spendByKeyAndDay(ledger: ledger, from: earliest, today: today, asOf: asOf, calendar: &calendar)
         let owners = Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, Attribution.resolving(key: $0.id, config: config)) })
 
-        var alerts: [Alert] = []
+        // Each new crossing: the day it happened, from daily sums; then the call, from that day's events in time
+        // order. Crossings on the same day share one pass over that day's events.
+        struct Pending {
+            var status: BudgetStatus
+            var threshold: Ratio
+            var running: Money
+            var found: (at: Int64, spend: Money)?
+        }
+        var byDay: [Int: [Pending]] = [:]
+        var keysOf: [String: Set<String>] = [:]
         for status in crossed {
             let keys = owners.values.filter { BudgetEvaluation.counts($0, toward: status.scope, status.id) }.map(\.key)
+            keysOf[status.subject] = Set(keys)
             for threshold in thresholds where reached(status.spend, threshold, status.limit) {
                 let signature = "\(status.scope.rawValue)/\(status.id)/\(status.budget.period.rawValue)/\(status.periodLabel)/\(threshold)"
                 guard !recorded.contains(signature) else { continue }
-                // The day it was crossed, from daily sums; then the call, from that day's events in time order.
                 var before = Money.zero
                 var crossingDay = min(status.lastDay, today)
                 for day in status.firstDay...min(status.lastDay, today) {
@@ -50,28 +59,61 @@ public enum Alerts {
                     }
                     before += dayTotal
                 }
-                let dayStart = calendar.start(ofDay: crossingDay)
-                let dayEnd = min(calendar.start(ofDay: crossingDay + 1) - 1, asOf)
-                let (at, spend) = try ledger.access { db -> (Int64, Money) in
-                    var running = before
-                    let rows = try Row.fetchCursor(db, sql: """
-                        SELECT e.ts, e.cost FROM events e JOIN attributions a ON a.id = e.attr
-                        WHERE e.ts BETWEEN ? AND ? AND e.cost IS NOT NULL AND a.key IN (\(keys.map { _ in "?" }.joined(separator: ",")))
-                        ORDER BY e.ts
-                        """, arguments: StatementArguments([dayStart, dayEnd] + keys.map { $0 as any DatabaseValueConvertible }))
-                    while let row = try rows.next() {
-                        running += Money(picos: Int128(row[1] as Int64))
-                        if reached(running, threshold, status.limit) { return (row[0], running) }
+                byDay[crossingDay, default: []].append(Pending(status: status, threshold: threshold, running: before))
+            }
+        }
+        var alerts: [Alert] = []
+        for (day, var pending) in byDay.sorted(by: { $0.key < $1.key }) {
+            let dayStart = calendar.start(ofDay: day)
+            let dayEnd = min(calendar.start(ofDay: day + 1) - 1, asOf)
+            var waiting: [String: [Int]] = [:]
+            for (index, item) in pending.enumerated() {
+                for key in keysOf[item.status.subject] ?? [] { waiting[key, default: []].append(index) }
+            }
+            // The day's priced calls in time order: a range of the key (ids are UUIDv7, so key order is time order give or
+            // take `EventOrder.slack`) plus the calls whose id does not give their time, sorted here.
+            let calls = try ledger.access { db -> [(ts: Int64, cost: Int64, attr: Int64)] in
+                var calls: [(ts: Int64, cost: Int64, attr: Int64)] = []
+                let ranged = try Row.fetchCursor(db, sql: """
+                    SELECT ts, cost, attr FROM events WHERE id >= ? AND id < ? AND ts BETWEEN ? AND ? AND cost IS NOT NULL
+                    """, arguments: [EventOrder.lowestKey(at: dayStart - EventOrder.slack), EventOrder.lowestKey(at: dayEnd + EventOrder.slack + 1),
+                                     dayStart, dayEnd])
+                while let row = try ranged.next() { calls.append((row[0], row[1], row[2])) }
+                let unordered = try Row.fetchCursor(db, sql: """
+                    -- Text ids sort before every blob, so they are all outside the range above.
+                    SELECT e.ts, e.cost, e.attr FROM events_unordered u JOIN events e ON e.id = u.id
+                    WHERE u.ts BETWEEN ? AND ? AND e.cost IS NOT NULL AND (e.id < ? OR e.id >= ?)
+                    """, arguments: [dayStart, dayEnd, EventOrder.lowestKey(at: dayStart - EventOrder.slack),
+                                     EventOrder.lowestKey(at: dayEnd + EventOrder.slack + 1)])
+                while let row = try unordered.next() { calls.append((row[0], row[1], row[2])) }
+                calls.sort { $0.ts < $1.ts }
+                return calls
+            }
+            let attrKeys = try ledger.access { db in
+                Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, key FROM attributions").map { ($0[0] as Int64, $0[1] as String) })
+            }
+            var open = pending.count
+            for call in calls where open > 0 {
+                guard let key = attrKeys[call.attr], let indices = waiting[key] else { continue }
+                let cost = Money(picos: Int128(call.cost))
+                for index in indices where pending[index].found == nil {
+                    pending[index].running += cost
+                    if reached(pending[index].running, pending[index].threshold, pending[index].status.limit) {
+                        pending[index].found = (call.ts, pending[index].running)
+                        open -= 1
                     }
-                    return (dayEnd, running)
                 }
+            }
+            for item in pending {
+                let (at, spend) = item.found ?? (dayEnd, item.running)
+                let status = item.status
                 let alert = Alert(scope: status.scope, id: status.id, period: status.budget.period, periodLabel: status.periodLabel,
-                                  threshold: threshold, crossedAt: at, spend: spend, limit: status.limit)
+                                  threshold: item.threshold, crossedAt: at, spend: spend, limit: status.limit)
                 try ledger.access { db in
                     try db.execute(sql: """
                         INSERT OR IGNORE INTO alerts (scope, scope_id, period, period_label, threshold, crossed_at, spend, budget_limit, recorded_at)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [alert.scope.rawValue, alert.id, alert.period.rawValue, alert.periodLabel, threshold.description,
+                        """, arguments: [alert.scope.rawValue, alert.id, alert.period.rawValue, alert.periodLabel, item.threshold.description,
                                          alert.crossedAt, Int64(clamping: alert.spend.picos), Int64(clamping: alert.limit.picos), Timestamp.now()])
                 }
                 alerts.append(alert)

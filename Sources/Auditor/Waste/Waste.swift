@@ -68,15 +68,21 @@ public struct WasteFinding: Sendable, Equatable {
 /// The waste found in one period.
 public struct WasteResult: Sendable {
     public var periodLabel: String
+    /// Every retry loop and runaway episode, and the costliest `WasteResult.kept` clusters of each duplicate kind, in
+    /// the ledger's order; the ledger's `waste` table holds every cluster (`WasteScan.stored`).
     public var findings: [WasteFinding]
     /// Calls examined (those in the period that reached a provider).
     public var calls: Int
-
+    /// Findings and their cost per kind, all of them.
+    public var counts: [WasteKind: Int] = [:]
+    public var costs: [WasteKind: Money] = [:]
     /// The cost counted as waste.
-    public var total: Money { findings.filter(\.countsAsWaste).reduce(.zero) { $0 + $1.cost } }
+    public var total = Money.zero
 
-    public func count(_ kind: WasteKind) -> Int { findings.count { $0.kind == kind } }
-    public func cost(_ kind: WasteKind) -> Money { findings.filter { $0.kind == kind }.reduce(.zero) { $0 + $1.cost } }
+    public static let kept = 100
+
+    public func count(_ kind: WasteKind) -> Int { counts[kind] ?? 0 }
+    public func cost(_ kind: WasteKind) -> Money { costs[kind] ?? .zero }
 }
 
 /// The thresholds of `audit:` that the scan applies.

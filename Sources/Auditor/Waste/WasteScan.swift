@@ -66,9 +66,17 @@ public enum WasteScan {
         }
         pipeline.send(batch)
         let detector = pipeline.finish()
-        let result = WasteResult(periodLabel: label, findings: names.findings(detector, rules: rules, currency: config.currency),
-                                 calls: detector.callsInPeriod)
-        try store(result, ledger: ledger)
+        // Findings are made one at a time on their way into the ledger; only the few a run prints are kept.
+        var result = WasteResult(periodLabel: label, findings: [], calls: detector.callsInPeriod)
+        try store(label: label, ledger: ledger) { insert in
+            try names.forEachFinding(detector, rules: rules, currency: config.currency) { finding, rank in
+                try insert(finding)
+                result.counts[finding.kind, default: 0] += 1
+                result.costs[finding.kind, default: .zero] += finding.cost
+                if finding.countsAsWaste { result.total += finding.cost }
+                if finding.kind == .retryLoop || finding.kind == .runaway || rank < WasteResult.kept { result.findings.append(finding) }
+            }
+        }
         return result
     }
 
@@ -138,10 +146,11 @@ public enum WasteScan {
         return try stored(ledger: ledger, label: label).filter { $0.kind == .runaway }
     }
 
-    static func store(_ result: WasteResult, ledger: Ledger) throws(AuditError) {
+    /// Replaces the period's findings with those `produce` hands to its `insert`, in one transaction.
+    static func store(label: String, ledger: Ledger, _ produce: (_ insert: (WasteFinding) throws -> Void) throws -> Void) throws(AuditError) {
         try ledger.access { db in
             try db.inTransaction {
-                try db.execute(sql: "DELETE FROM waste WHERE period = ?", arguments: [result.periodLabel])
+                try db.execute(sql: "DELETE FROM waste WHERE period = ?", arguments: [label])
                 let insert = try db.cachedStatement(sql: """
                     INSERT INTO waste (period, kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost,
                                        counts_as_waste, detail)
@@ -150,9 +159,9 @@ public enum WasteScan {
                 func text(_ column: Int32, _ value: String) {
                     _ = value.withCString { sqlite3_bind_text(insert, column, $0, -1, SQLITE_TRANSIENT_VALUE) }
                 }
-                for f in result.findings {
+                try produce { f in
                     sqlite3_reset(insert)
-                    text(1, result.periodLabel)
+                    text(1, label)
                     text(2, f.kind.rawValue)
                     text(3, f.subject)
                     text(4, f.model)
@@ -291,22 +300,19 @@ public enum WasteScan {
 
         func owner(_ attr: Int) -> (key: Int32, team: Int32) { attr >= 0 && attr < owners.count ? owners[attr] : (-1, -1) }
 
-        func findings(_ detector: WasteDetector, rules: WasteRules, currency: String) -> [WasteFinding] {
-            // Most costly first within each kind; ties in time order then by hash, so a diff of two runs means a change.
-            // The order is worked out on plain numbers before any finding (with its strings) is made.
+        /// Each finding with its rank within its kind: most costly first; ties in time order then by hash, so a diff of
+        /// two runs means a change. The order is worked out on plain numbers before any finding (with its strings) is made.
+        func forEachFinding(_ detector: WasteDetector, rules: WasteRules, currency: String, _ body: (WasteFinding, Int) throws -> Void) rethrows {
             let groups: [(WasteKind, [WasteDetector.Cluster])] = [
                 (.exactDuplicate, detector.exact), (.nearDuplicate, detector.near), (.retryLoop, detector.loops), (.runaway, detector.runaways),
             ]
-            var result: [WasteFinding] = []
-            result.reserveCapacity(groups.reduce(0) { $0 + $1.1.count })
             for (kind, clusters) in groups {
                 let order = clusters.indices.sorted { i, j in
                     let a = clusters[i], b = clusters[j]
                     return (b.cost, a.first, a.hash, a.key) < (a.cost, b.first, b.hash, b.key)
                 }
-                for index in order { result.append(finding(clusters[index], kind, rules: rules, currency: currency)) }
+                for (rank, index) in order.enumerated() { try body(finding(clusters[index], kind, rules: rules, currency: currency), rank) }
             }
-            return result
         }
 
         private func finding(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String) -> WasteFinding {
