@@ -41,6 +41,16 @@ struct WasteDetector {
         var peakSpend: Int128 = 0
 
         mutating func add(attr: Int32) { if !attrs.contains(attr) { attrs.append(attr) } }
+
+        /// A call that repeats the cluster's prompt: counted, and its cost is the cluster's.
+        mutating func addRepeat(_ call: WasteCall) {
+            calls += 1
+            repeats += 1
+            cost += call.cost
+            if call.failed { errors += 1 }
+            last = call.ts
+            add(attr: call.attr)
+        }
     }
 
     private(set) var exact: [Cluster] = []
@@ -165,13 +175,7 @@ struct WasteDetector {
                 cluster.add(attr: prompts[position].opener)
                 exact.append(cluster)
             }
-            let index = Int(prompts[position].cluster)
-            exact[index].calls += 1
-            exact[index].repeats += 1
-            exact[index].cost += call.cost
-            if call.failed { exact[index].errors += 1 }
-            exact[index].last = call.ts
-            exact[index].add(attr: call.attr)
+            exact[Int(prompts[position].cluster)].addRepeat(call)
             return true
         }
         // Not a repeat: a successful call opens a new window (a cache would have answered repeats from it).
@@ -242,13 +246,7 @@ struct WasteDetector {
         }
         nearClusters[nearClusters.findOrInsert(earlier, index)] = index
         nearClusters[nearClusters.findOrInsert(this, index)] = index
-        let i = Int(index)
-        near[i].calls += 1
-        near[i].repeats += 1
-        near[i].cost += call.cost
-        if call.failed { near[i].errors += 1 }
-        near[i].last = call.ts
-        near[i].add(attr: call.attr)
+        near[Int(index)].addRepeat(call)
     }
 
     // MARK: Retry loops
