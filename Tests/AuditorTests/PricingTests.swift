@@ -60,6 +60,7 @@ struct PricingTests {
     @Test func configBeatsLiteLLMBeatsBuiltinAndNamesMatchInOrder() throws {
         let folder = NSTemporaryDirectory() + "tally-prices-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let file = folder + "/model_prices_and_context_window.json"
         try """
         {"sample_spec": {"input_cost_per_token": 0, "mode": "chat"},

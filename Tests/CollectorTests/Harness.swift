@@ -95,6 +95,7 @@ struct Harness: Sendable {
             try await group.next()
             group.cancelAll()
         }
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         return try events(in: folder + "/log")
     }
 

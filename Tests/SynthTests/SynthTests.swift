@@ -35,6 +35,7 @@ struct SynthTests {
         let config = try Self.demoConfig
         func digest(seed: UInt64) async throws -> [String: Data] {
             let out = try temporary()
+            defer { try? FileManager.default.removeItem(atPath: out) }
             _ = try await Synth.run(config: config, options: SynthOptions(events: 3000, days: 7, seed: seed, outDirectory: out, end: Self.end))
             var files: [String: Data] = [:]
             for segment in try LogDirectory.segments(root: out) {
@@ -52,6 +53,7 @@ struct SynthTests {
     @Test func writesExactlyTheRequestedEventsWithThePlantedPatterns() async throws {
         let config = try Self.demoConfig
         let out = try temporary()
+        defer { try? FileManager.default.removeItem(atPath: out) }
         let summary = try await Synth.run(config: config, options: SynthOptions(events: 20_000, days: 30, seed: 1, outDirectory: out, end: Self.end))
         let all = try events(in: out)
         #expect(all.count == 20_000 && summary.events == 20_000)

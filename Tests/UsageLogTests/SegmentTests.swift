@@ -25,6 +25,7 @@ struct SegmentTests {
 
     @Test func rotatesBySizeAndGzipsEveryClosedSegment() throws {
         let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         var options = SegmentWriterOptions()
         options.maxBytes = 8 * 1024
         let writer = try SegmentWriter(logDirectory: root, collector: "c1", options: options)
@@ -52,6 +53,7 @@ struct SegmentTests {
 
     @Test func namesFollowTheFormatAndSort() throws {
         let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         var options = SegmentWriterOptions()
         options.maxAgeMilliseconds = 60_000
         let writer = try SegmentWriter(logDirectory: root, collector: "c9", options: options)
@@ -64,6 +66,7 @@ struct SegmentTests {
 
     @Test func openSegmentsAreReadableWhileBeingWritten() throws {
         let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let writer = try SegmentWriter(logDirectory: root, collector: "c1")
         for n in 0..<3 { try writer.append(event(n, at: Self.t0), now: Self.t0) }
         try writer.commit(now: Self.t0)
@@ -74,6 +77,7 @@ struct SegmentTests {
 
     @Test func aCutShortLastLineIsSkippedAndCounted() throws {
         let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let folder = root + "/c1"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let complete = event(1, at: Self.t0).jsonLine + event(2, at: Self.t0).jsonLine
@@ -92,6 +96,7 @@ struct SegmentTests {
 
     @Test func aTruncatedGzipFileGivesItsCompleteLinesAndSaysItIsDamaged() throws {
         let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         var options = SegmentWriterOptions()
         options.gzipLevel = 1
         let writer = try SegmentWriter(logDirectory: root, collector: "c1", options: options)
@@ -118,6 +123,7 @@ struct SegmentTests {
 
     @Test func corruptOrEmptyGzipIsReportedNotThrown() throws {
         let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let garbage = root + "/x.jsonl.gz"
         try Data("this is not gzip at all\n".utf8).write(to: URL(fileURLWithPath: garbage))
         #expect(try SegmentReader.read(path: garbage) { _, _ in }.damage != nil)
@@ -128,6 +134,7 @@ struct SegmentTests {
 
     @Test func concatenatedGzipMembersAreOneSegment() throws {
         let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let a = root + "/a.jsonl", b = root + "/b.jsonl"
         try event(1, at: Self.t0).jsonLine.write(toFile: a, atomically: false, encoding: .utf8)
         try event(2, at: Self.t0).jsonLine.write(toFile: b, atomically: false, encoding: .utf8)
@@ -144,6 +151,7 @@ struct SegmentTests {
 
     @Test func aNewWriterFinishesWhatACrashLeftBehind() throws {
         let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let folder = root + "/c1"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         // A crash mid-segment: plain file with a torn last line.
@@ -168,6 +176,7 @@ struct SegmentTests {
 
     @Test func oneWriterPerCollectorFolder() throws {
         let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let first = try SegmentWriter(logDirectory: root, collector: "c1")
         let error = #expect(throws: LogIOError.self) { _ = try SegmentWriter(logDirectory: root, collector: "c1") }
         #expect(error?.code == .locked)
@@ -177,6 +186,7 @@ struct SegmentTests {
 
     @Test func readersIgnoreWhatIsNotASegment() throws {
         let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let folder = root + "/c1"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for name in ["notes.txt", "20261122T100000Z-000001.jsonl.gz.tmp", "x.jsonl", "20261122T100000Z-.jsonl", ".writer.lock"] {
