@@ -36,33 +36,28 @@ public enum Audit {
     }
 
     public static func run(config: Config, options: Options, progress: (IngestProgress) -> Void = { _ in }) async throws(AuditError) -> Outcome {
-        let ledgerPath = config.resolve(config.audit.db)
         let prices: PriceBook
         do { prices = try PriceBook(config: config) } catch {
             throw AuditError(.config, "pricing.litellm_file: \(error.message)", cause: error)
         }
-        try Ledger.makeFolder(for: ledgerPath)
-        let lock = try AuditLock(ledgerPath: ledgerPath)
+        let (lock, ledger) = try Ledger.openLocked(config)
         defer { lock.release() }
-        let ledger = try Ledger(path: ledgerPath)
         let ingestOptions = Ingest.Options(includeOpen: options.includeOpen, asOf: options.asOf)
         let ingest = try await Ingest.run(ledger: ledger, config: config, prices: prices, options: ingestOptions, progress: progress)
         let evaluationStart = ContinuousClock.now
         let waste = try currentWaste(ledger: ledger, config: config, asOf: options.asOf)
         let enforcement = try Enforcement.run(ledger: ledger, config: config, asOf: options.asOf, waste: waste)
-        let alerts = try Alerts.record(ledger: ledger, config: config, statuses: enforcement.statuses, asOf: options.asOf)
-        let elapsed = (ContinuousClock.now - evaluationStart).components
+        let alerts = try Alerts.record(ledger: ledger, config: config, enforcement: enforcement, asOf: options.asOf)
+        let evaluationSeconds = (ContinuousClock.now - evaluationStart).seconds
         let webhook = try await AlertWebhook.deliver(ledger: ledger, config: config, environment: options.environment, currency: config.currency,
                                                      limits: options.webhookLimits)
         return Outcome(ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste, webhook: webhook,
-                       evaluationSeconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18, ledgerPath: ledgerPath)
+                       evaluationSeconds: evaluationSeconds, ledgerPath: ledger.path)
     }
 
     /// Waste in the calendar month (in `audit.timezone`) that holds `asOf`, up to `asOf`.
     static func currentWaste(ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> WasteResult {
-        guard var calendar = LocalCalendar(identifier: config.audit.timezone) else {
-            throw AuditError(.config, "'\(config.audit.timezone)' is not an IANA timezone (audit.timezone)")
-        }
+        var calendar = try LocalCalendar.audit(config)
         let month = Period.month(containing: calendar.day(of: asOf))
         return try WasteScan.run(ledger: ledger, config: config, from: calendar.start(ofDay: month.firstDay), to: asOf, label: month.label)
     }

@@ -28,8 +28,7 @@ func runReportingFailures(_ body: () async throws -> Void) async throws {
         throw error
     } catch let error as ConfigError {
         printError(error.description)
-        let count = error.diagnostics.count
-        printError("tally: the config has \(count) problem\(count == 1 ? "" : "s"); nothing was done")
+        printError("tally: the config has \(counted(error.diagnostics.count, "problem")); nothing was done")
         throw ExitCode(ExitStatus.config)
     } catch let error as LogIOError {
         printError("tally: \(error.message)")
@@ -58,6 +57,9 @@ func exitStatus(_ code: AuditError.Code) -> Int32 {
     default: ExitStatus.ioError
     }
 }
+
+/// `1 key`, `3 keys`: a count and its noun, plural when it is not one.
+func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
 
 /// Loads a config with every check the CLI can make, including PCRE2 compilation of redaction patterns.
 func loadConfig(_ path: String) throws(ConfigError) -> Config {

@@ -1,4 +1,5 @@
 import Foundation
+import TallyConfig
 import UsageLog
 
 /// Local days in the audit's timezone: which day a call fell on, and when a day starts.
@@ -15,6 +16,14 @@ public struct LocalCalendar: Sendable {
     public init?(identifier: String) {
         guard let zone = TimeZone(identifier: identifier) else { return nil }
         timezone = zone
+    }
+
+    /// The calendar of `audit.timezone`; a config error when the name is not an IANA zone.
+    public static func audit(_ config: Config) throws(AuditError) -> LocalCalendar {
+        guard let calendar = LocalCalendar(identifier: config.audit.timezone) else {
+            throw AuditError(.config, "'\(config.audit.timezone)' is not an IANA timezone (audit.timezone)")
+        }
+        return calendar
     }
 
     /// The zone's offset from UTC at `milliseconds`, in milliseconds.

@@ -98,8 +98,7 @@ public enum AlertWebhook {
         for attempt in 1...max(1, limits.attempts) {
             if attempt > 1 { try? await Task.sleep(for: limits.backoff * (1 << (attempt - 2))) }
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(limits.timeout.components.seconds * 1000
-                    + limits.timeout.components.attoseconds / 1_000_000_000_000_000)))
+                let response = try await HTTPClient.shared.execute(request, timeout: TimeAmount(limits.timeout))
                 _ = try? await response.body.collect(upTo: 64 * 1024)
                 let status = Int(response.status.code)
                 if (200..<300).contains(status) { return nil }

@@ -18,20 +18,17 @@ public struct Alert: Sendable, Equatable {
 
 /// Records each threshold crossing once per budget and period (`alerts` in the ledger) and returns the new ones.
 public enum Alerts {
-    public static func record(ledger: Ledger, config: Config, statuses: [BudgetStatus], asOf: Int64) throws(AuditError) -> [Alert] {
-        guard var calendar = LocalCalendar(identifier: config.audit.timezone) else {
-            throw AuditError(.config, "'\(config.audit.timezone)' is not an IANA timezone (audit.timezone)")
-        }
+    public static func record(ledger: Ledger, config: Config, enforcement: EnforcementResult, asOf: Int64) throws(AuditError) -> [Alert] {
+        var calendar = try LocalCalendar.audit(config)
         let thresholds = config.audit.alertThresholds.sorted()
-        let crossed = statuses.filter { status in thresholds.contains { reached(status.spend, $0, status.limit) } }
+        let crossed = enforcement.statuses.filter { status in thresholds.contains { reached(status.spend, $0, status.limit) } }
         guard !crossed.isEmpty else { return [] }
         let today = calendar.day(of: asOf)
         let recorded = try ledger.access { db in
             try Set(String.fetchAll(db, sql: "SELECT scope || '/' || scope_id || '/' || period || '/' || period_label || '/' || threshold FROM alerts"))
         }
-        let earliest = crossed.map(\.firstDay).min()!
-        let perKeyDay = try BudgetEvaluation.spendByKeyAndDay(ledger: ledger, from: earliest, today: today, asOf: asOf, calendar: &calendar)
-        let owners = Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, Attribution.resolving(key: $0.id, config: config)) })
+        let perKeyDay = enforcement.spendByKeyAndDay
+        let owners = Attribution.owners(config)
 
         // Each new crossing: the day it happened, from daily sums; then the call, from that day's events in time
         // order. Crossings on the same day share one pass over that day's events.
@@ -62,6 +59,9 @@ public enum Alerts {
                 byDay[crossingDay, default: []].append(Pending(status: status, threshold: threshold, running: before))
             }
         }
+        let attrKeys = try ledger.access { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, key FROM attributions").map { ($0[0] as Int64, $0[1] as String) })
+        }
         var alerts: [Alert] = []
         for (day, var pending) in byDay.sorted(by: { $0.key < $1.key }) {
             let dayStart = calendar.start(ofDay: day)
@@ -72,25 +72,21 @@ public enum Alerts {
             }
             // The day's priced calls in time order: a range of the key (ids are UUIDv7, so key order is time order give or
             // take `EventOrder.slack`) plus the calls whose id does not give their time, sorted here.
+            let (low, high) = EventOrder.keyRange(from: dayStart, to: dayEnd)
             let calls = try ledger.access { db -> [(ts: Int64, cost: Int64, attr: Int64)] in
                 var calls: [(ts: Int64, cost: Int64, attr: Int64)] = []
                 let ranged = try Row.fetchCursor(db, sql: """
                     SELECT ts, cost, attr FROM events WHERE id >= ? AND id < ? AND ts BETWEEN ? AND ? AND cost IS NOT NULL
-                    """, arguments: [EventOrder.lowestKey(at: dayStart - EventOrder.slack), EventOrder.lowestKey(at: dayEnd + EventOrder.slack + 1),
-                                     dayStart, dayEnd])
+                    """, arguments: [low, high, dayStart, dayEnd])
                 while let row = try ranged.next() { calls.append((row[0], row[1], row[2])) }
                 let unordered = try Row.fetchCursor(db, sql: """
                     -- Text ids sort before every blob, so they are all outside the range above.
                     SELECT e.ts, e.cost, e.attr FROM events_unordered u JOIN events e ON e.id = u.id
                     WHERE u.ts BETWEEN ? AND ? AND e.cost IS NOT NULL AND (e.id < ? OR e.id >= ?)
-                    """, arguments: [dayStart, dayEnd, EventOrder.lowestKey(at: dayStart - EventOrder.slack),
-                                     EventOrder.lowestKey(at: dayEnd + EventOrder.slack + 1)])
+                    """, arguments: [dayStart, dayEnd, low, high])
                 while let row = try unordered.next() { calls.append((row[0], row[1], row[2])) }
                 calls.sort { $0.ts < $1.ts }
                 return calls
-            }
-            let attrKeys = try ledger.access { db in
-                Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, key FROM attributions").map { ($0[0] as Int64, $0[1] as String) })
             }
             var open = pending.count
             for call in calls where open > 0 {

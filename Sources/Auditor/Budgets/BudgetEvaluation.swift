@@ -51,17 +51,18 @@ public struct BudgetStatus: Sendable, Equatable {
 /// Whole days before today come from `rollup_daily`; today comes from `events` up to the audit's clock, so a replay
 /// with `--as-of` sees exactly what had happened by then.
 public enum BudgetEvaluation {
-    public static func statuses(ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> [BudgetStatus] {
-        guard var calendar = LocalCalendar(identifier: config.audit.timezone) else {
-            throw AuditError(.config, "'\(config.audit.timezone)' is not an IANA timezone (audit.timezone)")
-        }
+    /// Every budget's status, and the spend per key and local day they were summed from (from the start of the
+    /// earliest current period to today), which the alerts reuse.
+    static func statuses(ledger: Ledger, config: Config, asOf: Int64) throws(AuditError)
+        -> (statuses: [BudgetStatus], spendByKeyAndDay: [String: [Int: Money]]) {
+        var calendar = try LocalCalendar.audit(config)
         let today = calendar.day(of: asOf)
         var budgets: [(BudgetScope, String, Budget)] = []
         for org in config.orgs { if let b = org.budget { budgets.append((.org, org.id, b)) } }
         for team in config.teams { if let b = team.budget { budgets.append((.team, team.id, b)) } }
         for user in config.users { if let b = user.budget { budgets.append((.user, user.id, b)) } }
         for key in config.keys { if let b = key.budget { budgets.append((.key, key.id, b)) } }
-        guard !budgets.isEmpty else { return [] }
+        guard !budgets.isEmpty else { return ([], [:]) }
 
         let periods = Dictionary(uniqueKeysWithValues: BudgetPeriod.allCases.map { ($0, Self.period($0, containing: today)) })
         let earliest = periods.values.map(\.firstDay).min()!
@@ -69,8 +70,8 @@ public enum BudgetEvaluation {
         let perKeyDay = try spendByKeyAndDay(ledger: ledger, from: earliest, today: today, asOf: asOf, calendar: &calendar)
 
         // Owners of each key under the current config.
-        let owners = Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, Attribution.resolving(key: $0.id, config: config)) })
-        return budgets.map { scope, id, budget in
+        let owners = Attribution.owners(config)
+        let statuses = budgets.map { scope, id, budget in
             let period = periods[budget.period]!
             var spend = Money.zero
             for (key, days) in perKeyDay {
@@ -81,6 +82,7 @@ public enum BudgetEvaluation {
                                 periodLabel: period.label, periodStart: calendar.start(ofDay: period.firstDay),
                                 periodEnd: calendar.start(ofDay: period.lastDay + 1), spend: spend)
         }
+        return (statuses, perKeyDay)
     }
 
     /// Whether spend of a key with these owners counts toward the budget of `scope` `id`.
@@ -104,7 +106,7 @@ public enum BudgetEvaluation {
         }
     }
 
-    static func spendByKeyAndDay(ledger: Ledger, from first: Int, today: Int, asOf: Int64,
+    private static func spendByKeyAndDay(ledger: Ledger, from first: Int, today: Int, asOf: Int64,
                                          calendar: inout LocalCalendar) throws(AuditError) -> [String: [Int: Money]] {
         let todayStart = calendar.start(ofDay: today)
         return try ledger.access { db in

@@ -15,6 +15,8 @@ public struct EnforcementResult: Sendable {
     /// Whether the file was rewritten (it is left alone when nothing changed).
     public var rewritten: Bool
     public var path: String
+    /// What the statuses were summed from, for `Alerts`.
+    var spendByKeyAndDay: [String: [Int: Money]]
 }
 
 /// Turns budget breaches and expiries into the revocation list the collector enforces (`docs/revocations.md`).
@@ -24,7 +26,7 @@ public struct EnforcementResult: Sendable {
 /// not know) that another tool or a person put in the file are kept as they are.
 public enum Enforcement {
     public static func run(ledger: Ledger, config: Config, asOf: Int64, waste: WasteResult? = nil) throws(AuditError) -> EnforcementResult {
-        var statuses = try BudgetEvaluation.statuses(ledger: ledger, config: config, asOf: asOf)
+        var (statuses, spendByKeyAndDay) = try BudgetEvaluation.statuses(ledger: ledger, config: config, asOf: asOf)
         let reallocation = try Reallocation.apply(to: &statuses, ledger: ledger, config: config, asOf: asOf)
         try journalBudgets(config, ledger: ledger, asOf: asOf)
         let path = config.resolve(config.collector.revocations)
@@ -41,7 +43,7 @@ public enum Enforcement {
         }
         var overrides: [(key: String, status: BudgetStatus)] = []
         var runawayOverrides: [WasteFinding] = []
-        let owners = Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, Attribution.resolving(key: $0.id, config: config)) })
+        let owners = Attribution.owners(config)
         for status in statuses where status.isBreached {
             for key in config.keys {
                 guard let owner = owners[key.id], BudgetEvaluation.counts(owner, toward: status.scope, status.id), status.budget.hard else { continue }
@@ -96,7 +98,7 @@ public enum Enforcement {
             }
         }
         return EnforcementResult(statuses: statuses, list: list, overrides: overrides, runawayOverrides: runawayOverrides,
-                                 reallocation: reallocation, rewritten: rewritten, path: path)
+                                 reallocation: reallocation, rewritten: rewritten, path: path, spendByKeyAndDay: spendByKeyAndDay)
     }
 
     /// A journal row for each budget the config sets, changes or drops since the journal last saw it.

@@ -41,11 +41,8 @@ public enum KeyDecisions {
         guard config.keys.contains(where: { $0.id == decision.key }) else {
             throw AuditError(.usage, "the config has no key '\(decision.key)': only keys listed under `keys:` can be revoked or restored")
         }
-        let ledgerPath = config.resolve(config.audit.db)
-        try Ledger.makeFolder(for: ledgerPath)
-        let lock = try AuditLock(ledgerPath: ledgerPath, purpose: "tally keys \(decision.action.rawValue)")
+        let (lock, ledger) = try Ledger.openLocked(config, purpose: "tally keys \(decision.action.rawValue)")
         defer { lock.release() }
-        let ledger = try Ledger(path: ledgerPath)
         try ledger.access { db in
             try db.inTransaction {
                 try db.execute(sql: "INSERT INTO key_decisions (key, action, reason, until, at, by) VALUES (?, ?, ?, ?, ?, ?)",

@@ -186,7 +186,8 @@ public enum Reallocation {
 
     // MARK: Ledger
 
-    static func approvals(ledger: Ledger) throws(AuditError) -> [ReallocationApproval] {
+    /// Every approval, oldest first.
+    public static func approvals(ledger: Ledger) throws(AuditError) -> [ReallocationApproval] {
         try ledger.access { db in
             try Row.fetchAll(db, sql: """
                 SELECT proposal, period, team, from_user, to_user, amount, approved_by, approved_at FROM realloc_approvals ORDER BY id
@@ -217,8 +218,6 @@ public enum Reallocation {
         }
     }
 
-    public static func approvalsForReport(ledger: Ledger) throws(AuditError) -> [ReallocationApproval] { try approvals(ledger: ledger) }
-
     /// Records an approval (and its journal row) at the amount proposed.
     static func approve(_ proposal: ReallocationProposal, by: String, at: Int64, ledger: Ledger) throws(AuditError) -> ReallocationApproval {
         let approval = ReallocationApproval(proposal: proposal.id, periodLabel: proposal.periodLabel, team: proposal.team, from: proposal.from,
@@ -244,17 +243,17 @@ public enum Reallocation {
         let labels = Set(statuses.filter { $0.scope == .user }.map(\.periodLabel))
         try ledger.access { db in
             try db.inTransaction {
-                var before: [String: Int64] = [:]
+                struct Key: Hashable { var period, team, user, kind: String }
+                var before: [Key: Int64] = [:]
                 for row in try Row.fetchAll(db, sql: "SELECT period, team, user, kind, amount FROM pool_moves") {
-                    let period: String = row[0], team: String = row[1], user: String = row[2], kind: String = row[3]
-                    before["\(period)/\(team)/\(user)/\(kind)"] = row[4]
+                    before[Key(period: row[0], team: row[1], user: row[2], kind: row[3])] = row[4]
                 }
                 for label in labels { try db.execute(sql: "DELETE FROM pool_moves WHERE period = ?", arguments: [label]) }
                 for move in result.moves {
                     let amount = Int64(clamping: move.amount.picos)
                     try db.execute(sql: "INSERT INTO pool_moves (period, team, user, kind, days, amount) VALUES (?, ?, ?, ?, ?, ?)",
                                    arguments: [move.periodLabel, move.team, move.user, move.kind.rawValue, move.days, amount])
-                    let key = "\(move.periodLabel)/\(move.team)/\(move.user)/\(move.kind.rawValue)"
+                    let key = Key(period: move.periodLabel, team: move.team, user: move.user, kind: move.kind.rawValue)
                     if before[key] != amount {
                         let what = move.kind == .release ? "released to the \(move.team) pool for \(move.days) days away" : "drawn from the \(move.team) pool"
                         try Journal.append(db, at: asOf, kind: move.kind.rawValue, subject: "user \(move.user)",
@@ -262,9 +261,10 @@ public enum Reallocation {
                     }
                     before[key] = nil
                 }
-                for (key, _) in before where labels.contains(String(key.split(separator: "/")[0])) {
-                    let parts = key.split(separator: "/").map(String.init)
-                    try Journal.append(db, at: asOf, kind: parts[3], subject: "user \(parts[2])", detail: "0 (\(parts[3]) withdrawn) in \(parts[0])")
+                // Moves of these periods that no longer stand.
+                for key in before.keys.sorted(by: { ($0.period, $0.team, $0.user, $0.kind) < ($1.period, $1.team, $1.user, $1.kind) })
+                    where labels.contains(key.period) {
+                    try Journal.append(db, at: asOf, kind: key.kind, subject: "user \(key.user)", detail: "0 (\(key.kind) withdrawn) in \(key.period)")
                 }
                 try db.execute(sql: "DELETE FROM realloc_proposals")
                 for p in result.proposals {
@@ -282,11 +282,8 @@ extension Reallocation {
     /// `tally realloc approve ID`: approves a standing proposal at its amount, under the audit lock, and rewrites the
     /// revocation list at once (a member the move covers is no longer in breach).
     public static func approve(id: String, config: Config, by: String, at: Int64) throws(AuditError) -> (ReallocationApproval, EnforcementResult) {
-        let ledgerPath = config.resolve(config.audit.db)
-        try Ledger.makeFolder(for: ledgerPath)
-        let lock = try AuditLock(ledgerPath: ledgerPath, purpose: "tally realloc approve")
+        let (lock, ledger) = try Ledger.openLocked(config, purpose: "tally realloc approve")
         defer { lock.release() }
-        let ledger = try Ledger(path: ledgerPath)
         let standing = try proposals(ledger: ledger)
         guard let proposal = standing.first(where: { $0.id == id }) else {
             let ids = standing.map(\.id)

@@ -58,9 +58,7 @@ public enum Ingest {
         do { files = try LogDirectory.segments(root: logDir) } catch {
             throw AuditError(.io, "cannot list the log directory \(logDir) (collector.log_dir in the config): \(error.message)", cause: error)
         }
-        guard let calendar = LocalCalendar(identifier: config.audit.timezone) else {
-            throw AuditError(.config, "'\(config.audit.timezone)' is not an IANA timezone (audit.timezone)")
-        }
+        let calendar = try LocalCalendar.audit(config)
 
         // What earlier runs read, by path relative to the log directory.
         struct Known { var size: Int64; var mtime: Int64; var offset: Int64; var lines: Int }

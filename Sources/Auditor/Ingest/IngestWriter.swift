@@ -26,6 +26,11 @@ struct Attribution: Hashable, Sendable {
         let org = config.teams.first { $0.id == team }?.org ?? ""
         return Attribution(key: key, known: true, user: user, project: project, team: team, org: org)
     }
+
+    /// Every configured key's attribution under the config as it stands, by key id.
+    static func owners(_ config: Config) -> [String: Attribution] {
+        Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, resolving(key: $0.id, config: config)) })
+    }
 }
 
 /// Counts of one run's ingest.

@@ -53,6 +53,20 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// The config's ledger for writing, under the audit lock: creates its folder and file if needed. Hold the lock
+    /// (and release it) for as long as the ledger is written.
+    static func openLocked(_ config: Config, purpose: String = "tally audit") throws(AuditError) -> (lock: AuditLock, ledger: Ledger) {
+        let path = config.resolve(config.audit.db)
+        try makeFolder(for: path)
+        let lock = try AuditLock(ledgerPath: path, purpose: purpose)
+        return (lock, try Ledger(path: path))
+    }
+
+    /// The config's ledger for reading (reports, `tally realloc list`, `tally verify`).
+    public static func reading(_ config: Config) throws(AuditError) -> Ledger {
+        try Ledger(path: config.resolve(config.audit.db), readOnly: true)
+    }
+
     /// Creates the folder a ledger (and its lock) will live in.
     static func makeFolder(for path: String) throws(AuditError) {
         let folder = (path as NSString).deletingLastPathComponent

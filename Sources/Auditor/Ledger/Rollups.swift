@@ -33,11 +33,10 @@ struct RollupSums {
     /// as failed, refusals by the collector as rejected.
     mutating func add(outcome storedOutcome: Int, input: Int64, output: Int64, cachedInput: Int64,
                       cacheWrite: Int64, reasoning: Int64, cost: Int64) {
-        let outcome = StoredEnums.outcomes[storedOutcome]
-        let isFailed = outcome == .upstreamError || outcome == .clientAbort
+        let outcome = StoredEnums.outcomeClass(storedOutcome)
         requests += 1
-        if isFailed { failed += 1 }
-        if !isFailed && outcome != .ok { rejected += 1 }
+        if outcome == .failed { failed += 1 }
+        if outcome == .rejected { rejected += 1 }
         self.input += input
         self.output += output
         self.cachedInput += cachedInput

@@ -280,6 +280,11 @@ enum EventOrder {
         return idTime >= ts - slack && idTime <= ts + slack
     }
 
+    /// The keys `[low, high)` that hold every in-order call with a timestamp from `from` to `to` (both included).
+    static func keyRange(from: Int64, to: Int64) -> (low: Data, high: Data) {
+        (lowestKey(at: from - slack), lowestKey(at: to + slack + 1))
+    }
+
     /// The smallest 16-byte key of a UUIDv7 made at `ms` (clamped to the 48 bits a UUIDv7 holds).
     static func lowestKey(at ms: Int64) -> Data {
         let clamped = UInt64(min(max(ms, 0), 0xFFFF_FFFF_FFFF))
@@ -302,5 +307,22 @@ enum DimensionKind: Int, CaseIterable, Sendable {
 /// How the ledger stores `outcome` and `endpoint`: the position in these lists. Append only.
 enum StoredEnums {
     static let outcomes: [UsageEvent.Outcome] = [.ok, .upstreamError, .clientAbort, .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid]
+
+    /// How a call counts: answered, failed (an upstream error or a client abort: it reached the provider), or rejected
+    /// (refused by the collector: it never did).
+    enum OutcomeClass { case ok, failed, rejected }
+
+    /// The class of each stored outcome number; a number this Tally does not know counts as rejected.
+    static func outcomeClass(_ stored: Int) -> OutcomeClass {
+        stored >= 0 && stored < outcomeClasses.count ? outcomeClasses[stored] : .rejected
+    }
+
+    private static let outcomeClasses: [OutcomeClass] = outcomes.map { outcome in
+        switch outcome {
+        case .ok: .ok
+        case .upstreamError, .clientAbort: .failed
+        case .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid: .rejected
+        }
+    }
     static let endpoints: [UsageEvent.Endpoint] = [.chatCompletions, .completions, .responses, .embeddings, .messages, .other]
 }

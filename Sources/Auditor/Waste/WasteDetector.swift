@@ -88,9 +88,7 @@ struct WasteDetector {
     /// Owns the buckets' cache-line-aligned memory. The detector is used by one thread at a time.
     private final class BucketStorage {
         let slots: UnsafeMutablePointer<UInt64>
-        let count: Int
         init(count: Int) {
-            self.count = count
             // 2 MiB aligned and advised as huge pages where the kernel allows: the buckets are read at random, and with
             // 4 KiB pages nearly every read would also miss the TLB.
             let bytes = (count * 8 + (2 << 20) - 1) / (2 << 20) * (2 << 20)
@@ -128,7 +126,6 @@ struct WasteDetector {
     private var rates: [RateState] = []
 
     private var now: Int64 = .min
-    private var scanned = 0
     private(set) var callsInPeriod = 0
 
     init(rules: WasteRules, periodStart: Int64) {
@@ -146,7 +143,6 @@ struct WasteDetector {
 
     mutating func add(_ call: WasteCall) {
         now = call.ts
-        scanned += 1
         let counts = call.ts >= periodStart
         if counts { callsInPeriod += 1 }
         if let hash = call.hash {

@@ -47,8 +47,7 @@ public enum WasteScan {
             try read(db, ledger: ledger, sql: """
                 SELECT ts, attr, model, outcome, cost, prompt_hash, prompt_sim, id FROM events WHERE id >= ? AND id < ?
                 """, bind: { statement in
-                    let low = EventOrder.lowestKey(at: from - rules.lookBack - EventOrder.slack)
-                    let high = EventOrder.lowestKey(at: to + EventOrder.slack + 1)
+                    let (low, high) = EventOrder.keyRange(from: from - rules.lookBack, to: to)
                     _ = low.withUnsafeBytes { sqlite3_bind_blob(statement, 1, $0.baseAddress, 16, SQLITE_TRANSIENT_VALUE) }
                     _ = high.withUnsafeBytes { sqlite3_bind_blob(statement, 2, $0.baseAddress, 16, SQLITE_TRANSIENT_VALUE) }
                 }, names: names) { call, idHigh in
@@ -91,9 +90,6 @@ public enum WasteScan {
         }
         defer { sqlite3_finalize(statement) }
         bind(statement)
-        let ok = Int64(StoredEnums.outcomes.firstIndex(of: .ok)!)
-        let failed = [UsageEvent.Outcome.upstreamError, .clientAbort].map { Int64(StoredEnums.outcomes.firstIndex(of: $0)!) }
-        let failedLow = failed.min()!, failedHigh = failed.max()!
         let hasID = sqlite3_column_count(statement) > 7
         while true {
             let rc = sqlite3_step(statement)
@@ -101,9 +97,9 @@ public enum WasteScan {
                 guard rc == SQLITE_DONE else { throw AuditError(.io, "ledger \(ledger.path): \(String(cString: sqlite3_errmsg(connection)))") }
                 return
             }
-            let outcome = sqlite3_column_int64(statement, 3)
+            let outcome = StoredEnums.outcomeClass(Int(sqlite3_column_int64(statement, 3)))
             // Refused calls never reached a provider: no cost, no waste.
-            guard outcome == ok || (outcome >= failedLow && outcome <= failedHigh) else { continue }
+            guard outcome != .rejected else { continue }
             let attr = Int(sqlite3_column_int64(statement, 1))
             let owner = names.owner(attr)
             var idHigh: UInt64?
@@ -113,7 +109,7 @@ public enum WasteScan {
             }
             body(WasteCall(
                 ts: sqlite3_column_int64(statement, 0), attr: Int32(attr), key: owner.key, team: owner.team,
-                model: Int32(truncatingIfNeeded: sqlite3_column_int64(statement, 2)), ok: outcome == ok, failed: outcome != ok,
+                model: Int32(truncatingIfNeeded: sqlite3_column_int64(statement, 2)), ok: outcome == .ok, failed: outcome == .failed,
                 cost: sqlite3_column_int64(statement, 4),
                 hash: sqlite3_column_type(statement, 5) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, 5),
                 sim: sqlite3_column_type(statement, 6) == SQLITE_NULL ? nil : UInt64(bitPattern: sqlite3_column_int64(statement, 6))),

@@ -11,9 +11,11 @@ struct AuditCommand: AsyncParsableCommand {
         abstract: "Ingest new usage logs into the ledger, price every call and attribute its cost.",
         discussion: """
         Safe to run as often as you like (cron every few minutes): each event is counted once, however often it is \
-        read. Then evaluates every budget in its current period and writes the revocation list the collector \
-        enforces (breached hard budgets until the period ends, expired keys; priority keys are reported, not \
-        revoked). Prints one summary line; on a terminal also a progress bar. Bad lines are quarantined in the \
+        read. Then finds this month's waste (duplicate prompts, retry loops, runaway keys), evaluates every budget \
+        in its current period with team pools and approved reallocations, records alerts (posted to the webhook if \
+        one is configured), proposes reallocations, journals what changed, and writes the revocation list the \
+        collector enforces (breached hard budgets until the period ends, expired keys, runaway keys with \
+        `runaway.action: revoke`, people's decisions; priority keys are reported, not revoked). Prints one summary line; on a terminal also a progress bar. Bad lines are quarantined in the \
         ledger, never dropped. Exit codes: 0 done, 64 usage, 65 nothing could be ingested, 74 I/O error, 75 another audit \
         holds the lock, 78 config error.
         """
@@ -77,10 +79,10 @@ struct AuditCommand: AsyncParsableCommand {
             }
             for problem in outcome.webhook.problems { printError("tally audit: alert webhook: \(problem)") }
             if loops.count > 3 { printError("tally audit: and \(loops.count - 3) more retry loops (the waste table in the ledger lists them all)") }
-            print(Self.summary(result) + Self.summary(enforcement) + ", \(outcome.alerts.count) new alert\(outcome.alerts.count == 1 ? "" : "s")"
+            print(Self.summary(result) + Self.summary(enforcement) + ", \(counted(outcome.alerts.count, "new alert"))"
                   + (outcome.webhook.posted > 0 ? " (\(outcome.webhook.posted) posted)" : "")
                   + Self.summary(outcome.waste, currency: loaded.currency)
-                  + "; \(enforcement.reallocation.proposals.count) reallocation proposal\(enforcement.reallocation.proposals.count == 1 ? "" : "s")"
+                  + "; \(counted(enforcement.reallocation.proposals.count, "reallocation proposal"))"
                   + String(format: "; evaluated in %.2f s", outcome.evaluationSeconds))
             let t = result.totals
             if t.events + t.duplicates == 0 && t.quarantined > 0 {
@@ -93,15 +95,14 @@ struct AuditCommand: AsyncParsableCommand {
 
     static func summary(_ e: EnforcementResult) -> String {
         let breached = e.statuses.filter(\.isBreached).count
-        return "; \(breached) budget\(breached == 1 ? "" : "s") breached, \(e.list.entries.count) key\(e.list.entries.count == 1 ? "" : "s") revoked"
+        return "; \(counted(breached, "budget")) breached, \(counted(e.list.entries.count, "key")) revoked"
             + " (revocation list \(e.rewritten ? "rewritten" : "unchanged"))"
     }
 
     static func summary(_ waste: WasteResult, currency: String) -> String {
-        func n(_ count: Int, _ what: String) -> String { "\(count) \(what)\(count == 1 ? "" : "s")" }
-        return "; waste \(waste.periodLabel): \(Enforcement.amount(waste.total)) \(currency) in \(n(waste.count(.exactDuplicate), "duplicate cluster")), "
-            + "\(n(waste.count(.nearDuplicate), "near-duplicate cluster")), \(n(waste.count(.retryLoop), "retry loop")), "
-            + "\(n(waste.count(.runaway), "runaway episode"))"
+        return "; waste \(waste.periodLabel): \(Enforcement.amount(waste.total)) \(currency) in \(counted(waste.count(.exactDuplicate), "duplicate cluster")), "
+            + "\(counted(waste.count(.nearDuplicate), "near-duplicate cluster")), \(counted(waste.count(.retryLoop), "retry loop")), "
+            + "\(counted(waste.count(.runaway), "runaway episode"))"
     }
 
     static func summary(_ result: IngestResult) -> String {

@@ -24,11 +24,10 @@ struct CheckConfig: AsyncParsableCommand {
     }
 
     static func summary(_ c: Config, path: String) -> String {
-        func n(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
         let models = Set(c.pricing.models.map(\.model)).count
-        return "\(path): ok (\(n(c.providers.count, "provider")), \(n(c.orgs.count, "org")), \(n(c.teams.count, "team")), "
-            + "\(n(c.users.count, "user")), \(n(c.projects.count, "project")), \(n(c.keys.count, "key")), "
-            + "\(n(models, "priced model")); currency \(c.currency))"
+        return "\(path): ok (\(counted(c.providers.count, "provider")), \(counted(c.orgs.count, "org")), \(counted(c.teams.count, "team")), "
+            + "\(counted(c.users.count, "user")), \(counted(c.projects.count, "project")), \(counted(c.keys.count, "key")), "
+            + "\(counted(models, "priced model")); currency \(c.currency))"
     }
 
     /// What is not wrong with the file but will stop a part of Tally where this environment runs it.

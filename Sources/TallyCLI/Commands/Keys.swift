@@ -41,7 +41,7 @@ struct Keys: AsyncParsableCommand {
                 let decision = KeyDecision(key: id, action: .revoke, reason: reason, until: until.flatMap { Timestamp.parse($0) },
                                            at: Timestamp.now(), by: KeyDecisions.currentUser())
                 let result = try KeyDecisions.record(decision, config: loaded)
-                print("tally keys revoke: \(id) revoked\(until.map { " until \($0)" } ?? " until restored"); \(result.path) now lists \(result.list.entries.count) key\(result.list.entries.count == 1 ? "" : "s")")
+                print("tally keys revoke: \(id) revoked\(until.map { " until \($0)" } ?? " until restored"); \(result.path) now lists \(counted(result.list.entries.count, "key"))")
             }
         }
     }

@@ -25,10 +25,10 @@ struct Realloc: AsyncParsableCommand {
         func run() async throws {
             try await runReportingFailures {
                 let loaded = try loadConfig(config)
-                let ledger = try Ledger(path: loaded.resolve(loaded.audit.db), readOnly: true)
+                let ledger = try Ledger.reading(loaded)
                 let proposals = try Reallocation.proposals(ledger: ledger)
                 let moves = try Reallocation.moves(ledger: ledger)
-                let approvals = try Reallocation.approvalsForReport(ledger: ledger)
+                let approvals = try Reallocation.approvals(ledger: ledger)
                 let currency = loaded.currency
                 if proposals.isEmpty {
                     print("No standing proposals.")
@@ -71,7 +71,7 @@ struct Realloc: AsyncParsableCommand {
                 let loaded = try loadConfig(config)
                 let (approval, result) = try Reallocation.approve(id: id, config: loaded, by: KeyDecisions.currentUser(), at: Timestamp.now())
                 print("tally realloc approve: \(approval.amount.formatted(places: 2)) \(loaded.currency) moved from \(approval.from) to \(approval.to) "
-                      + "for \(approval.periodLabel); \(result.path) now lists \(result.list.entries.count) key\(result.list.entries.count == 1 ? "" : "s")")
+                      + "for \(approval.periodLabel); \(result.path) now lists \(counted(result.list.entries.count, "key"))")
             }
         }
     }
@@ -90,7 +90,7 @@ struct Verify: AsyncParsableCommand {
     func run() async throws {
         try await runReportingFailures {
             let loaded = try loadConfig(config)
-            let ledger = try Ledger(path: loaded.resolve(loaded.audit.db), readOnly: true)
+            let ledger = try Ledger.reading(loaded)
             let result = try Journal.verify(ledger: ledger)
             guard result.problems.isEmpty else {
                 for problem in result.problems { printError("tally verify: \(problem)") }

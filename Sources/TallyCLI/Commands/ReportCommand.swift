@@ -57,9 +57,7 @@ struct ReportCommand: AsyncParsableCommand {
             try await runReportingFailures {
                 let loaded = try loadConfig(config)
                 let dimensions = try SpendDimension.list(by)
-                guard var calendar = LocalCalendar(identifier: loaded.audit.timezone) else {
-                    throw AuditError(.config, "'\(loaded.audit.timezone)' is not an IANA timezone")
-                }
+                var calendar = try LocalCalendar.audit(loaded)
                 let chosen: Period
                 if let period {
                     chosen = try Period(parsing: period)
@@ -69,7 +67,7 @@ struct ReportCommand: AsyncParsableCommand {
                     let now = asOf.flatMap { Timestamp.parse($0) } ?? Timestamp.now()
                     chosen = Period.month(containing: calendar.day(of: now))
                 }
-                let ledger = try Ledger(path: loaded.resolve(loaded.audit.db), readOnly: true)
+                let ledger = try Ledger.reading(loaded)
                 let breakdown = try AttributionQuery.breakdown(ledger: ledger, period: chosen, by: dimensions,
                                                                timezone: loaded.audit.timezone, currency: loaded.currency)
                 switch format {
