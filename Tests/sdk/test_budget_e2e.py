@@ -5,6 +5,7 @@ Run by scripts/test.sh with TALLY_BIN set to the built binary.
 """
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,6 +63,8 @@ audit:
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
     mock.kill()
+    mock.wait(timeout=30)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def chat(base, key):

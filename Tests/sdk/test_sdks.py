@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,6 +100,8 @@ collector:
         collector.send_signal(signal.SIGTERM)
         collector.wait(timeout=30)
     mock.kill()
+    mock.wait(timeout=30)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class socket_port:
