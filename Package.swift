@@ -54,7 +54,7 @@ let package = Package(
         // Deterministic synthetic usage logs, written through the real segment writer.
         .target(name: "Synth", dependencies: ["UsageLog", "TallyConfig"]),
         .target(name: "Collector", dependencies: [
-            "UsageLog", "TallyConfig", "CPCRE2", hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1,
+            "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1,
         ]),
         .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", "Report", grdb, grdbSQLite, crypto, httpClient, nioCore, nioHTTP1]),
         // Report values and writers; the auditor fills the values, the writers never see a database.

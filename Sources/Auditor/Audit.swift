@@ -32,6 +32,10 @@ public enum Audit {
         public var webhook: WebhookDelivery
         /// Seconds spent after the ingest: waste, budgets, the list, alerts, reallocation, the journal.
         public var evaluationSeconds: Double
+        /// The report folders written under `audit.reports_dir`.
+        public var reports: ReportPublication
+        /// Seconds spent writing them.
+        public var reportSeconds: Double
         public var ledgerPath: String
     }
 
@@ -51,8 +55,12 @@ public enum Audit {
         let evaluationSeconds = (ContinuousClock.now - evaluationStart).seconds
         let webhook = try await AlertWebhook.deliver(ledger: ledger, config: config, environment: options.environment, currency: config.currency,
                                                      limits: options.webhookLimits)
+        // Reports last, so they show this run's alerts and webhook deliveries.
+        let reportStart = ContinuousClock.now
+        let reports = try ReportPublishing.publish(ledger: ledger, config: config, asOf: options.asOf)
         return Outcome(ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste, webhook: webhook,
-                       evaluationSeconds: evaluationSeconds, ledgerPath: ledger.path)
+                       evaluationSeconds: evaluationSeconds, reports: reports, reportSeconds: (ContinuousClock.now - reportStart).seconds,
+                       ledgerPath: ledger.path)
     }
 
     /// Waste in the calendar month (in `audit.timezone`) that holds `asOf`, up to `asOf`.

@@ -74,7 +74,7 @@ public enum Reallocation {
         return result
     }
 
-    private static func evaluate(_ statuses: inout [BudgetStatus], ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> ReallocationResult {
+    static func evaluate(_ statuses: inout [BudgetStatus], ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> ReallocationResult {
         let users = Dictionary(uniqueKeysWithValues: config.users.map { ($0.id, $0) })
         let pools = Set(config.teams.filter(\.pool).map(\.id))
         let labels = Set(statuses.filter { $0.scope == .user }.map(\.periodLabel))

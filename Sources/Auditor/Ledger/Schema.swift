@@ -264,6 +264,23 @@ enum Schema {
                 ALTER TABLE alerts ADD COLUMN notify_error TEXT;
                 """)
         }
+        migrator.registerMigration("v6-report-snapshots") { db in
+            try db.execute(sql: """
+                CREATE TABLE report_snapshots (
+                    period TEXT PRIMARY KEY,
+                    final INTEGER NOT NULL,
+                    written_at INTEGER NOT NULL,
+                    requests INTEGER NOT NULL,
+                    cost_hi INTEGER NOT NULL,
+                    cost_lo INTEGER NOT NULL,
+                    final_at INTEGER,
+                    final_requests INTEGER,
+                    final_cost_hi INTEGER,
+                    final_cost_lo INTEGER,
+                    late_found_at INTEGER
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -86,7 +86,11 @@ public enum CollectorServer {
         let watcher = RevocationWatcher(path: config.resolve(c.revocations), interval: .milliseconds(c.reloadIntervalMs),
                                         keys: keys, metrics: metrics, logger: logger)
 
+        let downloads = ReportDownloads(config: config, environment: environment)
         let responder = CallbackResponder<BasicRequestContext> { request, context in
+            if request.uri.path == "/reports" || request.uri.path.hasPrefix("/reports/") {
+                return try await downloads.respond(to: request, context: context)
+            }
             switch (request.method, request.uri.path) {
             case (.get, "/healthz"):
                 return text("ok\n")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Auditor
 import Foundation
+import Report
 import TallyConfig
 import UsageLog
 
@@ -15,7 +16,9 @@ struct AuditCommand: AsyncParsableCommand {
         in its current period with team pools and approved reallocations, records alerts (posted to the webhook if \
         one is configured), proposes reallocations, journals what changed, and writes the revocation list the \
         collector enforces (breached hard budgets until the period ends, expired keys, runaway keys with \
-        `runaway.action: revoke`, people's decisions; priority keys are reported, not revoked). Prints one summary line; on a terminal also a progress bar. Bad lines are quarantined in the \
+        `runaway.action: revoke`, people's decisions; priority keys are reported, not revoked), and writes this \
+        month's reports (CSV and HTML) into audit.reports_dir/<month>/ with latest/ pointing there; a month that has \
+        ended gets a final report once, and again only if late calls for it arrive. Prints one summary line; on a terminal also a progress bar. Bad lines are quarantined in the \
         ledger, never dropped. Exit codes: 0 done, 64 usage, 65 nothing could be ingested, 74 I/O error, 75 another audit \
         holds the lock, 78 config error.
         """
@@ -79,11 +82,19 @@ struct AuditCommand: AsyncParsableCommand {
             }
             for problem in outcome.webhook.problems { printError("tally audit: alert webhook: \(problem)") }
             if loops.count > 3 { printError("tally audit: and \(loops.count - 3) more retry loops (the waste table in the ledger lists them all)") }
+            for written in outcome.reports.written where written.isFinal {
+                var line = "tally audit: final report for \(written.period) written to \(written.folder)"
+                if let late = written.late {
+                    line += " again: \(counted(Int(late.requests), "late call")) (\(Enforcement.amount(late.cost)) \(loaded.currency)) arrived after it closed"
+                }
+                printError(line)
+            }
             print(Self.summary(result) + Self.summary(enforcement) + ", \(counted(outcome.alerts.count, "new alert"))"
                   + (outcome.webhook.posted > 0 ? " (\(outcome.webhook.posted) posted)" : "")
                   + Self.summary(outcome.waste, currency: loaded.currency)
                   + "; \(counted(enforcement.reallocation.proposals.count, "reallocation proposal"))"
-                  + String(format: "; evaluated in %.2f s", outcome.evaluationSeconds))
+                  + String(format: "; evaluated in %.2f s", outcome.evaluationSeconds)
+                  + "; reports in \(outcome.reports.written.last?.folder ?? outcome.reports.latest)" + String(format: " (%.2f s)", outcome.reportSeconds))
             let t = result.totals
             if t.events + t.duplicates == 0 && t.quarantined > 0 {
                 printError("tally audit: no line could be ingested; see the quarantine table in \(outcome.ledgerPath)")

@@ -8,9 +8,58 @@ import UsageLog
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Print reports from the ledger (run `tally audit` first to bring it up to date).",
-        subcommands: [Attribution.self]
+        abstract: "Write or print reports from the ledger (run `tally audit` first to bring it up to date).",
+        subcommands: [Files.self, Attribution.self],
+        defaultSubcommand: Files.self
     )
+
+    struct Files: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "files",
+            abstract: "Write a month's report files (the CSV files, focus.csv and report.html) from the ledger alone.",
+            discussion: """
+            The same files `tally audit` writes into audit.reports_dir/<month>/, for any month, into --out. A month that \
+            has ended is reported as of its end and marked final; the current month as of now. Reads the ledger only: \
+            it does not ingest, and does not need the audit lock. `tally report --period 2026-10 --out DIR` is short for \
+            `tally report files …`.
+            """
+        )
+
+        @Option(name: .long, help: "The config file (YAML).")
+        var config: String
+
+        @Option(name: .long, help: "The month (2026-11). Default: this month.")
+        var period: String?
+
+        @Option(name: .long, help: "The folder to write into (created when missing). Default: audit.reports_dir/<month>.")
+        var out: String?
+
+        @Option(name: .long, help: "Take 'now' at this time (RFC 3339), for replays.")
+        var asOf: String?
+
+        func validate() throws {
+            if let asOf, Timestamp.parse(asOf) == nil { throw ValidationError("--as-of must be an RFC 3339 time") }
+            if let period, period.utf8.count != 7 || (try? Period(parsing: period)) == nil {
+                throw ValidationError("--period must be a month such as 2026-11 (reports are monthly; `tally report attribution` takes weeks and days)")
+            }
+        }
+
+        func run() async throws {
+            try await runReportingFailures {
+                let loaded = try loadConfig(config)
+                var calendar = try LocalCalendar.audit(loaded)
+                let now = asOf.flatMap { Timestamp.parse($0) } ?? Timestamp.now()
+                let month = try period.map { try Period(parsing: $0) } ?? Period.month(containing: calendar.day(of: now))
+                let ledger = try Ledger.reading(loaded)
+                let end = calendar.start(ofDay: month.lastDay + 1)
+                let report = try PeriodReportBuilder.build(ledger: ledger, config: loaded, period: month, asOf: now, isFinal: now >= end)
+                let folder = out ?? loaded.resolve(loaded.audit.reportsDir) + "/" + month.label
+                try ReportPublishing.write(report, to: folder)
+                print("tally report: \(month.label)\(report.isFinal ? " (final)" : "") written to \(folder): \(ReportFolder.fileNames.count) files and "
+                      + "\(ReportFolder.manifestName); total \(report.total.formatted(places: 2)) \(loaded.currency)")
+            }
+        }
+    }
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case table, csv, json

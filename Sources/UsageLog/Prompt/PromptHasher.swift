@@ -99,6 +99,11 @@ public enum Hex {
         encode(SHA256.hash(data: Array(text.utf8)))
     }
 
+    /// Lowercase hex SHA-256 of `bytes` (a report file's checksum).
+    public static func sha256(bytes: [UInt8]) -> String {
+        encode(SHA256.hash(data: bytes))
+    }
+
     /// Decodes hex (either case); nil when the text is not an even run of hex digits.
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
         let utf8 = Array(text.utf8)

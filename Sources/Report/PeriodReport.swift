@@ -1,0 +1,442 @@
+import TallyConfig
+
+/// Everything one period's report files say (`docs/reports.md`), as plain values: the auditor fills it from the
+/// ledger, the writers (`ReportFiles`, `HTMLReport`) turn it into CSV and HTML without a database.
+public struct PeriodReport: Sendable, Equatable {
+    /// `2026-11`.
+    public var period: String
+    /// First and last local day, `YYYY-MM-DD`, in `timezone`.
+    public var firstDay: String
+    public var lastDay: String
+    /// The period's first millisecond and the first millisecond after it (UTC).
+    public var start: Int64
+    public var end: Int64
+    public var timezone: String
+    public var currency: String
+    /// The organisations' display names, for the title.
+    public var organisations: [String]
+    /// The clock the figures were computed at; for a closed period, its end.
+    public var asOf: Int64
+    /// A closed period's last report (the period-close snapshot).
+    public var isFinal: Bool
+    /// Calls of this period ingested after its final report was first written.
+    public var late: LateEvents?
+    /// The previous period's label and total, and its spend over as many days as this period has run.
+    public var previous: PreviousPeriod?
+    /// One row per day × org × team × project × user × key × provider × model, in that order.
+    public var attribution: [AttributionRow]
+    public var budgets: [BudgetRow]
+    public var alerts: [AlertRow]
+    public var breaches: [BreachRow]
+    public var revocations: [RevocationRow]
+    public var waste: [WasteRow]
+    public var reallocation: [ReallocationRow]
+    public var unpriced: [UnpricedRow]
+    public var quarantine: [QuarantineRow]
+    public var dataQuality: DataQuality
+    /// Display names of providers by config name (`openai` → `OpenAI`), for FOCUS.
+    public var providerNames: [String: String]
+
+    public init(period: String, firstDay: String, lastDay: String, start: Int64, end: Int64, timezone: String, currency: String,
+                organisations: [String] = [], asOf: Int64, isFinal: Bool = false, late: LateEvents? = nil, previous: PreviousPeriod? = nil,
+                attribution: [AttributionRow] = [], budgets: [BudgetRow] = [], alerts: [AlertRow] = [], breaches: [BreachRow] = [],
+                revocations: [RevocationRow] = [], waste: [WasteRow] = [], reallocation: [ReallocationRow] = [],
+                unpriced: [UnpricedRow] = [], quarantine: [QuarantineRow] = [], dataQuality: DataQuality = DataQuality(),
+                providerNames: [String: String] = [:]) {
+        self.period = period
+        self.firstDay = firstDay
+        self.lastDay = lastDay
+        self.start = start
+        self.end = end
+        self.timezone = timezone
+        self.currency = currency
+        self.organisations = organisations
+        self.asOf = asOf
+        self.isFinal = isFinal
+        self.late = late
+        self.previous = previous
+        self.attribution = attribution
+        self.budgets = budgets
+        self.alerts = alerts
+        self.breaches = breaches
+        self.revocations = revocations
+        self.waste = waste
+        self.reallocation = reallocation
+        self.unpriced = unpriced
+        self.quarantine = quarantine
+        self.dataQuality = dataQuality
+        self.providerNames = providerNames
+    }
+
+    /// The sum of `attribution`'s cost: what `attribution.csv` adds up to and the HTML report shows.
+    public var total: Money { attribution.reduce(.zero) { $0 + $1.cost } }
+
+    /// How far through the period the figures run, from 0 to 1 (1 once it has ended).
+    public var elapsed: Double {
+        guard end > start else { return 1 }
+        return min(1, max(0, Double(min(asOf, end) - start) / Double(end - start)))
+    }
+
+    /// Spend projected to the period's end at the pace so far (the total itself once the period has ended).
+    public var projectedTotal: Money {
+        let through = min(asOf, end)
+        guard through < end, through > start else { return total }
+        return Money(picos: total.picos * Int128(end - start) / Int128(through - start))
+    }
+
+    /// Waste that counts as waste (exact duplicates, retry loops, runaways; near duplicates when configured).
+    public var wasteTotal: Money { waste.filter(\.countsAsWaste).reduce(.zero) { $0 + $1.cost } }
+}
+
+/// Calls that arrived after a period's final report.
+public struct LateEvents: Sendable, Equatable {
+    public var requests: Int64
+    public var cost: Money
+    /// When the audit first found them.
+    public var foundAt: Int64
+    public init(requests: Int64, cost: Money, foundAt: Int64) {
+        self.requests = requests
+        self.cost = cost
+        self.foundAt = foundAt
+    }
+}
+
+/// The period before, for comparison.
+public struct PreviousPeriod: Sendable, Equatable {
+    public var period: String
+    public var total: Money
+    /// Its spend over its first as many days as this period has run (the whole of it once this one has ended).
+    public var toSamePoint: Money
+    public init(period: String, total: Money, toSamePoint: Money) {
+        self.period = period
+        self.total = total
+        self.toSamePoint = toSamePoint
+    }
+}
+
+/// One line of `attribution.csv`: a day's calls by one key to one model.
+public struct AttributionRow: Sendable, Equatable {
+    /// Local day, `YYYY-MM-DD`, and its first millisecond and the first after it (UTC).
+    public var date: String
+    public var dayStart: Int64
+    public var dayEnd: Int64
+    public var org: String
+    public var team: String
+    public var project: String
+    public var user: String
+    public var key: String
+    public var provider: String
+    public var model: String
+    public var requests: Int64
+    public var input: Int64
+    public var cachedInput: Int64
+    public var cacheWrite: Int64
+    public var output: Int64
+    public var reasoning: Int64
+    /// The priced calls' cost (unpriced calls add nothing).
+    public var cost: Money
+    /// Calls with usage but no price for their model.
+    public var unpricedRequests: Int64
+
+    public init(date: String, dayStart: Int64, dayEnd: Int64, org: String, team: String, project: String, user: String, key: String,
+                provider: String, model: String, requests: Int64 = 0, input: Int64 = 0, cachedInput: Int64 = 0, cacheWrite: Int64 = 0,
+                output: Int64 = 0, reasoning: Int64 = 0, cost: Money = .zero, unpricedRequests: Int64 = 0) {
+        self.date = date
+        self.dayStart = dayStart
+        self.dayEnd = dayEnd
+        self.org = org
+        self.team = team
+        self.project = project
+        self.user = user
+        self.key = key
+        self.provider = provider
+        self.model = model
+        self.requests = requests
+        self.input = input
+        self.cachedInput = cachedInput
+        self.cacheWrite = cacheWrite
+        self.output = output
+        self.reasoning = reasoning
+        self.cost = cost
+        self.unpricedRequests = unpricedRequests
+    }
+
+    /// Every call of the row is unpriced: its cost is unknown, not zero.
+    public var isUnpriced: Bool { unpricedRequests > 0 && unpricedRequests == requests }
+}
+
+/// One budget in the period the report's clock falls in.
+public struct BudgetRow: Sendable, Equatable {
+    public enum Status: String, Sendable {
+        /// Under its limit and not projected to reach it.
+        case ok
+        /// Projected to reach its limit before the period ends.
+        case atRisk = "at_risk"
+        /// Reached its limit, but the team pool covered the overrun.
+        case coveredByPool = "covered_by_pool"
+        /// A soft budget at or over its limit: alerts only.
+        case over
+        /// A hard budget at or over its limit: its keys are revoked (priority keys excepted).
+        case breached
+    }
+
+    /// `org`, `team`, `user` or `key`.
+    public var scope: String
+    public var id: String
+    /// `day`, `week` or `month`, and the period's label (`2026-11-30`, `2026-W48`, `2026-11`).
+    public var budgetPeriod: String
+    public var periodLabel: String
+    public var hard: Bool
+    /// The config's limit, and the limit in force after reallocation.
+    public var configuredLimit: Money
+    public var limit: Money
+    public var spent: Money
+    public var projected: Money
+    public var status: Status
+
+    public init(scope: String, id: String, budgetPeriod: String, periodLabel: String, hard: Bool, configuredLimit: Money, limit: Money,
+                spent: Money, projected: Money, status: Status) {
+        self.scope = scope
+        self.id = id
+        self.budgetPeriod = budgetPeriod
+        self.periodLabel = periodLabel
+        self.hard = hard
+        self.configuredLimit = configuredLimit
+        self.limit = limit
+        self.spent = spent
+        self.projected = projected
+        self.status = status
+    }
+
+    /// Spent over limit, as a fraction (0.8312); 0 for a zero limit with no spend.
+    public var utilisation: Double {
+        guard limit.picos > 0 else { return spent.picos > 0 ? 1 : 0 }
+        return Double(spent.picos) / Double(limit.picos)
+    }
+}
+
+/// A threshold crossing recorded by an audit.
+public struct AlertRow: Sendable, Equatable {
+    public var scope: String
+    public var id: String
+    public var budgetPeriod: String
+    public var periodLabel: String
+    /// `0.8`.
+    public var threshold: String
+    public var crossedAt: Int64
+    public var spent: Money
+    public var limit: Money
+    public var notifiedAt: Int64?
+    public var notifyError: String?
+
+    public init(scope: String, id: String, budgetPeriod: String, periodLabel: String, threshold: String, crossedAt: Int64, spent: Money,
+                limit: Money, notifiedAt: Int64? = nil, notifyError: String? = nil) {
+        self.scope = scope
+        self.id = id
+        self.budgetPeriod = budgetPeriod
+        self.periodLabel = periodLabel
+        self.threshold = threshold
+        self.crossedAt = crossedAt
+        self.spent = spent
+        self.limit = limit
+        self.notifiedAt = notifiedAt
+        self.notifyError = notifyError
+    }
+}
+
+/// A budget that reached 100% in the period, and what it did to keys.
+public struct BreachRow: Sendable, Equatable {
+    public var scope: String
+    public var id: String
+    public var budgetPeriod: String
+    public var periodLabel: String
+    /// When spend reached the limit, when an alert recorded it.
+    public var crossedAt: Int64?
+    public var spent: Money
+    public var limit: Money
+    public var hard: Bool
+    /// `revoked`, `override` (only priority keys), `alert_only` (a soft budget) or `covered_by_pool`.
+    public var action: String
+    /// Keys revoked for it, and priority keys left running (the overrides).
+    public var revokedKeys: [String]
+    public var overrideKeys: [String]
+
+    public init(scope: String, id: String, budgetPeriod: String, periodLabel: String, crossedAt: Int64?, spent: Money, limit: Money,
+                hard: Bool, action: String, revokedKeys: [String], overrideKeys: [String]) {
+        self.scope = scope
+        self.id = id
+        self.budgetPeriod = budgetPeriod
+        self.periodLabel = periodLabel
+        self.crossedAt = crossedAt
+        self.spent = spent
+        self.limit = limit
+        self.hard = hard
+        self.action = action
+        self.revokedKeys = revokedKeys
+        self.overrideKeys = overrideKeys
+    }
+}
+
+/// A key revoked or restored in the period (from the journal), or revoked when the report was made.
+public struct RevocationRow: Sendable, Equatable {
+    /// When it happened; nil for `in_force` rows.
+    public var at: Int64?
+    public var key: String
+    /// `revoked`, `restored` or `in_force`.
+    public var action: String
+    public var reason: String
+    public var until: Int64?
+
+    public init(at: Int64?, key: String, action: String, reason: String, until: Int64?) {
+        self.at = at
+        self.key = key
+        self.action = action
+        self.reason = reason
+        self.until = until
+    }
+}
+
+/// A waste finding: a duplicate cluster, a retry loop or a runaway episode.
+public struct WasteRow: Sendable, Equatable {
+    /// `exact_duplicate`, `near_duplicate`, `retry_loop` or `runaway`.
+    public var kind: String
+    /// The shortened prompt hash, or the key.
+    public var subject: String
+    public var model: String
+    public var team: String
+    public var keys: [String]
+    public var users: [String]
+    public var firstSeen: Int64
+    public var lastSeen: Int64
+    public var calls: Int64
+    public var repeats: Int64
+    public var errors: Int64
+    public var cost: Money
+    public var countsAsWaste: Bool
+    public var detail: String
+
+    public init(kind: String, subject: String, model: String, team: String, keys: [String], users: [String], firstSeen: Int64,
+                lastSeen: Int64, calls: Int64, repeats: Int64, errors: Int64, cost: Money, countsAsWaste: Bool, detail: String) {
+        self.kind = kind
+        self.subject = subject
+        self.model = model
+        self.team = team
+        self.keys = keys
+        self.users = users
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.calls = calls
+        self.repeats = repeats
+        self.errors = errors
+        self.cost = cost
+        self.countsAsWaste = countsAsWaste
+        self.detail = detail
+    }
+}
+
+/// A pool release or draw, a proposal or an approval.
+public struct ReallocationRow: Sendable, Equatable {
+    /// `release`, `draw`, `proposal` or `approval`.
+    public var kind: String
+    /// The proposal id, for proposals and approvals.
+    public var id: String
+    public var team: String
+    /// Who gives (`pool` for draws) and who receives (`pool` for releases).
+    public var from: String
+    public var to: String
+    public var amount: Money
+    /// Days away, for releases.
+    public var days: Int?
+    public var at: Int64?
+    public var by: String
+    public var reason: String
+
+    public init(kind: String, id: String = "", team: String, from: String, to: String, amount: Money, days: Int? = nil, at: Int64? = nil,
+                by: String = "", reason: String = "") {
+        self.kind = kind
+        self.id = id
+        self.team = team
+        self.from = from
+        self.to = to
+        self.amount = amount
+        self.days = days
+        self.at = at
+        self.by = by
+        self.reason = reason
+    }
+}
+
+/// A model with calls that carried usage but had no price.
+public struct UnpricedRow: Sendable, Equatable {
+    public var provider: String
+    public var model: String
+    public var requests: Int64
+    public var input: Int64
+    public var cachedInput: Int64
+    public var cacheWrite: Int64
+    public var output: Int64
+    public var reasoning: Int64
+
+    public init(provider: String, model: String, requests: Int64, input: Int64, cachedInput: Int64, cacheWrite: Int64, output: Int64,
+                reasoning: Int64) {
+        self.provider = provider
+        self.model = model
+        self.requests = requests
+        self.input = input
+        self.cachedInput = cachedInput
+        self.cacheWrite = cacheWrite
+        self.output = output
+        self.reasoning = reasoning
+    }
+}
+
+/// A log line the ingest set aside.
+public struct QuarantineRow: Sendable, Equatable {
+    /// When the audit that found it ran.
+    public var at: Int64
+    public var segment: String
+    public var line: Int64
+    public var kind: String
+    public var reason: String
+    public var length: Int64
+
+    public init(at: Int64, segment: String, line: Int64, kind: String, reason: String, length: Int64) {
+        self.at = at
+        self.segment = segment
+        self.line = line
+        self.kind = kind
+        self.reason = reason
+        self.length = length
+    }
+}
+
+/// What the figures may be missing.
+public struct DataQuality: Sendable, Equatable {
+    /// Segments found damaged by audits in the period: path and what was wrong.
+    public var damagedSegments: [DamagedSegment]
+    /// Calls with a key the config does not list, and their cost.
+    public var unknownKeyRequests: Int64
+    public var unknownKeyCost: Money
+    /// Calls the collector refused, and calls that failed upstream or were aborted.
+    public var rejectedRequests: Int64
+    public var failedRequests: Int64
+
+    public init(damagedSegments: [DamagedSegment] = [], unknownKeyRequests: Int64 = 0, unknownKeyCost: Money = .zero,
+                rejectedRequests: Int64 = 0, failedRequests: Int64 = 0) {
+        self.damagedSegments = damagedSegments
+        self.unknownKeyRequests = unknownKeyRequests
+        self.unknownKeyCost = unknownKeyCost
+        self.rejectedRequests = rejectedRequests
+        self.failedRequests = failedRequests
+    }
+}
+
+/// A segment an audit found damaged (truncated gzip, a torn line), and what was wrong.
+public struct DamagedSegment: Sendable, Equatable {
+    public var path: String
+    public var damage: String
+    public init(path: String, damage: String) {
+        self.path = path
+        self.damage = damage
+    }
+}

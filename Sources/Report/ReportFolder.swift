@@ -1,0 +1,86 @@
+import TallyConfig
+import UsageLog
+
+/// A period's report files in one folder (`<reports_dir>/<period>/`), each replaced atomically, with a
+/// `manifest.json` written last that names them with their sizes and SHA-256s, so a reader or a filing system can
+/// tell a complete, final set from one being refreshed.
+public enum ReportFolder {
+    /// The files of a report, in the order written (the manifest comes last).
+    public static let fileNames = [
+        "attribution.csv", "focus.csv", "budgets.csv", "alerts.csv", "breaches.csv", "revocations.csv", "waste.csv",
+        "reallocation.csv", "unpriced.csv", "quarantine.csv", "report.html",
+    ]
+    public static let manifestName = "manifest.json"
+
+    /// Every file's bytes, by name, in `fileNames` order.
+    public static func render(_ report: PeriodReport) -> [(name: String, bytes: [UInt8])] {
+        let documents: [String] = [
+            report.attributionCSV(), report.focusCSV(), report.budgetsCSV(), report.alertsCSV(), report.breachesCSV(),
+            report.revocationsCSV(), report.wasteCSV(), report.reallocationCSV(), report.unpricedCSV(), report.quarantineCSV(),
+            HTMLReport.render(report),
+        ]
+        return zip(fileNames, documents).map { ($0, Array($1.utf8)) }
+    }
+
+    /// Writes every file into `folder` (created when missing), each atomically, then the manifest. A reader sees
+    /// each file either whole as before or whole as now.
+    @discardableResult
+    public static func write(_ report: PeriodReport, to folder: String) throws(LogIOError) -> [(name: String, bytes: [UInt8])] {
+        let files = render(report)
+        for file in files { try AtomicFile.write(file.bytes, to: folder + "/" + file.name) }
+        try AtomicFile.write(manifest(report, files: files), to: folder + "/" + manifestName)
+        return files
+    }
+
+    /// `manifest.json`: what the folder holds and whether it is final.
+    public static func manifest(_ report: PeriodReport, files: [(name: String, bytes: [UInt8])]) -> [UInt8] {
+        var out: [UInt8] = []
+        func key(_ name: String) {
+            JSONWriter.appendString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+        }
+        func field(_ name: String, _ value: String) {
+            key(name)
+            JSONWriter.appendString(value, to: &out)
+            out += Array(",\n  ".utf8)
+        }
+        out += Array("{\n  ".utf8)
+        field("format", "tally-report v1")
+        field("period", report.period)
+        field("first_day", report.firstDay)
+        field("last_day", report.lastDay)
+        field("timezone", report.timezone)
+        field("currency", report.currency)
+        field("as_of", CSV.time(report.asOf))
+        key("final")
+        out += Array((report.isFinal ? "true" : "false").utf8)
+        out += Array(",\n  ".utf8)
+        field("total_cost", CSV.money(report.total))
+        key("late")
+        if let late = report.late {
+            out += Array("{\"requests\":".utf8)
+            JSONWriter.appendInteger(late.requests, to: &out)
+            out += Array(",\"cost\":".utf8)
+            JSONWriter.appendString(CSV.money(late.cost), to: &out)
+            out += Array(",\"found_at\":".utf8)
+            JSONWriter.appendString(CSV.time(late.foundAt), to: &out)
+            out.append(UInt8(ascii: "}"))
+        } else {
+            out += Array("null".utf8)
+        }
+        out += Array(",\n  ".utf8)
+        key("files")
+        out += Array("[\n".utf8)
+        for (i, file) in files.enumerated() {
+            out += Array("    {\"name\":".utf8)
+            JSONWriter.appendString(file.name, to: &out)
+            out += Array(",\"bytes\":".utf8)
+            JSONWriter.appendInteger(file.bytes.count, to: &out)
+            out += Array(",\"sha256\":".utf8)
+            JSONWriter.appendString(Hex.sha256(bytes: file.bytes), to: &out)
+            out += Array((i == files.count - 1 ? "}\n" : "},\n").utf8)
+        }
+        out += Array("  ]\n}\n".utf8)
+        return out
+    }
+}
