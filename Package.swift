@@ -72,7 +72,7 @@ let package = Package(
             "Collector", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
         ]),
         .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyConfig", "UsageLog", "Report", grdb, hummingbird, logging]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "TallyConfig"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "TallyConfig", "UsageLog"]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", "UsageLog", "Auditor", "Report", crypto, argumentParser, grdb]),
     ]
 )

@@ -47,12 +47,13 @@ struct Harness: Sendable {
           reload_interval: 100ms
           fsync: always
           preview_chars: 60
-        \(extra)
+        \(extra.replacing("$FOLDER", with: folder))
         """
     }
 
     /// Starts both, runs `body`, stops the collector gracefully, and returns every event it logged.
-    static func run(extraConfig: String = "", _ body: @Sendable (Harness) async throws -> Void) async throws -> [UsageEvent] {
+    static func run(extraConfig: String = "", environment extraEnvironment: [String: String] = [:],
+                    prepare: (String) throws -> Void = { _ in }, _ body: @Sendable (Harness) async throws -> Void) async throws -> [UsageEvent] {
         let folder = NSTemporaryDirectory() + "tally-collector-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let mock = MockUpstream()
@@ -61,10 +62,11 @@ struct Harness: Sendable {
             logger.logLevel = .warning
             return logger
         }()
+        try prepare(folder)
         let environment = [
             "MOCK_OPENAI_KEY": MockUpstream.realOpenAIKey, "MOCK_ANTHROPIC_KEY": MockUpstream.realAnthropicKey,
             "TALLY_HASH_SECRET": "test-hash-secret",
-        ]
+        ].merging(extraEnvironment) { _, new in new }
         try await withThrowingTaskGroup(of: Void.self) { group in
             let (mockPorts, mockPortContinuation) = AsyncStream.makeStream(of: Int.self)
             group.addTask { try await mock.run { mockPortContinuation.yield($0) } }

@@ -13,14 +13,15 @@ import UsageLog
 /// Nothing outside the reports folder is reachable: a path with `..`, a hidden name or an encoded slash is refused,
 /// and a resolved path must stay inside the folder.
 struct ReportDownloads: Sendable {
-    /// The reports folder, resolved (symbolic links followed).
-    let root: String
+    /// The reports folder as configured; resolved (links followed) on each request, since the audit may create it
+    /// after the collector starts.
+    let folder: String
+    var root: String { Self.realPath(folder) ?? folder }
     /// SHA-256 of the admin token; nil when it is not set (then downloads are off).
     let tokenDigest: [UInt8]?
 
     init(config: Config, environment: [String: String]) {
-        let folder = config.resolve(config.audit.reportsDir)
-        root = Self.realPath(folder) ?? folder
+        folder = config.resolve(config.audit.reportsDir)
         tokenDigest = environment[config.collector.adminTokenEnv].flatMap { $0.isEmpty ? nil : Array(SHA256.hash(data: Array($0.utf8))) }
         adminTokenEnv = config.collector.adminTokenEnv
     }
@@ -79,7 +80,9 @@ struct ReportDownloads: Sendable {
     /// The decoded path segments, or nil for anything that could leave the folder or name a hidden file.
     static func segments(_ rest: String) -> [String]? {
         var parts: [String] = []
-        for raw in rest.split(separator: "/", omittingEmptySubsequences: true) {
+        var raws = rest.split(separator: "/", omittingEmptySubsequences: false)
+        if raws.last?.isEmpty == true { raws.removeLast() }  // a trailing slash names a folder
+        for raw in raws {
             guard let part = String(raw).removingPercentEncoding, !part.isEmpty, !part.hasPrefix("."),
                   !part.contains("/"), !part.contains("\\"), !part.contains("\0") else { return nil }
             parts.append(part)
@@ -89,6 +92,7 @@ struct ReportDownloads: Sendable {
 
     /// `folder/name` when it exists and, with links followed, lies inside the reports folder.
     private func resolve(_ components: [String]) -> String? {
+        let root = self.root
         let path = ([root] + components).joined(separator: "/")
         guard let real = Self.realPath(path), real == root || real.hasPrefix(root + "/") else { return nil }
         return real
