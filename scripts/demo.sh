@@ -21,7 +21,7 @@ tally="$(swift build -c release --show-bin-path)/tally"
 export TALLY_HASH_SECRET="${TALLY_HASH_SECRET:-demo-only-hash-secret}"
 
 "$tally" check-config --config "$config" 2>/dev/null
-rm -rf var/demo/log var/demo/tally.sqlite var/demo/tally.sqlite-wal var/demo/tally.sqlite-shm
+rm -rf var/demo/log var/demo/reports var/demo/tally.sqlite var/demo/tally.sqlite-wal var/demo/tally.sqlite-shm
 "$tally" synth --config "$config" --events "$events" --days 30 --seed 1 --out var/demo/log
 
 echo
@@ -39,5 +39,9 @@ echo
 "$tally" realloc list --config "$config"
 "$tally" verify --config "$config"
 echo
+echo "demo: reports (CSV, FOCUS, HTML) written by the audit:"
+ls var/demo/reports/latest/
+echo
 echo "demo: logs in var/demo/log, ledger in var/demo/tally.sqlite, CSV in var/demo/attribution.csv"
+echo "demo: this month's report: var/demo/reports/latest/report.html (scripts/screenshot-report.sh renders it to PNG)"
 echo "demo: try  $tally report attribution --config $config --period $(date -u +%Y-%m) --by user,day --format json"
