@@ -73,7 +73,9 @@ let package = Package(
         ]),
         .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyConfig", "UsageLog", "Report", grdb, hummingbird, logging]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "TallyConfig", "UsageLog"]),
-        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", "UsageLog", "Auditor", "Report", crypto, argumentParser, grdb]),
+        // Golden report files are read from the source tree by path, not bundled.
+        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", "UsageLog", "Auditor", "Report", crypto, argumentParser, grdb],
+                    exclude: ["Golden"]),
     ]
 )
 

@@ -55,5 +55,13 @@ for n in $sizes; do
     report+=("$(cat "$dir/time")")
   done
   echo "report attribution --period 2026-11 --by team,model: median $(median "${report[@]}") s"
+  files=(); filesrss=()
+  for i in $(seq "$runs"); do
+    /usr/bin/time -f "%e %M" -o "$dir/time" "$tally" report --config "$dir/tally.yaml" --period 2026-11 --out "$dir/report-files" >/dev/null
+    read -r s kb < "$dir/time"
+    files+=("$s"); filesrss+=("$kb")
+  done
+  echo "report --period 2026-11 (every CSV, focus.csv, report.html; $(du -sh "$dir/report-files" | cut -f1)): median $(median "${files[@]}") s," \
+       "peak RSS $(( $(median "${filesrss[@]}") / 1024 )) MB; the audit wrote its reports in $(grep -o 'reports in [^ ]* ([0-9.]* s)' "$dir/summary" | grep -o '[0-9.]* s')"
   rm -rf "$dir"
 done

@@ -6,13 +6,24 @@ public enum CSV {
     /// A cell of text that came from outside (names, tags, models): quoted when needed, and prefixed with `'` when a
     /// spreadsheet would read it as a formula.
     public static func text(_ value: String) -> String {
-        var value = value
-        if let first = value.unicodeScalars.first, "=+-@\t\r\n\0".unicodeScalars.contains(first) {
-            value = "'" + value
-            return quoted(value)
+        // One pass over the bytes: every character that matters here is ASCII.
+        var quote = false
+        var isFirst = true
+        for byte in value.utf8 {
+            if isFirst {
+                isFirst = false
+                switch byte {
+                case UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), 0x09, 0x0D, 0x0A, 0x00:
+                    return quoted("'" + value)
+                default: break
+                }
+            }
+            if byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == 0x0A || byte == 0x0D {
+                quote = true
+                break
+            }
         }
-        if value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) { return quoted(value) }
-        return value
+        return quote ? quoted(value) : value
     }
 
     /// A number the program wrote itself: never escaped (the column is documented as numeric).
@@ -21,20 +32,22 @@ public enum CSV {
     /// Money for reconciliation: exact, at least six decimal places, no separators or symbol (`12.500000`,
     /// `0.000000375`).
     public static func money(_ value: Money) -> String {
-        var text = Substring(value.formatted(places: Money.scaleDigits))
-        while text.last == "0", let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) > 7 {
-            text = text.dropLast()
-        }
-        return String(text)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        appendMoney(value, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// A time in UTC to the second, `2026-11-22T09:15:00Z` (milliseconds dropped); empty for nil.
     public static func time(_ milliseconds: Int64?) -> String {
         guard let milliseconds else { return "" }
         let (seconds, _) = Timestamp.floorDivide(milliseconds, 1000)
-        var text = Timestamp.format(milliseconds: seconds * 1000)
-        if let dot = text.firstIndex(of: ".") { text = String(text[..<dot]) + "Z" }
-        return text
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        Timestamp.append(milliseconds: seconds * 1000, to: &bytes)
+        // `YYYY-MM-DDTHH:MM:SS.000Z` without the milliseconds.
+        if bytes.count == 24 { bytes.removeSubrange(19..<23) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func quoted(_ value: String) -> String {
@@ -57,5 +70,99 @@ public enum CSV {
             first = false
         }
         out += "\r\n"
+    }
+}
+
+/// A CSV document built as bytes, for the files that can run to hundreds of thousands of rows: the same cells as
+/// `CSV.text`, `CSV.money` and `CSV.time`, without a string per cell.
+struct CSVBuffer {
+    var bytes: [UInt8] = []
+    private var atLineStart = true
+
+    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    private mutating func separate() {
+        if !atLineStart { bytes.append(UInt8(ascii: ",")) }
+        atLineStart = false
+    }
+
+    /// Text from outside, guarded as `CSV.text` guards it.
+    mutating func text(_ value: String) {
+        separate()
+        var value = value
+        value.withUTF8 { utf8 in
+            var quote = false
+            if let first = utf8.first, [UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), 0x09, 0x0D, 0x0A, 0x00].contains(first) {
+                bytes += Array(CSV.text(String(decoding: utf8, as: UTF8.self)).utf8)
+                return
+            }
+            for byte in utf8 where byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == 0x0A || byte == 0x0D {
+                quote = true
+                break
+            }
+            if quote {
+                bytes += Array(CSV.text(String(decoding: utf8, as: UTF8.self)).utf8)
+            } else {
+                bytes.append(contentsOf: utf8)
+            }
+        }
+    }
+
+    /// Bytes Tally wrote itself (numbers, fixed words).
+    mutating func raw(_ value: String) {
+        separate()
+        bytes += value.utf8
+    }
+
+    mutating func integer(_ value: Int64) {
+        separate()
+        JSONWriter.appendInteger(value, to: &bytes)
+    }
+
+    mutating func money(_ value: Money) {
+        separate()
+        CSV.appendMoney(value, to: &bytes)
+    }
+
+    mutating func time(_ milliseconds: Int64?) {
+        separate()
+        guard let milliseconds else { return }
+        let (seconds, _) = Timestamp.floorDivide(milliseconds, 1000)
+        let start = bytes.count
+        Timestamp.append(milliseconds: seconds * 1000, to: &bytes)
+        if bytes.count - start == 24 { bytes.removeSubrange(start + 19..<start + 23) }
+    }
+
+    mutating func endRow() {
+        bytes.append(0x0D)
+        bytes.append(0x0A)
+        atLineStart = true
+    }
+
+    var string: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+extension CSV {
+    /// Appends `money` exactly, with 6 to 12 decimals (trailing zeros beyond the sixth dropped).
+    static func appendMoney(_ value: Money, to out: inout [UInt8]) {
+        var picos = value.picos
+        if picos < 0 {
+            out.append(UInt8(ascii: "-"))
+            picos = -picos
+        }
+        let whole = picos / Money.scale
+        var fraction = picos % Money.scale
+        JSONWriter.appendInteger(whole, to: &out)
+        out.append(UInt8(ascii: "."))
+        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: 12)
+        var i = 11
+        while fraction > 0 {
+            digits[i] = UInt8(ascii: "0") + UInt8(fraction % 10)
+            fraction /= 10
+            i -= 1
+        }
+        var end = 12
+        while end > 6 && digits[end - 1] == UInt8(ascii: "0") { end -= 1 }
+        out.append(contentsOf: digits[..<end])
     }
 }

@@ -85,7 +85,7 @@ public struct PeriodReport: Sendable, Equatable {
     }
 
     /// Waste that counts as waste (exact duplicates, retry loops, runaways; near duplicates when configured).
-    public var wasteTotal: Money { waste.filter(\.countsAsWaste).reduce(.zero) { $0 + $1.cost } }
+    public var wasteTotal: Money { waste.reduce(.zero) { $1.countsAsWaste ? $0 + $1.cost : $0 } }
 }
 
 /// Calls that arrived after a period's final report.

@@ -72,18 +72,29 @@ extension PeriodReport {
 
     /// `waste.csv`: every duplicate cluster, retry loop and runaway episode, costliest first within each kind.
     public func wasteCSV() -> String {
-        var out = ""
-        out.reserveCapacity(waste.count * 160)
-        CSV.append(["kind", "subject", "model", "team", "keys", "users", "first_seen", "last_seen", "calls", "repeats", "errors",
-                    "cost", "currency", "counts_as_waste", "detail"], to: &out)
-        let currency = CSV.text(currency)
+        var out = CSVBuffer(capacity: 160 * (waste.count + 1))
+        for name in ["kind", "subject", "model", "team", "keys", "users", "first_seen", "last_seen", "calls", "repeats", "errors",
+                     "cost", "currency", "counts_as_waste", "detail"] { out.raw(name) }
+        out.endRow()
         for w in waste {
-            CSV.append([w.kind, CSV.text(w.subject), CSV.text(w.model), CSV.text(w.team), CSV.text(w.keys.joined(separator: " ")),
-                        CSV.text(w.users.joined(separator: " ")), CSV.time(w.firstSeen), CSV.time(w.lastSeen), String(w.calls),
-                        String(w.repeats), String(w.errors), CSV.money(w.cost), currency, w.countsAsWaste ? "true" : "false",
-                        CSV.text(w.detail)], to: &out)
+            out.raw(w.kind)
+            out.text(w.subject)
+            out.text(w.model)
+            out.text(w.team)
+            out.text(w.keys.count == 1 ? w.keys[0] : w.keys.joined(separator: " "))
+            out.text(w.users.count == 1 ? w.users[0] : w.users.joined(separator: " "))
+            out.time(w.firstSeen)
+            out.time(w.lastSeen)
+            out.integer(w.calls)
+            out.integer(w.repeats)
+            out.integer(w.errors)
+            out.money(w.cost)
+            out.text(currency)
+            out.raw(w.countsAsWaste ? "true" : "false")
+            out.text(w.detail)
+            out.endRow()
         }
-        return out
+        return out.string
     }
 
     /// `reallocation.csv`: pool releases and draws, proposals and approvals.

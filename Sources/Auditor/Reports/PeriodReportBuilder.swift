@@ -257,13 +257,42 @@ public enum PeriodReportBuilder {
         report.reallocation = reallocation
         report.quarantine = quarantine
         report.dataQuality.damagedSegments = damaged
-        report.waste = try WasteScan.stored(ledger: ledger, label: label)
-            .sorted { ($0.kind, $1.cost, $0.firstSeen, $0.subject) < ($1.kind, $0.cost, $1.firstSeen, $1.subject) }
-            .map { f in
-                WasteRow(kind: f.kind.rawValue, subject: f.subject, model: f.model, team: f.team, keys: f.keys, users: f.users,
-                         firstSeen: f.firstSeen, lastSeen: f.lastSeen, calls: Int64(f.calls), repeats: Int64(f.repeats), errors: Int64(f.errors),
-                         cost: f.cost, countsAsWaste: f.countsAsWaste, detail: f.detail)
+        report.waste = try waste(ledger: ledger, label: label)
+    }
+}
+
+extension PeriodReportBuilder {
+    /// The month's stored findings, by kind (as `WasteKind` orders them), costliest first, then oldest. Read through
+    /// one reused cursor row and sorted on integer keys: a busy month holds hundreds of thousands of clusters.
+    static func waste(ledger: Ledger, label: String) throws(AuditError) -> [WasteRow] {
+        let kindOrder = Dictionary(uniqueKeysWithValues: WasteKind.allCases.enumerated().map { ($1.rawValue, $0) })
+        var rows: [WasteRow] = []
+        var keys: [(kind: Int, cost: Int64, first: Int64, index: Int)] = []
+        try ledger.access { db in
+            let cursor = try Row.fetchCursor(db, sql: """
+                SELECT kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost, counts_as_waste, detail
+                FROM waste WHERE period = ?
+                """, arguments: [label])
+            while let r = try cursor.next() {
+                let kind: String = r[0]
+                let keyList: String = r[4], userList: String = r[5]
+                let cost: Int64 = r[11]
+                let first: Int64 = r[6]
+                keys.append((kindOrder[kind] ?? Int.max, cost, first, rows.count))
+                rows.append(WasteRow(kind: kind, subject: r[1], model: r[2], team: r[3],
+                                     keys: keyList.isEmpty ? [] : keyList.split(separator: ",").map(String.init),
+                                     users: userList.isEmpty ? [] : userList.split(separator: ",").map(String.init),
+                                     firstSeen: first, lastSeen: r[7], calls: r[8], repeats: r[9], errors: r[10],
+                                     cost: Money(picos: Int128(cost)), countsAsWaste: r[12], detail: r[13]))
             }
+        }
+        keys.sort { a, b in
+            if a.kind != b.kind { return a.kind < b.kind }
+            if a.cost != b.cost { return a.cost > b.cost }
+            if a.first != b.first { return a.first < b.first }
+            return rows[a.index].subject < rows[b.index].subject
+        }
+        return keys.map { rows[$0.index] }
     }
 }
 
