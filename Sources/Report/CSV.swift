@@ -41,13 +41,18 @@ public enum CSV {
     /// A time in UTC to the second, `2026-11-22T09:15:00Z` (milliseconds dropped); empty for nil.
     public static func time(_ milliseconds: Int64?) -> String {
         guard let milliseconds else { return "" }
-        let (seconds, _) = Timestamp.floorDivide(milliseconds, 1000)
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(24)
-        Timestamp.append(milliseconds: seconds * 1000, to: &bytes)
-        // `YYYY-MM-DDTHH:MM:SS.000Z` without the milliseconds.
-        if bytes.count == 24 { bytes.removeSubrange(19..<23) }
+        bytes.reserveCapacity(20)
+        appendTime(milliseconds, to: &bytes)
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `YYYY-MM-DDTHH:MM:SSZ`: the usage log's UTC form without its milliseconds (floored to the second).
+    static func appendTime(_ milliseconds: Int64, to out: inout [UInt8]) {
+        let (seconds, _) = Timestamp.floorDivide(milliseconds, 1000)
+        let start = out.count
+        Timestamp.append(milliseconds: seconds * 1000, to: &out)
+        if out.count - start == 24 { out.removeSubrange(start + 19..<start + 23) }
     }
 
     static func quoted(_ value: String) -> String {
@@ -86,26 +91,10 @@ struct CSVBuffer {
         atLineStart = false
     }
 
-    /// Text from outside, guarded as `CSV.text` guards it.
+    /// Text from outside, guarded as `CSV.text` guards it (which hands most cells back as they are).
     mutating func text(_ value: String) {
         separate()
-        var value = value
-        value.withUTF8 { utf8 in
-            var quote = false
-            if let first = utf8.first, [UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), 0x09, 0x0D, 0x0A, 0x00].contains(first) {
-                bytes += Array(CSV.text(String(decoding: utf8, as: UTF8.self)).utf8)
-                return
-            }
-            for byte in utf8 where byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == 0x0A || byte == 0x0D {
-                quote = true
-                break
-            }
-            if quote {
-                bytes += Array(CSV.text(String(decoding: utf8, as: UTF8.self)).utf8)
-            } else {
-                bytes.append(contentsOf: utf8)
-            }
-        }
+        bytes += CSV.text(value).utf8
     }
 
     /// Bytes Tally wrote itself (numbers, fixed words).
@@ -126,11 +115,7 @@ struct CSVBuffer {
 
     mutating func time(_ milliseconds: Int64?) {
         separate()
-        guard let milliseconds else { return }
-        let (seconds, _) = Timestamp.floorDivide(milliseconds, 1000)
-        let start = bytes.count
-        Timestamp.append(milliseconds: seconds * 1000, to: &bytes)
-        if bytes.count - start == 24 { bytes.removeSubrange(start + 19..<start + 23) }
+        if let milliseconds { CSV.appendTime(milliseconds, to: &bytes) }
     }
 
     mutating func endRow() {

@@ -90,6 +90,24 @@ public enum AttributionQuery {
     public static let unknown = "unknown"
     public static let none = "(none)"
 
+    /// The attributions and the dimension values (providers, models, end users, tag sets) by their ids.
+    static func names(_ db: Database) throws -> (attributions: [Int64: Attribution], dims: [Int64: String]) {
+        let attributions = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, key, known, user, project, team, org FROM attributions").map {
+            ($0[0] as Int64, Attribution(key: $0[1], known: $0[2], user: $0[3], project: $0[4], team: $0[5], org: $0[6]))
+        })
+        let dims = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, value FROM dims").map { ($0[0] as Int64, $0[1] as String) })
+        return (attributions, dims)
+    }
+
+    /// How an owner field of a call's attribution is shown: `unknown` for a key the config does not list (its key
+    /// excepted), `(none)` for an empty field.
+    static func label(_ attribution: Attribution?, _ field: KeyPath<Attribution, String>) -> String {
+        guard let attribution else { return unknown }
+        if !attribution.known && field != \Attribution.key { return unknown }
+        let value = attribution[keyPath: field]
+        return value.isEmpty ? none : value
+    }
+
     public static func breakdown(ledger: Ledger, period: Period, by dimensions: [SpendDimension], timezone: String,
                                  currency: String) throws(AuditError) -> SpendBreakdown {
         // Group in SQL by the ids the dimensions need, then by their values in Swift, summing cost in Int128.
@@ -112,10 +130,7 @@ public enum AttributionQuery {
             GROUP BY \(groupColumns.joined(separator: ", "))
             """
         return try ledger.access { db in
-            let attributions = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, key, known, user, project, team, org FROM attributions").map {
-                ($0[0] as Int64, Attribution(key: $0[1], known: $0[2], user: $0[3], project: $0[4], team: $0[5], org: $0[6]))
-            })
-            let dims = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, value FROM dims").map { ($0[0] as Int64, $0[1] as String) })
+            let (attributions, dims) = try names(db)
             var tagSets: [Int64: [String: String]] = [:]
             func tagSet(_ id: Int64) -> [String: String] {
                 if let cached = tagSets[id] { return cached }
@@ -150,18 +165,10 @@ public enum AttributionQuery {
                 t.cachedInput = next()
                 t.cacheWrite = next()
                 t.reasoning = next()
-                let high = Int128(next())
-                let middle = Int128(next())
-                let low = Int128(next())
-                t.cost = Money(picos: high * Ledger.costSplit + middle * 1_000_000 + low)
+                t.cost = Ledger.summedCost(row, at: i)
                 if !priced { t.unpriced = t.requests }
 
-                func owner(_ field: KeyPath<Attribution, String>) -> String {
-                    guard let attr else { return AttributionQuery.unknown }
-                    if !attr.known && field != \Attribution.key { return AttributionQuery.unknown }
-                    let value = attr[keyPath: field]
-                    return value.isEmpty ? AttributionQuery.none : value
-                }
+                func owner(_ field: KeyPath<Attribution, String>) -> String { label(attr, field) }
                 let values: [String] = dimensions.map { dimension in
                     switch dimension {
                     case .org: owner(\.org)

@@ -117,8 +117,7 @@ public enum BudgetEvaluation {
                 WHERE r.day >= ? AND r.day < ? GROUP BY a.key, r.day
                 """, arguments: [first, today])
             while let row = try days.next() {
-                let picos = Int128(row[2] as Int64) * Ledger.costSplit + Int128(row[3] as Int64) * 1_000_000 + Int128(row[4] as Int64)
-                result[row[0], default: [:]][row[1], default: .zero] += Money(picos: picos)
+                result[row[0], default: [:]][row[1], default: .zero] += Ledger.summedCost(row, at: 2)
             }
             let calls = try Row.fetchCursor(db, sql: """
                 SELECT a.key, e.cost FROM events e JOIN attributions a ON a.id = e.attr

@@ -14,6 +14,17 @@ public final class Ledger: Sendable {
     /// Rollups keep cost as `cost_hi × 10^18 + cost_lo` pico-units, so that a sum never overflows SQLite's 64 bits.
     static let costSplit: Int128 = 1_000_000_000_000_000_000
 
+    /// A stored `cost_hi`, `cost_lo` pair as money.
+    static func cost(hi: Int64, lo: Int64) -> Money {
+        Money(picos: Int128(hi) * costSplit + Int128(lo))
+    }
+
+    /// A sum of rollup costs, selected as `SUM(cost_hi), SUM(cost_lo / 1000000), SUM(cost_lo % 1000000)` (so the low
+    /// parts cannot overflow either) from `row`'s columns `at`, `at + 1` and `at + 2`.
+    static func summedCost(_ row: Row, at column: Int) -> Money {
+        Money(picos: Int128(row[column] as Int64) * costSplit + Int128(row[column + 1] as Int64) * 1_000_000 + Int128(row[column + 2] as Int64))
+    }
+
     public init(path: String, readOnly: Bool = false) throws(AuditError) {
         self.path = path
         var configuration = Configuration()

@@ -49,10 +49,7 @@ public enum PeriodReportBuilder {
     private static func spend(into report: inout PeriodReport, ledger: Ledger, period: Period, calendar: inout LocalCalendar) throws(AuditError) {
         struct Group: Hashable { var day: Int, attr: Int64, provider: Int64, model: Int64 }
         let (rows, unpriced, quality) = try ledger.access { db in
-            let attributions = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, key, known, user, project, team, org FROM attributions").map {
-                ($0[0] as Int64, Attribution(key: $0[1], known: $0[2], user: $0[3], project: $0[4], team: $0[5], org: $0[6]))
-            })
-            let dims = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, value FROM dims").map { ($0[0] as Int64, $0[1] as String) })
+            let (attributions, dims) = try AttributionQuery.names(db)
             var groups: [Group: AttributionRow] = [:]
             var unpriced: [[String]: UnpricedRow] = [:]
             var quality = DataQuality()
@@ -65,17 +62,12 @@ public enum PeriodReportBuilder {
                 let group = Group(day: r[0], attr: r[1], provider: r[2], model: r[3])
                 let priced: Bool = r[4]
                 let requests: Int64 = r[5]
-                let cost = Money(picos: Int128(r[13] as Int64) * Ledger.costSplit + Int128(r[14] as Int64))
+                let cost = Ledger.cost(hi: r[13], lo: r[14])
                 let attribution = attributions[group.attr]
                 let provider = dims[group.provider] ?? AttributionQuery.unknown
                 let model = dims[group.model] ?? AttributionQuery.unknown
                 if groups[group] == nil {
-                    func owner(_ field: KeyPath<Attribution, String>) -> String {
-                        guard let attribution else { return AttributionQuery.unknown }
-                        if !attribution.known && field != \Attribution.key { return AttributionQuery.unknown }
-                        let value = attribution[keyPath: field]
-                        return value.isEmpty ? AttributionQuery.none : value
-                    }
+                    func owner(_ field: KeyPath<Attribution, String>) -> String { AttributionQuery.label(attribution, field) }
                     groups[group] = AttributionRow(date: Timestamp.formatDate(days: group.day), dayStart: 0, dayEnd: 0, org: owner(\.org),
                                                    team: owner(\.team), project: owner(\.project), user: owner(\.user), key: owner(\.key),
                                                    provider: provider, model: model)
@@ -131,10 +123,7 @@ public enum PeriodReportBuilder {
                 FROM rollup_daily WHERE day BETWEEN ? AND ?
                 """, arguments: [sameDay, sameDay, sameDay, before.firstDay, before.lastDay])
             guard let row, (row[0] as Int64) > 0 else { return nil }
-            func money(_ i: Int) -> Money {
-                Money(picos: Int128(row[i] as Int64) * Ledger.costSplit + Int128(row[i + 1] as Int64) * 1_000_000 + Int128(row[i + 2] as Int64))
-            }
-            return PreviousPeriod(period: before.label, total: money(1), toSamePoint: money(4))
+            return PreviousPeriod(period: before.label, total: Ledger.summedCost(row, at: 1), toSamePoint: Ledger.summedCost(row, at: 4))
         }
     }
 

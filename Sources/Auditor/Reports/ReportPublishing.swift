@@ -40,7 +40,7 @@ public enum ReportPublishing {
                 SELECT period, final, requests, final_requests, final_cost_hi, final_cost_lo, late_found_at FROM report_snapshots
                 """) {
                 snapshots[r[0]] = Snapshot(final: r[1], requests: r[2], finalRequests: r[3],
-                                           finalCost: (r[4] as Int64?).map { Money(picos: Int128($0) * Ledger.costSplit + Int128(r[5] as Int64)) },
+                                           finalCost: (r[4] as Int64?).map { Ledger.cost(hi: $0, lo: r[5]) },
                                            lateFoundAt: r[6])
             }
             return (first, snapshots)
@@ -72,8 +72,10 @@ public enum ReportPublishing {
         let report = try PeriodReportBuilder.build(ledger: ledger, config: config, period: current, asOf: asOf)
         let path = folder + "/" + current.label
         try write(report, to: path)
-        let (requests, cost) = try totals(ledger: ledger, current)
-        try record(ledger: ledger, period: current.label, final: false, at: asOf, requests: requests, cost: cost, firstFinal: false, lateFoundAt: nil)
+        // The report's rows are the month's rollups, so their sums are what `totals` would read again.
+        let requests = report.attribution.reduce(Int64(0)) { $0 + $1.requests }
+        try record(ledger: ledger, period: current.label, final: false, at: asOf, requests: requests, cost: report.total, firstFinal: false,
+                   lateFoundAt: nil)
         written.append(.init(period: current.label, folder: path, isFinal: false, late: nil))
         let latest = folder + "/" + latestName
         do { try AtomicFile.link(latest, to: current.label) } catch {
@@ -104,7 +106,7 @@ public enum ReportPublishing {
                 SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(cost_hi), 0), COALESCE(SUM(cost_lo / 1000000), 0), COALESCE(SUM(cost_lo % 1000000), 0)
                 FROM rollup_daily WHERE day BETWEEN ? AND ?
                 """, arguments: [month.firstDay, month.lastDay])!
-            return (r[0], Money(picos: Int128(r[1] as Int64) * Ledger.costSplit + Int128(r[2] as Int64) * 1_000_000 + Int128(r[3] as Int64)))
+            return (r[0], Ledger.summedCost(r, at: 1))
         }
     }
 
