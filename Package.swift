@@ -16,6 +16,7 @@ let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
 
 let package = Package(
     name: "Tally",
@@ -54,7 +55,7 @@ let package = Package(
         // Deterministic synthetic usage logs, written through the real segment writer.
         .target(name: "Synth", dependencies: ["UsageLog", "TallyConfig"]),
         .target(name: "Collector", dependencies: [
-            "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1,
+            "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1, nioPosix,
         ]),
         .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", "Report", grdb, grdbSQLite, crypto, httpClient, nioCore, nioHTTP1]),
         // Report values and writers; the auditor fills the values, the writers never see a database.
@@ -64,6 +65,9 @@ let package = Package(
             argumentParser, logging, "UsageLog", "TallyConfig", "Synth", "Collector", "Auditor", "Report",
         ]),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
+        // The reference that scripts/bench-collector.sh measures the collector against.
+        .executableTarget(name: "bare-forwarder", dependencies: [hummingbird, httpClient, httpTypes, nioCore, nioHTTP1],
+                          path: "Benchmarks/BareForwarder"),
 
         .testTarget(name: "UsageLogTests", dependencies: ["UsageLog", crypto]),
         .testTarget(name: "TallyConfigTests", dependencies: ["TallyConfig"]),

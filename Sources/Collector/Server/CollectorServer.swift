@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import TallyConfig
@@ -73,7 +74,7 @@ public enum CollectorServer {
         clientConfiguration.decompression = .disabled
         clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 512
         clientConfiguration.timeout.connect = .seconds(10)
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        let httpClient = UpstreamClients(group: .singleton, configuration: clientConfiguration)
 
         let metrics = CollectorMetrics()
         let keys = KeyState(keys: config.keys)
@@ -89,7 +90,7 @@ public enum CollectorServer {
         let downloads = ReportDownloads(config: config, environment: environment)
         let responder = CallbackResponder<BasicRequestContext> { request, context in
             if request.uri.path == "/reports" || request.uri.path.hasPrefix("/reports/") {
-                return try await downloads.respond(to: request, context: context)
+                return try await offLoop { try await downloads.respond(to: request, context: context) }
             }
             switch (request.method, request.uri.path) {
             case (.get, "/healthz"):
@@ -105,6 +106,7 @@ public enum CollectorServer {
         let groupBox = GroupBox()
         let app = Application(
             responder: responder,
+            server: .loopAffineHTTP1(),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port
@@ -130,10 +132,10 @@ public enum CollectorServer {
         do {
             try await group.run()
         } catch {
-            try? await httpClient.shutdown()
+            await httpClient.shutdown()
             throw error
         }
-        try await httpClient.shutdown()
+        await httpClient.shutdown()
         logger.info("collector stopped", metadata: ["collector.id": "\(c.id)"])
     }
 

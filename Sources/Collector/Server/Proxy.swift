@@ -15,7 +15,7 @@ import UsageLog
 struct Proxy: Sendable {
     let config: Config
     let keys: KeyState
-    let httpClient: HTTPClient
+    let httpClient: UpstreamClients
     let queue: EventQueue
     let metrics: CollectorMetrics
     let hasher: PromptHasher
@@ -153,7 +153,7 @@ struct Proxy: Sendable {
         let beforeUpstream = ContinuousClock.now
         let response: HTTPClientResponse
         do {
-            response = try await httpClient.execute(upstream, timeout: .seconds(600), logger: logger)
+            response = try await httpClient.current.execute(upstream, timeout: .seconds(600), logger: logger)
         } catch {
             logger.warning("upstream unreachable", metadata: ["collector.provider": "\(route.provider.name)", "error": "\(error)"])
             call.event.error = "upstream unreachable"
