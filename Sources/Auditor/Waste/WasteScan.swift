@@ -65,15 +65,19 @@ public enum WasteScan {
         }
         pipeline.send(batch)
         let detector = pipeline.finish()
-        // Findings are made one at a time on their way into the ledger; only the few a run prints are kept.
+        // Clusters go into the ledger straight from the detector's numbers; a finding (with its strings) is made only
+        // for the few a run prints.
         var result = WasteResult(periodLabel: label, findings: [], calls: detector.callsInPeriod)
         try store(label: label, ledger: ledger) { insert in
-            try names.forEachFinding(detector, rules: rules, currency: config.currency) { finding, rank in
-                try insert(finding)
-                result.counts[finding.kind, default: 0] += 1
-                result.costs[finding.kind, default: .zero] += finding.cost
-                if finding.countsAsWaste { result.total += finding.cost }
-                if finding.kind == .retryLoop || finding.kind == .runaway || rank < WasteResult.kept { result.findings.append(finding) }
+            try names.forEachCluster(detector) { cluster, kind, rank in
+                let counts = kind == .exactDuplicate || (kind == .nearDuplicate && rules.nearCountsAsWaste)
+                try insert(names.row(cluster, kind, countsAsWaste: counts, rules: rules, currency: config.currency))
+                result.counts[kind, default: 0] += 1
+                result.costs[kind, default: .zero] += Money(picos: Int128(cluster.cost))
+                if counts { result.total += Money(picos: Int128(cluster.cost)) }
+                if kind == .retryLoop || kind == .runaway || rank < WasteResult.kept {
+                    result.findings.append(names.finding(cluster, kind, rules: rules, currency: config.currency))
+                }
             }
         }
         return result
@@ -120,7 +124,7 @@ public enum WasteScan {
     /// The findings stored for a period by the last audit.
     public static func stored(ledger: Ledger, label: String) throws(AuditError) -> [WasteFinding] {
         try ledger.access { db in
-            try Row.fetchAll(db, sql: """
+            try GRDB.Row.fetchAll(db, sql: """
                 SELECT kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost, counts_as_waste, detail
                 FROM waste WHERE period = ? ORDER BY rowid
                 """, arguments: [label]).compactMap { row in
@@ -142,8 +146,26 @@ public enum WasteScan {
         return try stored(ledger: ledger, label: label).filter { $0.kind == .runaway }
     }
 
+    /// One row of the `waste` table. Names are UTF-8 bytes the scan keeps per id, so a row costs no allocation.
+    struct Row {
+        var kind: WasteKind
+        var subject: [UInt8]
+        var model: [UInt8]
+        var team: [UInt8]
+        var keys: [UInt8]
+        var users: [UInt8]
+        var first: Int64
+        var last: Int64
+        var calls: Int
+        var repeats: Int
+        var errors: Int
+        var cost: Int64
+        var countsAsWaste: Bool
+        var detail: String
+    }
+
     /// Replaces the period's findings with those `produce` hands to its `insert`, in one transaction.
-    static func store(label: String, ledger: Ledger, _ produce: (_ insert: (WasteFinding) throws -> Void) throws -> Void) throws(AuditError) {
+    static func store(label: String, ledger: Ledger, _ produce: (_ insert: (Row) throws -> Void) throws -> Void) throws(AuditError) {
         try ledger.access { db in
             try db.inTransaction {
                 try db.execute(sql: "DELETE FROM waste WHERE period = ?", arguments: [label])
@@ -152,35 +174,51 @@ public enum WasteScan {
                                        counts_as_waste, detail)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).sqliteStatement
+                func text(_ column: Int32, _ bytes: [UInt8]) {
+                    _ = bytes.withUnsafeBufferPointer { buffer in
+                        // A pointer that is never null, also for an empty name (null would store NULL).
+                        sqlite3_bind_text(insert, column, buffer.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(Self.empty.utf8Start),
+                                          Int32(buffer.count), SQLITE_TRANSIENT_VALUE)
+                    }
+                }
                 func text(_ column: Int32, _ value: String) {
                     _ = value.withCString { sqlite3_bind_text(insert, column, $0, -1, SQLITE_TRANSIENT_VALUE) }
                 }
-                try produce { f in
+                // Bindings outlive a reset, so what every row shares is bound once.
+                sqlite3_reset(insert)
+                sqlite3_clear_bindings(insert)
+                text(1, label)
+                var boundKind: WasteKind?
+                try produce { row in
                     sqlite3_reset(insert)
-                    text(1, label)
-                    text(2, f.kind.rawValue)
-                    text(3, f.subject)
-                    text(4, f.model)
-                    text(5, f.team)
-                    text(6, f.keys.joined(separator: ","))
-                    text(7, f.users.joined(separator: ","))
-                    sqlite3_bind_int64(insert, 8, f.firstSeen)
-                    sqlite3_bind_int64(insert, 9, f.lastSeen)
-                    sqlite3_bind_int64(insert, 10, Int64(f.calls))
-                    sqlite3_bind_int64(insert, 11, Int64(f.repeats))
-                    sqlite3_bind_int64(insert, 12, Int64(f.errors))
-                    sqlite3_bind_int64(insert, 13, Int64(clamping: f.cost.picos))
-                    sqlite3_bind_int64(insert, 14, f.countsAsWaste ? 1 : 0)
-                    text(15, f.detail)
+                    if row.kind != boundKind {
+                        text(2, row.kind.rawValue)
+                        boundKind = row.kind
+                    }
+                    text(3, row.subject)
+                    text(4, row.model)
+                    text(5, row.team)
+                    text(6, row.keys)
+                    text(7, row.users)
+                    sqlite3_bind_int64(insert, 8, row.first)
+                    sqlite3_bind_int64(insert, 9, row.last)
+                    sqlite3_bind_int64(insert, 10, Int64(row.calls))
+                    sqlite3_bind_int64(insert, 11, Int64(row.repeats))
+                    sqlite3_bind_int64(insert, 12, Int64(row.errors))
+                    sqlite3_bind_int64(insert, 13, row.cost)
+                    sqlite3_bind_int64(insert, 14, row.countsAsWaste ? 1 : 0)
+                    text(15, row.detail)
                     guard sqlite3_step(insert) == SQLITE_DONE else {
                         throw AuditError(.io, "ledger \(ledger.path): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
                     }
                 }
                 sqlite3_reset(insert)
+                sqlite3_clear_bindings(insert)
                 return .commit
             }
         }
     }
+    private static let empty: StaticString = ""
 
     /// Runs a detector on its own thread over the batches it is sent, so that reading the ledger and applying the
     /// rules use two cores.
@@ -276,11 +314,15 @@ public enum WasteScan {
         var attrKey: [Int32: String] = [:]
         var attrUser: [Int32: String] = [:]
         var models: [Int32: String] = [:]
+        var attrKeyBytes: [Int32: [UInt8]] = [:]
+        var attrUserBytes: [Int32: [UInt8]] = [:]
+        var teamBytes: [[UInt8]] = []
+        var modelBytes: [Int32: [UInt8]] = [:]
 
         init(_ db: Database) throws {
             var keyIndex: [String: Int32] = [:]
             var teamIndex: [String: Int32] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT id, key, user, team FROM attributions") {
+            for row in try GRDB.Row.fetchAll(db, sql: "SELECT id, key, user, team FROM attributions") {
                 let id: Int = row[0], key: String = row[1], user: String = row[2], team: String = row[3]
                 let k = keyIndex[key] ?? { keyIndex[key] = Int32(keyNames.count); keyNames.append(key); return Int32(keyNames.count - 1) }()
                 let t = teamIndex[team] ?? { teamIndex[team] = Int32(teamNames.count); teamNames.append(team); return Int32(teamNames.count - 1) }()
@@ -289,29 +331,68 @@ public enum WasteScan {
                 attrKey[Int32(id)] = key
                 attrUser[Int32(id)] = user
             }
-            for row in try Row.fetchAll(db, sql: "SELECT id, value FROM dims WHERE kind = ?", arguments: [DimensionKind.model.rawValue]) {
+            for row in try GRDB.Row.fetchAll(db, sql: "SELECT id, value FROM dims WHERE kind = ?", arguments: [DimensionKind.model.rawValue]) {
                 models[Int32(row[0] as Int64)] = row[1]
             }
+            attrKeyBytes = attrKey.mapValues { Array($0.utf8) }
+            attrUserBytes = attrUser.mapValues { Array($0.utf8) }
+            teamBytes = teamNames.map { Array($0.utf8) }
+            modelBytes = models.mapValues { Array($0.utf8) }
         }
 
         func owner(_ attr: Int) -> (key: Int32, team: Int32) { attr >= 0 && attr < owners.count ? owners[attr] : (-1, -1) }
 
-        /// Each finding with its rank within its kind: most costly first; ties in time order then by hash, so a diff of
-        /// two runs means a change. The order is worked out on plain numbers before any finding (with its strings) is made.
-        func forEachFinding(_ detector: WasteDetector, rules: WasteRules, currency: String, _ body: (WasteFinding, Int) throws -> Void) rethrows {
+        /// Each cluster with its kind and its rank within the kind: most costly first; ties in time order then by hash,
+        /// so a diff of two runs means a change. The order is worked out on plain numbers.
+        func forEachCluster(_ detector: WasteDetector, _ body: (WasteDetector.Cluster, WasteKind, Int) throws -> Void) rethrows {
             let groups: [(WasteKind, [WasteDetector.Cluster])] = [
                 (.exactDuplicate, detector.exact), (.nearDuplicate, detector.near), (.retryLoop, detector.loops), (.runaway, detector.runaways),
             ]
             for (kind, clusters) in groups {
-                let order = clusters.indices.sorted { i, j in
-                    let a = clusters[i], b = clusters[j]
-                    return (b.cost, a.first, a.hash, a.key) < (a.cost, b.first, b.hash, b.key)
-                }
-                for (rank, index) in order.enumerated() { try body(finding(clusters[index], kind, rules: rules, currency: currency), rank) }
+                // Sorted on plain numbers: comparing clusters themselves would copy (and retain) each one.
+                var order = clusters.indices.map { i in (cost: -clusters[i].cost, first: clusters[i].first, hash: clusters[i].hash, key: clusters[i].key, index: i) }
+                order.sort { ($0.cost, $0.first, $0.hash, $0.key) < ($1.cost, $1.first, $1.hash, $1.key) }
+                for (rank, entry) in order.enumerated() { try body(clusters[entry.index], kind, rank) }
             }
         }
 
-        private func finding(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String) -> WasteFinding {
+        /// The `waste` row for a cluster: the same text `finding` gives, built from bytes kept per id.
+        func row(_ c: WasteDetector.Cluster, _ kind: WasteKind, countsAsWaste: Bool, rules: WasteRules, currency: String) -> Row {
+            var subject: [UInt8], detail = ""
+            switch kind {
+            case .exactDuplicate, .nearDuplicate:
+                subject = Self.hashPrefix(c.hash)
+            case .retryLoop, .runaway:
+                let finding = finding(c, kind, rules: rules, currency: currency)
+                subject = Array(finding.subject.utf8)
+                detail = finding.detail
+            }
+            return Row(kind: kind, subject: subject, model: c.model >= 0 ? modelBytes[c.model] ?? [] : [],
+                       team: c.team >= 0 ? teamBytes[Int(c.team)] : [], keys: joined(c.attrs, keyOf), users: joined(c.attrs, userOf),
+                       first: c.first, last: c.last, calls: c.calls, repeats: c.repeats, errors: c.errors, cost: c.cost,
+                       countsAsWaste: countsAsWaste, detail: detail)
+        }
+
+        /// The first 12 hex digits of a prompt hash.
+        static func hashPrefix(_ hash: Int64) -> [UInt8] {
+            let word = UInt64(bitPattern: hash)
+            return (0..<12).map { hexDigits[Int((word >> UInt64(60 - 4 * $0)) & 0xF)] }
+        }
+        private static let hexDigits = Array("0123456789abcdef".utf8)
+
+        private func keyOf(_ attr: Int32) -> [UInt8]? { attrKeyBytes[attr] }
+        private func userOf(_ attr: Int32) -> [UInt8]? { attrUserBytes[attr].flatMap { $0.isEmpty ? nil : $0 } }
+
+        /// The distinct names of `attrs`, sorted and joined with commas (one name, the common case, as it is).
+        private func joined(_ attrs: [Int32], _ name: (Int32) -> [UInt8]?) -> [UInt8] {
+            if attrs.count == 1 { return name(attrs[0]) ?? [] }
+            var names: [[UInt8]] = []
+            for attr in attrs { if let n = name(attr), !names.contains(n) { names.append(n) } }
+            names.sort { String(decoding: $0, as: UTF8.self) < String(decoding: $1, as: UTF8.self) }
+            return Array(names.joined(separator: [UInt8(ascii: ",")]))
+        }
+
+        func finding(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String) -> WasteFinding {
             var keys: [String] = [], users: [String] = []
             for attr in c.attrs {
                 if let key = attrKey[attr], !keys.contains(key) { keys.append(key) }
