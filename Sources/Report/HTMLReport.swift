@@ -238,7 +238,7 @@ private struct Page {
         }
         let dayTotals = allDays.map { day in series.reduce(Money.zero) { $0 + value(day, $1) } }
         let peak = dayTotals.max() ?? .zero
-        let scaleTop = Self.niceCeiling(Double(peak.picos) / Double(Money.scale))
+        let (scaleTop, divisions) = Self.axisScale(Double(peak.picos) / Double(Money.scale))
 
         let width = 760.0, height = 280.0, left = 64.0, right = 12.0, top = 12.0, bottom = 40.0
         let plotWidth = width - left - right, plotHeight = height - top - bottom
@@ -248,9 +248,9 @@ private struct Page {
         svg += "<svg class=\"chart\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-labelledby=\"daily-title daily-desc\" xmlns=\"http://www.w3.org/2000/svg\">\n"
         svg += "<title id=\"daily-title\">Spend per day by team, \(e(report.period))</title>\n"
         svg += "<desc id=\"daily-desc\">Stacked bars, one a day; the table below the chart gives the same figures. Highest day: \(money(peak)) \(currency).</desc>\n"
-        for i in 0...4 {
-            let v = scaleTop * Double(i) / 4
-            let y = top + plotHeight - plotHeight * Double(i) / 4
+        for i in 0...divisions {
+            let v = scaleTop * Double(i) / Double(divisions)
+            let y = top + plotHeight - plotHeight * Double(i) / Double(divisions)
             svg += "<line x1=\"\(f(left))\" x2=\"\(f(width - right))\" y1=\"\(f(y))\" y2=\"\(f(y))\" class=\"grid\"/>"
             svg += "<text x=\"\(f(left - 6))\" y=\"\(f(y + 4))\" class=\"axis\" text-anchor=\"end\">\(Self.axisLabel(v))</text>\n"
         }
@@ -313,14 +313,18 @@ private struct Page {
         return (a...b).map { Timestamp.formatDate(days: $0) }
     }
 
-    /// The smallest 1, 2 or 5 × 10ⁿ at or above `value` (an axis top).
-    static func niceCeiling(_ value: Double) -> Double {
-        guard value > 0 else { return 1 }
+    /// The axis for a chart whose highest bar is `value`: the smallest 1, 2, 2.5 or 5 × 10ⁿ at or above it, and a number of
+    /// gridlines that gives round labels (a top of 250 is cut in five steps of 50, not four of 62.5); exact to the cent
+    /// from a top of 0.10 up.
+    static func axisScale(_ value: Double) -> (top: Double, divisions: Int) {
+        guard value > 0 else { return (1, 4) }
         var magnitude = 1.0
         while magnitude * 10 <= value { magnitude *= 10 }
         while magnitude > value { magnitude /= 10 }
-        for step in [1.0, 2.0, 2.5, 5.0, 10.0] where magnitude * step >= value { return magnitude * step }
-        return magnitude * 10
+        for step in [1.0, 2.0, 2.5, 5.0] where magnitude * step >= value {
+            return (magnitude * step, step == 2 ? 4 : 5)
+        }
+        return (magnitude * 10, 5)
     }
 
     static func axisLabel(_ value: Double) -> String {
@@ -592,4 +596,10 @@ private struct Page {
         }
 
         """
+}
+
+/// The daily chart's axis, as the tests see it.
+enum ChartAxis {
+    static func scale(_ value: Double) -> (top: Double, divisions: Int) { Page.axisScale(value) }
+    static func label(_ value: Double) -> String { Page.axisLabel(value) }
 }

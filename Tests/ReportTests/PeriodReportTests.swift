@@ -124,6 +124,21 @@ struct PeriodReportTests {
         #expect(html.contains("▼ 34.4% against the same point of 2026-10 (4.00)"))
     }
 
+    /// Every gridline label of the daily chart is the exact value of its line, whatever the highest day: no 62.5
+    /// shown as "63" (a finance reader checks the bars against the axis).
+    @Test func chartAxisLabelsAreRoundNumbers() {
+        for peak in [0.07, 0.7, 1.7, 2.3, 4.1, 9, 23, 49, 180, 240, 420, 999, 2_400, 9_000, 24_000, 48_000, 130_000] {
+            let (top, divisions) = ChartAxis.scale(peak)
+            #expect(top >= peak && top < peak * 10, "top \(top) for \(peak)")
+            for i in 0...divisions {
+                let value = top * Double(i) / Double(divisions)
+                let label = ChartAxis.label(value)
+                let shown = label.hasSuffix("k") ? Double(label.dropLast())! * 1000 : Double(label)!
+                #expect(abs(shown - value) < 1e-9 * max(1, value), "peak \(peak): line \(value) labelled \(label)")
+            }
+        }
+    }
+
     @Test func foldersAreReplacedAtomicallyAndTheManifestNamesEveryFile() throws {
         let folder = NSTemporaryDirectory() + "tally-report-folder-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: folder) }
