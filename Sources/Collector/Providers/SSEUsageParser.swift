@@ -76,11 +76,59 @@ struct SSEUsageParser {
             completed = true
             return true
         }
-        guard let json = try? JSONValue.parse(data), case .object = json else { return true }
+        guard mayCarryWhatIsRead(data), let json = try? JSONValue.parse(data), case .object = json else { return true }
         switch kind {
         case .openai: return processOpenAI(json)
         case .anthropic: processAnthropic(json); return true
         }
+    }
+
+    /// Whether an event's data may hold something the parser reads, so that the many content deltas of a stream are
+    /// not parsed at all. Only a plain byte search: a false "yes" costs a parse, and a "no" is certain, since every key
+    /// or type read appears literally (`"usage":{`, `"error"`, `"type"`, `"message_…"`).
+    private func mayCarryWhatIsRead(_ data: [UInt8]) -> Bool {
+        switch kind {
+        case .openai:
+            // The model comes with the first chunk; after that, only a usage object, an error or a Responses event matters.
+            if model == nil { return true }
+            return data.withUnsafeBufferPointer { bytes in
+                Self.contains(bytes, "\"error\"") || Self.contains(bytes, "\"type\"") || Self.hasUsageObject(bytes)
+            }
+        case .anthropic:
+            return data.withUnsafeBufferPointer { bytes in Self.contains(bytes, "\"message_") || Self.contains(bytes, "\"error\"") }
+        }
+    }
+
+    private static func contains(_ bytes: UnsafeBufferPointer<UInt8>, _ needle: StaticString) -> Bool {
+        find(bytes, needle, from: 0) != nil
+    }
+
+    private static func find(_ bytes: UnsafeBufferPointer<UInt8>, _ needle: StaticString, from start: Int) -> Int? {
+        let n = needle.utf8CodeUnitCount
+        guard n > 0, bytes.count >= n else { return nil }
+        let first = needle.utf8Start[0]
+        var i = start
+        while i <= bytes.count - n {
+            if bytes[i] == first {
+                var j = 1
+                while j < n, bytes[i + j] == needle.utf8Start[j] { j += 1 }
+                if j == n { return i }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// A `"usage"` key whose value is an object (chunks of a stream with `include_usage` carry `"usage":null` until the last).
+    private static func hasUsageObject(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var from = 0
+        while let at = find(bytes, "\"usage\"", from: from) {
+            var i = at + 7
+            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x3A { i += 1 }
+            if i < bytes.count, bytes[i] == 0x7B { return true }
+            from = at + 1
+        }
+        return false
     }
 
     private mutating func processOpenAI(_ json: JSONValue) -> Bool {
