@@ -398,7 +398,7 @@ public enum WasteScan {
                 if let key = attrKey[attr], !keys.contains(key) { keys.append(key) }
                 if let user = attrUser[attr], !user.isEmpty, !users.contains(user) { users.append(user) }
             }
-            let hashText = String(Hex.encode(words: UInt64(bitPattern: c.hash)).prefix(12))
+            let hashText = String(decoding: Self.hashPrefix(c.hash), as: UTF8.self)
             let subject: String, counts: Bool, detail: String
             switch kind {
             case .exactDuplicate: (subject, counts, detail) = (hashText, true, "")

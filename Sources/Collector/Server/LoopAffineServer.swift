@@ -60,8 +60,8 @@ func offLoop<T: Sendable>(_ work: @Sendable () async throws -> T) async rethrows
 /// loop, and then every request and response part crosses threads.
 final class UpstreamClients: Sendable {
     private let byLoop: [ObjectIdentifier: HTTPClient]
-    /// For callers that are not on one of the loops (none in the collector, but kept correct).
-    private let shared: HTTPClient
+    /// For callers that are not on one of the loops (none in the collector): any loop's client works from any thread.
+    private let fallback: HTTPClient
 
     init(group: MultiThreadedEventLoopGroup, configuration: HTTPClient.Configuration) {
         var byLoop: [ObjectIdentifier: HTTPClient] = [:]
@@ -69,16 +69,15 @@ final class UpstreamClients: Sendable {
             byLoop[ObjectIdentifier(loop)] = HTTPClient(eventLoopGroupProvider: .shared(loop), configuration: configuration)
         }
         self.byLoop = byLoop
-        shared = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
+        fallback = byLoop.values.first!
     }
 
     /// The client whose connections live on the calling thread's event loop.
     var current: HTTPClient {
-        MultiThreadedEventLoopGroup.currentEventLoop.flatMap { byLoop[ObjectIdentifier($0)] } ?? shared
+        MultiThreadedEventLoopGroup.currentEventLoop.flatMap { byLoop[ObjectIdentifier($0)] } ?? fallback
     }
 
     func shutdown() async {
         for client in byLoop.values { try? await client.shutdown() }
-        try? await shared.shutdown()
     }
 }
