@@ -1,3 +1,4 @@
+import CPrefetch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -141,6 +142,30 @@ struct WasteDetector {
         storage = BucketStorage(count: slots * Self.bucketSize)
     }
 
+    /// Adds calls in time order. The tables are read at random, so the memory a call will touch is requested a few
+    /// calls ahead: the waits for several calls then overlap instead of following one another.
+    mutating func add(_ calls: [WasteCall]) {
+        let ahead = 6
+        calls.withUnsafeBufferPointer { calls in
+            for i in calls.indices {
+                if i + ahead < calls.count { prefetch(calls[i + ahead]) }
+                add(calls[i])
+            }
+        }
+    }
+
+    @inline(__always) private func prefetch(_ call: WasteCall) {
+        guard let hash = call.hash else { return }
+        prompts.prefetch(Self.promptKey(hash, call.model, call.team))
+        retries.prefetch(Self.retryKey(hash, call.key))
+        if let sim = call.sim {
+            let mask: UInt64 = (1 << bandBits) - 1
+            for band in bandShifts.indices {
+                tally_prefetch(buckets + (band << Int(bandBits) | Int((sim >> bandShifts[band]) & mask)) * Self.bucketSize)
+            }
+        }
+    }
+
     mutating func add(_ call: WasteCall) {
         now = call.ts
         let counts = call.ts >= periodStart
@@ -248,7 +273,7 @@ struct WasteDetector {
     // MARK: Retry loops
 
     private mutating func retryLoop(_ call: WasteCall, hash: Int64, counts: Bool) {
-        let position = retries.findOrInsert(UInt64(bitPattern: hash) ^ (UInt64(UInt32(bitPattern: call.key)) &* 0x9FB2_1C65_1E98_DF25), LoopState())
+        let position = retries.findOrInsert(Self.retryKey(hash, call.key), LoopState())
         let horizon = call.ts - rules.retryWithin
         let this = LoopCall(ts: call.ts, cost: call.cost, failed: call.failed, attr: call.attr, counted: false)
         retries[position].last = call.ts
@@ -295,6 +320,10 @@ struct WasteDetector {
             loops[i].last = call.ts
         }
         retries[position] = state
+    }
+
+    @inline(__always) private static func retryKey(_ hash: Int64, _ key: Int32) -> UInt64 {
+        UInt64(bitPattern: hash) ^ (UInt64(UInt32(bitPattern: key)) &* 0x9FB2_1C65_1E98_DF25)
     }
 
     private mutating func sweepRetries() {

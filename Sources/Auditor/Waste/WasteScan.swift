@@ -271,7 +271,7 @@ public enum WasteScan {
                 let batch = queue.removeFirst()
                 condition.broadcast()
                 condition.unlock()
-                for call in batch { detector.add(call) }
+                detector.add(batch)
             }
         }
     }
