@@ -64,9 +64,10 @@ struct UInt64Table<Value> {
         _modify { yield &slots[position].value }
     }
 
-    /// Keeps only the entries `keep` accepts.
+    /// Keeps only the entries `keep` accepts. The table keeps its size: a table swept now and then refills to about
+    /// the same size, and growing it again would cost a rebuild per doubling.
     mutating func filter(_ keep: (Value) -> Bool) {
-        rebuild(capacity: max(count, 1 << 10), keep)
+        rebuild(capacity: slots.count / 2, keep)
     }
 
     private mutating func rebuild(capacity: Int, _ keep: (Value) -> Bool) {
