@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import TallyConfig
 import UsageLog
@@ -106,6 +107,32 @@ struct WasteTests {
         #expect(cluster.firstSeen == Timestamp.parse("2026-11-10T10:00:00Z"))
         let unordered: [Int] = try f.query("SELECT COUNT(*) FROM events_unordered")
         #expect(unordered == [3])
+    }
+
+    @Test func aLedgerFromBeforeTheScanBlocksGetsThemOnceAndFindsTheSame() async throws {
+        let f = try F(yaml: Self.yaml())
+        defer { f.remove() }
+        try f.segment([
+            Self.call("2026-11-10T10:00:00Z", "classify", id: "evt-0001"),
+            Self.call("2026-11-10T11:00:00Z", "classify"),
+            Self.call("2026-11-10T12:00:00Z", "classify", id: EventID.make(milliseconds: Timestamp.parse("2026-11-11T12:00:00Z")!)),
+            Self.call("2026-11-10T12:30:00Z", "classify", key: "k-bob", outcome: .rejectedRevoked),
+            Self.call("2026-11-10T13:00:00Z", "classify", id: "evt-0004"),
+            Self.call("2026-11-12T09:00:00Z", "draft a reply to Ann", sim: 0x0123_4567_89AB_CDEF),
+            Self.call("2026-11-12T09:05:00Z", "draft a reply to Anne", sim: 0x0123_4567_89AB_CDEF ^ 0b101),
+        ] + (0..<6).map { Self.call("2026-11-14T08:00:\(10 + $0)Z", "retry me", outcome: .upstreamError) })
+        let before = try await findings(f)
+        let blocks: [Int] = try f.query("SELECT SUM(calls) FROM scan_blocks")
+        #expect(blocks == [12])  // every call but the refused one
+
+        // The ledger as Tally wrote it before the blocks: no table, and the migration not yet applied.
+        try await DatabaseQueue(path: f.ledgerPath).write { db in
+            try db.execute(sql: "DROP TABLE scan_blocks; DELETE FROM grdb_migrations WHERE identifier = 'v7-scan-blocks'")
+        }
+        let after = try await findings(f)
+        #expect(after.findings == before.findings && after.total == before.total)
+        #expect(Set(after.findings.map(\.kind)) == [.exactDuplicate, .nearDuplicate, .retryLoop])
+        #expect(try f.query("SELECT SUM(calls) FROM scan_blocks") == blocks)
     }
 
     @Test func nearDuplicatesAreReportedApartAndCountOnlyWhenTheConfigSays() async throws {

@@ -209,6 +209,8 @@ struct IngestWriter {
 
         var inserted = 0
         var duplicates = 0
+        var scanCalls: [ScanCall] = []
+        scanCalls.reserveCapacity(parsed.events.count)
 
         for event in parsed.events {
             let owner = owners[Int(event.key)]
@@ -272,6 +274,10 @@ struct IngestWriter {
                 continue
             }
             inserted += 1
+            if let call = ScanCall(ts: event.timestamp, attr: owner.id, model: model, outcome: Int(event.outcome), cost: cost ?? 0,
+                                   hash: event.promptHash, sim: event.promptSim) {
+                scanCalls.append(call)
+            }
             // Calls whose id does not give their time (not a UUIDv7 of about their timestamp) are listed apart, so that
             // a scan in id order still sees every call in time order (`WasteScan`).
             if event.idText >= 0 || !EventOrder.inOrder(idHigh: event.idHigh, ts: event.timestamp) {
@@ -290,6 +296,7 @@ struct IngestWriter {
         }
         sqlite3_reset(insert)
         sqlite3_reset(unordered)
+        try ScanBlocks.write(&scanCalls, db)
 
         // The rollup sums of what was inserted, now in ledger ids.
         var failed = 0

@@ -281,6 +281,21 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v7-scan-blocks") { db in
+            try db.execute(sql: """
+                CREATE TABLE scan_blocks (
+                    id INTEGER PRIMARY KEY,
+                    format INTEGER NOT NULL,
+                    first_ts INTEGER NOT NULL,
+                    last_ts INTEGER NOT NULL,
+                    calls INTEGER NOT NULL,
+                    data BLOB NOT NULL
+                );
+                CREATE INDEX scan_blocks_span ON scan_blocks (last_ts, first_ts);
+                """)
+            // The calls of a ledger written before the blocks existed, once.
+            try ScanBlocks.backfill(db)
+        }
         return migrator
     }
 }

@@ -1,7 +1,3 @@
-import CPrefetch
-#if canImport(Glibc)
-import Glibc
-#endif
 /// One call as the waste rules see it: ids are the ledger's (attribution, model), money is pico-units.
 struct WasteCall {
     var ts: Int64
@@ -17,9 +13,9 @@ struct WasteCall {
     var sim: UInt64?
 }
 
-/// Finds duplicates, near duplicates, retry loops and runaway keys in one pass over calls in time order, keeping only
-/// what a window can still reach: memory grows with the calls inside the longest window and with the findings, not
-/// with the calls scanned.
+/// Finds duplicates, retry loops and runaway keys in one pass over calls in time order, and hands on the calls that
+/// are not repeats to `NearDuplicates` (which runs on its own thread). It keeps only what a window can still reach:
+/// memory grows with the calls inside the longest window and with the findings, not with the calls scanned.
 struct WasteDetector {
     let rules: WasteRules
     /// Calls before this only open windows; findings count calls from here on.
@@ -55,7 +51,6 @@ struct WasteDetector {
     }
 
     private(set) var exact: [Cluster] = []
-    private(set) var near: [Cluster] = []
     private(set) var loops: [Cluster] = []
     private(set) var runaways: [Cluster] = []
 
@@ -66,43 +61,10 @@ struct WasteDetector {
 
     /// One 64-bit key for a prompt hash with a model and a team. Prompt hashes are HMACs, so two different triples
     /// share a key only by a 1-in-2^64 accident.
-    @inline(__always) private static func promptKey(_ hash: Int64, _ model: Int32, _ team: Int32) -> UInt64 {
+    @inline(__always) static func promptKey(_ hash: Int64, _ model: Int32, _ team: Int32) -> UInt64 {
         UInt64(bitPattern: hash) ^ (UInt64(UInt32(bitPattern: model)) &* 0xFF51_AFD7_ED55_8CCD)
             ^ (UInt64(UInt32(bitPattern: team)) &* 0xC4CE_B9FE_1A85_EC53)
     }
-
-    // Near duplicates: SimHash bands; each bucket holds the most recent calls whose band had that value.
-    /// What a bucket scan reads (16 bytes, so a bucket of 8 is two cache lines), and the rest, read only for a match.
-    private struct NearEntry { var ts: Int64; var sim: UInt64; var hash: Int64; var model: Int32; var team: Int32; var attr: Int32 }
-    private let bandShifts: [UInt64]
-    private let bandBits: UInt64
-    /// The calls inside the window, in time order; call number `n` is `recent[n - recentBase]`.
-    private var recent: [NearEntry] = []
-    private var recentHead = 0
-    private var recentBase: UInt32 = 1
-    /// Buckets of 8 slots, one 64-byte cache line each: a slot holds a call number (high 32 bits) and 32 other bits
-    /// of its SimHash (low 32), enough to rule out nearly every candidate without touching `recent`.
-    private var nearClusters = UInt64Table(capacity: 1 << 12, placeholder: Int32(-1))
-    private let storage: BucketStorage
-    private var buckets: UnsafeMutablePointer<UInt64> { storage.slots }
-
-    /// Owns the buckets' cache-line-aligned memory. The detector is used by one thread at a time.
-    private final class BucketStorage {
-        let slots: UnsafeMutablePointer<UInt64>
-        init(count: Int) {
-            // 2 MiB aligned and advised as huge pages where the kernel allows: the buckets are read at random, and with
-            // 4 KiB pages nearly every read would also miss the TLB.
-            let bytes = (count * 8 + (2 << 20) - 1) / (2 << 20) * (2 << 20)
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 2 << 20)
-            #if os(Linux)
-            _ = madvise(raw, bytes, MADV_HUGEPAGE)
-            #endif
-            slots = raw.bindMemory(to: UInt64.self, capacity: count)
-            slots.initialize(repeating: 0, count: count)
-        }
-        deinit { slots.deallocate() }
-    }
-    private static let bucketSize = 8
 
     // Retry loops: per (key, prompt), the calls within `retryWithin`.
     private struct LoopCall { var ts: Int64; var cost: Int64; var failed: Bool; var attr: Int32; var counted: Bool }
@@ -132,24 +94,17 @@ struct WasteDetector {
     init(rules: WasteRules, periodStart: Int64) {
         self.rules = rules
         self.periodStart = periodStart
-        // `d + 1` bands: two SimHashes within d bits agree on at least one whole band. Each band indexes buckets by at
-        // most 16 of its bits, which keeps the table small; agreeing bands agree on those bits too.
-        let bands = rules.nearDistance + 1
-        let width = 64 / bands
-        bandShifts = (0..<bands).map { UInt64($0 * width) }
-        bandBits = UInt64(min(width, 16))
-        let slots = bands << min(width, 16)
-        storage = BucketStorage(count: slots * Self.bucketSize)
     }
 
-    /// Adds calls in time order. The tables are read at random, so the memory a call will touch is requested a few
-    /// calls ahead: the waits for several calls then overlap instead of following one another.
-    mutating func add(_ calls: [WasteCall]) {
+    /// Adds calls in time order, appending to `near` those the near-duplicate rule is to see (a prompt with a SimHash
+    /// that is not an exact repeat). The tables are read at random, so the memory a call will touch is requested a
+    /// few calls ahead: the waits for several calls then overlap instead of following one another.
+    mutating func add(_ calls: [WasteCall], near: inout [WasteCall]) {
         let ahead = 6
         calls.withUnsafeBufferPointer { calls in
             for i in calls.indices {
                 if i + ahead < calls.count { prefetch(calls[i + ahead]) }
-                add(calls[i])
+                if add(calls[i]) { near.append(calls[i]) }
             }
         }
     }
@@ -158,26 +113,22 @@ struct WasteDetector {
         guard let hash = call.hash else { return }
         prompts.prefetch(Self.promptKey(hash, call.model, call.team))
         retries.prefetch(Self.retryKey(hash, call.key))
-        if let sim = call.sim {
-            let mask: UInt64 = (1 << bandBits) - 1
-            for band in bandShifts.indices {
-                tally_prefetch(buckets + (band << Int(bandBits) | Int((sim >> bandShifts[band]) & mask)) * Self.bucketSize)
-            }
-        }
     }
 
-    mutating func add(_ call: WasteCall) {
+    /// Adds one call; true when the near-duplicate rule is to see it.
+    mutating func add(_ call: WasteCall) -> Bool {
         now = call.ts
         let counts = call.ts >= periodStart
         if counts { callsInPeriod += 1 }
+        var forNear = false
         if let hash = call.hash {
-            let repeated = duplicate(call, hash: hash, counts: counts)
-            if !repeated, let sim = call.sim { nearDuplicate(call, hash: hash, sim: sim, counts: counts) }
+            forNear = !duplicate(call, hash: hash, counts: counts) && call.sim != nil
             retryLoop(call, hash: hash, counts: counts)
         }
         runaway(call, counts: counts)
         if prompts.count > 2 * promptsAtSweep { sweepPrompts() }
         if retries.count > 2 * retriesAtSweep { sweepRetries() }
+        return forNear
     }
 
     // MARK: Exact duplicates
@@ -217,57 +168,6 @@ struct WasteDetector {
         let horizon = now - rules.duplicateWindow
         prompts.filter { $0.cluster >= 0 || $0.windowStart >= horizon }
         promptsAtSweep = max(prompts.count, 1 << 16)
-    }
-
-    // MARK: Near duplicates
-
-    private mutating func nearDuplicate(_ call: WasteCall, hash: Int64, sim: UInt64, counts: Bool) {
-        let horizon = call.ts - rules.duplicateWindow
-        let mask: UInt64 = (1 << bandBits) - 1
-        let size = Self.bucketSize
-        // Calls that left the window leave `recent`; their call numbers then fail the `>= live` test below.
-        while recentHead < recent.count, recent[recentHead].ts < horizon { recentHead += 1 }
-        if recentHead > 65_536, recentHead * 2 > recent.count {
-            recent.removeFirst(recentHead)
-            recentBase &+= UInt32(recentHead)
-            recentHead = 0
-        }
-        let live = UInt64(recentBase &+ UInt32(recentHead))
-        let number = UInt64(recentBase &+ UInt32(recent.count))
-        var match: NearEntry?
-        let distance = rules.nearDistance
-        for band in bandShifts.indices {
-            let shift = bandShifts[band]
-            let bucket = buckets + (band << Int(bandBits) | Int((sim >> shift) & mask)) * size
-            // 32 bits from outside this band: differing there by more than the distance rules a candidate out.
-            let fragment = UInt32(truncatingIfNeeded: (sim >> ((shift + bandBits) & 63)) | (sim << ((64 - shift - bandBits) & 63)))
-            var oldest = 0
-            for i in 0..<size {
-                let slot = bucket[i]
-                if slot < bucket[oldest] { oldest = i }
-                guard slot >> 32 >= live, (UInt32(truncatingIfNeeded: slot) ^ fragment).nonzeroBitCount <= distance else { continue }
-                let entry = recent[Int(UInt32(slot >> 32) &- recentBase)]
-                guard (entry.sim ^ sim).nonzeroBitCount <= distance, entry.hash != hash, entry.model == call.model,
-                      entry.team == call.team, entry.ts > match?.ts ?? .min else { continue }
-                match = entry
-            }
-            bucket[oldest] = number << 32 | UInt64(fragment)
-        }
-        recent.append(NearEntry(ts: call.ts, sim: sim, hash: hash, model: call.model, team: call.team, attr: call.attr))
-        guard let match, counts else { return }
-        let earlier = Self.promptKey(match.hash, call.model, call.team)
-        let this = Self.promptKey(hash, call.model, call.team)
-        var index = nearClusters.find(earlier).map { nearClusters[$0] } ?? nearClusters.find(this).map { nearClusters[$0] } ?? -1
-        if index < 0 {
-            index = Int32(near.count)
-            var cluster = Cluster(first: match.ts, last: match.ts, team: call.team, model: call.model, hash: match.hash)
-            cluster.calls = 1
-            cluster.add(attr: match.attr)
-            near.append(cluster)
-        }
-        nearClusters[nearClusters.findOrInsert(earlier, index)] = index
-        nearClusters[nearClusters.findOrInsert(this, index)] = index
-        near[Int(index)].addRepeat(call)
     }
 
     // MARK: Retry loops

@@ -4,121 +4,71 @@ import GRDBSQLite
 import TallyConfig
 import UsageLog
 
-/// Reads a period's calls from the ledger in time order, runs the waste rules over them, and keeps the findings in
+/// Reads a period's calls from the ledger's scan blocks in time order, runs the waste rules over them, and keeps the findings in
 /// the ledger's `waste` table (replacing that period's earlier findings, since each run recomputes them).
 public enum WasteScan {
     /// Findings for calls from `from` up to `to` (milliseconds, both included), labelled `label`.
     public static func run(ledger: Ledger, config: Config, from: Int64, to: Int64, label: String) throws(AuditError) -> WasteResult {
         let rules = WasteRules(config.audit)
-        // The ledger is read on this thread while the rules run on another, batch by batch.
-        let pipeline = DetectorThread(WasteDetector(rules: rules, periodStart: from))
+        // This thread reads the ledger and finds exact duplicates, retry loops and runaways; the calls that are not
+        // repeats go on, batch by batch, to the near-duplicate rule on another thread.
+        var detector = WasteDetector(rules: rules, periodStart: from)
+        let pipeline = NearThread(NearDuplicates(rules: rules, periodStart: from))
         defer { _ = pipeline.finish() }  // on a failed read, so the thread ends
         var batch: [WasteCall] = []
-        batch.reserveCapacity(DetectorThread.batchSize)
+        batch.reserveCapacity(NearThread.batchSize)
+        var forNear: [WasteCall] = []
+        forNear.reserveCapacity(NearThread.batchSize)
         func send(_ call: WasteCall) {
             batch.append(call)
-            if batch.count == DetectorThread.batchSize {
-                pipeline.send(batch)
-                batch.removeAll(keepingCapacity: true)
+            if batch.count == NearThread.batchSize { flush() }
+        }
+        func flush() {
+            detector.add(batch, near: &forNear)
+            batch.removeAll(keepingCapacity: true)
+            if forNear.count >= NearThread.batchSize / 2 {
+                pipeline.send(forNear)
+                forNear.removeAll(keepingCapacity: true)
             }
         }
         let names = try ledger.access { db in try Names(db) }
         try ledger.access { db in
-            // Calls whose id does not give their time, sorted by time, merged in as the ordered stream passes them.
-            var stragglers: [WasteCall] = []
-            try read(db, ledger: ledger, sql: """
-                SELECT e.ts, e.attr, e.model, e.outcome, e.cost, e.prompt_hash, e.prompt_sim
-                FROM events_unordered u JOIN events e ON e.id = u.id WHERE u.ts >= ? AND u.ts <= ? ORDER BY u.ts
-                """, bind: { statement in
-                    sqlite3_bind_int64(statement, 1, from - rules.lookBack)
-                    sqlite3_bind_int64(statement, 2, to)
-                }, names: names) { call, _ in stragglers.append(call) }
-            var next = 0
-            func emit(_ call: WasteCall) {
-                while next < stragglers.count, stragglers[next].ts <= call.ts {
-                    send(stragglers[next])
-                    next += 1
-                }
-                send(call)
-            }
-            // Everything else in key order, which is time order give or take `EventOrder.slack`: a call leaves the
-            // buffer once the scan has passed its time by more than that.
-            var buffer = CallBuffer()
-            try read(db, ledger: ledger, sql: """
-                SELECT ts, attr, model, outcome, cost, prompt_hash, prompt_sim, id FROM events WHERE id >= ? AND id < ?
-                """, bind: { statement in
-                    let (low, high) = EventOrder.keyRange(from: from - rules.lookBack, to: to)
-                    _ = low.withUnsafeBytes { sqlite3_bind_blob(statement, 1, $0.baseAddress, 16, SQLITE_TRANSIENT_VALUE) }
-                    _ = high.withUnsafeBytes { sqlite3_bind_blob(statement, 2, $0.baseAddress, 16, SQLITE_TRANSIENT_VALUE) }
-                }, names: names) { call, idHigh in
-                    guard let idHigh, EventOrder.inOrder(idHigh: idHigh, ts: call.ts) else { return }
-                    guard call.ts >= from - rules.lookBack, call.ts <= to else { return }
-                    let passed = Int64(idHigh >> 16) - EventOrder.slack
-                    while let first = buffer.first, first.ts < passed { emit(buffer.pop()) }
-                    buffer.push(call)
-                }
-            while !buffer.isEmpty { emit(buffer.pop()) }
-            while next < stragglers.count {
-                send(stragglers[next])
-                next += 1
+            try ScanBlocks.forEach(db, from: from - rules.lookBack, to: to) { call in
+                let owner = names.owner(Int(call.attr))
+                send(WasteCall(ts: call.ts, attr: call.attr, key: owner.key, team: owner.team, model: call.model,
+                               ok: call.flags & ScanCall.ok != 0, failed: call.flags & ScanCall.failed != 0, cost: call.cost,
+                               hash: call.flags & ScanCall.hasHash != 0 ? call.hash : nil,
+                               sim: call.flags & ScanCall.hasSim != 0 ? call.sim : nil))
             }
         }
-        pipeline.send(batch)
-        let detector = pipeline.finish()
+        flush()
+        pipeline.send(forNear)
+        let near = pipeline.finish()
         // Clusters go into the ledger straight from the detector's numbers; a finding (with its strings) is made only
         // for the few a run prints.
         var result = WasteResult(periodLabel: label, findings: [], calls: detector.callsInPeriod)
+        // Sums per kind, kept as plain numbers while the rows go by (clusters come kind after kind).
+        var sums: [(kind: WasteKind, clusters: Int, cost: Int128)] = []
+        var total: Int128 = 0
         try store(label: label, ledger: ledger) { insert in
-            try names.forEachCluster(detector) { cluster, kind, rank in
+            try names.forEachCluster(detector, near) { cluster, kind, rank in
                 let counts = kind == .exactDuplicate || (kind == .nearDuplicate && rules.nearCountsAsWaste)
                 try insert(names.row(cluster, kind, countsAsWaste: counts, rules: rules, currency: config.currency))
-                result.counts[kind, default: 0] += 1
-                result.costs[kind, default: .zero] += Money(picos: Int128(cluster.cost))
-                if counts { result.total += Money(picos: Int128(cluster.cost)) }
+                if sums.last?.kind != kind { sums.append((kind, 0, 0)) }
+                sums[sums.count - 1].clusters += 1
+                sums[sums.count - 1].cost += Int128(cluster.cost)
+                if counts { total += Int128(cluster.cost) }
                 if kind == .retryLoop || kind == .runaway || rank < WasteResult.kept {
                     result.findings.append(names.finding(cluster, kind, rules: rules, currency: config.currency))
                 }
             }
         }
+        for sum in sums {
+            result.counts[sum.kind] = sum.clusters
+            result.costs[sum.kind] = Money(picos: sum.cost)
+        }
+        result.total = Money(picos: total)
         return result
-    }
-
-    /// Steps through `sql`'s rows (ts, attr, model, outcome, cost, prompt_hash, prompt_sim[, id]), handing each call
-    /// that reached a provider to `body` with its id's first 8 bytes when the id is 16 bytes.
-    private static func read(_ db: Database, ledger: Ledger, sql: String, bind: (OpaquePointer) -> Void, names: Names,
-                             _ body: (WasteCall, UInt64?) -> Void) throws {
-        var statement: OpaquePointer?
-        let connection = db.sqliteConnection
-        guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-            throw AuditError(.io, "ledger \(ledger.path): \(String(cString: sqlite3_errmsg(connection)))")
-        }
-        defer { sqlite3_finalize(statement) }
-        bind(statement)
-        let hasID = sqlite3_column_count(statement) > 7
-        while true {
-            let rc = sqlite3_step(statement)
-            guard rc == SQLITE_ROW else {
-                guard rc == SQLITE_DONE else { throw AuditError(.io, "ledger \(ledger.path): \(String(cString: sqlite3_errmsg(connection)))") }
-                return
-            }
-            let outcome = StoredEnums.outcomeClass(Int(sqlite3_column_int64(statement, 3)))
-            // Refused calls never reached a provider: no cost, no waste.
-            guard outcome != .rejected else { continue }
-            let attr = Int(sqlite3_column_int64(statement, 1))
-            let owner = names.owner(attr)
-            var idHigh: UInt64?
-            if hasID, sqlite3_column_type(statement, 7) == SQLITE_BLOB, sqlite3_column_bytes(statement, 7) == 16,
-               let bytes = sqlite3_column_blob(statement, 7) {
-                idHigh = UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
-            }
-            body(WasteCall(
-                ts: sqlite3_column_int64(statement, 0), attr: Int32(attr), key: owner.key, team: owner.team,
-                model: Int32(truncatingIfNeeded: sqlite3_column_int64(statement, 2)), ok: outcome == .ok, failed: outcome == .failed,
-                cost: sqlite3_column_int64(statement, 4),
-                hash: sqlite3_column_type(statement, 5) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, 5),
-                sim: sqlite3_column_type(statement, 6) == SQLITE_NULL ? nil : UInt64(bitPattern: sqlite3_column_int64(statement, 6))),
-                idHigh)
-        }
     }
 
     /// The findings stored for a period by the last audit.
@@ -174,11 +124,13 @@ public enum WasteScan {
                                        counts_as_waste, detail)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).sqliteStatement
+                // The row's bytes outlive the step that reads them (the row is alive until `insert` returns, and
+                // every row binds these columns anew), so SQLite need not copy them.
                 func text(_ column: Int32, _ bytes: [UInt8]) {
                     _ = bytes.withUnsafeBufferPointer { buffer in
                         // A pointer that is never null, also for an empty name (null would store NULL).
                         sqlite3_bind_text(insert, column, buffer.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(Self.empty.utf8Start),
-                                          Int32(buffer.count), SQLITE_TRANSIENT_VALUE)
+                                          Int32(buffer.count), nil)
                     }
                 }
                 func text(_ column: Int32, _ value: String) {
@@ -220,17 +172,16 @@ public enum WasteScan {
     }
     private static let empty: StaticString = ""
 
-    /// Runs a detector on its own thread over the batches it is sent, so that reading the ledger and applying the
-    /// rules use two cores.
-    private final class DetectorThread: @unchecked Sendable {
+    /// Runs the near-duplicate rule on its own thread over the batches it is sent, so that the scan uses two cores.
+    private final class NearThread: @unchecked Sendable {
         static let batchSize = 8192
         private let condition = NSCondition()
         private var queue: [[WasteCall]] = []
         private var closed = false
         private var done = false
-        private var detector: WasteDetector
+        private var detector: NearDuplicates
 
-        init(_ detector: WasteDetector) {
+        init(_ detector: NearDuplicates) {
             self.detector = detector
             let thread = Thread { [self] in run() }
             thread.stackSize = 1 << 20
@@ -247,7 +198,7 @@ public enum WasteScan {
         }
 
         /// Waits for the detector to finish what it was sent and returns it.
-        func finish() -> WasteDetector {
+        func finish() -> NearDuplicates {
             condition.lock()
             closed = true
             condition.broadcast()
@@ -276,35 +227,6 @@ public enum WasteScan {
         }
     }
 
-    /// Calls waiting for the scan to pass their time, in time order. They nearly always arrive in order, so a call
-    /// is appended; one that arrives early is inserted in its place.
-    private struct CallBuffer {
-        private var items: [WasteCall] = []
-        private var head = 0
-        var isEmpty: Bool { head == items.count }
-        var first: WasteCall? { head < items.count ? items[head] : nil }
-
-        mutating func push(_ call: WasteCall) {
-            guard let last = items.last, last.ts > call.ts, items.count > head else {
-                items.append(call)
-                return
-            }
-            var position = items.count - 1
-            while position > head, items[position - 1].ts > call.ts { position -= 1 }
-            items.insert(call, at: position)
-        }
-
-        mutating func pop() -> WasteCall {
-            let call = items[head]
-            head += 1
-            if head >= 4096, head * 2 >= items.count {
-                items.removeFirst(head)
-                head = 0
-            }
-            return call
-        }
-    }
-
     /// The ledger's attributions and model names, numbered for the detector.
     private struct Names {
         /// By attribution id (small, dense): the key's and the team's numbers.
@@ -314,8 +236,12 @@ public enum WasteScan {
         var attrKey: [Int32: String] = [:]
         var attrUser: [Int32: String] = [:]
         var models: [Int32: String] = [:]
-        var attrKeyBytes: [Int32: [UInt8]] = [:]
-        var attrUserBytes: [Int32: [UInt8]] = [:]
+        /// Key and user names as UTF-8, each list in name order; by attribution id, the place of its key and of its
+        /// user (-1 for none) in them, so that names are joined in order by comparing numbers, not strings.
+        var keysInOrder: [[UInt8]] = []
+        var usersInOrder: [[UInt8]] = []
+        var attrKeyPlace: [Int32] = []
+        var attrUserPlace: [Int32] = []
         var teamBytes: [[UInt8]] = []
         var modelBytes: [Int32: [UInt8]] = [:]
 
@@ -334,8 +260,15 @@ public enum WasteScan {
             for row in try GRDB.Row.fetchAll(db, sql: "SELECT id, value FROM dims WHERE kind = ?", arguments: [DimensionKind.model.rawValue]) {
                 models[Int32(row[0] as Int64)] = row[1]
             }
-            attrKeyBytes = attrKey.mapValues { Array($0.utf8) }
-            attrUserBytes = attrUser.mapValues { Array($0.utf8) }
+            let keys = Array(Set(attrKey.values)).sorted(), users = Array(Set(attrUser.values.filter { !$0.isEmpty })).sorted()
+            keysInOrder = keys.map { Array($0.utf8) }
+            usersInOrder = users.map { Array($0.utf8) }
+            let keyPlace = Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($1, Int32($0)) })
+            let userPlace = Dictionary(uniqueKeysWithValues: users.enumerated().map { ($1, Int32($0)) })
+            attrKeyPlace = Array(repeating: -1, count: owners.count)
+            attrUserPlace = Array(repeating: -1, count: owners.count)
+            for (attr, key) in attrKey { attrKeyPlace[Int(attr)] = keyPlace[key] ?? -1 }
+            for (attr, user) in attrUser { attrUserPlace[Int(attr)] = userPlace[user] ?? -1 }
             teamBytes = teamNames.map { Array($0.utf8) }
             modelBytes = models.mapValues { Array($0.utf8) }
         }
@@ -344,9 +277,9 @@ public enum WasteScan {
 
         /// Each cluster with its kind and its rank within the kind: most costly first; ties in time order then by hash,
         /// so a diff of two runs means a change. The order is worked out on plain numbers.
-        func forEachCluster(_ detector: WasteDetector, _ body: (WasteDetector.Cluster, WasteKind, Int) throws -> Void) rethrows {
+        func forEachCluster(_ detector: WasteDetector, _ near: NearDuplicates, _ body: (WasteDetector.Cluster, WasteKind, Int) throws -> Void) rethrows {
             let groups: [(WasteKind, [WasteDetector.Cluster])] = [
-                (.exactDuplicate, detector.exact), (.nearDuplicate, detector.near), (.retryLoop, detector.loops), (.runaway, detector.runaways),
+                (.exactDuplicate, detector.exact), (.nearDuplicate, near.near), (.retryLoop, detector.loops), (.runaway, detector.runaways),
             ]
             for (kind, clusters) in groups {
                 // Sorted on plain numbers: comparing clusters themselves would copy (and retain) each one.
@@ -368,7 +301,7 @@ public enum WasteScan {
                 detail = finding.detail
             }
             return Row(kind: kind, subject: subject, model: c.model >= 0 ? modelBytes[c.model] ?? [] : [],
-                       team: c.team >= 0 ? teamBytes[Int(c.team)] : [], keys: joined(c.attrs, keyOf), users: joined(c.attrs, userOf),
+                       team: c.team >= 0 ? teamBytes[Int(c.team)] : [], keys: joined(c.attrs, attrKeyPlace, keysInOrder), users: joined(c.attrs, attrUserPlace, usersInOrder),
                        first: c.first, last: c.last, calls: c.calls, repeats: c.repeats, errors: c.errors, cost: c.cost,
                        countsAsWaste: countsAsWaste, detail: detail)
         }
@@ -380,16 +313,24 @@ public enum WasteScan {
         }
         private static let hexDigits = Array("0123456789abcdef".utf8)
 
-        private func keyOf(_ attr: Int32) -> [UInt8]? { attrKeyBytes[attr] }
-        private func userOf(_ attr: Int32) -> [UInt8]? { attrUserBytes[attr].flatMap { $0.isEmpty ? nil : $0 } }
-
-        /// The distinct names of `attrs`, sorted and joined with commas (one name, the common case, as it is).
-        private func joined(_ attrs: [Int32], _ name: (Int32) -> [UInt8]?) -> [UInt8] {
-            if attrs.count == 1 { return name(attrs[0]) ?? [] }
-            var names: [[UInt8]] = []
-            for attr in attrs { if let n = name(attr), !names.contains(n) { names.append(n) } }
-            names.sort { String(decoding: $0, as: UTF8.self) < String(decoding: $1, as: UTF8.self) }
-            return Array(names.joined(separator: [UInt8(ascii: ",")]))
+        /// The distinct names of `attrs` (their places in `names` by `place`), in name order, joined with commas; one
+        /// name, the common case, as it is.
+        private func joined(_ attrs: [Int32], _ place: [Int32], _ names: [[UInt8]]) -> [UInt8] {
+            func placeOf(_ attr: Int32) -> Int32 { attr >= 0 && Int(attr) < place.count ? place[Int(attr)] : -1 }
+            if attrs.count == 1 {
+                let at = placeOf(attrs[0])
+                return at >= 0 ? names[Int(at)] : []
+            }
+            var places = attrs.map(placeOf).filter { $0 >= 0 }
+            places.sort()
+            var joined: [UInt8] = []
+            var previous: Int32 = -1
+            for at in places where at != previous {
+                if previous >= 0 { joined.append(UInt8(ascii: ",")) }
+                joined += names[Int(at)]
+                previous = at
+            }
+            return joined
         }
 
         func finding(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String) -> WasteFinding {
