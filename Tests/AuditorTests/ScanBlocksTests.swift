@@ -25,7 +25,7 @@ struct ScanBlocksTests {
         }
         return (0..<count).map { i in
             let r = next()
-            let flags = (r & 1 == 0 ? ScanCall.ok : ScanCall.failed) | (r & 2 == 0 ? ScanCall.hasHash : 0) | (r & 4 == 0 ? ScanCall.hasSim : 0)
+            let flags = (r & 1 == 0 ? ScanCall.ok : ScanCall.failed) | (r & 2 == 0 ? ScanCall.hasHash : 0) | (r & 4 == 0 ? ScanCall.hasSim : 0) | (r & 8 == 0 ? ScanCall.priced : 0)
             return ScanCall(ts: start + Int64(next() % UInt64(spread)),
                             hash: flags & ScanCall.hasHash != 0 ? Int64(bitPattern: next()) : 0,
                             sim: flags & ScanCall.hasSim != 0 ? next() : 0,

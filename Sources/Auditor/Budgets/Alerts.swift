@@ -70,27 +70,21 @@ public enum Alerts {
             for (index, item) in pending.enumerated() {
                 for key in keysOf[item.status.subject] ?? [] { waiting[key, default: []].append(index) }
             }
-            // The day's priced calls in time order: a range of the key (ids are UUIDv7, so key order is time order give or
-            // take `EventOrder.slack`) plus the calls whose id does not give their time, sorted here.
-            let (low, high) = EventOrder.keyRange(from: dayStart, to: dayEnd)
+            // The day's priced calls in time order, from the waste scan's blocks.
             let calls = try ledger.access { db -> [(ts: Int64, cost: Int64, attr: Int64)] in
                 var calls: [(ts: Int64, cost: Int64, attr: Int64)] = []
-                let ranged = try Row.fetchCursor(db, sql: """
-                    SELECT ts, cost, attr FROM events WHERE id >= ? AND id < ? AND ts BETWEEN ? AND ? AND cost IS NOT NULL
-                    """, arguments: [low, high, dayStart, dayEnd])
-                while let row = try ranged.next() { calls.append((row[0], row[1], row[2])) }
-                let unordered = try Row.fetchCursor(db, sql: """
-                    -- Text ids sort before every blob, so they are all outside the range above.
-                    SELECT e.ts, e.cost, e.attr FROM events_unordered u JOIN events e ON e.id = u.id
-                    WHERE u.ts BETWEEN ? AND ? AND e.cost IS NOT NULL AND (e.id < ? OR e.id >= ?)
-                    """, arguments: [dayStart, dayEnd, low, high])
-                while let row = try unordered.next() { calls.append((row[0], row[1], row[2])) }
-                calls.sort { $0.ts < $1.ts }
+                try ScanBlocks.forEach(db, from: dayStart, to: dayEnd) { call in
+                    if call.flags & ScanCall.priced != 0 { calls.append((call.ts, call.cost, Int64(call.attr))) }
+                }
                 return calls
             }
+            // By attribution id, the crossings its calls count toward: one array lookup per call.
+            var waitingByAttr = [[Int]](repeating: [], count: (attrKeys.keys.max().map { Int($0) } ?? -1) + 1)
+            for (attr, key) in attrKeys where attr >= 0 { waitingByAttr[Int(attr)] = waiting[key] ?? [] }
             var open = pending.count
             for call in calls where open > 0 {
-                guard let key = attrKeys[call.attr], let indices = waiting[key] else { continue }
+                guard call.attr >= 0, call.attr < waitingByAttr.count else { continue }
+                let indices = waitingByAttr[Int(call.attr)]
                 let cost = Money(picos: Int128(call.cost))
                 for index in indices where pending[index].found == nil {
                     pending[index].running += cost

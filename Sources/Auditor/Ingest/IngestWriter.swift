@@ -274,7 +274,7 @@ struct IngestWriter {
                 continue
             }
             inserted += 1
-            if let call = ScanCall(ts: event.timestamp, attr: owner.id, model: model, outcome: Int(event.outcome), cost: cost ?? 0,
+            if let call = ScanCall(ts: event.timestamp, attr: owner.id, model: model, outcome: Int(event.outcome), cost: cost,
                                    hash: event.promptHash, sim: event.promptSim) {
                 scanCalls.append(call)
             }

@@ -302,7 +302,7 @@ enum Schema {
 
 /// Whether an event's id gives its time: a UUIDv7 whose milliseconds are within `slack` of the event's timestamp. The
 /// ledger keeps the others in `events_unordered`, so that reading `events` in key order is reading it in time order
-/// give or take `slack`.
+/// give or take `slack` (as the scan blocks' backfill does).
 enum EventOrder {
     static let slack: Int64 = 15 * 60_000
 
@@ -310,19 +310,6 @@ enum EventOrder {
         guard (idHigh >> 12) & 0xF == 7 else { return false }
         let idTime = Int64(idHigh >> 16)
         return idTime >= ts - slack && idTime <= ts + slack
-    }
-
-    /// The keys `[low, high)` that hold every in-order call with a timestamp from `from` to `to` (both included).
-    static func keyRange(from: Int64, to: Int64) -> (low: Data, high: Data) {
-        (lowestKey(at: from - slack), lowestKey(at: to + slack + 1))
-    }
-
-    /// The smallest 16-byte key of a UUIDv7 made at `ms` (clamped to the 48 bits a UUIDv7 holds).
-    static func lowestKey(at ms: Int64) -> Data {
-        let clamped = UInt64(min(max(ms, 0), 0xFFFF_FFFF_FFFF))
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: clamped >> UInt64(40 - 8 * i)) }
-        return Data(bytes)
     }
 }
 

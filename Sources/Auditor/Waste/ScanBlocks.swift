@@ -16,6 +16,8 @@ struct ScanCall {
     static let failed: UInt8 = 2
     static let hasHash: UInt8 = 4
     static let hasSim: UInt8 = 8
+    /// The call has a price (`events.cost` is not NULL); `cost` is 0 otherwise.
+    static let priced: UInt8 = 16
 
     /// The scan's order: time, then the call's own fields. Two calls equal in all of them are the same to the rules,
     /// so the order of what the rules see never depends on which segment was ingested first.
@@ -27,16 +29,17 @@ struct ScanCall {
 
 extension ScanCall {
     /// A call that reached a provider; nil for one the collector refused (no cost, no waste).
-    init?(ts: Int64, attr: Int64, model: Int64, outcome: Int, cost: Int64, hash: Int64?, sim: Int64?) {
+    init?(ts: Int64, attr: Int64, model: Int64, outcome: Int, cost: Int64?, hash: Int64?, sim: Int64?) {
         let outcome = StoredEnums.outcomeClass(outcome)
         guard outcome != .rejected else { return nil }
         self.ts = ts
         self.attr = Int32(truncatingIfNeeded: attr)
         self.model = Int32(truncatingIfNeeded: model)
-        self.cost = cost
+        self.cost = cost ?? 0
         self.hash = hash ?? 0
         self.sim = UInt64(bitPattern: sim ?? 0)
         flags = (outcome == .ok ? Self.ok : Self.failed) | (hash == nil ? 0 : Self.hasHash) | (sim == nil ? 0 : Self.hasSim)
+            | (cost == nil ? 0 : Self.priced)
     }
 }
 
@@ -47,7 +50,7 @@ extension ScanCall {
 /// (`docs/ledger.md`).
 ///
 /// A call is a little-endian record: the time since the previous call (the block's `first_ts` for the first) as a
-/// varint, a flags byte (1 ok, 2 failed, 4 has a prompt hash, 8 has a SimHash), `attr`, `model` and `cost` as zigzag
+/// varint, a flags byte (1 ok, 2 failed, 4 has a prompt hash, 8 has a SimHash, 16 priced), `attr`, `model` and `cost` as zigzag
 /// varints, then the prompt hash and the SimHash as 8 bytes each when present.
 enum ScanBlocks {
     static let callsPerBlock = 8192
@@ -302,7 +305,7 @@ enum ScanBlocks {
                     sqlite3_column_type(statement, column) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, column)
                 }
                 guard let call = ScanCall(ts: ts, attr: sqlite3_column_int64(statement, 1), model: sqlite3_column_int64(statement, 2),
-                                          outcome: Int(sqlite3_column_int64(statement, 3)), cost: sqlite3_column_int64(statement, 4),
+                                          outcome: Int(sqlite3_column_int64(statement, 3)), cost: optional(4),
                                           hash: optional(5), sim: optional(6)) else { continue }
                 calls.append(call)
                 if calls.count == callsPerBlock { try flush() }
