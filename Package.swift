@@ -47,8 +47,9 @@ let package = Package(
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
         // libdeflate compresses closing segments about twice as fast as zlib at a better ratio; zlib still reads them.
         .systemLibrary(name: "CDeflate", providers: [.apt(["libdeflate-dev"])]),
-        // The compiler's prefetch hint, which Swift does not expose; the waste scan is bound by memory latency.
-        .systemLibrary(name: "CPrefetch"),
+        // What Swift does not expose: the compiler's prefetch hint (the waste scan is bound by memory latency) and
+        // glibc's malloc_trim (the audit's phases hand back what they freed).
+        .systemLibrary(name: "CMemory"),
 
         // What both ends of the log need: the event model, segment writer and reader, prompt hashing.
         .target(name: "UsageLog", dependencies: ["CZlib", "CDeflate", crypto]),
@@ -59,7 +60,7 @@ let package = Package(
         .target(name: "Collector", dependencies: [
             "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1, nioPosix,
         ]),
-        .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", "Report", "CPrefetch", grdb, grdbSQLite, crypto, httpClient, nioCore, nioHTTP1]),
+        .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", "Report", "CMemory", grdb, grdbSQLite, crypto, httpClient, nioCore, nioHTTP1]),
         // Report values and writers; the auditor fills the values, the writers never see a database.
         .target(name: "Report", dependencies: ["TallyConfig", "UsageLog"]),
         // The CLI lives in a library so that tests drive it through the real argument parsing.

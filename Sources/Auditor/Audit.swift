@@ -1,3 +1,4 @@
+import CMemory
 import Foundation
 import TallyConfig
 import UsageLog
@@ -48,11 +49,13 @@ public enum Audit {
         defer { lock.release() }
         let ingestOptions = Ingest.Options(includeOpen: options.includeOpen, asOf: options.asOf)
         let ingest = try await Ingest.run(ledger: ledger, config: config, prices: prices, options: ingestOptions, progress: progress)
+        releaseFreedMemory()
         let evaluationStart = ContinuousClock.now
         let waste = try currentWaste(ledger: ledger, config: config, asOf: options.asOf)
         let enforcement = try Enforcement.run(ledger: ledger, config: config, asOf: options.asOf, waste: waste)
         let alerts = try Alerts.record(ledger: ledger, config: config, enforcement: enforcement, asOf: options.asOf)
         let evaluationSeconds = (ContinuousClock.now - evaluationStart).seconds
+        releaseFreedMemory()
         let webhook = try await AlertWebhook.deliver(ledger: ledger, config: config, environment: options.environment, currency: config.currency,
                                                      limits: options.webhookLimits)
         // Reports last, so they show this run's alerts and webhook deliveries.
@@ -61,6 +64,13 @@ public enum Audit {
         return Outcome(ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste, webhook: webhook,
                        evaluationSeconds: evaluationSeconds, reports: reports, reportSeconds: (ContinuousClock.now - reportStart).seconds,
                        ledgerPath: ledger.path)
+    }
+
+    /// Hands the memory a phase freed back to the system. glibc keeps freed memory for reuse, in an arena per thread
+    /// that allocated it, so the ingest's parse buffers would otherwise stay resident through the waste scan, and the
+    /// scan's tables through the reports.
+    static func releaseFreedMemory() {
+        tally_release_free_memory()
     }
 
     /// Waste in the calendar month (in `audit.timezone`) that holds `asOf`, up to `asOf`.

@@ -71,7 +71,10 @@ extension PeriodReport {
     }
 
     /// `waste.csv`: every duplicate cluster, retry loop and runaway episode, costliest first within each kind.
-    public func wasteCSV() -> String {
+    public func wasteCSV() -> String { String(decoding: wasteCSVBytes(), as: UTF8.self) }
+
+    /// `waste.csv` as bytes, as written: no String copy of a file that can be a hundred megabytes.
+    func wasteCSVBytes() -> [UInt8] {
         var out = CSVBuffer(capacity: 160 * (waste.count + 1))
         for name in ["kind", "subject", "model", "team", "keys", "users", "first_seen", "last_seen", "calls", "repeats", "errors",
                      "cost", "currency", "counts_as_waste", "detail"] { out.raw(name) }
@@ -94,7 +97,7 @@ extension PeriodReport {
             out.text(w.detail)
             out.endRow()
         }
-        return out.string
+        return out.bytes
     }
 
     /// `reallocation.csv`: pool releases and draws, proposals and approvals.

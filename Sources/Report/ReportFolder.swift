@@ -14,26 +14,41 @@ public enum ReportFolder {
 
     /// Every file's bytes, by name, in `fileNames` order.
     public static func render(_ report: PeriodReport) -> [(name: String, bytes: [UInt8])] {
-        let documents: [String] = [
-            report.attributionCSV(), report.focusCSV(), report.budgetsCSV(), report.alertsCSV(), report.breachesCSV(),
-            report.revocationsCSV(), report.wasteCSV(), report.reallocationCSV(), report.unpricedCSV(), report.quarantineCSV(),
-            HTMLReport.render(report),
-        ]
-        return zip(fileNames, documents).map { ($0, Array($1.utf8)) }
+        documents(report).map { ($0.name, $0.render()) }
     }
 
-    /// Writes every file into `folder` (created when missing), each atomically, then the manifest. A reader sees
-    /// each file either whole as before or whole as now.
+    /// Each file with what renders it, so that a writer holds one file's bytes at a time: a busy month's waste.csv
+    /// alone is about a hundred megabytes.
+    static func documents(_ report: PeriodReport) -> [(name: String, render: () -> [UInt8])] {
+        let renderers: [() -> [UInt8]] = [
+            { Array(report.attributionCSV().utf8) }, { Array(report.focusCSV().utf8) }, { Array(report.budgetsCSV().utf8) },
+            { Array(report.alertsCSV().utf8) }, { Array(report.breachesCSV().utf8) }, { Array(report.revocationsCSV().utf8) },
+            { report.wasteCSVBytes() }, { Array(report.reallocationCSV().utf8) }, { Array(report.unpricedCSV().utf8) },
+            { Array(report.quarantineCSV().utf8) }, { Array(HTMLReport.render(report).utf8) },
+        ]
+        return Array(zip(fileNames, renderers))
+    }
+
+    /// Writes every file into `folder` (created when missing), each atomically, then the manifest, and returns what
+    /// the manifest lists. A reader sees each file either whole as before or whole as now.
     @discardableResult
-    public static func write(_ report: PeriodReport, to folder: String) throws(LogIOError) -> [(name: String, bytes: [UInt8])] {
-        let files = render(report)
-        for file in files { try AtomicFile.write(file.bytes, to: folder + "/" + file.name) }
-        try AtomicFile.write(manifest(report, files: files), to: folder + "/" + manifestName)
-        return files
+    public static func write(_ report: PeriodReport, to folder: String) throws(LogIOError) -> [(name: String, size: Int, sha256: String)] {
+        var written: [(name: String, size: Int, sha256: String)] = []
+        for document in documents(report) {
+            let bytes = document.render()
+            try AtomicFile.write(bytes, to: folder + "/" + document.name)
+            written.append((document.name, bytes.count, Hex.sha256(bytes: bytes)))
+        }
+        try AtomicFile.write(manifest(report, entries: written), to: folder + "/" + manifestName)
+        return written
     }
 
     /// `manifest.json`: what the folder holds and whether it is final.
     public static func manifest(_ report: PeriodReport, files: [(name: String, bytes: [UInt8])]) -> [UInt8] {
+        manifest(report, entries: files.map { ($0.name, $0.bytes.count, Hex.sha256(bytes: $0.bytes)) })
+    }
+
+    static func manifest(_ report: PeriodReport, entries files: [(name: String, size: Int, sha256: String)]) -> [UInt8] {
         var out: [UInt8] = []
         func key(_ name: String) {
             JSONWriter.appendString(name, to: &out)
@@ -75,9 +90,9 @@ public enum ReportFolder {
             out += Array("    {\"name\":".utf8)
             JSONWriter.appendString(file.name, to: &out)
             out += Array(",\"bytes\":".utf8)
-            JSONWriter.appendInteger(file.bytes.count, to: &out)
+            JSONWriter.appendInteger(file.size, to: &out)
             out += Array(",\"sha256\":".utf8)
-            JSONWriter.appendString(Hex.sha256(bytes: file.bytes), to: &out)
+            JSONWriter.appendString(file.sha256, to: &out)
             out += Array((i == files.count - 1 ? "}\n" : "},\n").utf8)
         }
         out += Array("  ]\n}\n".utf8)

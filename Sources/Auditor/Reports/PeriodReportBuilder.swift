@@ -281,7 +281,20 @@ extension PeriodReportBuilder {
             if a.first != b.first { return a.first < b.first }
             return rows[a.index].subject < rows[b.index].subject
         }
-        return keys.map { rows[$0.index] }
+        // Rows move into their sorted places in place: a second array of them would double the report's peak memory.
+        var source = keys.map(\.index)
+        keys = []
+        for start in source.indices where source[start] >= 0 {
+            var at = start
+            while true {
+                let from = source[at]
+                source[at] = -1
+                if from == start { break }
+                rows.swapAt(at, from)
+                at = from
+            }
+        }
+        return rows
     }
 }
 

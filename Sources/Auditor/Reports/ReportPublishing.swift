@@ -65,6 +65,7 @@ public enum ReportPublishing {
                                firstFinal: snapshot?.final != true, lateFoundAt: late?.foundAt)
                     written.append(.init(period: month.label, folder: path, isFinal: true, late: late))
                 }
+                Audit.releaseFreedMemory()
                 month = Period.month(containing: month.lastDay + 1)
             }
         }

@@ -1,4 +1,4 @@
-import CPrefetch
+import CMemory
 #if canImport(Glibc)
 import Glibc
 #endif
