@@ -21,7 +21,8 @@ struct WasteDetector {
     /// Calls before this only open windows; findings count calls from here on.
     let periodStart: Int64
 
-    // Working state for the clusters and episodes under construction.
+    // Working state for the clusters and episodes under construction. A month can hold hundreds of thousands, so a
+    // cluster is kept small: 80 bytes, no array for its one attribution (the common case), runaway peaks apart.
     struct Cluster {
         var first: Int64
         var last: Int64
@@ -29,15 +30,34 @@ struct WasteDetector {
         var repeats = 0
         var errors = 0
         var cost: Int64 = 0
-        var attrs: [Int32] = []
+        var hash: Int64
+        /// The attributions after the first, in the order seen.
+        private var moreAttrs: [Int32] = []
         var team: Int32
         var model: Int32
-        var hash: Int64
         var key: Int32 = -1
-        var peakRequests = 0
-        var peakSpend: Int128 = 0
+        private var firstAttr: Int32 = -1
 
-        mutating func add(attr: Int32) { if !attrs.contains(attr) { attrs.append(attr) } }
+        init(first: Int64, last: Int64, team: Int32, model: Int32, hash: Int64) {
+            self.first = first
+            self.last = last
+            self.team = team
+            self.model = model
+            self.hash = hash
+        }
+
+        /// The attributions of the cluster's calls, each once, in the order seen.
+        var attrs: [Int32] { firstAttr < 0 ? [] : [firstAttr] + moreAttrs }
+        /// The attribution when there is exactly one.
+        var onlyAttr: Int32? { firstAttr >= 0 && moreAttrs.isEmpty ? firstAttr : nil }
+
+        mutating func add(attr: Int32) {
+            if firstAttr < 0 {
+                firstAttr = attr
+            } else if attr != firstAttr, !moreAttrs.contains(attr) {
+                moreAttrs.append(attr)
+            }
+        }
 
         /// A call that repeats the cluster's prompt: counted, and its cost is the cluster's.
         mutating func addRepeat(_ call: WasteCall) {
@@ -53,6 +73,8 @@ struct WasteDetector {
     private(set) var exact: [Cluster] = []
     private(set) var loops: [Cluster] = []
     private(set) var runaways: [Cluster] = []
+    /// By runaway episode: the most requests in a minute and the most spend in an hour.
+    private(set) var runawayPeaks: [(requests: Int, spend: Int128)] = []
 
     // Exact duplicates: per (prompt, model, team), the start of the open window and the cluster, if any.
     private struct PromptState { var windowStart: Int64; var opener: Int32; var cluster: Int32 }
@@ -257,6 +279,7 @@ struct WasteDetector {
                 var episode = Cluster(first: call.ts, last: call.ts, team: call.team, model: call.model, hash: 0)
                 episode.key = call.key
                 runaways.append(episode)
+                runawayPeaks.append((0, 0))
                 state.counted = state.calls.count - 1
             }
             let i = Int(state.episode)
@@ -269,8 +292,8 @@ struct WasteDetector {
             runaways[i].last = call.ts
             runaways[i].add(attr: call.attr)
             if runaways[i].model != call.model { runaways[i].model = -1 }
-            runaways[i].peakRequests = max(runaways[i].peakRequests, perMinute)
-            runaways[i].peakSpend = max(runaways[i].peakSpend, state.spend)
+            runawayPeaks[i].requests = max(runawayPeaks[i].requests, perMinute)
+            runawayPeaks[i].spend = max(runawayPeaks[i].spend, state.spend)
             if call.failed { runaways[i].errors += 1 }
         }
         state.wasOver = over && counts

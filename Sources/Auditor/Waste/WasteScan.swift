@@ -51,15 +51,16 @@ public enum WasteScan {
         var sums: [(kind: WasteKind, clusters: Int, cost: Int128)] = []
         var total: Int128 = 0
         try store(label: label, ledger: ledger) { insert in
-            try names.forEachCluster(detector, near) { cluster, kind, rank in
+            try names.forEachCluster(detector, near) { cluster, kind, rank, index in
                 let counts = kind == .exactDuplicate || (kind == .nearDuplicate && rules.nearCountsAsWaste)
-                try insert(names.row(cluster, kind, countsAsWaste: counts, rules: rules, currency: config.currency))
+                let peak = kind == .runaway ? detector.runawayPeaks[index] : nil
+                try insert(names.row(cluster, kind, countsAsWaste: counts, rules: rules, currency: config.currency, peak: peak))
                 if sums.last?.kind != kind { sums.append((kind, 0, 0)) }
                 sums[sums.count - 1].clusters += 1
                 sums[sums.count - 1].cost += Int128(cluster.cost)
                 if counts { total += Int128(cluster.cost) }
                 if kind == .retryLoop || kind == .runaway || rank < WasteResult.kept {
-                    result.findings.append(names.finding(cluster, kind, rules: rules, currency: config.currency))
+                    result.findings.append(names.finding(cluster, kind, rules: rules, currency: config.currency, peak: peak))
                 }
             }
         }
@@ -277,7 +278,7 @@ public enum WasteScan {
 
         /// Each cluster with its kind and its rank within the kind: most costly first; ties in time order then by hash,
         /// so a diff of two runs means a change. The order is worked out on plain numbers.
-        func forEachCluster(_ detector: WasteDetector, _ near: NearDuplicates, _ body: (WasteDetector.Cluster, WasteKind, Int) throws -> Void) rethrows {
+        func forEachCluster(_ detector: WasteDetector, _ near: NearDuplicates, _ body: (WasteDetector.Cluster, WasteKind, _ rank: Int, _ index: Int) throws -> Void) rethrows {
             let groups: [(WasteKind, [WasteDetector.Cluster])] = [
                 (.exactDuplicate, detector.exact), (.nearDuplicate, near.near), (.retryLoop, detector.loops), (.runaway, detector.runaways),
             ]
@@ -285,23 +286,24 @@ public enum WasteScan {
                 // Sorted on plain numbers: comparing clusters themselves would copy (and retain) each one.
                 var order = clusters.indices.map { i in (cost: -clusters[i].cost, first: clusters[i].first, hash: clusters[i].hash, key: clusters[i].key, index: i) }
                 order.sort { ($0.cost, $0.first, $0.hash, $0.key) < ($1.cost, $1.first, $1.hash, $1.key) }
-                for (rank, entry) in order.enumerated() { try body(clusters[entry.index], kind, rank) }
+                for (rank, entry) in order.enumerated() { try body(clusters[entry.index], kind, rank, entry.index) }
             }
         }
 
         /// The `waste` row for a cluster: the same text `finding` gives, built from bytes kept per id.
-        func row(_ c: WasteDetector.Cluster, _ kind: WasteKind, countsAsWaste: Bool, rules: WasteRules, currency: String) -> Row {
+        func row(_ c: WasteDetector.Cluster, _ kind: WasteKind, countsAsWaste: Bool, rules: WasteRules, currency: String,
+                 peak: (requests: Int, spend: Int128)?) -> Row {
             var subject: [UInt8], detail = ""
             switch kind {
             case .exactDuplicate, .nearDuplicate:
                 subject = Self.hashPrefix(c.hash)
             case .retryLoop, .runaway:
-                let finding = finding(c, kind, rules: rules, currency: currency)
+                let finding = finding(c, kind, rules: rules, currency: currency, peak: peak)
                 subject = Array(finding.subject.utf8)
                 detail = finding.detail
             }
             return Row(kind: kind, subject: subject, model: c.model >= 0 ? modelBytes[c.model] ?? [] : [],
-                       team: c.team >= 0 ? teamBytes[Int(c.team)] : [], keys: joined(c.attrs, attrKeyPlace, keysInOrder), users: joined(c.attrs, attrUserPlace, usersInOrder),
+                       team: c.team >= 0 ? teamBytes[Int(c.team)] : [], keys: joined(c, attrKeyPlace, keysInOrder), users: joined(c, attrUserPlace, usersInOrder),
                        first: c.first, last: c.last, calls: c.calls, repeats: c.repeats, errors: c.errors, cost: c.cost,
                        countsAsWaste: countsAsWaste, detail: detail)
         }
@@ -315,13 +317,13 @@ public enum WasteScan {
 
         /// The distinct names of `attrs` (their places in `names` by `place`), in name order, joined with commas; one
         /// name, the common case, as it is.
-        private func joined(_ attrs: [Int32], _ place: [Int32], _ names: [[UInt8]]) -> [UInt8] {
+        private func joined(_ c: WasteDetector.Cluster, _ place: [Int32], _ names: [[UInt8]]) -> [UInt8] {
             func placeOf(_ attr: Int32) -> Int32 { attr >= 0 && Int(attr) < place.count ? place[Int(attr)] : -1 }
-            if attrs.count == 1 {
-                let at = placeOf(attrs[0])
+            if let only = c.onlyAttr {
+                let at = placeOf(only)
                 return at >= 0 ? names[Int(at)] : []
             }
-            var places = attrs.map(placeOf).filter { $0 >= 0 }
+            var places = c.attrs.map(placeOf).filter { $0 >= 0 }
             places.sort()
             var joined: [UInt8] = []
             var previous: Int32 = -1
@@ -333,7 +335,8 @@ public enum WasteScan {
             return joined
         }
 
-        func finding(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String) -> WasteFinding {
+        func finding(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String,
+                     peak: (requests: Int, spend: Int128)?) -> WasteFinding {
             var keys: [String] = [], users: [String] = []
             for attr in c.attrs {
                 if let key = attrKey[attr], !keys.contains(key) { keys.append(key) }
@@ -348,7 +351,7 @@ public enum WasteScan {
                 (subject, counts, detail) = (keyNames[Int(c.key)], false, "\(c.calls) identical prompts (\(hashText)), \(c.errors) failed")
             case .runaway:
                 (subject, counts, detail) = (keyNames[Int(c.key)], false,
-                                             "peak \(c.peakRequests) requests/min, \(Enforcement.amount(Money(picos: c.peakSpend))) \(currency) in an hour")
+                                             "peak \(peak?.requests ?? 0) requests/min, \(Enforcement.amount(Money(picos: peak?.spend ?? 0))) \(currency) in an hour")
             }
             return WasteFinding(kind: kind, subject: subject, model: c.model >= 0 ? models[c.model] ?? "" : "",
                                 team: c.team >= 0 ? teamNames[Int(c.team)] : "", keys: keys.sorted(), users: users.sorted(),
