@@ -49,6 +49,7 @@ public enum Audit {
         defer { lock.release() }
         let ingestOptions = Ingest.Options(includeOpen: options.includeOpen, asOf: options.asOf)
         let ingest = try await Ingest.run(ledger: ledger, config: config, prices: prices, options: ingestOptions, progress: progress)
+        ledger.releaseMemory()
         releaseFreedMemory()
         let evaluationStart = ContinuousClock.now
         let waste = try currentWaste(ledger: ledger, config: config, asOf: options.asOf)

@@ -98,6 +98,9 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// Frees SQLite's page cache, such as the ingest's: the evaluation after it reads each scan block once.
+    func releaseMemory() { queue.releaseMemory() }
+
     /// A value from the `meta` table.
     func meta(_ key: String, _ db: Database) throws -> String? {
         try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
