@@ -91,16 +91,21 @@ struct WasteTests {
         #expect(try WasteScan.stored(ledger: ledger, label: "2026-11") == waste.findings)
     }
 
-    @Test func callsWhoseIdsDoNotGiveTheirTimeAreStillSeenInTimeOrder() async throws {
-        let f = try F(yaml: Self.yaml())
-        defer { f.remove() }
-        // Ids another tool made: text, and a UUIDv7 whose time is a day off. The ledger lists them apart.
-        try f.segment([
+    /// Four calls of one prompt whose ids another tool made: text, and a UUIDv7 whose time is a day off. The ledger
+    /// lists these apart (`events_unordered`).
+    static var callsWithOddIDs: [String] {
+        [
             Self.call("2026-11-10T10:00:00Z", "classify", id: "evt-0001"),
             Self.call("2026-11-10T11:00:00Z", "classify"),
             Self.call("2026-11-10T12:00:00Z", "classify", id: EventID.make(milliseconds: Timestamp.parse("2026-11-11T12:00:00Z")!)),
             Self.call("2026-11-10T13:00:00Z", "classify", id: "evt-0004"),
-        ])
+        ]
+    }
+
+    @Test func callsWhoseIdsDoNotGiveTheirTimeAreStillSeenInTimeOrder() async throws {
+        let f = try F(yaml: Self.yaml())
+        defer { f.remove() }
+        try f.segment(Self.callsWithOddIDs)
         let waste = try await findings(f)
         let cluster = try #require(waste.findings.first { $0.kind == .exactDuplicate })
         #expect((cluster.calls, cluster.repeats, cluster.cost) == (4, 3, try Money(parsing: "3.00")))
@@ -112,12 +117,8 @@ struct WasteTests {
     @Test func aLedgerFromBeforeTheScanBlocksGetsThemOnceAndFindsTheSame() async throws {
         let f = try F(yaml: Self.yaml())
         defer { f.remove() }
-        try f.segment([
-            Self.call("2026-11-10T10:00:00Z", "classify", id: "evt-0001"),
-            Self.call("2026-11-10T11:00:00Z", "classify"),
-            Self.call("2026-11-10T12:00:00Z", "classify", id: EventID.make(milliseconds: Timestamp.parse("2026-11-11T12:00:00Z")!)),
+        try f.segment(Self.callsWithOddIDs + [
             Self.call("2026-11-10T12:30:00Z", "classify", key: "k-bob", outcome: .rejectedRevoked),
-            Self.call("2026-11-10T13:00:00Z", "classify", id: "evt-0004"),
             Self.call("2026-11-12T09:00:00Z", "draft a reply to Ann", sim: 0x0123_4567_89AB_CDEF),
             Self.call("2026-11-12T09:05:00Z", "draft a reply to Anne", sim: 0x0123_4567_89AB_CDEF ^ 0b101),
         ] + (0..<6).map { Self.call("2026-11-14T08:00:\(10 + $0)Z", "retry me", outcome: .upstreamError) })
