@@ -57,6 +57,11 @@ enum ScanBlocks {
     /// The record layout above; a block of another format is an error, not a guess.
     static let format = 1
 
+    /// SQLite's last error on `db`, naming the table.
+    private static func failure(_ db: Database) -> DatabaseError {
+        DatabaseError(message: "scan_blocks: \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+    }
+
     // MARK: Writing
 
     /// Sorts `calls` and adds them to the ledger as blocks.
@@ -77,9 +82,9 @@ enum ScanBlocks {
             sqlite3_bind_int64(insert, 4, Int64(end - start))
             let rc = data.withUnsafeBytes { sqlite3_bind_blob(insert, 5, $0.baseAddress, Int32($0.count), nil) }
             guard rc == SQLITE_OK, sqlite3_step(insert) == SQLITE_DONE else {
-                let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+                let error = failure(db)
                 sqlite3_reset(insert)
-                throw DatabaseError(message: "scan_blocks: \(message)")
+                throw error
             }
             sqlite3_reset(insert)
             start = end
@@ -124,21 +129,24 @@ enum ScanBlocks {
 
     /// Reads one block's calls in order.
     struct Decoder {
+        private let id: Int64
         private let data: [UInt8]
         private var offset = 0
         private var previous: Int64
-        private(set) var remaining: Int
+        private var remaining: Int
 
-        init(data: [UInt8], firstTs: Int64, calls: Int) {
+        init(id: Int64, data: [UInt8], firstTs: Int64, calls: Int) {
+            self.id = id
             self.data = data
             previous = firstTs
             remaining = calls
         }
 
-        /// The next call; nil after the last, or where the data ends early (a damaged block).
-        mutating func next() -> ScanCall? {
+        /// The next call; nil after the last. A block whose data ends before its call count (a damaged one) is an
+        /// error that names its row.
+        mutating func next() throws -> ScanCall? {
             guard remaining > 0 else { return nil }
-            return data.withUnsafeBufferPointer { bytes -> ScanCall? in
+            let call = data.withUnsafeBufferPointer { bytes -> ScanCall? in
                 var at = offset
                 func varint() -> UInt64? {
                     var value: UInt64 = 0
@@ -170,6 +178,8 @@ enum ScanBlocks {
                 return ScanCall(ts: previous, hash: Int64(bitPattern: hash), sim: sim, cost: unzigzag(cost),
                                 attr: Int32(truncatingIfNeeded: unzigzag(attr)), model: Int32(truncatingIfNeeded: unzigzag(model)), flags: flags)
             }
+            guard let call else { throw DatabaseError(message: "scan_blocks row \(id) is shorter than its call count") }
+            return call
         }
     }
 
@@ -179,8 +189,6 @@ enum ScanBlocks {
     static func forEach(_ db: Database, from: Int64, to: Int64, _ body: (ScanCall) throws -> Void) throws {
         struct Block { var id: Int64; var first: Int64; var calls: Int; var format: Int }
         var blocks: [Block] = []
-        let connection = db.sqliteConnection
-        func failure() -> DatabaseError { DatabaseError(message: "scan_blocks: \(String(cString: sqlite3_errmsg(connection)))") }
         let list = try db.cachedStatement(sql: """
             SELECT id, first_ts, calls, format FROM scan_blocks WHERE last_ts >= ? AND first_ts <= ? ORDER BY first_ts, id
             """).sqliteStatement
@@ -190,7 +198,7 @@ enum ScanBlocks {
         while true {
             let rc = sqlite3_step(list)
             guard rc == SQLITE_ROW else {
-                guard rc == SQLITE_DONE else { throw failure() }
+                guard rc == SQLITE_DONE else { throw failure(db) }
                 break
             }
             blocks.append(Block(id: sqlite3_column_int64(list, 0), first: sqlite3_column_int64(list, 1),
@@ -206,15 +214,15 @@ enum ScanBlocks {
             }
             sqlite3_reset(load)
             sqlite3_bind_int64(load, 1, block.id)
-            guard sqlite3_step(load) == SQLITE_ROW else { throw failure() }
+            guard sqlite3_step(load) == SQLITE_ROW else { throw failure(db) }
             let count = Int(sqlite3_column_bytes(load, 0))
             let data = count == 0 ? [] : Array(UnsafeRawBufferPointer(start: sqlite3_column_blob(load, 0), count: count))
             sqlite3_reset(load)
-            return Decoder(data: data, firstTs: block.first, calls: block.calls)
+            return Decoder(id: block.id, data: data, firstTs: block.first, calls: block.calls)
         }
 
         // A min-heap of open blocks by their next call.
-        var heap: [(call: ScanCall, decoder: Decoder, id: Int64)] = []
+        var heap: [(call: ScanCall, decoder: Decoder)] = []
         func below(_ i: Int, _ j: Int) -> Bool { ScanCall.precedes(heap[i].call, heap[j].call) }
         func siftDown(_ start: Int) {
             var i = start
@@ -228,13 +236,10 @@ enum ScanBlocks {
                 i = smallest
             }
         }
-        func push(_ decoder: Decoder, id: Int64) throws {
+        func push(_ decoder: Decoder) throws {
             var decoder = decoder
-            guard let call = decoder.next() else {
-                guard decoder.remaining == 0 else { throw DatabaseError(message: "scan_blocks row \(id) is shorter than its call count") }
-                return
-            }
-            heap.append((call, decoder, id))
+            guard let call = try decoder.next() else { return }
+            heap.append((call, decoder))
             var i = heap.count - 1
             while i > 0, below(i, (i - 1) / 2) {
                 heap.swapAt(i, (i - 1) / 2)
@@ -246,20 +251,17 @@ enum ScanBlocks {
         while true {
             // Open every block that starts before the earliest call still waiting.
             while next < blocks.count, heap.isEmpty || blocks[next].first <= heap[0].call.ts {
-                try push(try open(blocks[next]), id: blocks[next].id)
+                try push(try open(blocks[next]))
                 next += 1
             }
             guard !heap.isEmpty else { return }
             let call = heap[0].call
             if call.ts > to { return }
             if call.ts >= from { try body(call) }
-            if let following = heap[0].decoder.next() {
+            if let following = try heap[0].decoder.next() {
                 heap[0].call = following
                 siftDown(0)
             } else {
-                guard heap[0].decoder.remaining == 0 else {
-                    throw DatabaseError(message: "scan_blocks row \(heap[0].id) is shorter than its call count")
-                }
                 heap.swapAt(0, heap.count - 1)
                 heap.removeLast()
                 siftDown(0)
@@ -279,7 +281,6 @@ enum ScanBlocks {
             try write(&calls, db)
             calls.removeAll(keepingCapacity: true)
         }
-        let connection = db.sqliteConnection
         for sql in [
             "SELECT e.ts, e.attr, e.model, e.outcome, e.cost, e.prompt_hash, e.prompt_sim FROM events_unordered u JOIN events e ON e.id = u.id ORDER BY u.ts, u.id",
             "SELECT ts, attr, model, outcome, cost, prompt_hash, prompt_sim, id FROM events",
@@ -291,7 +292,7 @@ enum ScanBlocks {
             while true {
                 let rc = sqlite3_step(statement)
                 guard rc == SQLITE_ROW else {
-                    guard rc == SQLITE_DONE else { throw DatabaseError(message: "scan_blocks: \(String(cString: sqlite3_errmsg(connection)))") }
+                    guard rc == SQLITE_DONE else { throw failure(db) }
                     break
                 }
                 let ts = sqlite3_column_int64(statement, 0)

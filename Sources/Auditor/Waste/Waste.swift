@@ -105,6 +105,16 @@ struct WasteRules: Sendable {
         runawaySpendPerHour = audit.runaway.maxSpendPerHour.picos
     }
 
+    /// Whether a finding of `kind` adds to the waste total: exact duplicates do, near duplicates when the config says
+    /// so; retry loops and runaways are reported apart (their repeats are mostly duplicates already).
+    func countsAsWaste(_ kind: WasteKind) -> Bool {
+        switch kind {
+        case .exactDuplicate: true
+        case .nearDuplicate: nearCountsAsWaste
+        case .retryLoop, .runaway: false
+        }
+    }
+
     /// How far before a period the scan starts, so that a window open at the period's start is seen whole.
     var lookBack: Int64 { max(duplicateWindow, retryWithin, 3_600_000) }
 }

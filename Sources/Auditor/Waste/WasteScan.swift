@@ -52,13 +52,12 @@ public enum WasteScan {
         var total: Int128 = 0
         try store(label: label, ledger: ledger) { insert in
             try names.forEachCluster(detector, near) { cluster, kind, rank, index in
-                let counts = kind == .exactDuplicate || (kind == .nearDuplicate && rules.nearCountsAsWaste)
                 let peak = kind == .runaway ? detector.runawayPeaks[index] : nil
-                try insert(names.row(cluster, kind, countsAsWaste: counts, rules: rules, currency: config.currency, peak: peak))
+                try insert(names.row(cluster, kind, rules: rules, currency: config.currency, peak: peak))
                 if sums.last?.kind != kind { sums.append((kind, 0, 0)) }
                 sums[sums.count - 1].clusters += 1
                 sums[sums.count - 1].cost += Int128(cluster.cost)
-                if counts { total += Int128(cluster.cost) }
+                if rules.countsAsWaste(kind) { total += Int128(cluster.cost) }
                 if kind == .retryLoop || kind == .runaway || rank < WasteResult.kept {
                     result.findings.append(names.finding(cluster, kind, rules: rules, currency: config.currency, peak: peak))
                 }
@@ -234,8 +233,6 @@ public enum WasteScan {
         var owners: [(key: Int32, team: Int32)] = []
         var keyNames: [String] = []
         var teamNames: [String] = []
-        var attrKey: [Int32: String] = [:]
-        var attrUser: [Int32: String] = [:]
         var models: [Int32: String] = [:]
         /// Key and user names as UTF-8, each list in name order; by attribution id, the place of its key and of its
         /// user (-1 for none) in them, so that names are joined in order by comparing numbers, not strings.
@@ -247,6 +244,7 @@ public enum WasteScan {
         var modelBytes: [Int32: [UInt8]] = [:]
 
         init(_ db: Database) throws {
+            var attrKey: [Int32: String] = [:], attrUser: [Int32: String] = [:]
             var keyIndex: [String: Int32] = [:]
             var teamIndex: [String: Int32] = [:]
             for row in try GRDB.Row.fetchAll(db, sql: "SELECT id, key, user, team FROM attributions") {
@@ -291,7 +289,7 @@ public enum WasteScan {
         }
 
         /// The `waste` row for a cluster: the same text `finding` gives, built from bytes kept per id.
-        func row(_ c: WasteDetector.Cluster, _ kind: WasteKind, countsAsWaste: Bool, rules: WasteRules, currency: String,
+        func row(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String,
                  peak: (requests: Int, spend: Int128)?) -> Row {
             var subject: [UInt8], detail = ""
             switch kind {
@@ -305,7 +303,7 @@ public enum WasteScan {
             return Row(kind: kind, subject: subject, model: c.model >= 0 ? modelBytes[c.model] ?? [] : [],
                        team: c.team >= 0 ? teamBytes[Int(c.team)] : [], keys: joined(c, attrKeyPlace, keysInOrder), users: joined(c, attrUserPlace, usersInOrder),
                        first: c.first, last: c.last, calls: c.calls, repeats: c.repeats, errors: c.errors, cost: c.cost,
-                       countsAsWaste: countsAsWaste, detail: detail)
+                       countsAsWaste: rules.countsAsWaste(kind), detail: detail)
         }
 
         /// The first 12 hex digits of a prompt hash.
@@ -315,48 +313,48 @@ public enum WasteScan {
         }
         private static let hexDigits = Array("0123456789abcdef".utf8)
 
-        /// The distinct names of `attrs` (their places in `names` by `place`), in name order, joined with commas; one
-        /// name, the common case, as it is.
+        /// The place (by `place`, from attribution id) of an attribution's name; -1 when it has none.
+        private static func place(_ attr: Int32, _ place: [Int32]) -> Int32 { attr >= 0 && Int(attr) < place.count ? place[Int(attr)] : -1 }
+
+        /// The distinct places of the cluster's names: sorted, so in name order.
+        private func places(_ c: WasteDetector.Cluster, _ place: [Int32]) -> [Int32] {
+            var places = c.attrs.map { Self.place($0, place) }.filter { $0 >= 0 }
+            places.sort()
+            var previous: Int32 = -1
+            places.removeAll { at in defer { previous = at }; return at == previous }
+            return places
+        }
+
+        /// The cluster's distinct names in name order, joined with commas. One attribution, the common case, costs no
+        /// array.
         private func joined(_ c: WasteDetector.Cluster, _ place: [Int32], _ names: [[UInt8]]) -> [UInt8] {
-            func placeOf(_ attr: Int32) -> Int32 { attr >= 0 && Int(attr) < place.count ? place[Int(attr)] : -1 }
             if let only = c.onlyAttr {
-                let at = placeOf(only)
+                let at = Self.place(only, place)
                 return at >= 0 ? names[Int(at)] : []
             }
-            var places = c.attrs.map(placeOf).filter { $0 >= 0 }
-            places.sort()
-            var joined: [UInt8] = []
-            var previous: Int32 = -1
-            for at in places where at != previous {
-                if previous >= 0 { joined.append(UInt8(ascii: ",")) }
-                joined += names[Int(at)]
-                previous = at
-            }
-            return joined
+            return Array(places(c, place).map { names[Int($0)] }.joined(separator: [UInt8(ascii: ",")]))
         }
 
         func finding(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String,
                      peak: (requests: Int, spend: Int128)?) -> WasteFinding {
-            var keys: [String] = [], users: [String] = []
-            for attr in c.attrs {
-                if let key = attrKey[attr], !keys.contains(key) { keys.append(key) }
-                if let user = attrUser[attr], !user.isEmpty, !users.contains(user) { users.append(user) }
+            func list(_ place: [Int32], _ names: [[UInt8]]) -> [String] {
+                places(c, place).map { String(decoding: names[Int($0)], as: UTF8.self) }
             }
             let hashText = String(decoding: Self.hashPrefix(c.hash), as: UTF8.self)
-            let subject: String, counts: Bool, detail: String
+            let subject: String, detail: String
             switch kind {
-            case .exactDuplicate: (subject, counts, detail) = (hashText, true, "")
-            case .nearDuplicate: (subject, counts, detail) = (hashText, rules.nearCountsAsWaste, "")
+            case .exactDuplicate, .nearDuplicate: (subject, detail) = (hashText, "")
             case .retryLoop:
-                (subject, counts, detail) = (keyNames[Int(c.key)], false, "\(c.calls) identical prompts (\(hashText)), \(c.errors) failed")
+                (subject, detail) = (keyNames[Int(c.key)], "\(c.calls) identical prompts (\(hashText)), \(c.errors) failed")
             case .runaway:
-                (subject, counts, detail) = (keyNames[Int(c.key)], false,
-                                             "peak \(peak?.requests ?? 0) requests/min, \(Enforcement.amount(Money(picos: peak?.spend ?? 0))) \(currency) in an hour")
+                (subject, detail) = (keyNames[Int(c.key)],
+                                     "peak \(peak?.requests ?? 0) requests/min, \(Enforcement.amount(Money(picos: peak?.spend ?? 0))) \(currency) in an hour")
             }
             return WasteFinding(kind: kind, subject: subject, model: c.model >= 0 ? models[c.model] ?? "" : "",
-                                team: c.team >= 0 ? teamNames[Int(c.team)] : "", keys: keys.sorted(), users: users.sorted(),
+                                team: c.team >= 0 ? teamNames[Int(c.team)] : "", keys: list(attrKeyPlace, keysInOrder),
+                                users: list(attrUserPlace, usersInOrder),
                                 firstSeen: c.first, lastSeen: c.last, calls: c.calls, repeats: c.repeats, errors: c.errors,
-                                cost: Money(picos: Int128(c.cost)), countsAsWaste: counts, detail: detail)
+                                cost: Money(picos: Int128(c.cost)), countsAsWaste: rules.countsAsWaste(kind), detail: detail)
         }
     }
 }
