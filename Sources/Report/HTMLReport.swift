@@ -402,30 +402,11 @@ private struct Page {
             ("runaway", "Runaway agents", "no: the spend of keys over their rate limits"),
         ]
         out += "<table class=\"waste-kinds\">\n<thead><tr><th scope=\"col\">Kind</th><th scope=\"col\" class=\"num\">Findings</th><th scope=\"col\" class=\"num\">Cost</th><th scope=\"col\">In the waste total</th></tr></thead>\n<tbody>\n"
-        // One pass over the findings (there can be hundreds of thousands): totals by kind, and the costliest few.
-        var counts: [String: Int64] = [:]
-        var costs: [String: Money] = [:]
-        var counted: [String: Bool] = [:]
-        var top: [WasteRow] = []
-        let shown = 15
-        func costlier(_ a: WasteRow, _ b: WasteRow) -> Bool {
-            if a.cost != b.cost { return a.cost > b.cost }
-            if a.kind != b.kind { return a.kind < b.kind }
-            return a.subject < b.subject
-        }
-        for w in report.waste {
-            counts[w.kind, default: 0] += 1
-            costs[w.kind, default: .zero] += w.cost
-            if counted[w.kind] == nil { counted[w.kind] = w.countsAsWaste }
-            if top.count < shown || costlier(w, top[top.count - 1]) {
-                let at = top.firstIndex { costlier(w, $0) } ?? top.count
-                top.insert(w, at: at)
-                if top.count > shown { top.removeLast() }
-            }
-        }
+        let totals = report.waste.kinds
+        let top = report.waste.costliest
         for (kind, title, otherwise) in kinds {
-            let isCounted = counted[kind] ?? (kind == "exact_duplicate")
-            out += "<tr><th scope=\"row\">\(title)</th><td class=\"num\">\(count(counts[kind] ?? 0))</td><td class=\"num\">\(money(costs[kind] ?? .zero))</td><td>\(isCounted ? "yes" : otherwise)</td></tr>\n"
+            let isCounted = totals[kind]?.countsAsWaste ?? (kind == "exact_duplicate")
+            out += "<tr><th scope=\"row\">\(title)</th><td class=\"num\">\(count(totals[kind]?.findings ?? 0))</td><td class=\"num\">\(money(totals[kind]?.cost ?? .zero))</td><td>\(isCounted ? "yes" : otherwise)</td></tr>\n"
         }
         out += "<tr class=\"total\"><th scope=\"row\">Waste total</th><td></td><td class=\"num\">\(money(report.wasteTotal))</td><td>\(percent(share(report.wasteTotal, of: total))) of spend</td></tr>\n"
         out += "</tbody>\n</table>\n"

@@ -1,4 +1,5 @@
 import TallyConfig
+import UsageLog
 
 /// Everything one period's report files say (`docs/reports.md`), as plain values: the auditor fills it from the
 /// ledger, the writers (`ReportFiles`, `HTMLReport`) turn it into CSV and HTML without a database.
@@ -29,7 +30,7 @@ public struct PeriodReport: Sendable, Equatable {
     public var alerts: [AlertRow]
     public var breaches: [BreachRow]
     public var revocations: [RevocationRow]
-    public var waste: [WasteRow]
+    public var waste: WasteFindings
     public var reallocation: [ReallocationRow]
     public var unpriced: [UnpricedRow]
     public var quarantine: [QuarantineRow]
@@ -40,7 +41,7 @@ public struct PeriodReport: Sendable, Equatable {
     public init(period: String, firstDay: String, lastDay: String, start: Int64, end: Int64, timezone: String, currency: String,
                 organisations: [String] = [], asOf: Int64, isFinal: Bool = false, late: LateEvents? = nil, previous: PreviousPeriod? = nil,
                 attribution: [AttributionRow] = [], budgets: [BudgetRow] = [], alerts: [AlertRow] = [], breaches: [BreachRow] = [],
-                revocations: [RevocationRow] = [], waste: [WasteRow] = [], reallocation: [ReallocationRow] = [],
+                revocations: [RevocationRow] = [], waste: WasteFindings = [], reallocation: [ReallocationRow] = [],
                 unpriced: [UnpricedRow] = [], quarantine: [QuarantineRow] = [], dataQuality: DataQuality = DataQuality(),
                 providerNames: [String: String] = [:]) {
         self.period = period
@@ -85,7 +86,7 @@ public struct PeriodReport: Sendable, Equatable {
     }
 
     /// Waste that counts as waste (exact duplicates, retry loops, runaways; near duplicates when configured).
-    public var wasteTotal: Money { waste.reduce(.zero) { $1.countsAsWaste ? $0 + $1.cost : $0 } }
+    public var wasteTotal: Money { waste.total }
 }
 
 /// Calls that arrived after a period's final report.
@@ -332,6 +333,104 @@ public struct WasteRow: Sendable, Equatable {
         self.countsAsWaste = countsAsWaste
         self.detail = detail
     }
+}
+
+/// The period's waste findings as the report files need them: totals by kind and the costliest few for the HTML page,
+/// and every row, in order, for waste.csv. A busy month has hundreds of thousands of rows, so they need not be held in
+/// memory: a `WasteRowSource` can hand them over while waste.csv is written.
+public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
+    /// The findings of one kind.
+    public struct KindTotal: Sendable, Equatable {
+        public var findings: Int64
+        public var cost: Money
+        /// Whether their cost is in the waste total.
+        public var countsAsWaste: Bool
+        public init(findings: Int64, cost: Money, countsAsWaste: Bool) {
+            self.findings = findings
+            self.cost = cost
+            self.countsAsWaste = countsAsWaste
+        }
+    }
+
+    /// How many findings the HTML page lists.
+    public static let costliestShown = 15
+
+    /// By kind (`exact_duplicate`…); kinds without findings are absent.
+    public private(set) var kinds: [String: KindTotal]
+    /// Up to `costliestShown` findings in `costlier` order.
+    public private(set) var costliest: [WasteRow]
+    private let rows: Rows
+
+    private enum Rows: Sendable {
+        case memory([WasteRow])
+        case source(any WasteRowSource)
+    }
+
+    /// Findings held in memory, in waste.csv's order.
+    public init(_ rows: [WasteRow]) {
+        kinds = [:]
+        costliest = []
+        self.rows = .memory(rows)
+        for row in rows {
+            kinds[row.kind, default: KindTotal(findings: 0, cost: .zero, countsAsWaste: row.countsAsWaste)].findings += 1
+            kinds[row.kind]!.cost += row.cost
+            if costliest.count < Self.costliestShown || Self.costlier(row, costliest[costliest.count - 1]) {
+                // After the equally costly ones already kept: ties keep the rows' order.
+                costliest.insert(row, at: costliest.firstIndex { Self.costlier(row, $0) } ?? costliest.count)
+                if costliest.count > Self.costliestShown { costliest.removeLast() }
+            }
+        }
+    }
+
+    public init(arrayLiteral rows: WasteRow...) { self.init(rows) }
+
+    /// Findings summed by their owner (`kinds`, and `costliest` in `costlier` order, ties in waste.csv's order), whose
+    /// rows `source` hands over when they are written.
+    public init(kinds: [String: KindTotal], costliest: [WasteRow], source: any WasteRowSource) {
+        self.kinds = kinds
+        self.costliest = costliest
+        self.rows = .source(source)
+    }
+
+    /// The order of the HTML page's list: costliest first, then by kind and subject (compared as UTF-8 bytes, as
+    /// SQLite compares text), then oldest.
+    public static func costlier(_ a: WasteRow, _ b: WasteRow) -> Bool {
+        if a.cost != b.cost { return a.cost > b.cost }
+        if a.kind != b.kind { return a.kind.utf8.lexicographicallyPrecedes(b.kind.utf8) }
+        if a.subject != b.subject { return a.subject.utf8.lexicographicallyPrecedes(b.subject.utf8) }
+        return a.firstSeen < b.firstSeen
+    }
+
+    /// How many findings there are.
+    public var count: Int64 { kinds.values.reduce(0) { $0 + $1.findings } }
+
+    /// The cost of the findings that count as waste.
+    public var total: Money { kinds.values.reduce(.zero) { $1.countsAsWaste ? $0 + $1.cost : $0 } }
+
+    /// Every finding in waste.csv's order: by kind (exact and near duplicates, retry loops, runaways), costliest first,
+    /// then oldest.
+    public func forEach(_ body: (WasteRow) throws(LogIOError) -> Void) throws(LogIOError) {
+        switch rows {
+        case .memory(let rows): for row in rows { try body(row) }
+        case .source(let source): try source.forEachRow(body)
+        }
+    }
+
+    /// Equal when they hold the same totals and either the same rows or the same source.
+    public static func == (a: WasteFindings, b: WasteFindings) -> Bool {
+        guard a.kinds == b.kinds, a.costliest == b.costliest else { return false }
+        switch (a.rows, b.rows) {
+        case (.memory(let x), .memory(let y)): return x == y
+        case (.source(let x), .source(let y)): return x === y
+        default: return false
+        }
+    }
+}
+
+/// Where a report's waste rows come from when they are not in memory (the ledger, for the auditor).
+public protocol WasteRowSource: AnyObject, Sendable {
+    /// Hands every finding to `body` in waste.csv's order; an error reading them is thrown as an I/O error.
+    func forEachRow(_ body: (WasteRow) throws(LogIOError) -> Void) throws(LogIOError)
 }
 
 /// A pool release or draw, a proposal or an approval.

@@ -71,15 +71,22 @@ extension PeriodReport {
     }
 
     /// `waste.csv`: every duplicate cluster, retry loop and runaway episode, costliest first within each kind.
-    public func wasteCSV() -> String { String(decoding: wasteCSVBytes(), as: UTF8.self) }
+    public func wasteCSV() throws(LogIOError) -> String {
+        var text = ""
+        try wasteCSV { (bytes: [UInt8]) throws(LogIOError) in text += String(decoding: bytes, as: UTF8.self) }
+        return text
+    }
 
-    /// `waste.csv` as bytes, as written: no String copy of a file that can be a hundred megabytes.
-    func wasteCSVBytes() -> [UInt8] {
-        var out = CSVBuffer(capacity: 160 * (waste.count + 1))
+    /// `waste.csv` handed to `write` a piece of about a megabyte at a time: a busy month's file is a hundred
+    /// megabytes, and it is never whole in memory.
+    func wasteCSV(_ write: ([UInt8]) throws(LogIOError) -> Void) throws(LogIOError) {
+        let piece = 1 << 20
+        var out = CSVBuffer(capacity: piece + (piece >> 2))
         for name in ["kind", "subject", "model", "team", "keys", "users", "first_seen", "last_seen", "calls", "repeats", "errors",
                      "cost", "currency", "counts_as_waste", "detail"] { out.raw(name) }
         out.endRow()
-        for w in waste {
+        let currency = currency
+        try waste.forEach { (w: WasteRow) throws(LogIOError) in
             out.raw(w.kind)
             out.text(w.subject)
             out.text(w.model)
@@ -96,8 +103,12 @@ extension PeriodReport {
             out.raw(w.countsAsWaste ? "true" : "false")
             out.text(w.detail)
             out.endRow()
+            if out.bytes.count >= piece {
+                try write(out.bytes)
+                out.bytes.removeAll(keepingCapacity: true)
+            }
         }
-        return out.bytes
+        try write(out.bytes)
     }
 
     /// `reallocation.csv`: pool releases and draws, proposals and approvals.

@@ -12,21 +12,22 @@ public enum ReportFolder {
     ]
     public static let manifestName = "manifest.json"
 
-    /// Every file's bytes, by name, in `fileNames` order.
-    public static func render(_ report: PeriodReport) -> [(name: String, bytes: [UInt8])] {
-        documents(report).map { ($0.name, $0.render()) }
-    }
-
-    /// Each file with what renders it, so that a writer holds one file's bytes at a time: a busy month's waste.csv
-    /// alone is about a hundred megabytes.
-    static func documents(_ report: PeriodReport) -> [(name: String, render: () -> [UInt8])] {
-        let renderers: [() -> [UInt8]] = [
-            { Array(report.attributionCSV().utf8) }, { Array(report.focusCSV().utf8) }, { Array(report.budgetsCSV().utf8) },
-            { Array(report.alertsCSV().utf8) }, { Array(report.breachesCSV().utf8) }, { Array(report.revocationsCSV().utf8) },
-            { report.wasteCSVBytes() }, { Array(report.reallocationCSV().utf8) }, { Array(report.unpricedCSV().utf8) },
-            { Array(report.quarantineCSV().utf8) }, { Array(HTMLReport.render(report).utf8) },
+    /// Each file with what writes it. Files are written one at a time, and waste.csv (a busy month's is about a
+    /// hundred megabytes) a piece at a time, so a report never holds a whole file set in memory.
+    static func documents(_ report: PeriodReport) -> [(name: String, write: (AtomicFile.Writer) throws(LogIOError) -> Void)] {
+        func text(_ render: @escaping () -> String) -> (AtomicFile.Writer) throws(LogIOError) -> Void {
+            { (file: AtomicFile.Writer) throws(LogIOError) in try file.append(render().utf8) }
+        }
+        func waste(_ file: AtomicFile.Writer) throws(LogIOError) {
+            try report.wasteCSV { (bytes: [UInt8]) throws(LogIOError) in try file.append(bytes) }
+        }
+        let writers: [(AtomicFile.Writer) throws(LogIOError) -> Void] = [
+            text(report.attributionCSV), text(report.focusCSV), text(report.budgetsCSV), text(report.alertsCSV),
+            text(report.breachesCSV), text(report.revocationsCSV),
+            waste,
+            text(report.reallocationCSV), text(report.unpricedCSV), text(report.quarantineCSV), text { HTMLReport.render(report) },
         ]
-        return Array(zip(fileNames, renderers))
+        return Array(zip(fileNames, writers))
     }
 
     /// Writes every file into `folder` (created when missing), each atomically, then the manifest, and returns what
@@ -35,17 +36,13 @@ public enum ReportFolder {
     public static func write(_ report: PeriodReport, to folder: String) throws(LogIOError) -> [(name: String, size: Int, sha256: String)] {
         var written: [(name: String, size: Int, sha256: String)] = []
         for document in documents(report) {
-            let bytes = document.render()
-            try AtomicFile.write(bytes, to: folder + "/" + document.name)
-            written.append((document.name, bytes.count, Hex.sha256(bytes: bytes)))
+            let file = try AtomicFile.Writer(folder + "/" + document.name)
+            try document.write(file)
+            let done = try file.commit()
+            written.append((document.name, done.size, done.sha256))
         }
         try AtomicFile.write(manifest(report, entries: written), to: folder + "/" + manifestName)
         return written
-    }
-
-    /// `manifest.json`: what the folder holds and whether it is final.
-    public static func manifest(_ report: PeriodReport, files: [(name: String, bytes: [UInt8])]) -> [UInt8] {
-        manifest(report, entries: files.map { ($0.name, $0.bytes.count, Hex.sha256(bytes: $0.bytes)) })
     }
 
     static func manifest(_ report: PeriodReport, entries files: [(name: String, size: Int, sha256: String)]) -> [UInt8] {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Report
 import Testing
 import TallyConfig
 import UsageLog
@@ -164,6 +165,49 @@ struct WasteTests {
             }
             #expect(waste.count(.exactDuplicate) == 0)
         }
+    }
+
+    /// The report does not hold a month's findings: it sums them in one pass and reads them again, in waste.csv's order,
+    /// as the file is written. Both must agree with what the rows themselves give, ties included.
+    @Test func theReportReadsTheStoredFindingsInFileOrderAndTheirTotalsAgree() async throws {
+        let f = try F(yaml: Self.yaml())
+        defer { f.remove() }
+        var lines: [String] = []
+        // 24 prompts, each repeated by search and by support at the same price: equal costs and equal subjects in
+        // two teams, and more than the page's 15 at the top cost.
+        for p in 0..<24 {
+            let day = String(format: "2026-11-%02dT%02d", 2 + p % 5, 8 + p % 7)
+            for (key, minute) in [("k-alice", 0), ("k-alice", 5), ("k-dan", 1), ("k-dan", 6)] {
+                lines.append(Self.call("\(day):\(String(format: "%02d", minute + p % 3)):00Z", "prompt \(p)", key: key, dollars: Int64(1 + p % 2)))
+            }
+        }
+        for second in [0, 10, 20, 30, 40, 50] {
+            lines.append(Self.call(String(format: "2026-11-20T09:00:%02dZ", second), "retry me", key: "k-bob", outcome: second < 40 ? .upstreamError : .ok))
+        }
+        try f.segment(lines)
+        let waste = try await findings(f)
+        #expect(waste.count(.exactDuplicate) == 49 && waste.count(.retryLoop) == 1)
+
+        let ledger = try Ledger(path: f.ledgerPath, readOnly: true)
+        let report = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
+                                                  asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
+        var rows: [WasteRow] = []
+        try report.waste.forEach { rows.append($0) }
+        #expect(rows.count == waste.findings.count)
+        #expect(Set(rows.map { "\($0.kind) \($0.subject) \($0.team) \($0.firstSeen)" })
+                == Set(waste.findings.map { "\($0.kind.rawValue) \($0.subject) \($0.team) \($0.firstSeen)" }))
+        // waste.csv's order: by kind, costliest first, then oldest, then by subject.
+        let rank = WasteKind.allCases.map(\.rawValue)
+        for (a, b) in zip(rows, rows.dropFirst()) {
+            let (x, y) = ((rank.firstIndex(of: a.kind)!, -a.cost.picos, a.firstSeen), (rank.firstIndex(of: b.kind)!, -b.cost.picos, b.firstSeen))
+            #expect(x < y || (x == y && !b.subject.utf8.lexicographicallyPrecedes(a.subject.utf8)), "\(a) before \(b)")
+        }
+        // The totals and the page's list, from the ledger, are those of the rows in memory.
+        let inMemory = WasteFindings(rows)
+        #expect(report.waste.kinds == inMemory.kinds)
+        #expect(report.waste.costliest == inMemory.costliest)
+        #expect(report.waste.costliest.count == WasteFindings.costliestShown)
+        #expect(report.waste.total == waste.total)
     }
 
     @Test func fiveIdenticalPromptsFromOneKeyWithinTwoMinutesAreARetryLoop() async throws {

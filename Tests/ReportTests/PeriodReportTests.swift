@@ -38,7 +38,7 @@ struct PeriodReportTests {
             providerNames: ["openai": "OpenAI"])
     }
 
-    @Test func textFromOutsideCannotRunAsAFormula() {
+    @Test func textFromOutsideCannotRunAsAFormula() throws {
         let rows = CSVParser.parse(Self.hostile.attributionCSV())
         #expect(rows[0].count == 17 && rows.allSatisfy { $0.count == 17 })
         let users = rows.dropFirst().map { $0[4] }
@@ -49,7 +49,7 @@ struct PeriodReportTests {
         // Every dangerous cell is quoted, so no spreadsheet sees a bare formula.
         let raw = Self.hostile.attributionCSV()
         for bad in ["=HYPERLINK", "@SUM", "+cmd", "-2+3"] { #expect(!raw.contains("," + bad), "\(bad) reached a cell unguarded") }
-        #expect(CSVParser.parse(Self.hostile.wasteCSV())[1][5] == "'=1+1")
+        #expect(CSVParser.parse(try Self.hostile.wasteCSV())[1][5] == "'=1+1")
     }
 
     @Test func moneyIsExactWithSixPlacesAndTheCostColumnSumsToTheTotal() throws {
@@ -159,6 +159,70 @@ struct PeriodReportTests {
         let manifest = try String(contentsOfFile: folder + "/manifest.json", encoding: .utf8)
         #expect(manifest.contains(#""sha256":""# + Hex.sha256(bytes: Array(report.attributionCSV().utf8))))
         #expect(manifest.contains(#""final":false"#) && manifest.contains(#""total_cost":"2.6234567891""#))
+    }
+}
+
+/// waste.csv from rows that are not in memory: written in pieces, the same bytes as from memory, and a failed read
+/// leaves the folder as it was.
+@Suite("waste findings from a source")
+struct WasteSourceTests {
+    /// Hands over `count` findings in order, or fails after `failAfter` of them, as a ledger that went away would.
+    final class Rows: WasteRowSource {
+        let count: Int
+        let failAfter: Int?
+        init(count: Int, failAfter: Int? = nil) {
+            self.count = count
+            self.failAfter = failAfter
+        }
+        func forEachRow(_ body: (WasteRow) throws(LogIOError) -> Void) throws(LogIOError) {
+            for i in 0..<count {
+                if i == failAfter { throw LogIOError(code: .io, message: "the ledger went away after \(i) rows") }
+                try body(WasteSourceTests.row(i))
+            }
+        }
+    }
+
+    /// Costs fall with `i` and repeat in pairs (ties); every tenth has several keys and a name that needs guarding.
+    static func row(_ i: Int) -> WasteRow {
+        WasteRow(kind: i < 20_000 ? "exact_duplicate" : "near_duplicate", subject: String(format: "%012x", i * 7919), model: "m\(i % 3)",
+                 team: i % 10 == 0 ? "=team" : "search", keys: i % 10 == 0 ? ["k-a", "k-b", "k-c"] : ["k-a"], users: ["alice"],
+                 firstSeen: 1_700_000_000_000 + Int64(i) * 1000, lastSeen: 1_700_000_000_000 + Int64(i) * 1000 + 500, calls: 3, repeats: 2,
+                 errors: Int64(i % 2), cost: Money(picos: Int128(1_000_000_000 - (i % 20_000) / 2 * 1000)), countsAsWaste: i < 20_000, detail: "")
+    }
+
+    @Test func aSourcesRowsGiveTheSameFilesAsRowsInMemoryAndAFailedReadKeepsTheOldOnes() throws {
+        let folder = NSTemporaryDirectory() + "tally-waste-source-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let count = 30_000  // about 4 MB of CSV: several pieces
+        var report = PeriodReportTests.hostile
+        let inMemory = WasteFindings((0..<count).map(Self.row))
+        report.waste = inMemory
+        let fromMemory = try ReportFolder.write(report, to: folder)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/waste.csv"))
+        #expect(bytes.count > 3 << 20)
+        #expect(CSVParser.parse(String(decoding: bytes, as: UTF8.self)).count == count + 1)
+
+        report.waste = WasteFindings(kinds: inMemory.kinds, costliest: inMemory.costliest, source: Rows(count: count))
+        let fromSource = try ReportFolder.write(report, to: folder)
+        #expect(fromSource.map(\.sha256) == fromMemory.map(\.sha256) && fromSource.map(\.size) == fromMemory.map(\.size))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/waste.csv")) == bytes)
+        #expect(Hex.sha256(bytes: Array(bytes)) == fromSource[ReportFolder.fileNames.firstIndex(of: "waste.csv")!].sha256)
+
+        // The totals and the page's list come from the summary, whatever the rows.
+        #expect(inMemory.kinds["exact_duplicate"] == WasteFindings.KindTotal(findings: 20_000, cost: (0..<20_000).reduce(Money.zero) { $0 + Self.row($1).cost },
+                                                                             countsAsWaste: true))
+        #expect(inMemory.costliest.map(\.subject) == [0, 1, 20_000, 20_001, 2, 3, 20_002, 20_003, 4, 5, 20_004, 20_005, 6, 7, 20_006].map { Self.row($0).subject },
+                "equal costs: exact before near, then by subject")
+
+        let manifest = try Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json"))
+        report.waste = WasteFindings(kinds: inMemory.kinds, costliest: inMemory.costliest, source: Rows(count: count, failAfter: 25_000))
+        #expect { try ReportFolder.write(report, to: folder) } throws: { error in
+            (error as? LogIOError)?.message == "the ledger went away after 25000 rows"
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/waste.csv")) == bytes, "the old waste.csv was replaced")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json")) == manifest)
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+        #expect(names == (ReportFolder.fileNames + [ReportFolder.manifestName]).sorted(), "a temporary file was left behind")
     }
 }
 

@@ -251,50 +251,78 @@ public enum PeriodReportBuilder {
 }
 
 extension PeriodReportBuilder {
-    /// The month's stored findings, by kind (as `WasteKind` orders them), costliest first, then oldest. Read through
-    /// one reused cursor row and sorted on integer keys: a busy month holds hundreds of thousands of clusters.
-    static func waste(ledger: Ledger, label: String) throws(AuditError) -> [WasteRow] {
-        let kindOrder = Dictionary(uniqueKeysWithValues: WasteKind.allCases.enumerated().map { ($1.rawValue, $0) })
-        var rows: [WasteRow] = []
-        var keys: [(kind: Int, cost: Int64, first: Int64, index: Int)] = []
+    /// The month's stored findings: totals by kind and the costliest few read now, every row read again, in order,
+    /// when waste.csv is written. A busy month holds hundreds of thousands of them; none is kept in memory.
+    static func waste(ledger: Ledger, label: String) throws(AuditError) -> WasteFindings {
         try ledger.access { db in
-            let cursor = try Row.fetchCursor(db, sql: """
-                SELECT kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost, counts_as_waste, detail
-                FROM waste WHERE period = ?
-                """, arguments: [label])
+            // One pass on the columns the totals need; the costliest few are kept as rowids and read whole after.
+            var kinds: [String: WasteFindings.KindTotal] = [:]
+            // Candidates hold only what `WasteFindings.costlier` compares; equal ones keep the rowid order.
+            var top: [(row: WasteRow, rowid: Int64)] = []
+            let shown = WasteFindings.costliestShown
+            let cursor = try Row.fetchCursor(db, sql: "SELECT kind, cost, counts_as_waste, subject, first_ts, rowid FROM waste WHERE period = ?",
+                                             arguments: [label])
             while let r = try cursor.next() {
-                let kind: String = r[0]
-                let keyList: String = r[4], userList: String = r[5]
-                let cost: Int64 = r[11]
-                let first: Int64 = r[6]
-                keys.append((kindOrder[kind] ?? Int.max, cost, first, rows.count))
-                rows.append(WasteRow(kind: kind, subject: r[1], model: r[2], team: r[3],
-                                     keys: keyList.isEmpty ? [] : keyList.split(separator: ",").map(String.init),
-                                     users: userList.isEmpty ? [] : userList.split(separator: ",").map(String.init),
-                                     firstSeen: first, lastSeen: r[7], calls: r[8], repeats: r[9], errors: r[10],
-                                     cost: Money(picos: Int128(cost)), countsAsWaste: r[12], detail: r[13]))
+                let kind: String = r[0], cost = Money(picos: Int128(r[1] as Int64))
+                kinds[kind, default: WasteFindings.KindTotal(findings: 0, cost: .zero, countsAsWaste: r[2])].findings += 1
+                kinds[kind]!.cost += cost
+                guard top.count < shown || cost >= top[shown - 1].row.cost else { continue }
+                let row = WasteRow(kind: kind, subject: r[3], model: "", team: "", keys: [], users: [], firstSeen: r[4], lastSeen: 0, calls: 0,
+                                   repeats: 0, errors: 0, cost: cost, countsAsWaste: false, detail: "")
+                let rowid: Int64 = r[5]
+                func precedes(_ other: (row: WasteRow, rowid: Int64)) -> Bool {
+                    WasteFindings.costlier(row, other.row) || (!WasteFindings.costlier(other.row, row) && rowid < other.rowid)
+                }
+                guard top.count < shown || precedes(top[shown - 1]) else { continue }
+                top.insert((row, rowid), at: top.firstIndex(where: precedes) ?? top.count)
+                if top.count > shown { top.removeLast() }
             }
-        }
-        keys.sort { a, b in
-            if a.kind != b.kind { return a.kind < b.kind }
-            if a.cost != b.cost { return a.cost > b.cost }
-            if a.first != b.first { return a.first < b.first }
-            return rows[a.index].subject < rows[b.index].subject
-        }
-        // Rows move into their sorted places in place: a second array of them would double the report's peak memory.
-        var source = keys.map(\.index)
-        keys = []
-        for start in source.indices where source[start] >= 0 {
-            var at = start
-            while true {
-                let from = source[at]
-                source[at] = -1
-                if from == start { break }
-                rows.swapAt(at, from)
-                at = from
+            let costliest = try top.map { entry in
+                try LedgerWasteRows.row(Row.fetchOne(db, sql: "SELECT \(LedgerWasteRows.columns) FROM waste WHERE rowid = ?", arguments: [entry.rowid])!)
             }
+            return WasteFindings(kinds: kinds, costliest: costliest, source: LedgerWasteRows(ledger: ledger, label: label))
         }
-        return rows
+    }
+}
+
+/// A month's `waste` rows, read from the ledger in waste.csv's order while the file is written: by kind as `WasteKind`
+/// lists them, costliest first, then oldest, then by subject.
+final class LedgerWasteRows: WasteRowSource {
+    static let columns = "kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost, counts_as_waste, detail"
+    private static let kindOrder = "CASE kind " + WasteKind.allCases.enumerated().map { "WHEN '\($1.rawValue)' THEN \($0)" }.joined(separator: " ")
+        + " ELSE \(WasteKind.allCases.count) END"
+
+    let ledger: Ledger
+    let label: String
+
+    init(ledger: Ledger, label: String) {
+        self.ledger = ledger
+        self.label = label
+    }
+
+    func forEachRow(_ body: (WasteRow) throws(LogIOError) -> Void) throws(LogIOError) {
+        do {
+            try ledger.access { db in
+                let cursor = try Row.fetchCursor(db, sql: """
+                    SELECT \(Self.columns) FROM waste WHERE period = ? ORDER BY \(Self.kindOrder), kind, cost DESC, first_ts, subject, rowid
+                    """, arguments: [label])
+                while let r = try cursor.next() { try body(Self.row(r)) }
+            }
+        } catch {
+            // What `body` threw comes back as the ledger's error's cause.
+            if let written = error.cause as? LogIOError { throw written }
+            throw LogIOError(code: .io, message: "cannot read the \(label) waste findings: \(error.message)")
+        }
+    }
+
+    /// A row selected as `columns`.
+    static func row(_ r: Row) -> WasteRow {
+        let keys: String = r[4], users: String = r[5]
+        return WasteRow(kind: r[0], subject: r[1], model: r[2], team: r[3],
+                        keys: keys.isEmpty ? [] : keys.split(separator: ",").map(String.init),
+                        users: users.isEmpty ? [] : users.split(separator: ",").map(String.init),
+                        firstSeen: r[6], lastSeen: r[7], calls: r[8], repeats: r[9], errors: r[10],
+                        cost: Money(picos: Int128(r[11] as Int64)), countsAsWaste: r[12], detail: r[13])
     }
 }
 

@@ -88,7 +88,9 @@ public enum ReportPublishing {
     /// Writes a report's files into `path`.
     public static func write(_ report: PeriodReport, to path: String) throws(AuditError) {
         do { try ReportFolder.write(report, to: path) } catch {
-            throw AuditError(.io, "cannot write the reports in \(path): \(error.message); check audit.reports_dir", cause: error)
+            // A failed system call is about the folder; anything else (the ledger) says what it is itself.
+            throw AuditError(.io, "cannot write the reports in \(path): \(error.message)\(error.errno == nil ? "" : "; check audit.reports_dir")",
+                             cause: error)
         }
     }
 

@@ -3,33 +3,86 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Crypto
 
 /// Files replaced whole: written to a temporary file in the same folder, fsynced, renamed over the target, and the
 /// folder fsynced, so a reader sees the old file or the new one, never half of one, even after a crash.
 public enum AtomicFile {
     /// Replaces (or creates) `path` with `bytes`, creating missing folders.
     public static func write(_ bytes: some Sequence<UInt8>, to path: String) throws(LogIOError) {
-        let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        if !folder.isEmpty { try FileIO.makeDirectories(folder) }
-        let temporary = folder + (folder.isEmpty ? "" : "/") + ".\(path.split(separator: "/").last ?? "file").tmp-\(getpid())"
-        let fd = try FileIO.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
-        let contiguous = Array(bytes)
-        let written = contiguous.withUnsafeBytes { buffer in
-            Result { () throws(LogIOError) in
-                try FileIO.writeAll(fd, buffer, path: temporary)
-                try FileIO.fsync(fd, path: temporary)
+        let file = try Writer(path)
+        try file.append(Array(bytes))
+        try file.commit()
+    }
+
+    /// What a `Writer` wrote.
+    public struct Written: Sendable, Equatable {
+        public var size: Int
+        /// Lowercase hex.
+        public var sha256: String
+    }
+
+    /// A file replaced whole that is written in pieces, for files too big to hold in memory: what is appended goes to a
+    /// temporary file each time a megabyte has built up, and `commit` puts it in place. Readers see the old file or the
+    /// whole new one; a writer dropped without `commit` (after an error) removes its temporary file.
+    public final class Writer {
+        static let pieceSize = 1 << 20
+        private let path: String
+        private let folder: String
+        private let temporary: String
+        private var fd: Int32
+        private var pending: [UInt8] = []
+        private var size = 0
+        private var hasher = SHA256()
+
+        /// Starts replacing `path`, creating missing folders.
+        public init(_ path: String) throws(LogIOError) {
+            self.path = path
+            folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            if !folder.isEmpty { try FileIO.makeDirectories(folder) }
+            temporary = folder + (folder.isEmpty ? "" : "/") + ".\(path.split(separator: "/").last ?? "file").tmp-\(getpid())"
+            fd = try FileIO.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+            pending.reserveCapacity(Self.pieceSize + Self.pieceSize / 4)
+        }
+
+        deinit {
+            if fd >= 0 {
+                close(fd)
+                try? FileIO.unlink(temporary)
             }
         }
-        close(fd)
-        do { try written.get() } catch {
-            try? FileIO.unlink(temporary)
-            throw error
+
+        public func append(_ bytes: some Collection<UInt8>) throws(LogIOError) {
+            pending.append(contentsOf: bytes)
+            if pending.count >= Self.pieceSize { try flush() }
         }
-        do { try FileIO.rename(temporary, path) } catch {
-            try? FileIO.unlink(temporary)
-            throw error
+
+        private func flush() throws(LogIOError) {
+            guard !pending.isEmpty else { return }
+            let (fd, temporary) = (fd, temporary)
+            let written = pending.withUnsafeBytes { buffer in
+                hasher.update(bufferPointer: buffer)
+                return Result { () throws(LogIOError) in try FileIO.writeAll(fd, buffer, path: temporary) }
+            }
+            try written.get()
+            size += pending.count
+            pending.removeAll(keepingCapacity: true)
         }
-        try FileIO.fsyncDirectory(folder.isEmpty ? "." : folder)
+
+        /// Writes what is left, fsyncs, and renames the file over `path`; returns its size and SHA-256.
+        @discardableResult
+        public func commit() throws(LogIOError) -> Written {
+            try flush()
+            try FileIO.fsync(fd, path: temporary)
+            close(fd)
+            fd = -1
+            do { try FileIO.rename(temporary, path) } catch {
+                try? FileIO.unlink(temporary)
+                throw error
+            }
+            try FileIO.fsyncDirectory(folder.isEmpty ? "." : folder)
+            return Written(size: size, sha256: Hex.encode(hasher.finalize()))
+        }
     }
 
     /// The whole content of `path`; nil when there is no such file.
