@@ -40,7 +40,7 @@ public final class Ledger: Sendable {
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }
-            try db.execute(sql: "PRAGMA cache_size = -32768")
+            try db.execute(sql: "PRAGMA cache_size = -\(Ledger.pageCacheKiB)")
         }
         if readOnly {
             guard FileManager.default.fileExists(atPath: path) else {
@@ -100,6 +100,17 @@ public final class Ledger: Sendable {
 
     /// Frees SQLite's page cache, such as the ingest's: the evaluation after it reads each scan block once.
     func releaseMemory() { queue.releaseMemory() }
+
+    /// SQLite's page cache per connection, in KiB: the ingest and the reports come back to the same pages.
+    static let pageCacheKiB = 32 * 1024
+
+    /// Runs `body` with the page cache held to 2 MiB, for a read that passes over each page once (the waste scan's
+    /// blocks): a bigger cache would only hold memory while the scan needs it for its tables.
+    static func withSmallPageCache<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try db.execute(sql: "PRAGMA cache_size = -2048")
+        defer { try? db.execute(sql: "PRAGMA cache_size = -\(pageCacheKiB)") }
+        return try body()
+    }
 
     /// A value from the `meta` table.
     func meta(_ key: String, _ db: Database) throws -> String? {

@@ -19,10 +19,12 @@ struct NearDuplicates {
     private struct NearEntry { var ts: Int64; var sim: UInt64; var hash: Int64; var model: Int32; var team: Int32; var attr: Int32 }
     private let bandShifts: [UInt64]
     private let bandBits: UInt64
-    /// The calls inside the window, in time order; call number `n` is `recent[n - recentBase]`.
-    private var recent: [NearEntry] = []
-    private var recentHead = 0
-    private var recentBase: UInt32 = 1
+    /// The calls inside the window, numbered in time order from `live` up to `next`: call `n` is in slot
+    /// `n & (recent.count - 1)` of a ring that doubles when the window holds more calls than it has slots (a ring, so
+    /// calls leaving the window cost neither a copy nor room kept for them).
+    private var recent = Array(repeating: NearEntry(ts: .min, sim: 0, hash: 0, model: -1, team: -1, attr: -1), count: 1 << 16)
+    private var live: UInt32 = 1
+    private var next: UInt32 = 1
     /// Buckets of 8 slots, one 64-byte cache line each: a slot holds a call number (high 32 bits) and 32 other bits
     /// of its SimHash (low 32), enough to rule out nearly every candidate without touching `recent`.
     private var nearClusters = UInt64Table(capacity: 1 << 12, placeholder: Int32(-1))
@@ -83,15 +85,15 @@ struct NearDuplicates {
         let horizon = call.ts - rules.duplicateWindow
         let mask: UInt64 = (1 << bandBits) - 1
         let size = Self.bucketSize
-        // Calls that left the window leave `recent`; their call numbers then fail the `>= live` test below.
-        while recentHead < recent.count, recent[recentHead].ts < horizon { recentHead += 1 }
-        if recentHead > 65_536, recentHead * 2 > recent.count {
-            recent.removeFirst(recentHead)
-            recentBase &+= UInt32(recentHead)
-            recentHead = 0
+        // Calls that left the window leave `recent`; their call numbers then fail the `>= firstLive` test below.
+        var ring = recent.count - 1
+        while live != next, recent[Int(live) & ring].ts < horizon { live &+= 1 }
+        if Int(next &- live) == recent.count {
+            growRecent()
+            ring = recent.count - 1
         }
-        let live = UInt64(recentBase &+ UInt32(recentHead))
-        let number = UInt64(recentBase &+ UInt32(recent.count))
+        let firstLive = UInt64(live)
+        let number = UInt64(next)
         var match: NearEntry?
         let distance = rules.nearDistance
         for band in bandShifts.indices {
@@ -103,15 +105,16 @@ struct NearDuplicates {
             for i in 0..<size {
                 let slot = bucket[i]
                 if slot < bucket[oldest] { oldest = i }
-                guard slot >> 32 >= live, (UInt32(truncatingIfNeeded: slot) ^ fragment).nonzeroBitCount <= distance else { continue }
-                let entry = recent[Int(UInt32(slot >> 32) &- recentBase)]
+                guard slot >> 32 >= firstLive, (UInt32(truncatingIfNeeded: slot) ^ fragment).nonzeroBitCount <= distance else { continue }
+                let entry = recent[Int(slot >> 32) & ring]
                 guard (entry.sim ^ sim).nonzeroBitCount <= distance, entry.hash != hash, entry.model == call.model,
                       entry.team == call.team, entry.ts > match?.ts ?? .min else { continue }
                 match = entry
             }
             bucket[oldest] = number << 32 | UInt64(fragment)
         }
-        recent.append(NearEntry(ts: call.ts, sim: sim, hash: hash, model: call.model, team: call.team, attr: call.attr))
+        recent[Int(next) & ring] = NearEntry(ts: call.ts, sim: sim, hash: hash, model: call.model, team: call.team, attr: call.attr)
+        next &+= 1
         guard let match, counts else { return }
         let earlier = WasteDetector.promptKey(match.hash, call.model, call.team)
         let this = WasteDetector.promptKey(hash, call.model, call.team)
@@ -126,5 +129,17 @@ struct NearDuplicates {
         nearClusters[nearClusters.findOrInsert(earlier, index)] = index
         nearClusters[nearClusters.findOrInsert(this, index)] = index
         near[Int(index)].addRepeat(call)
+    }
+
+    /// Twice the slots, each live call moved to its slot in the bigger ring.
+    private mutating func growRecent() {
+        var grown = Array(repeating: recent[0], count: recent.count * 2)
+        let (from, to) = (recent.count - 1, grown.count - 1)
+        var n = live
+        while n != next {
+            grown[Int(n) & to] = recent[Int(n) & from]
+            n &+= 1
+        }
+        recent = grown
     }
 }

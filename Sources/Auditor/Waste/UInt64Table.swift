@@ -3,7 +3,7 @@ import CMemory
 /// An open-addressing hash table from 64-bit keys to values, for the waste scan's millions of lookups: one multiply
 /// to hash (the keys are already well mixed, being prompt hashes), linear probing, key and value side by side so a
 /// lookup touches one cache line, no per-entry allocation. Key 0 marks a free slot, so a key of 0 is stored as 1.
-/// Entries are never removed one by one; `filter` rebuilds the table with the entries to keep.
+/// Entries are never removed one by one; `filter` drops those it is told to, in place.
 struct UInt64Table<Value> {
     private struct Entry {
         var key: UInt64
@@ -64,10 +64,29 @@ struct UInt64Table<Value> {
         _modify { yield &slots[position].value }
     }
 
-    /// Keeps only the entries `keep` accepts. The table keeps its size: a table swept now and then refills to about
-    /// the same size, and growing it again would cost a rebuild per doubling.
+    /// Keeps only the entries `keep` accepts, in place: a copy of a table of millions of entries would double its
+    /// memory for the moment of the sweep. The table keeps its size: a table swept now and then refills to about the
+    /// same size, and growing it again would cost a rebuild per doubling.
     mutating func filter(_ keep: (Value) -> Bool) {
-        rebuild(capacity: slots.count / 2, keep)
+        // Linear probing stays correct if every run of entries is compacted from its start: begin after a free slot,
+        // go once round, drop what is not kept and move each kept entry to the first free slot of its probe sequence
+        // (its own slot, or one before it that an earlier drop freed).
+        guard let free = slots.firstIndex(where: { $0.key == 0 }) else { return rebuild(capacity: slots.count / 2, keep) }
+        var i = (free + 1) & mask
+        while i != free {
+            if slots[i].key != 0 {
+                let entry = slots[i]
+                slots[i] = Entry(key: 0, value: placeholder)
+                if keep(entry.value) {
+                    var j = start(entry.key)
+                    while slots[j].key != 0 { j = (j + 1) & mask }
+                    slots[j] = entry
+                } else {
+                    count -= 1
+                }
+            }
+            i = (i + 1) & mask
+        }
     }
 
     private mutating func rebuild(capacity: Int, _ keep: (Value) -> Bool) {

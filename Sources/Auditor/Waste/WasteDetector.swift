@@ -70,6 +70,21 @@ struct WasteDetector {
         }
     }
 
+    /// The clusters and episodes of a scan, without the tables that found them.
+    struct Found {
+        var exact: [Cluster]
+        var near: [Cluster] = []
+        var loops: [Cluster]
+        var runaways: [Cluster]
+        var runawayPeaks: [(requests: Int, spend: Int128)]
+        var callsInPeriod: Int
+    }
+
+    /// What the scan found so far; `near` is `NearDuplicates`' to fill in.
+    var found: Found {
+        Found(exact: exact, loops: loops, runaways: runaways, runawayPeaks: runawayPeaks, callsInPeriod: callsInPeriod)
+    }
+
     private(set) var exact: [Cluster] = []
     private(set) var loops: [Cluster] = []
     private(set) var runaways: [Cluster] = []

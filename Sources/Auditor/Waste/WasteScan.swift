@@ -10,8 +10,40 @@ public enum WasteScan {
     /// Findings for calls from `from` up to `to` (milliseconds, both included), labelled `label`.
     public static func run(ledger: Ledger, config: Config, from: Int64, to: Int64, label: String) throws(AuditError) -> WasteResult {
         let rules = WasteRules(config.audit)
-        // This thread reads the ledger and finds exact duplicates, retry loops and runaways; the calls that are not
-        // repeats go on, batch by batch, to the near-duplicate rule on another thread.
+        let names = try ledger.access { db in try Names(db) }
+        // The rules' tables (most of the scan's memory) are gone once `scan` returns: the store needs only the clusters.
+        let found = try scan(ledger: ledger, rules: rules, names: names, from: from, to: to)
+        // Clusters go into the ledger straight from the detector's numbers; a finding (with its strings) is made only
+        // for the few a run prints.
+        var result = WasteResult(periodLabel: label, findings: [], calls: found.callsInPeriod)
+        // Sums per kind, kept as plain numbers while the rows go by (clusters come kind after kind).
+        var sums: [(kind: WasteKind, clusters: Int, cost: Int128)] = []
+        var total: Int128 = 0
+        try store(label: label, ledger: ledger) { insert in
+            try names.forEachCluster(found) { cluster, kind, rank, index in
+                let peak = kind == .runaway ? found.runawayPeaks[index] : nil
+                try insert(names.row(cluster, kind, rules: rules, currency: config.currency, peak: peak))
+                if sums.last?.kind != kind { sums.append((kind, 0, 0)) }
+                sums[sums.count - 1].clusters += 1
+                sums[sums.count - 1].cost += Int128(cluster.cost)
+                if rules.countsAsWaste(kind) { total += Int128(cluster.cost) }
+                if kind == .retryLoop || kind == .runaway || rank < WasteResult.kept {
+                    result.findings.append(names.finding(cluster, kind, rules: rules, currency: config.currency, peak: peak))
+                }
+            }
+        }
+        for sum in sums {
+            result.counts[sum.kind] = sum.clusters
+            result.costs[sum.kind] = Money(picos: sum.cost)
+        }
+        result.total = Money(picos: total)
+        return result
+    }
+
+    /// Reads the calls of the range in time order and runs the rules over them. This thread reads the ledger and finds
+    /// exact duplicates, retry loops and runaways; the calls that are not repeats go on, batch by batch, to the
+    /// near-duplicate rule on another thread.
+    private static func scan(ledger: Ledger, rules: WasteRules, names: Names, from: Int64, to: Int64) throws(AuditError) -> WasteDetector.Found {
         var detector = WasteDetector(rules: rules, periodStart: from)
         let pipeline = NearThread(NearDuplicates(rules: rules, periodStart: from))
         defer { _ = pipeline.finish() }  // on a failed read, so the thread ends
@@ -31,44 +63,23 @@ public enum WasteScan {
                 forNear.removeAll(keepingCapacity: true)
             }
         }
-        let names = try ledger.access { db in try Names(db) }
         try ledger.access { db in
-            try ScanBlocks.forEach(db, from: from - rules.lookBack, to: to) { call in
-                let owner = names.owner(Int(call.attr))
-                send(WasteCall(ts: call.ts, attr: call.attr, key: owner.key, team: owner.team, model: call.model,
-                               ok: call.flags & ScanCall.ok != 0, failed: call.flags & ScanCall.failed != 0, cost: call.cost,
-                               hash: call.flags & ScanCall.hasHash != 0 ? call.hash : nil,
-                               sim: call.flags & ScanCall.hasSim != 0 ? call.sim : nil))
+            // Each block is read once: SQLite's page cache would only hold memory the rules' tables need.
+            try Ledger.withSmallPageCache(db) {
+                try ScanBlocks.forEach(db, from: from - rules.lookBack, to: to) { call in
+                    let owner = names.owner(Int(call.attr))
+                    send(WasteCall(ts: call.ts, attr: call.attr, key: owner.key, team: owner.team, model: call.model,
+                                   ok: call.flags & ScanCall.ok != 0, failed: call.flags & ScanCall.failed != 0, cost: call.cost,
+                                   hash: call.flags & ScanCall.hasHash != 0 ? call.hash : nil,
+                                   sim: call.flags & ScanCall.hasSim != 0 ? call.sim : nil))
+                }
             }
         }
         flush()
         pipeline.send(forNear)
-        let near = pipeline.finish()
-        // Clusters go into the ledger straight from the detector's numbers; a finding (with its strings) is made only
-        // for the few a run prints.
-        var result = WasteResult(periodLabel: label, findings: [], calls: detector.callsInPeriod)
-        // Sums per kind, kept as plain numbers while the rows go by (clusters come kind after kind).
-        var sums: [(kind: WasteKind, clusters: Int, cost: Int128)] = []
-        var total: Int128 = 0
-        try store(label: label, ledger: ledger) { insert in
-            try names.forEachCluster(detector, near) { cluster, kind, rank, index in
-                let peak = kind == .runaway ? detector.runawayPeaks[index] : nil
-                try insert(names.row(cluster, kind, rules: rules, currency: config.currency, peak: peak))
-                if sums.last?.kind != kind { sums.append((kind, 0, 0)) }
-                sums[sums.count - 1].clusters += 1
-                sums[sums.count - 1].cost += Int128(cluster.cost)
-                if rules.countsAsWaste(kind) { total += Int128(cluster.cost) }
-                if kind == .retryLoop || kind == .runaway || rank < WasteResult.kept {
-                    result.findings.append(names.finding(cluster, kind, rules: rules, currency: config.currency, peak: peak))
-                }
-            }
-        }
-        for sum in sums {
-            result.counts[sum.kind] = sum.clusters
-            result.costs[sum.kind] = Money(picos: sum.cost)
-        }
-        result.total = Money(picos: total)
-        return result
+        var found = detector.found
+        found.near = pipeline.finish()?.near ?? []
+        return found
     }
 
     /// The findings stored for a period by the last audit.
@@ -179,7 +190,8 @@ public enum WasteScan {
         private var queue: [[WasteCall]] = []
         private var closed = false
         private var done = false
-        private var detector: NearDuplicates
+        /// Nil once `finish` has handed it over.
+        private var detector: NearDuplicates?
 
         init(_ detector: NearDuplicates) {
             self.detector = detector
@@ -197,18 +209,19 @@ public enum WasteScan {
             condition.unlock()
         }
 
-        /// Waits for the detector to finish what it was sent and returns it.
-        func finish() -> NearDuplicates {
+        /// Waits for the detector to finish what it was sent and hands it over (once; nil after that).
+        func finish() -> NearDuplicates? {
             condition.lock()
             closed = true
             condition.broadcast()
             while !done { condition.wait() }
             condition.unlock()
-            return detector
+            return detector.take()
         }
 
         private func run() {
-            var detector = self.detector
+            // Taken, not copied: a copy would share the tables and copy them on the first change.
+            var detector = self.detector.take()!
             while true {
                 condition.lock()
                 while queue.isEmpty && !closed { condition.wait() }
@@ -276,9 +289,9 @@ public enum WasteScan {
 
         /// Each cluster with its kind and its rank within the kind: most costly first; ties in time order then by hash,
         /// so a diff of two runs means a change. The order is worked out on plain numbers.
-        func forEachCluster(_ detector: WasteDetector, _ near: NearDuplicates, _ body: (WasteDetector.Cluster, WasteKind, _ rank: Int, _ index: Int) throws -> Void) rethrows {
+        func forEachCluster(_ found: WasteDetector.Found, _ body: (WasteDetector.Cluster, WasteKind, _ rank: Int, _ index: Int) throws -> Void) rethrows {
             let groups: [(WasteKind, [WasteDetector.Cluster])] = [
-                (.exactDuplicate, detector.exact), (.nearDuplicate, near.near), (.retryLoop, detector.loops), (.runaway, detector.runaways),
+                (.exactDuplicate, found.exact), (.nearDuplicate, found.near), (.retryLoop, found.loops), (.runaway, found.runaways),
             ]
             for (kind, clusters) in groups {
                 // Sorted on plain numbers: comparing clusters themselves would copy (and retain) each one.

@@ -50,6 +50,7 @@ struct ReportCommand: AsyncParsableCommand {
                 var calendar = try LocalCalendar.audit(loaded)
                 let now = asOf.flatMap { Timestamp.parse($0) } ?? Timestamp.now()
                 let month = try period.map { try Period(parsing: $0) } ?? Period.month(containing: calendar.day(of: now))
+                Audit.mapLargeBlocksApart()
                 let ledger = try Ledger.reading(loaded)
                 let end = calendar.start(ofDay: month.lastDay + 1)
                 let report = try PeriodReportBuilder.build(ledger: ledger, config: loaded, period: month, asOf: now, isFinal: now >= end)
