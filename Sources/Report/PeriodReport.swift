@@ -401,6 +401,11 @@ public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
         return a.firstSeen < b.firstSeen
     }
 
+    /// Where the rows come from, when they are not in memory.
+    public var source: (any WasteRowSource)? {
+        if case .source(let source) = rows { source } else { nil }
+    }
+
     /// How many findings there are.
     public var count: Int64 { kinds.values.reduce(0) { $0 + $1.findings } }
 

@@ -173,12 +173,15 @@ struct WasteTests {
         let f = try F(yaml: Self.yaml())
         defer { f.remove() }
         var lines: [String] = []
-        // 24 prompts, each repeated by search and by support at the same price: equal costs and equal subjects in
-        // two teams, and more than the page's 15 at the top cost.
+        // 24 pairs of prompts, each repeated by search and by support at the same price: equal costs and equal
+        // subjects in two teams, a pair's two prompts at the same times (only their subjects tell them apart), and more
+        // than the page's 15 at the top cost.
         for p in 0..<24 {
             let day = String(format: "2026-11-%02dT%02d", 2 + p % 5, 8 + p % 7)
             for (key, minute) in [("k-alice", 0), ("k-alice", 5), ("k-dan", 1), ("k-dan", 6)] {
-                lines.append(Self.call("\(day):\(String(format: "%02d", minute + p % 3)):00Z", "prompt \(p)", key: key, dollars: Int64(1 + p % 2)))
+                for prompt in ["prompt \(p)", "twin \(p)"] {
+                    lines.append(Self.call("\(day):\(String(format: "%02d", minute + p % 3)):00Z", prompt, key: key, dollars: Int64(1 + p % 2)))
+                }
             }
         }
         for second in [0, 10, 20, 30, 40, 50] {
@@ -186,7 +189,7 @@ struct WasteTests {
         }
         try f.segment(lines)
         let waste = try await findings(f)
-        #expect(waste.count(.exactDuplicate) == 49 && waste.count(.retryLoop) == 1)
+        #expect(waste.count(.exactDuplicate) == 97 && waste.count(.retryLoop) == 1)
 
         let ledger = try Ledger(path: f.ledgerPath, readOnly: true)
         let report = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
@@ -208,6 +211,36 @@ struct WasteTests {
         #expect(report.waste.costliest == inMemory.costliest)
         #expect(report.waste.costliest.count == WasteFindings.costliestShown)
         #expect(report.waste.total == waste.total)
+        // The audit stored them in the file's order, so the file needs no sort.
+        #expect((report.waste.source as? LedgerWasteRows)?.inOrder == true)
+
+        // Rows stored in another order (an older Tally broke ties otherwise) are sorted when read: the same file.
+        let file = try report.wasteCSV()
+        let writable = try Ledger(path: f.ledgerPath)
+        try writable.access { db in
+            try db.execute(sql: """
+                CREATE TEMP TABLE reversed AS SELECT * FROM waste WHERE period = '2026-11' ORDER BY rowid DESC;
+                DELETE FROM waste WHERE period = '2026-11';
+                INSERT INTO waste SELECT * FROM reversed;
+                """)
+        }
+        let again = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
+                                                 asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
+        #expect((again.waste.source as? LedgerWasteRows)?.inOrder == false)
+        #expect(try again.wasteCSV() == file)
+        #expect(again.waste.costliest == report.waste.costliest && again.waste.kinds == report.waste.kinds)
+
+        // `tally report` builds and writes in one snapshot: an audit replacing the rows meanwhile changes nothing in it.
+        let inSnapshot = try ledger.snapshot { () throws(AuditError) -> String in
+            let report = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
+                                                      asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
+            try writable.access { db in try db.execute(sql: "DELETE FROM waste WHERE period = '2026-11'") }
+            do throws(LogIOError) { return try report.wasteCSV() } catch { throw AuditError(.io, error.message) }
+        }
+        #expect(inSnapshot == file)
+        let after = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
+                                                 asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
+        #expect(after.waste.count == 0)
     }
 
     @Test func fiveIdenticalPromptsFromOneKeyWithinTwoMinutesAreARetryLoop() async throws {

@@ -101,6 +101,14 @@ public final class Ledger: Sendable {
     /// Frees SQLite's page cache, such as the ingest's: the evaluation after it reads each scan block once.
     func releaseMemory() { queue.releaseMemory() }
 
+    /// Runs `body` in one read transaction, so that all its accesses see the ledger as the first of them found it: a
+    /// report built and written while an audit replaces the month's figures shows the old ones or the new, never both.
+    public func snapshot<T>(_ body: () throws(AuditError) -> T) throws(AuditError) -> T {
+        try access { db in try db.execute(sql: "BEGIN DEFERRED") }
+        defer { try? access { db in try db.execute(sql: "COMMIT") } }
+        return try body()
+    }
+
     /// SQLite's page cache per connection, in KiB: the ingest and the reports come back to the same pages.
     static let pageCacheKiB = 32 * 1024
 

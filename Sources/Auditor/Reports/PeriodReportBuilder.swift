@@ -260,10 +260,26 @@ extension PeriodReportBuilder {
             // Candidates hold only what `WasteFindings.costlier` compares; equal ones keep the rowid order.
             var top: [(row: WasteRow, rowid: Int64)] = []
             let shown = WasteFindings.costliestShown
-            let cursor = try Row.fetchCursor(db, sql: "SELECT kind, cost, counts_as_waste, subject, first_ts, rowid FROM waste WHERE period = ?",
+            // The audit stores a month's rows in waste.csv's order; whether these are is checked on the way, so that
+            // writing the file needs no sort (ledgers from older Tallies may break ties otherwise).
+            var inOrder = true
+            var previous: (kind: Int, cost: Int64, first: Int64, subject: String)?
+            let cursor = try Row.fetchCursor(db, sql: "SELECT kind, cost, counts_as_waste, subject, first_ts, rowid FROM waste WHERE period = ? ORDER BY rowid",
                                              arguments: [label])
             while let r = try cursor.next() {
                 let kind: String = r[0], cost = Money(picos: Int128(r[1] as Int64))
+                if inOrder, let rank = LedgerWasteRows.kindRank[kind] {
+                    let this = (kind: rank, cost: -(r[1] as Int64), first: r[4] as Int64, subject: r[3] as String)
+                    if let p = previous, this.kind != p.kind ? this.kind < p.kind
+                        : this.cost != p.cost ? this.cost < p.cost
+                        : this.first != p.first ? this.first < p.first
+                        : this.subject.utf8.lexicographicallyPrecedes(p.subject.utf8) {
+                        inOrder = false
+                    }
+                    previous = this
+                } else {
+                    inOrder = false
+                }
                 kinds[kind, default: WasteFindings.KindTotal(findings: 0, cost: .zero, countsAsWaste: r[2])].findings += 1
                 kinds[kind]!.cost += cost
                 guard top.count < shown || cost >= top[shown - 1].row.cost else { continue }
@@ -280,7 +296,7 @@ extension PeriodReportBuilder {
             let costliest = try top.map { entry in
                 try LedgerWasteRows.row(Row.fetchOne(db, sql: "SELECT \(LedgerWasteRows.columns) FROM waste WHERE rowid = ?", arguments: [entry.rowid])!)
             }
-            return WasteFindings(kinds: kinds, costliest: costliest, source: LedgerWasteRows(ledger: ledger, label: label))
+            return WasteFindings(kinds: kinds, costliest: costliest, source: LedgerWasteRows(ledger: ledger, label: label, inOrder: inOrder))
         }
     }
 }
@@ -289,23 +305,27 @@ extension PeriodReportBuilder {
 /// lists them, costliest first, then oldest, then by subject.
 final class LedgerWasteRows: WasteRowSource {
     static let columns = "kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost, counts_as_waste, detail"
+    /// Kinds in `WasteKind`'s order; a month with a kind this Tally does not know has its rows sorted.
+    static let kindRank = Dictionary(uniqueKeysWithValues: WasteKind.allCases.enumerated().map { ($1.rawValue, $0) })
     private static let kindOrder = "CASE kind " + WasteKind.allCases.enumerated().map { "WHEN '\($1.rawValue)' THEN \($0)" }.joined(separator: " ")
         + " ELSE \(WasteKind.allCases.count) END"
 
     let ledger: Ledger
     let label: String
+    /// Whether the rows are stored in the file's order already, as audits store them.
+    let inOrder: Bool
 
-    init(ledger: Ledger, label: String) {
+    init(ledger: Ledger, label: String, inOrder: Bool) {
         self.ledger = ledger
         self.label = label
+        self.inOrder = inOrder
     }
 
     func forEachRow(_ body: (WasteRow) throws(LogIOError) -> Void) throws(LogIOError) {
         do {
             try ledger.access { db in
-                let cursor = try Row.fetchCursor(db, sql: """
-                    SELECT \(Self.columns) FROM waste WHERE period = ? ORDER BY \(Self.kindOrder), kind, cost DESC, first_ts, subject, rowid
-                    """, arguments: [label])
+                let order = inOrder ? "rowid" : "\(Self.kindOrder), kind, cost DESC, first_ts, subject, rowid"
+                let cursor = try Row.fetchCursor(db, sql: "SELECT \(Self.columns) FROM waste WHERE period = ? ORDER BY \(order)", arguments: [label])
                 while let r = try cursor.next() { try body(Self.row(r)) }
             }
         } catch {

@@ -245,6 +245,8 @@ public enum WasteScan {
         /// By attribution id (small, dense): the key's and the team's numbers.
         var owners: [(key: Int32, team: Int32)] = []
         var keyNames: [String] = []
+        /// By key number: the place of its name among all key names compared as UTF-8 bytes (as SQLite compares).
+        var keyByteRank: [Int32] = []
         var teamNames: [String] = []
         var models: [Int32: String] = [:]
         /// Key and user names as UTF-8, each list in name order; by attribution id, the place of its key and of its
@@ -272,6 +274,10 @@ public enum WasteScan {
             for row in try GRDB.Row.fetchAll(db, sql: "SELECT id, value FROM dims WHERE kind = ?", arguments: [DimensionKind.model.rawValue]) {
                 models[Int32(row[0] as Int64)] = row[1]
             }
+            keyByteRank = Array(repeating: 0, count: keyNames.count)
+            for (place, k) in keyNames.indices.sorted(by: { keyNames[$0].utf8.lexicographicallyPrecedes(keyNames[$1].utf8) }).enumerated() {
+                keyByteRank[k] = Int32(place)
+            }
             let keys = Array(Set(attrKey.values)).sorted(), users = Array(Set(attrUser.values.filter { !$0.isEmpty })).sorted()
             keysInOrder = keys.map { Array($0.utf8) }
             usersInOrder = users.map { Array($0.utf8) }
@@ -287,16 +293,26 @@ public enum WasteScan {
 
         func owner(_ attr: Int) -> (key: Int32, team: Int32) { attr >= 0 && attr < owners.count ? owners[attr] : (-1, -1) }
 
-        /// Each cluster with its kind and its rank within the kind: most costly first; ties in time order then by hash,
-        /// so a diff of two runs means a change. The order is worked out on plain numbers.
+        /// Each cluster with its kind and its rank within the kind, in waste.csv's order (`docs/reports.md`): most costly
+        /// first, then oldest, then by subject (the hash prefix, or the key's name, as bytes), then by hash. Stored in
+        /// this order, a month's rows need no sort when a report reads them. The order is worked out on plain numbers.
         func forEachCluster(_ found: WasteDetector.Found, _ body: (WasteDetector.Cluster, WasteKind, _ rank: Int, _ index: Int) throws -> Void) rethrows {
             let groups: [(WasteKind, [WasteDetector.Cluster])] = [
                 (.exactDuplicate, found.exact), (.nearDuplicate, found.near), (.retryLoop, found.loops), (.runaway, found.runaways),
             ]
             for (kind, clusters) in groups {
+                // The subject's order as a number: the hash's first 48 bits are its 12 hex digits; a key's place in
+                // byte order is its name's.
+                let byKey = kind == .retryLoop || kind == .runaway
+                func subject(_ c: WasteDetector.Cluster) -> UInt64 {
+                    guard byKey else { return UInt64(bitPattern: c.hash) >> 16 }
+                    return c.key >= 0 && Int(c.key) < keyByteRank.count ? UInt64(keyByteRank[Int(c.key)]) : .max
+                }
                 // Sorted on plain numbers: comparing clusters themselves would copy (and retain) each one.
-                var order = clusters.indices.map { i in (cost: -clusters[i].cost, first: clusters[i].first, hash: clusters[i].hash, key: clusters[i].key, index: i) }
-                order.sort { ($0.cost, $0.first, $0.hash, $0.key) < ($1.cost, $1.first, $1.hash, $1.key) }
+                var order = clusters.indices.map { i in
+                    (cost: -clusters[i].cost, first: clusters[i].first, subject: subject(clusters[i]), hash: clusters[i].hash, index: i)
+                }
+                order.sort { ($0.cost, $0.first, $0.subject, $0.hash, $0.index) < ($1.cost, $1.first, $1.subject, $1.hash, $1.index) }
                 for (rank, entry) in order.enumerated() { try body(clusters[entry.index], kind, rank, entry.index) }
             }
         }

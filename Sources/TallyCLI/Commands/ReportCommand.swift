@@ -53,9 +53,13 @@ struct ReportCommand: AsyncParsableCommand {
                 Audit.mapLargeBlocksApart()
                 let ledger = try Ledger.reading(loaded)
                 let end = calendar.start(ofDay: month.lastDay + 1)
-                let report = try PeriodReportBuilder.build(ledger: ledger, config: loaded, period: month, asOf: now, isFinal: now >= end)
                 let folder = out ?? loaded.resolve(loaded.audit.reportsDir) + "/" + month.label
-                try ReportPublishing.write(report, to: folder)
+                // No audit lock is taken: one snapshot of the ledger keeps the files consistent if an audit runs meanwhile.
+                let report = try ledger.snapshot { () throws(AuditError) in
+                    let report = try PeriodReportBuilder.build(ledger: ledger, config: loaded, period: month, asOf: now, isFinal: now >= end)
+                    try ReportPublishing.write(report, to: folder)
+                    return report
+                }
                 print("tally report: \(month.label)\(report.isFinal ? " (final)" : "") written to \(folder): \(ReportFolder.fileNames.count) files and "
                       + "\(ReportFolder.manifestName); total \(report.total.formatted(places: 2)) \(loaded.currency)")
             }
