@@ -366,20 +366,33 @@ public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
         case source(any WasteRowSource)
     }
 
+    /// Totals by kind and the costliest few, gathered one finding at a time. Findings `costlier` finds equal keep the
+    /// order they came in.
+    public struct Summary: Sendable {
+        public private(set) var kinds: [String: KindTotal] = [:]
+        public private(set) var costliest: [WasteRow] = []
+
+        public init() {}
+
+        /// Counts a finding; `row` is asked for only when the finding may be among the costliest.
+        public mutating func add(kind: String, cost: Money, countsAsWaste: Bool, row: () throws -> WasteRow) rethrows {
+            kinds[kind, default: KindTotal(findings: 0, cost: .zero, countsAsWaste: countsAsWaste)].findings += 1
+            kinds[kind]!.cost += cost
+            let shown = WasteFindings.costliestShown
+            guard costliest.count < shown || cost >= costliest[shown - 1].cost else { return }
+            let row = try row()
+            guard costliest.count < shown || WasteFindings.costlier(row, costliest[shown - 1]) else { return }
+            // After the equally costly ones already kept.
+            costliest.insert(row, at: costliest.firstIndex { WasteFindings.costlier(row, $0) } ?? costliest.count)
+            if costliest.count > shown { costliest.removeLast() }
+        }
+    }
+
     /// Findings held in memory, in waste.csv's order.
     public init(_ rows: [WasteRow]) {
-        kinds = [:]
-        costliest = []
-        self.rows = .memory(rows)
-        for row in rows {
-            kinds[row.kind, default: KindTotal(findings: 0, cost: .zero, countsAsWaste: row.countsAsWaste)].findings += 1
-            kinds[row.kind]!.cost += row.cost
-            if costliest.count < Self.costliestShown || Self.costlier(row, costliest[costliest.count - 1]) {
-                // After the equally costly ones already kept: ties keep the rows' order.
-                costliest.insert(row, at: costliest.firstIndex { Self.costlier(row, $0) } ?? costliest.count)
-                if costliest.count > Self.costliestShown { costliest.removeLast() }
-            }
-        }
+        var summary = Summary()
+        for row in rows { summary.add(kind: row.kind, cost: row.cost, countsAsWaste: row.countsAsWaste) { row } }
+        self.init(kinds: summary.kinds, costliest: summary.costliest, rows: .memory(rows))
     }
 
     public init(arrayLiteral rows: WasteRow...) { self.init(rows) }
@@ -387,9 +400,13 @@ public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
     /// Findings summed by their owner (`kinds`, and `costliest` in `costlier` order, ties in waste.csv's order), whose
     /// rows `source` hands over when they are written.
     public init(kinds: [String: KindTotal], costliest: [WasteRow], source: any WasteRowSource) {
+        self.init(kinds: kinds, costliest: costliest, rows: .source(source))
+    }
+
+    private init(kinds: [String: KindTotal], costliest: [WasteRow], rows: Rows) {
         self.kinds = kinds
         self.costliest = costliest
-        self.rows = .source(source)
+        self.rows = rows
     }
 
     /// The order of the HTML page's list: costliest first, then by kind and subject (compared as UTF-8 bytes, as

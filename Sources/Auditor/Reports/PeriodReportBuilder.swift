@@ -255,24 +255,20 @@ extension PeriodReportBuilder {
     /// when waste.csv is written. A busy month holds hundreds of thousands of them; none is kept in memory.
     static func waste(ledger: Ledger, label: String) throws(AuditError) -> WasteFindings {
         try ledger.access { db in
-            // One pass on the columns the totals need; the costliest few are kept as rowids and read whole after.
-            var kinds: [String: WasteFindings.KindTotal] = [:]
-            // Candidates hold only what `WasteFindings.costlier` compares; equal ones keep the rowid order.
-            var top: [(row: WasteRow, rowid: Int64)] = []
-            let shown = WasteFindings.costliestShown
+            // One pass in stored order: equally costly findings then keep the file's order among the costliest.
+            var summary = WasteFindings.Summary()
             // The audit stores a month's rows in waste.csv's order; whether these are is checked on the way, so that
             // writing the file needs no sort (ledgers from older Tallies may break ties otherwise).
             var inOrder = true
             var previous: (kind: Int, cost: Int64, first: Int64, subject: String)?
-            let cursor = try Row.fetchCursor(db, sql: "SELECT kind, cost, counts_as_waste, subject, first_ts, rowid FROM waste WHERE period = ? ORDER BY rowid",
+            let cursor = try Row.fetchCursor(db, sql: "SELECT \(LedgerWasteRows.columns) FROM waste WHERE period = ? ORDER BY rowid",
                                              arguments: [label])
             while let r = try cursor.next() {
-                let kind: String = r[0], cost = Money(picos: Int128(r[1] as Int64))
+                let kind: String = r[0], cost: Int64 = r[11]
                 if inOrder, let rank = LedgerWasteRows.kindRank[kind] {
-                    let this = (kind: rank, cost: -(r[1] as Int64), first: r[4] as Int64, subject: r[3] as String)
-                    if let p = previous, this.kind != p.kind ? this.kind < p.kind
-                        : this.cost != p.cost ? this.cost < p.cost
-                        : this.first != p.first ? this.first < p.first
+                    let this = (kind: rank, cost: -cost, first: r[6] as Int64, subject: r[1] as String)
+                    if let p = previous, (this.kind, this.cost, this.first) != (p.kind, p.cost, p.first)
+                        ? (this.kind, this.cost, this.first) < (p.kind, p.cost, p.first)
                         : this.subject.utf8.lexicographicallyPrecedes(p.subject.utf8) {
                         inOrder = false
                     }
@@ -280,23 +276,10 @@ extension PeriodReportBuilder {
                 } else {
                     inOrder = false
                 }
-                kinds[kind, default: WasteFindings.KindTotal(findings: 0, cost: .zero, countsAsWaste: r[2])].findings += 1
-                kinds[kind]!.cost += cost
-                guard top.count < shown || cost >= top[shown - 1].row.cost else { continue }
-                let row = WasteRow(kind: kind, subject: r[3], model: "", team: "", keys: [], users: [], firstSeen: r[4], lastSeen: 0, calls: 0,
-                                   repeats: 0, errors: 0, cost: cost, countsAsWaste: false, detail: "")
-                let rowid: Int64 = r[5]
-                func precedes(_ other: (row: WasteRow, rowid: Int64)) -> Bool {
-                    WasteFindings.costlier(row, other.row) || (!WasteFindings.costlier(other.row, row) && rowid < other.rowid)
-                }
-                guard top.count < shown || precedes(top[shown - 1]) else { continue }
-                top.insert((row, rowid), at: top.firstIndex(where: precedes) ?? top.count)
-                if top.count > shown { top.removeLast() }
+                summary.add(kind: kind, cost: Money(picos: Int128(cost)), countsAsWaste: r[12]) { LedgerWasteRows.row(r) }
             }
-            let costliest = try top.map { entry in
-                try LedgerWasteRows.row(Row.fetchOne(db, sql: "SELECT \(LedgerWasteRows.columns) FROM waste WHERE rowid = ?", arguments: [entry.rowid])!)
-            }
-            return WasteFindings(kinds: kinds, costliest: costliest, source: LedgerWasteRows(ledger: ledger, label: label, inOrder: inOrder))
+            return WasteFindings(kinds: summary.kinds, costliest: summary.costliest,
+                                 source: LedgerWasteRows(ledger: ledger, label: label, inOrder: inOrder))
         }
     }
 }

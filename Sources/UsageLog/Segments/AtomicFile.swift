@@ -11,7 +11,7 @@ public enum AtomicFile {
     /// Replaces (or creates) `path` with `bytes`, creating missing folders.
     public static func write(_ bytes: some Sequence<UInt8>, to path: String) throws(LogIOError) {
         let file = try Writer(path)
-        try file.append(Array(bytes))
+        try file.append(bytes)
         try file.commit()
     }
 
@@ -38,11 +38,9 @@ public enum AtomicFile {
         /// Starts replacing `path`, creating missing folders.
         public init(_ path: String) throws(LogIOError) {
             self.path = path
-            folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            (folder, temporary) = AtomicFile.temporary(beside: path)
             if !folder.isEmpty { try FileIO.makeDirectories(folder) }
-            temporary = folder + (folder.isEmpty ? "" : "/") + ".\(path.split(separator: "/").last ?? "file").tmp-\(getpid())"
             fd = try FileIO.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
-            pending.reserveCapacity(Self.pieceSize + Self.pieceSize / 4)
         }
 
         deinit {
@@ -52,7 +50,7 @@ public enum AtomicFile {
             }
         }
 
-        public func append(_ bytes: some Collection<UInt8>) throws(LogIOError) {
+        public func append(_ bytes: some Sequence<UInt8>) throws(LogIOError) {
             pending.append(contentsOf: bytes)
             if pending.count >= Self.pieceSize { try flush() }
         }
@@ -85,6 +83,12 @@ public enum AtomicFile {
         }
     }
 
+    /// `path`'s folder ("" for none) and the hidden name in it that a replacement is written under first.
+    static func temporary(beside path: String) -> (folder: String, temporary: String) {
+        let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return (folder, folder + (folder.isEmpty ? "" : "/") + ".\(path.split(separator: "/").last ?? "file").tmp-\(getpid())")
+    }
+
     /// The whole content of `path`; nil when there is no such file.
     public static func read(_ path: String) throws(LogIOError) -> [UInt8]? {
         guard FileIO.exists(path) else { return nil }
@@ -109,8 +113,7 @@ extension AtomicFile {
         let length = readlink(path, &buffer, buffer.count - 1)
         if length >= 0, String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) == target { return }
         if length < 0, FileIO.exists(path) { throw LogIOError(code: .io, message: "\(path) is not a symbolic link; move it away so that it can be one") }
-        let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let temporary = folder + (folder.isEmpty ? "" : "/") + ".\(path.split(separator: "/").last ?? "link").tmp-\(getpid())"
+        let (folder, temporary) = temporary(beside: path)
         _ = unlink(temporary)
         guard symlink(target, temporary) == 0 else { throw LogIOError.system("cannot create the link", path: temporary) }
         do { try FileIO.rename(temporary, path) } catch {
