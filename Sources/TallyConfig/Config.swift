@@ -29,10 +29,18 @@ public struct Config: Sendable {
     public func provider(named name: String) -> Provider? { providers.first { $0.name == name } }
 }
 
-/// The two API shapes Tally knows how to read usage from.
+/// The API shapes Tally knows how to forward and read usage from; each is one adapter in the collector.
 public enum ProviderKind: String, Sendable, CaseIterable {
     case openai
     case anthropic
+
+    /// The API's name as reports show it.
+    public var displayName: String {
+        switch self {
+        case .openai: "OpenAI"
+        case .anthropic: "Anthropic"
+        }
+    }
 }
 
 /// An upstream API the collector forwards to.

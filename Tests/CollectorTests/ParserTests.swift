@@ -71,13 +71,13 @@ struct ParserTests {
             bytes[start..<min(start + 4093, bytes.count)].withUnsafeBytes { capture.feed($0) }
         }
         #expect(capture.value("model")?.stringValue == "text-embedding-3-large")
-        #expect(UsageReading.openAI(try #require(capture.value("usage"))) == UsageEvent.Usage(input: 42, output: 0))
+        #expect(OpenAIAdapter.usage(try #require(capture.value("usage"))) == UsageEvent.Usage(input: 42, output: 0))
     }
 
     @Test func requestingUsageKeepsTheRestOfTheBody() throws {
         let original = #"{"model":"m","stream":true,"stream_options":{"foo":1},"messages":[]}"#
         let json = try JSONValue.parse(Array(original.utf8))
-        let rewritten = try #require(Proxy.requestingUsage(Array(original.utf8), json))
+        let rewritten = try #require(OpenAIAdapter.requestingUsage(Array(original.utf8), json))
         let parsed = try JSONValue.parse(rewritten)
         #expect(parsed["stream_options"]?["include_usage"]?.boolValue == true)
         #expect(parsed["stream_options"]?["foo"]?.int64Value == 1)

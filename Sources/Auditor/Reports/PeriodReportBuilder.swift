@@ -21,11 +21,8 @@ public enum PeriodReportBuilder {
             start: start, end: end, timezone: config.audit.timezone, currency: config.currency,
             organisations: config.orgs.map { $0.name ?? $0.id }, asOf: isFinal ? end : at, isFinal: isFinal, late: late)
         report.providerNames = Dictionary(config.providers.map { provider in
-            let display = switch provider.kind {
-            case .openai where provider.name == "openai": "OpenAI"
-            case .anthropic where provider.name == "anthropic": "Anthropic"
-            default: provider.name
-            }
+            // A provider named after its kind is shown by the API's name ("OpenAI"); others by their own name.
+            let display = provider.name == provider.kind.rawValue ? provider.kind.displayName : provider.name
             return (provider.name, display)
         }, uniquingKeysWith: { a, _ in a })
 

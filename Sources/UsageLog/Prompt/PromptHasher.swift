@@ -31,9 +31,10 @@ public struct PromptHasher: Sendable {
     }
 
     /// The fingerprint of a parsed request body, or nil when it has none of the prompt fields.
-    public func fingerprint(model: String, request: JSONValue) -> PromptFingerprint? {
-        guard let canonical = Self.canonicalForm(model: model, request: request) else { return nil }
-        let text = PromptText.normalised(request: request)
+    /// `fields` are the request's prompt fields, in the order they are hashed and read (the API's own list).
+    public func fingerprint(model: String, request: JSONValue, fields: [String] = promptFields) -> PromptFingerprint? {
+        guard let canonical = Self.canonicalForm(model: model, request: request, fields: fields) else { return nil }
+        let text = PromptText.normalised(request: request, fields: fields)
         return PromptFingerprint(hash: hash(canonical: canonical), sim: SimHash.compute(text),
                                  chars: Int64(text.unicodeScalars.count), text: text)
     }
@@ -45,9 +46,9 @@ public struct PromptHasher: Sendable {
     }
 
     /// The canonical bytes that are hashed, or nil when the request has none of the prompt fields.
-    public static func canonicalForm(model: String, request: JSONValue) -> [UInt8]? {
+    public static func canonicalForm(model: String, request: JSONValue, fields: [String] = promptFields) -> [UInt8]? {
         var members: [(key: String, value: JSONValue)] = [("model", .string(model))]
-        for field in promptFields {
+        for field in fields {
             if let value = request[field] { members.append((field, value)) }
         }
         guard members.count > 1 else { return nil }

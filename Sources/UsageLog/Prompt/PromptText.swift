@@ -7,9 +7,9 @@ public enum PromptText {
     ]
 
     /// The string values under the request's prompt fields, in canonical key order, joined by newlines.
-    public static func normalised(request: JSONValue) -> String {
+    public static func normalised(request: JSONValue, fields: [String] = PromptHasher.promptFields) -> String {
         var parts: [String] = []
-        for field in PromptHasher.promptFields {
+        for field in fields {
             if let value = request[field] { collect(value, into: &parts) }
         }
         return parts.joined(separator: "\n")

@@ -1,0 +1,97 @@
+import TallyConfig
+import UsageLog
+
+/// The Anthropic Messages API: key as `x-api-key`, usage whose `input_tokens` leaves out cache reads and writes.
+struct AnthropicAdapter: ProviderAdapter {
+    var keyHeaders: [String] { ["x-api-key"] }
+
+    func classify(path: Substring) -> ClassifiedPath { ClassifiedPath(lastSegmentsOf: path) }
+
+    func upstreamQuery(_ query: Substring?) -> String? { query.map(String.init) }
+
+    func credential(realKey: String) -> (name: String, value: String) { ("x-api-key", realKey) }
+
+    func readRequest(_ json: JSONValue, bytes: [UInt8], path: ClassifiedPath) -> RequestReading {
+        RequestReading(model: json["model"]?.stringValue, stream: json["stream"]?.boolValue ?? false, user: json["user"]?.stringValue)
+    }
+
+    func refusal(_ reason: RefusalReason, message: String) -> (status: Int, body: [UInt8]) {
+        let (status, type): (Int, String) = switch reason {
+        case .unknownKey: (401, "authentication_error")
+        case .revoked(.budget), .revoked(.runaway): (429, "rate_limit_error")
+        case .revoked: (403, "permission_error")
+        case .unknownRoute: (404, "not_found_error")
+        case .requestTooLarge: (413, "invalid_request_error")
+        case .noProviderKey, .upstreamUnreachable: (502, "api_error")
+        }
+        // {"type":"error","error":{"type":…,"message":…}}
+        var out: [UInt8] = []
+        out.append(contentsOf: #"{"type":"error","error":{"type":"#.utf8)
+        JSONWriter.appendString(type, to: &out)
+        out.append(contentsOf: #","message":"#.utf8)
+        JSONWriter.appendString(message, to: &out)
+        out.append(contentsOf: "}}".utf8)
+        return (status, out)
+    }
+
+    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { TopLevelFieldCapture(wanted: ["usage", "model"]) }
+
+    func readResponse(_ capture: TopLevelFieldCapture) -> (usage: UsageEvent.Usage?, model: String?) {
+        (capture.value("usage").flatMap(Self.usage), capture.value("model")?.stringValue)
+    }
+
+    func streamReader() -> any StreamEventReader { StreamReader() }
+
+    /// Anthropic usage in the log's terms: `input_tokens` excludes cache reads and writes, which `input` counts.
+    static func usage(_ usage: JSONValue) -> UsageEvent.Usage? {
+        guard case .object = usage else { return nil }
+        return self.usage(counts: usage.integerMembers)
+    }
+
+    /// Usage from the integer members of a usage object (`input_tokens`, `cache_creation_input_tokens`, …).
+    static func usage(counts: [String: Int64]) -> UsageEvent.Usage {
+        func int(_ key: String) -> Int64 { max(0, counts[key] ?? 0) }
+        let base = int("input_tokens")
+        let write = int("cache_creation_input_tokens")
+        let read = int("cache_read_input_tokens")
+        return UsageEvent.Usage(input: base + write + read, output: int("output_tokens"), cachedInput: read, cacheWrite: write, reasoning: 0)
+    }
+
+    /// `message_start` carries the input side, each `message_delta` cumulative counts (the last value wins, never a
+    /// sum), `message_stop` the end, and an `error` event may follow a 200.
+    struct StreamReader: StreamEventReader {
+        private(set) var usage: UsageEvent.Usage?
+        private(set) var model: String?
+        private(set) var streamError: String?
+        private(set) var completed = false
+        private var counts: [String: Int64] = [:]
+
+        mutating func read(data: [UInt8], dropInjectedUsageChunk: Bool) -> Bool {
+            let mayMatter = data.withUnsafeBufferPointer { bytes in
+                ByteSearch.contains(bytes, "\"message_") || ByteSearch.contains(bytes, "\"error\"")
+            }
+            guard mayMatter, let json = try? JSONValue.parse(data), case .object = json else { return true }
+            switch json["type"]?.stringValue {
+            case "message_start":
+                let message = json["message"]
+                if let name = message?["model"]?.stringValue { model = name }
+                if let u = message?["usage"] { merge(u) }
+            case "message_delta":
+                if let u = json["usage"] { merge(u) }
+            case "message_stop":
+                completed = true
+            case "error":
+                streamError = json["error"]?["message"]?.stringValue ?? "error event"
+            default:
+                break
+            }
+            return true
+        }
+
+        private mutating func merge(_ usageObject: JSONValue) {
+            guard case .object = usageObject else { return }
+            counts.merge(usageObject.integerMembers) { _, latest in latest }
+            usage = AnthropicAdapter.usage(counts: counts)
+        }
+    }
+}

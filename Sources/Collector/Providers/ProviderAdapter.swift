@@ -1,0 +1,185 @@
+import TallyConfig
+import UsageLog
+
+/// Everything the collector does differently for one provider API shape.
+///
+/// A provider kind is one adapter file (`OpenAIAdapter.swift`, `AnthropicAdapter.swift`, …): which paths are which
+/// endpoints, where clients put their key and where the real key goes, what the provider's errors look like, what the
+/// log reads from a request, and how usage is read from a plain or a streamed response. The proxy asks the adapter and
+/// never switches on the kind itself; `ProviderAdapters.adapter(for:)` is the one place that maps a kind to its adapter.
+///
+/// Adapters are plain values with no I/O, so they are tested byte by byte and do not depend on the HTTP stack.
+protocol ProviderAdapter: Sendable {
+    /// Lowercased request header names a client may carry its key in, besides `Authorization: Bearer`.
+    var keyHeaders: [String] { get }
+
+    /// A key the client put in the query string, for APIs that take one there; nil for the others.
+    func presentedKey(query: Substring?) -> String?
+
+    /// The endpoint a path after `/<provider>` calls, and the model the path names (Gemini's `models/{model}:…`,
+    /// an Azure deployment), if any.
+    func classify(path: Substring) -> ClassifiedPath
+
+    /// The query string to send upstream (without `?`), from the client's: credentials in it are taken out.
+    func upstreamQuery(_ query: Substring?) -> String?
+
+    /// The header that carries the provider's real key upstream.
+    func credential(realKey: String) -> (name: String, value: String)
+
+    /// What the log reads from a request body that parsed as a JSON object; `route` is the classified path.
+    func readRequest(_ json: JSONValue, bytes: [UInt8], path: ClassifiedPath) -> RequestReading
+
+    /// The status and body, in the provider's own error shape, for a call the collector answers itself.
+    func refusal(_ reason: RefusalReason, message: String) -> (status: Int, body: [UInt8])
+
+    /// A scanner for the members of a plain (not event-stream) response body that `readResponse` needs.
+    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture
+
+    /// Usage and served model from what `responseCapture` kept.
+    func readResponse(_ capture: TopLevelFieldCapture) -> (usage: UsageEvent.Usage?, model: String?)
+
+    /// A reader for the events of a streamed (`text/event-stream`) response.
+    func streamReader() -> any StreamEventReader
+}
+
+extension ProviderAdapter {
+    func presentedKey(query: Substring?) -> String? { nil }
+}
+
+/// A client path as the adapter understands it.
+struct ClassifiedPath: Sendable, Equatable {
+    var endpoint: UsageEvent.Endpoint
+    /// The model the path names, when the API puts it there rather than in the body.
+    var model: String?
+    /// Whether the path itself asks for a streamed answer (Gemini's `:streamGenerateContent`).
+    var streams: Bool = false
+
+    init(endpoint: UsageEvent.Endpoint, model: String? = nil, streams: Bool = false) {
+        self.endpoint = endpoint
+        self.model = model
+        self.streams = streams
+    }
+
+    /// The endpoint by the path's last segments, as the OpenAI and Anthropic APIs name them (`…/chat/completions`,
+    /// `…/messages`), trailing slashes ignored.
+    init(lastSegmentsOf path: Substring) {
+        var path = path
+        while path.hasSuffix("/") { path = path.dropLast() }
+        endpoint =
+            if path.hasSuffix("/chat/completions") { .chatCompletions }
+            else if path.hasSuffix("/completions") { .completions }
+            else if path.hasSuffix("/responses") { .responses }
+            else if path.hasSuffix("/embeddings") { .embeddings }
+            else if path.hasSuffix("/messages") { .messages }
+            else { .other }
+    }
+}
+
+/// What the log reads from a request body.
+struct RequestReading: Sendable {
+    /// The model asked for (the response's model replaces it when the response names one).
+    var model: String?
+    var stream: Bool
+    /// The end user the client named in the body (OpenAI's `user`).
+    var user: String?
+    /// The request fields that make up the prompt, for the prompt hash (`PromptHasher.promptFields` unless the API
+    /// names them otherwise).
+    var promptFields: [String] = PromptHasher.promptFields
+    /// The body to forward instead of the client's (Tally asked for streamed usage), and whether it did so.
+    var rewrittenBody: [UInt8]?
+}
+
+/// Why the collector answers a call itself instead of forwarding it.
+enum RefusalReason: Sendable, Equatable {
+    /// No key, or not a key this collector knows.
+    case unknownKey
+    /// The key is on the revocation list (or expired, as `.expired`).
+    case revoked(RevocationList.Kind)
+    /// No provider at the path.
+    case unknownRoute
+    /// The request body is over the collector's limit.
+    case requestTooLarge
+    /// The collector has no real key for the provider.
+    case noProviderKey
+    /// The provider could not be reached.
+    case upstreamUnreachable
+}
+
+/// Maps a provider kind to its adapter: the one `switch` over provider kinds in the collector.
+enum ProviderAdapters {
+    static func adapter(for kind: ProviderKind) -> any ProviderAdapter {
+        switch kind {
+        case .openai: OpenAIAdapter()
+        case .anthropic: AnthropicAdapter()
+        }
+    }
+
+    /// Every header name any adapter reads a key from: none of them is ever forwarded, whichever provider a call goes to.
+    static let keyHeaders: Set<String> = Set(ProviderKind.allCases.flatMap { adapter(for: $0).keyHeaders })
+}
+
+/// Reads usage, the served model and errors from the events of one streamed response, one event's data at a time.
+///
+/// `SSEUsageParser` splits the stream into events; a reader only sees each event's `data`.
+protocol StreamEventReader: Sendable {
+    var usage: UsageEvent.Usage? { get }
+    var model: String? { get }
+    /// An error event seen in the stream after the response had started.
+    var streamError: String? { get }
+    /// Whether the stream reached its natural end.
+    var completed: Bool { get }
+
+    /// Reads one event's data; returns false when the event is Tally's own (asked for on the client's behalf) and is to
+    /// be left out of what the client gets.
+    mutating func read(data: [UInt8], dropInjectedUsageChunk: Bool) -> Bool
+}
+
+/// Plain byte searches over event data, so that the many content deltas of a stream need not be parsed.
+enum ByteSearch {
+    static func contains(_ bytes: UnsafeBufferPointer<UInt8>, _ needle: StaticString) -> Bool {
+        find(bytes, needle, from: 0) != nil
+    }
+
+    static func find(_ bytes: UnsafeBufferPointer<UInt8>, _ needle: StaticString, from start: Int) -> Int? {
+        let n = needle.utf8CodeUnitCount
+        guard n > 0, bytes.count >= n else { return nil }
+        let first = needle.utf8Start[0]
+        var i = start
+        while i <= bytes.count - n {
+            if bytes[i] == first {
+                var j = 1
+                while j < n, bytes[i + j] == needle.utf8Start[j] { j += 1 }
+                if j == n { return i }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Whether `key` (with its quotes) is followed by an object, not `null` (chunks of a stream with `include_usage`
+    /// carry `"usage":null` until the last).
+    static func hasObject(_ bytes: UnsafeBufferPointer<UInt8>, after key: StaticString) -> Bool {
+        var from = 0
+        while let at = find(bytes, key, from: from) {
+            var i = at + key.utf8CodeUnitCount
+            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x3A {
+                i += 1
+            }
+            if i < bytes.count, bytes[i] == 0x7B { return true }
+            from = at + 1
+        }
+        return false
+    }
+}
+
+extension JSONValue {
+    /// The integer members of an object (the last of a repeated name wins).
+    var integerMembers: [String: Int64] {
+        guard case .object(let members) = self else { return [:] }
+        var counts: [String: Int64] = [:]
+        for member in members {
+            if let n = member.value.int64Value { counts[member.key] = n }
+        }
+        return counts
+    }
+}
