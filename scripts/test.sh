@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: the Swift tests, then the official OpenAI and Anthropic Python SDKs
-# against a real `tally collect` (in a virtualenv under .venv).
+# The whole test suite, as CI runs it: the Swift tests, then the official OpenAI, Anthropic and Google Gen AI Python
+# SDKs against a real `tally collect` (in a virtualenv under .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,9 +8,9 @@ scripts/setup.sh
 swift build --build-tests
 swift test --skip-build
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import openai, anthropic, pytest" 2>/dev/null; then
-  echo "test: installing the OpenAI and Anthropic SDKs into .venv" >&2
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import openai, anthropic, google.genai, pytest" 2>/dev/null; then
+  echo "test: installing the OpenAI, Anthropic and Google Gen AI SDKs into .venv" >&2
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check "openai>=1.50" "anthropic>=0.40" pytest
+  .venv/bin/pip install -q --disable-pip-version-check "openai>=1.50" "anthropic>=0.40" "google-genai>=1.0" pytest
 fi
 TALLY_BIN="$(swift build --show-bin-path)/tally" .venv/bin/python -m pytest -q -W ignore::DeprecationWarning Tests/sdk

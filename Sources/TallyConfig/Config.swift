@@ -33,12 +33,18 @@ public struct Config: Sendable {
 public enum ProviderKind: String, Sendable, CaseIterable {
     case openai
     case anthropic
+    /// Google's Gemini API, native (`generateContent`).
+    case gemini
+    /// Azure OpenAI (deployment routes, `api-key`).
+    case azure
 
     /// The API's name as reports show it.
     public var displayName: String {
         switch self {
         case .openai: "OpenAI"
         case .anthropic: "Anthropic"
+        case .gemini: "Google Gemini"
+        case .azure: "Azure OpenAI"
         }
     }
 }

@@ -82,6 +82,8 @@ public struct UsageEvent: Sendable, Equatable {
         case embeddings
         case messages
         case other
+        /// Google Gemini's `generateContent` and `streamGenerateContent`.
+        case generateContent = "generate_content"
     }
 
     /// How a call ended.

@@ -31,6 +31,8 @@ struct Harness: Sendable {
         providers:
           - {name: openai, kind: openai, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_OPENAI_KEY}
           - {name: anthropic, kind: anthropic, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_ANTHROPIC_KEY}
+          - {name: gemini, kind: gemini, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_GEMINI_KEY}
+          - {name: azure, kind: azure, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_AZURE_KEY}
         orgs: [{id: acme}]
         teams: [{id: search, org: acme}]
         users: [{id: alice, team: search}, {id: bob, team: search}]
@@ -65,6 +67,7 @@ struct Harness: Sendable {
         try prepare(folder)
         let environment = [
             "MOCK_OPENAI_KEY": MockUpstream.realOpenAIKey, "MOCK_ANTHROPIC_KEY": MockUpstream.realAnthropicKey,
+            "MOCK_GEMINI_KEY": MockUpstream.realGeminiKey, "MOCK_AZURE_KEY": MockUpstream.realAzureKey,
             "TALLY_HASH_SECRET": "test-hash-secret",
         ].merging(extraEnvironment) { _, new in new }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -111,14 +114,17 @@ struct Harness: Sendable {
     }
 
     /// One call through the collector; returns status, headers and the whole body.
-    func call(_ path: String, body: String, key: String? = aliceSecret, anthropicStyle: Bool = false,
+    /// `keyHeader` names the header the key goes in instead (`x-goog-api-key`, `api-key`).
+    func call(_ path: String, body: String, key: String? = aliceSecret, anthropicStyle: Bool = false, keyHeader: String? = nil,
               headers extra: [String: String] = [:], testID: String = UUID().uuidString) async throws -> (status: Int, body: [UInt8], contentType: String) {
         var request = HTTPClientRequest(url: base + path)
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")
         request.headers.add(name: "x-test-id", value: testID)
         if let key {
-            if anthropicStyle {
+            if let keyHeader {
+                request.headers.add(name: keyHeader, value: key)
+            } else if anthropicStyle {
                 request.headers.add(name: "x-api-key", value: key)
                 request.headers.add(name: "anthropic-version", value: "2023-06-01")
             } else {

@@ -10,12 +10,15 @@ import Synchronization
 final class MockUpstream: Sendable {
     struct Received: Sendable {
         var path: String
+        var query: String?
         var headers: [String: String]
         var body: [UInt8]
     }
 
     static let realOpenAIKey = "sk-real-openai-key-for-tests-000000"
     static let realAnthropicKey = "sk-ant-real-anthropic-key-for-tests"
+    static let realGeminiKey = "AIza-real-gemini-key-for-tests-0000"
+    static let realAzureKey = "real-azure-key-for-tests-0123456789"
 
     let received = Mutex<[Received]>([])
     /// What was sent, keyed by the request's `x-test-id` header.
@@ -33,11 +36,17 @@ final class MockUpstream: Sendable {
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
         let path = request.uri.path
-        received.withLock { $0.append(Received(path: path, headers: headers, body: body)) }
+        let query = request.uri.query
+        received.withLock { $0.append(Received(path: path, query: query, headers: headers, body: body)) }
         let testID = headers["x-test-id"] ?? UUID().uuidString
 
+        if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+            return gemini(path: path, query: query ?? "", headers: headers, id: testID)
+        }
+        let isAzure = path.hasPrefix("/openai/")
         let isAnthropic = path.hasSuffix("/messages")
-        let expectedAuth = isAnthropic ? headers["x-api-key"] == Self.realAnthropicKey : headers["authorization"] == "Bearer \(Self.realOpenAIKey)"
+        let expectedAuth = isAzure ? headers["api-key"] == Self.realAzureKey && headers["authorization"] == nil
+            : isAnthropic ? headers["x-api-key"] == Self.realAnthropicKey : headers["authorization"] == "Bearer \(Self.realOpenAIKey)"
         if !expectedAuth {
             return json(#"{"error":{"message":"mock: wrong upstream key","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#, status: .unauthorized, id: testID)
         }
@@ -53,6 +62,9 @@ final class MockUpstream: Sendable {
         case let p where p.hasSuffix("/chat/completions"):
             if model == "slow" { return slowChatStream(id: testID) }
             if !stream {
+                if isAzure {
+                    return json(#"{"id":"chatcmpl-2","object":"chat.completion","created":1,"model":"gpt-4o-2024-11-20","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":\#(Self.chatUsage)}"#, id: testID)
+                }
                 return json(#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":\#(Self.chatUsage)}"#, id: testID)
             }
             let usageField = includeUsage ? #","usage":null"# : ""
@@ -104,6 +116,30 @@ final class MockUpstream: Sendable {
         default:
             return json(#"{"object":"list","data":[]}"#, id: testID)
         }
+    }
+
+    static let geminiModel = "gemini-2.5-flash-preview-05-20"
+    /// Gemini's final counts: 100 prompt tokens of which 40 cached, 20 tool-use prompt tokens, 30 candidates, 12 thoughts.
+    static let geminiUsage = #"{"promptTokenCount":100,"cachedContentTokenCount":40,"toolUsePromptTokenCount":20,"candidatesTokenCount":30,"thoughtsTokenCount":12,"totalTokenCount":162}"#
+
+    /// Google's Gemini API: `generateContent`, and `streamGenerateContent` as SSE (`alt=sse`) or as one JSON array.
+    private func gemini(path: String, query: String, headers: [String: String], id: String) -> Response {
+        guard headers["x-goog-api-key"] == Self.realGeminiKey, headers["authorization"] == nil, !query.contains("key=") else {
+            return json(#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#, status: .badRequest, id: id)
+        }
+        func chunk(_ text: String, usage: String, finish: Bool) -> String {
+            let finishReason = finish ? #","finishReason":"STOP""# : ""
+            return #"{"candidates":[{"content":{"parts":[{"text":"\#(text)"}],"role":"model"}\#(finishReason),"index":0}],"usageMetadata":\#(usage),"modelVersion":"\#(Self.geminiModel)","responseId":"r1"}"#
+        }
+        let partial = #"{"promptTokenCount":100,"cachedContentTokenCount":40,"toolUsePromptTokenCount":20,"candidatesTokenCount":10,"thoughtsTokenCount":12,"totalTokenCount":142}"#
+        if path.hasSuffix(":generateContent") {
+            return json(chunk("Hello!", usage: Self.geminiUsage, finish: true), id: id)
+        }
+        let chunks = [chunk("Hel", usage: partial, finish: false), chunk("lo!", usage: Self.geminiUsage, finish: true)]
+        if query.contains("alt=sse") {
+            return sse(chunks.map { "data: \($0)\r\n\r\n" }, id: id)
+        }
+        return json("[" + chunks.joined(separator: ",\r\n") + "]", id: id)
     }
 
     private func json(_ text: String, status: HTTPResponse.Status = .ok, id: String) -> Response {

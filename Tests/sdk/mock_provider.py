@@ -1,4 +1,4 @@
-"""A small OpenAI- and Anthropic-compatible provider for the SDK tests: known usage, plain and streamed."""
+"""A small OpenAI-, Anthropic-, Gemini- and Azure-OpenAI-compatible provider for the SDK tests: known usage, plain and streamed."""
 import json
 import sys
 import time
@@ -6,6 +6,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 OPENAI_KEY = "sk-real-openai-for-sdk-tests"
 ANTHROPIC_KEY = "sk-ant-real-anthropic-for-sdk-tests"
+GEMINI_KEY = "AIza-real-gemini-for-sdk-tests"
+AZURE_KEY = "real-azure-for-sdk-tests"
+
+# 100 prompt tokens (40 of them cached), 30 candidates and 12 thinking tokens.
+GEMINI_USAGE = {"promptTokenCount": 100, "cachedContentTokenCount": 40, "candidatesTokenCount": 30, "thoughtsTokenCount": 12,
+                "totalTokenCount": 142}
 
 CHAT_USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17,
               "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 2}}
@@ -41,13 +47,19 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("content-length", "0"))
         request = json.loads(self.rfile.read(length) or b"{}")
+        path = self.path.split("?")[0]
+        if ":generateContent" in path or ":streamGenerateContent" in path:
+            return self.gemini(path)
+        azure = path.startswith("/openai/")
+        if azure and (self.headers.get("api-key") != AZURE_KEY or self.headers.get("authorization")):
+            return self.send_json(401, {"error": {"code": "401", "message": "mock: wrong key"}})
         anthropic = self.path.endswith("/messages")
         if anthropic and self.headers.get("x-api-key") != ANTHROPIC_KEY:
             return self.send_json(401, {"type": "error", "error": {"type": "authentication_error", "message": "mock: wrong key"}})
-        if not anthropic and self.headers.get("authorization") != "Bearer " + OPENAI_KEY:
+        if not anthropic and not azure and self.headers.get("authorization") != "Bearer " + OPENAI_KEY:
             return self.send_json(401, {"error": {"message": "mock: wrong key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
         stream = request.get("stream", False)
-        if self.path.endswith("/chat/completions"):
+        if path.endswith("/chat/completions"):
             slow = request.get("model") == "slow"
             if not stream:
                 return self.send_json(200, {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
@@ -89,6 +101,22 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}],
                                         "model": "text-embedding-3-small", "usage": {"prompt_tokens": 8, "total_tokens": 8}})
         self.send_json(404, {"error": {"message": "mock: no such path", "type": "invalid_request_error", "param": None, "code": None}})
+
+
+    def gemini(self, path):
+        if self.headers.get("x-goog-api-key") != GEMINI_KEY or "key=" in self.path:
+            return self.send_json(400, {"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT"}})
+
+        def response(text, usage, finish):
+            candidate = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+            if finish:
+                candidate["finishReason"] = "STOP"
+            return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-2.5-flash-001", "responseId": "r1"}
+        if path.endswith(":generateContent"):
+            return self.send_json(200, response("Hello from the mock!", GEMINI_USAGE, True))
+        partial = dict(GEMINI_USAGE, candidatesTokenCount=10, totalTokenCount=122)
+        chunks = [response("Hello from", partial, False), response(" the mock!", GEMINI_USAGE, True)]
+        return self.send_sse(["data: " + json.dumps(c) + "\r\n\r\n" for c in chunks])
 
 
 def serve(port_file):

@@ -1,4 +1,4 @@
-"""The official OpenAI and Anthropic Python SDKs, pointed at a real `tally collect`, plain and streamed.
+"""The official OpenAI, Anthropic and Google Gen AI Python SDKs, pointed at a real `tally collect`, plain and streamed.
 
 Run by scripts/test.sh with TALLY_BIN set to the built binary.
 """
@@ -19,6 +19,8 @@ import urllib.request
 import anthropic
 import openai
 import pytest
+from google import genai
+from google.genai import types as genai_types
 
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -79,6 +81,8 @@ default_provider: openai
 providers:
   - {{name: openai, kind: openai, base_url: "http://127.0.0.1:{mock_port}", api_key_env: SDK_OPENAI_KEY}}
   - {{name: anthropic, kind: anthropic, base_url: "http://127.0.0.1:{mock_port}", api_key_env: SDK_ANTHROPIC_KEY}}
+  - {{name: gemini, kind: gemini, base_url: "http://127.0.0.1:{mock_port}", api_key_env: SDK_GEMINI_KEY}}
+  - {{name: azure, kind: azure, base_url: "http://127.0.0.1:{mock_port}", api_key_env: SDK_AZURE_KEY}}
 orgs: [{{id: acme}}]
 teams: [{{id: search, org: acme}}]
 users: [{{id: alice, team: search}}]
@@ -93,6 +97,7 @@ collector:
   reload_interval: 200ms
 """)
     env = dict(os.environ, SDK_OPENAI_KEY=mock_provider.OPENAI_KEY, SDK_ANTHROPIC_KEY=mock_provider.ANTHROPIC_KEY,
+               SDK_GEMINI_KEY=mock_provider.GEMINI_KEY, SDK_AZURE_KEY=mock_provider.AZURE_KEY,
                TALLY_HASH_SECRET="sdk-test-secret")
     collector, base = start_collector(config, env, folder, collector_port)
     yield {"base": base, "folder": folder, "collector": collector}
@@ -148,6 +153,31 @@ def test_anthropic_sdk_plain_and_streamed(stack):
     assert final.usage.output_tokens == 7
 
 
+def test_google_genai_sdk_plain_and_streamed(stack):
+    client = genai.Client(api_key=SECRET, http_options=genai_types.HttpOptions(base_url=stack["base"] + "/gemini"))
+    reply = client.models.generate_content(model="gemini-2.5-flash", contents="Hi",
+                                           config=genai_types.GenerateContentConfig(system_instruction="Be brief."))
+    assert reply.text == "Hello from the mock!"
+    assert reply.usage_metadata.prompt_token_count == 100 and reply.usage_metadata.thoughts_token_count == 12
+    chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="Hi"))
+    assert "".join(c.text or "" for c in chunks) == "Hello from the mock!"
+    assert chunks[-1].usage_metadata.candidates_token_count == 30
+
+    bad = genai.Client(api_key="tk-not-a-known-key-000000000000000000", http_options=genai_types.HttpOptions(base_url=stack["base"] + "/gemini"))
+    with pytest.raises(genai.errors.ClientError) as info:
+        bad.models.generate_content(model="gemini-2.5-flash", contents="Hi")
+    assert info.value.code == 401 and info.value.status == "UNAUTHENTICATED"
+
+
+def test_azure_openai_sdk_plain_and_streamed(stack):
+    client = openai.AzureOpenAI(azure_endpoint=stack["base"] + "/azure", api_key=SECRET, api_version="2024-10-21", max_retries=0)
+    reply = client.chat.completions.create(model="gpt4o-prod", messages=[{"role": "user", "content": "Hi"}])
+    assert reply.choices[0].message.content == "Hello from the mock!"
+    chunks = list(client.chat.completions.create(model="gpt4o-prod", messages=[{"role": "user", "content": "Hi"}], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from the mock!"
+    assert all(c.choices for c in chunks), "no usage-only chunk reaches a client that did not ask for it"
+
+
 def test_sdks_surface_refusals(stack):
     bad = openai.OpenAI(base_url=stack["base"] + "/openai/v1", api_key="tk-not-a-known-key-000000000000000000", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as info:
@@ -192,19 +222,28 @@ def test_sigterm_with_a_stream_in_flight_loses_nothing(stack):
     for e in events:
         by_outcome.setdefault(e["outcome"], []).append(e)
     ok = by_outcome["ok"]
-    assert len(ok) == 7, [e["endpoint"] for e in ok]
+    assert len(ok) == 11, [e["endpoint"] for e in ok]
     assert all(e["key"] == "k-sdk" for e in ok)
-    chat = [e for e in ok if e["endpoint"] == "chat.completions"]
+    gemini = [e for e in ok if e["provider"] == "gemini"]
+    usage = {"input": 100, "output": 42, "cached_input": 40, "cache_write": 0, "reasoning": 12}
+    assert [(e["endpoint"], e["stream"], e["usage"], e["model"]) for e in gemini] == [
+        ("generate_content", False, usage, "gemini-2.5-flash-001"), ("generate_content", True, usage, "gemini-2.5-flash-001")]
+    assert gemini[0]["prompt_hash"] and gemini[0]["prompt_hash"] != gemini[1]["prompt_hash"], "the system instruction is prompt"
+    azure = [e for e in ok if e["provider"] == "azure"]
+    assert [(e["stream"], e["usage"]["input"], e["model"]) for e in azure] == [
+        (False, 12, "gpt-4o-mini-2024-07-18"), (True, 12, "gpt-4o-mini-2024-07-18")]
+    chat = [e for e in ok if e["endpoint"] == "chat.completions" and e["provider"] == "openai"]
     assert [e["usage"]["input"] for e in chat] == [12, 12, 12, 12]
     assert chat[0]["user"] == "end-user-1"
     assert chat[-1]["model"] == "gpt-4o-mini-2024-07-18" and chat[-1]["stream"] is True
     messages = [e for e in ok if e["endpoint"] == "messages"]
     assert [e["usage"] for e in messages] == [{"input": 18, "output": 7, "cached_input": 5, "cache_write": 3, "reasoning": 0}] * 2
-    assert len(by_outcome["rejected_unknown_key"]) == 1
+    assert len(by_outcome["rejected_unknown_key"]) == 2
     assert len(by_outcome["rejected_revoked"]) == 2
     # No secret, virtual or real, ever reaches the log or the collector's own log lines.
     everything = json.dumps(events) + (stack["folder"] / "collector.log").read_text()
-    for secret in (SECRET, OTHER, mock_provider.OPENAI_KEY, mock_provider.ANTHROPIC_KEY):
+    for secret in (SECRET, OTHER, mock_provider.OPENAI_KEY, mock_provider.ANTHROPIC_KEY, mock_provider.GEMINI_KEY,
+                   mock_provider.AZURE_KEY):
         assert secret not in everything
     # After a clean stop every segment is closed and gzipped.
     assert not list((stack["folder"] / "log").glob("*/*.jsonl"))

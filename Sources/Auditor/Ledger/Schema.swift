@@ -343,5 +343,7 @@ enum StoredEnums {
         case .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid: .rejected
         }
     }
-    static let endpoints: [UsageEvent.Endpoint] = [.chatCompletions, .completions, .responses, .embeddings, .messages, .other]
+    static let endpoints: [UsageEvent.Endpoint] = [
+        .chatCompletions, .completions, .responses, .embeddings, .messages, .other, .generateContent,
+    ]
 }

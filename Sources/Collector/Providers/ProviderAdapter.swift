@@ -111,6 +111,8 @@ enum ProviderAdapters {
         switch kind {
         case .openai: OpenAIAdapter()
         case .anthropic: AnthropicAdapter()
+        case .gemini: GeminiAdapter()
+        case .azure: AzureOpenAIAdapter()
         }
     }
 

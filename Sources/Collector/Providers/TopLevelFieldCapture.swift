@@ -4,10 +4,13 @@ import UsageLog
 ///
 /// A plain provider response can be megabytes (embeddings), but usage and model are small top-level members.
 /// Feeding every chunk through this scanner keeps only those members' bytes; nothing else is stored.
+/// With `insideArray`, the body is an array of such objects (Gemini's JSON stream) and the last one's members win.
 struct TopLevelFieldCapture {
     let wanted: Set<String>
     /// Longest member value kept; longer ones are dropped (usage and model are tiny).
     let limit: Int
+    /// The depth of the objects whose members are captured: 1 for an object body, 2 for an array of objects.
+    private let memberDepth: Int
     private(set) var captured: [String: [UInt8]] = [:]
 
     private var depth = 0
@@ -23,9 +26,10 @@ struct TopLevelFieldCapture {
     private var valueBytes: [UInt8] = []
     private var awaitingValue = false
 
-    init(wanted: Set<String>, limit: Int = 64 * 1024) {
+    init(wanted: Set<String>, limit: Int = 64 * 1024, insideArray: Bool = false) {
         self.wanted = wanted
         self.limit = limit
+        memberDepth = insideArray ? 2 : 1
     }
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
@@ -41,7 +45,7 @@ struct TopLevelFieldCapture {
             valueBytes.removeAll(keepingCapacity: true)
         }
         if capturing {
-            let endsValue = !inString && depth == 1 && (byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}"))
+            let endsValue = !inString && depth == memberDepth && (byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}"))
             if endsValue {
                 if let key = currentKey, valueBytes.count <= limit { captured[key] = trimmed(valueBytes) }
                 capturing = false
@@ -68,20 +72,20 @@ struct TopLevelFieldCapture {
         switch byte {
         case UInt8(ascii: "\""):
             inString = true
-            if depth == 1 && expectingKey {
+            if depth == memberDepth && expectingKey {
                 readingKey = true
                 expectingKey = false
                 keyBytes.removeAll(keepingCapacity: true)
             }
         case UInt8(ascii: "{"), UInt8(ascii: "["):
             depth += 1
-            if depth == 1 && byte == UInt8(ascii: "{") { expectingKey = true }
+            if depth == memberDepth && byte == UInt8(ascii: "{") { expectingKey = true }
         case UInt8(ascii: "}"), UInt8(ascii: "]"):
             depth -= 1
         case UInt8(ascii: ","):
-            if depth == 1 { expectingKey = true }
+            if depth == memberDepth { expectingKey = true }
         case UInt8(ascii: ":"):
-            if depth == 1 { awaitingValue = true }
+            if depth == memberDepth { awaitingValue = true }
         default:
             break
         }
