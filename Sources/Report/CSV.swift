@@ -26,9 +26,6 @@ public enum CSV {
         return quote ? quoted(value) : value
     }
 
-    /// A number the program wrote itself: never escaped (the column is documented as numeric).
-    public static func number(_ value: String) -> String { value }
-
     /// Money for reconciliation: exact, at least six decimal places, no separators or symbol (`12.500000`,
     /// `0.000000375`).
     public static func money(_ value: Money) -> String {

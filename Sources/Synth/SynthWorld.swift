@@ -50,16 +50,30 @@ struct SynthWorld: Sendable {
         let openai = config.defaultProvider.flatMap(config.provider(named:)).flatMap { $0.kind == .openai ? $0 : nil }
             ?? config.providers.first { $0.kind == .openai }
         let anthropic = config.providers.first { $0.kind == .anthropic }
-        let models = priced.map { price in
+        let gemini = config.providers.first { $0.kind == .gemini }
+        var models = priced.map { price in
             let name = price.model
-            let isClaude = name.hasPrefix("claude")
-            let provider = (isClaude ? anthropic : openai) ?? config.providers[0]
+            let provider = (name.hasPrefix("claude") ? anthropic : name.hasPrefix("gemini") ? gemini : openai) ?? config.providers[0]
             let embedding = name.contains("embedding")
-            let endpoint: UsageEvent.Endpoint = provider.kind == .anthropic ? .messages : (embedding ? .embeddings : .chatCompletions)
+            let endpoint: UsageEvent.Endpoint =
+                switch provider.kind {
+                case .anthropic: .messages
+                case .gemini: embedding ? .embeddings : .generateContent
+                case .openai, .azure: embedding ? .embeddings : .chatCompletions
+                }
             let reasoning = ["o1", "o3", "o4", "gpt-5"].contains { name.hasPrefix($0) } || name.contains("thinking")
+                || (provider.kind == .gemini && name.contains("2.5"))
             let weight = price.input.picosPerToken * 150_000 + price.output.picosPerToken * 8000
             return ModelProfile(name: name, provider: provider.name, kind: provider.kind, endpoint: endpoint,
                                 reasoning: reasoning, embedding: embedding, weight: weight)
+        }
+        // An Azure OpenAI deployment serves the first OpenAI chat model too, as organisations that use both do.
+        if let azure = config.providers.first(where: { $0.kind == .azure }),
+           let served = models.first(where: { $0.kind == .openai && !$0.embedding }) {
+            var profile = served
+            profile.provider = azure.name
+            profile.kind = azure.kind
+            models.append(profile)
         }
 
         var rng = Xoshiro256(seed: seed ^ 0x5EED_0F_4A11)

@@ -63,7 +63,10 @@ struct SynthTests {
         #expect(all.allSatisfy { keyIDs.contains($0.key) })
         let priced = Set(config.pricing.models.map(\.model))
         #expect(all.allSatisfy { priced.contains($0.model) })
-        #expect(Set(all.map(\.provider)) == ["openai", "anthropic"])
+        #expect(Set(all.map(\.provider)) == ["openai", "anthropic", "gemini", "azure"])
+        // Each provider's calls use its own API's endpoints, and Azure serves an OpenAI model under its deployment.
+        #expect(all.filter { $0.provider == "gemini" }.allSatisfy { $0.endpoint == .generateContent && $0.model.hasPrefix("gemini") })
+        #expect(all.filter { $0.provider == "azure" }.allSatisfy { $0.endpoint == .chatCompletions && $0.model == "gpt-4o" })
 
         // Skew: the busiest key carries far more than an even share.
         let perKey = Dictionary(grouping: all, by: \.key).mapValues(\.count)

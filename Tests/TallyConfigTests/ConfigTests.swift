@@ -67,7 +67,7 @@ struct ConfigTests {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../fixtures/demo/tally.yaml").standardized.path
         let config = try Config.load(path: path)
         #expect(config.keys.count == 12 && config.teams.count == 3 && config.users.count == 8)
-        #expect(Set(config.providers.map(\.kind)) == [.openai, .anthropic])
+        #expect(Set(config.providers.map(\.kind)) == Set(ProviderKind.allCases))
         #expect(config.resolve(config.audit.db).hasSuffix("fixtures/demo/../../var/demo/tally.sqlite"))
     }
 

@@ -46,7 +46,7 @@ public struct ReallocationResult: Sendable {
     public var approved: [ReallocationApproval]
 }
 
-/// Moves budget between the members of a team, for user budgets (`docs/reallocation.md`):
+/// Moves budget between the members of a team, for user budgets (`docs/waste-and-reallocation.md`):
 ///
 /// 1. Approved reallocations move limit from one member to another for their period.
 /// 2. In a team with `pool: true`, a member's `away` days release their budget pro rata (limit × days away in the

@@ -1,7 +1,7 @@
 import TallyConfig
 import UsageLog
 
-/// One kind of waste the audit looks for (`docs/waste.md`).
+/// One kind of waste the audit looks for (`docs/waste-and-reallocation.md`).
 public enum WasteKind: String, Sendable, CaseIterable, Comparable {
     /// The same prompt (`prompt_hash`), model and team again within `audit.duplicate_window` of a successful call.
     case exactDuplicate = "exact_duplicate"
