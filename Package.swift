@@ -23,6 +23,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tally", targets: ["tally"]),
+        .library(name: "TallyCore", targets: ["TallyCore"]),
         .library(name: "UsageLog", targets: ["UsageLog"]),
         .library(name: "TallyConfig", targets: ["TallyConfig"]),
         .library(name: "Collector", targets: ["Collector"]),
@@ -51,37 +52,40 @@ let package = Package(
         // glibc's malloc_trim (the audit's phases hand back what they freed).
         .systemLibrary(name: "CMemory"),
 
+        // The values every module shares: money, ratios and token prices, timestamps, JSON reading and writing, file
+        // I/O and atomic files, hex, the provider kinds.
+        .target(name: "TallyCore", dependencies: [crypto]),
         // What both ends of the log need: the event model, segment writer and reader, prompt hashing.
-        .target(name: "UsageLog", dependencies: ["CZlib", "CDeflate", crypto]),
-        // The YAML config file, money and the other value types the config speaks in.
-        .target(name: "TallyConfig", dependencies: ["UsageLog", yams]),
+        .target(name: "UsageLog", dependencies: ["TallyCore", "CZlib", "CDeflate", crypto]),
+        // The YAML config file and the value types only the config speaks in (durations, sizes).
+        .target(name: "TallyConfig", dependencies: ["TallyCore", yams]),
         // Deterministic synthetic usage logs, written through the real segment writer.
-        .target(name: "Synth", dependencies: ["UsageLog", "TallyConfig"]),
+        .target(name: "Synth", dependencies: ["TallyCore", "UsageLog", "TallyConfig"]),
         .target(name: "Collector", dependencies: [
-            "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1, nioPosix,
+            "TallyCore", "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1, nioPosix,
         ]),
-        .target(name: "Auditor", dependencies: ["UsageLog", "TallyConfig", "Report", "CMemory", grdb, grdbSQLite, crypto, httpClient, nioCore, nioHTTP1]),
+        .target(name: "Auditor", dependencies: ["TallyCore", "UsageLog", "TallyConfig", "Report", "CMemory", grdb, grdbSQLite, crypto, httpClient, nioCore, nioHTTP1]),
         // Report values and writers; the auditor fills the values, the writers never see a database.
-        .target(name: "Report", dependencies: ["TallyConfig", "UsageLog"]),
+        .target(name: "Report", dependencies: ["TallyCore"]),
         // The CLI lives in a library so that tests drive it through the real argument parsing.
         .target(name: "TallyCLI", dependencies: [
-            argumentParser, logging, "UsageLog", "TallyConfig", "Synth", "Collector", "Auditor", "Report",
+            argumentParser, logging, "TallyCore", "UsageLog", "TallyConfig", "Synth", "Collector", "Auditor", "Report",
         ]),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
         // The reference that scripts/bench-collector.sh measures the collector against.
         .executableTarget(name: "bare-forwarder", dependencies: [hummingbird, httpClient, httpTypes, nioCore, nioHTTP1],
                           path: "Benchmarks/BareForwarder"),
 
-        .testTarget(name: "UsageLogTests", dependencies: ["UsageLog", crypto]),
-        .testTarget(name: "TallyConfigTests", dependencies: ["TallyConfig"]),
-        .testTarget(name: "SynthTests", dependencies: ["Synth", "UsageLog", "TallyConfig"]),
+        .testTarget(name: "UsageLogTests", dependencies: ["TallyCore", "UsageLog", crypto]),
+        .testTarget(name: "TallyConfigTests", dependencies: ["TallyCore", "TallyConfig"]),
+        .testTarget(name: "SynthTests", dependencies: ["Synth", "TallyCore", "UsageLog", "TallyConfig"]),
         .testTarget(name: "CollectorTests", dependencies: [
-            "Collector", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
+            "Collector", "TallyCore", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
         ]),
-        .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyConfig", "UsageLog", "Report", grdb, hummingbird, logging]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "TallyConfig", "UsageLog"]),
+        .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyCore", "TallyConfig", "UsageLog", "Report", grdb, hummingbird, logging]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "TallyCore", "TallyConfig", "UsageLog"]),
         // Golden report files are read from the source tree by path, not bundled.
-        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyConfig", "UsageLog", "Auditor", "Report", crypto, argumentParser, grdb],
+        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyCore", "TallyConfig", "UsageLog", "Auditor", "Report", crypto, argumentParser, grdb],
                     exclude: ["Golden"]),
     ]
 )

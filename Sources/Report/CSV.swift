@@ -1,5 +1,4 @@
-import TallyConfig
-import UsageLog
+import TallyCore
 
 /// RFC 4180 CSV with the OWASP guard against formula injection (OWASP "CSV Injection").
 public enum CSV {

@@ -1,5 +1,4 @@
-import TallyConfig
-import UsageLog
+import TallyCore
 
 /// `focus.csv`: the attribution rows as a FinOps FOCUS 1.2 cost and usage export, so FinOps tools load LLM spend
 /// beside cloud bills (`docs/reports.md` maps every column).

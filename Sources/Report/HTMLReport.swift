@@ -1,5 +1,4 @@
-import TallyConfig
-import UsageLog
+import TallyCore
 
 /// `report.html`: one self-contained page (no scripts, fonts, images or styles from elsewhere) for an executive: the
 /// period's figures on one screen, then the sections behind them. Every string from a log or a config is escaped.

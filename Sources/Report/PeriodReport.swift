@@ -1,5 +1,4 @@
-import TallyConfig
-import UsageLog
+import TallyCore
 
 /// Everything one period's report files say (`docs/reports.md`), as plain values: the auditor fills it from the
 /// ledger, the writers (`ReportFiles`, `HTMLReport`) turn it into CSV and HTML without a database.
@@ -431,7 +430,7 @@ public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
 
     /// Every finding in waste.csv's order: by kind (exact and near duplicates, retry loops, runaways), costliest first,
     /// then oldest.
-    public func forEach(_ body: (WasteRow) throws(LogIOError) -> Void) throws(LogIOError) {
+    public func forEach(_ body: (WasteRow) throws(FileIOError) -> Void) throws(FileIOError) {
         switch rows {
         case .memory(let rows): for row in rows { try body(row) }
         case .source(let source): try source.forEachRow(body)
@@ -452,7 +451,7 @@ public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
 /// Where a report's waste rows come from when they are not in memory (the ledger, for the auditor).
 public protocol WasteRowSource: AnyObject, Sendable {
     /// Hands every finding to `body` in waste.csv's order; an error reading them is thrown as an I/O error.
-    func forEachRow(_ body: (WasteRow) throws(LogIOError) -> Void) throws(LogIOError)
+    func forEachRow(_ body: (WasteRow) throws(FileIOError) -> Void) throws(FileIOError)
 }
 
 /// A pool release or draw, a proposal or an approval.

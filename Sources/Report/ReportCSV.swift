@@ -1,5 +1,4 @@
-import TallyConfig
-import UsageLog
+import TallyCore
 
 /// The CSV files of a period's report (`docs/reports.md`): RFC 4180, UTF-8, a header row, CRLF line ends. Money is
 /// exact with at least six decimals, times are UTC to the second, and every text cell that came from outside is
@@ -71,22 +70,22 @@ extension PeriodReport {
     }
 
     /// `waste.csv`: every duplicate cluster, retry loop and runaway episode, costliest first within each kind.
-    public func wasteCSV() throws(LogIOError) -> String {
+    public func wasteCSV() throws(FileIOError) -> String {
         var text = ""
-        try wasteCSV { (bytes: [UInt8]) throws(LogIOError) in text += String(decoding: bytes, as: UTF8.self) }
+        try wasteCSV { (bytes: [UInt8]) throws(FileIOError) in text += String(decoding: bytes, as: UTF8.self) }
         return text
     }
 
     /// `waste.csv` handed to `write` a piece of about a megabyte at a time: a busy month's file is a hundred
     /// megabytes, and it is never whole in memory.
-    func wasteCSV(_ write: ([UInt8]) throws(LogIOError) -> Void) throws(LogIOError) {
+    func wasteCSV(_ write: ([UInt8]) throws(FileIOError) -> Void) throws(FileIOError) {
         let piece = 1 << 20
         var out = CSVBuffer(capacity: piece + (piece >> 2))
         for name in ["kind", "subject", "model", "team", "keys", "users", "first_seen", "last_seen", "calls", "repeats", "errors",
                      "cost", "currency", "counts_as_waste", "detail"] { out.raw(name) }
         out.endRow()
         let currency = currency
-        try waste.forEach { (w: WasteRow) throws(LogIOError) in
+        try waste.forEach { (w: WasteRow) throws(FileIOError) in
             out.raw(w.kind)
             out.text(w.subject)
             out.text(w.model)

@@ -1,5 +1,4 @@
-import TallyConfig
-import UsageLog
+import TallyCore
 
 /// A period's report files in one folder (`<reports_dir>/<period>/`), each replaced atomically, with a
 /// `manifest.json` written last that names them with their sizes and SHA-256s, so a reader or a filing system can
@@ -14,14 +13,14 @@ public enum ReportFolder {
 
     /// Each file with what writes it. Files are written one at a time, and waste.csv (a busy month's is about a
     /// hundred megabytes) a piece at a time, so a report never holds a whole file set in memory.
-    static func documents(_ report: PeriodReport) -> [(name: String, write: (AtomicFile.Writer) throws(LogIOError) -> Void)] {
-        func text(_ render: @escaping () -> String) -> (AtomicFile.Writer) throws(LogIOError) -> Void {
-            { (file: AtomicFile.Writer) throws(LogIOError) in try file.append(render().utf8) }
+    static func documents(_ report: PeriodReport) -> [(name: String, write: (AtomicFile.Writer) throws(FileIOError) -> Void)] {
+        func text(_ render: @escaping () -> String) -> (AtomicFile.Writer) throws(FileIOError) -> Void {
+            { (file: AtomicFile.Writer) throws(FileIOError) in try file.append(render().utf8) }
         }
-        func waste(_ file: AtomicFile.Writer) throws(LogIOError) {
-            try report.wasteCSV { (bytes: [UInt8]) throws(LogIOError) in try file.append(bytes) }
+        func waste(_ file: AtomicFile.Writer) throws(FileIOError) {
+            try report.wasteCSV { (bytes: [UInt8]) throws(FileIOError) in try file.append(bytes) }
         }
-        let writers: [(AtomicFile.Writer) throws(LogIOError) -> Void] = [
+        let writers: [(AtomicFile.Writer) throws(FileIOError) -> Void] = [
             text(report.attributionCSV), text(report.focusCSV), text(report.budgetsCSV), text(report.alertsCSV),
             text(report.breachesCSV), text(report.revocationsCSV),
             waste,
@@ -33,7 +32,7 @@ public enum ReportFolder {
     /// Writes every file into `folder` (created when missing), each atomically, then the manifest, and returns what
     /// the manifest lists. A reader sees each file either whole as before or whole as now.
     @discardableResult
-    public static func write(_ report: PeriodReport, to folder: String) throws(LogIOError) -> [(name: String, size: Int, sha256: String)] {
+    public static func write(_ report: PeriodReport, to folder: String) throws(FileIOError) -> [(name: String, size: Int, sha256: String)] {
         var written: [(name: String, size: Int, sha256: String)] = []
         for document in documents(report) {
             let file = try AtomicFile.Writer(folder + "/" + document.name)

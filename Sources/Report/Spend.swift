@@ -1,5 +1,4 @@
-import TallyConfig
-import UsageLog
+import TallyCore
 
 /// Requests, tokens and cost of a group of calls.
 public struct SpendTotals: Sendable, Equatable {

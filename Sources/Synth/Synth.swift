@@ -1,5 +1,6 @@
 import Foundation
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Deterministic synthetic usage logs for a config's keys and priced models, written through the real segment writer.

@@ -1,3 +1,4 @@
+import TallyCore
 import UsageLog
 
 /// What `tally synth` generates.

@@ -1,5 +1,6 @@
 import Foundation
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Why synth cannot run on a config.

@@ -3,6 +3,7 @@ import Auditor
 import Foundation
 import Synth
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Exit codes from sysexits.h, which cron wrappers and scripts understand.
@@ -30,7 +31,7 @@ func runReportingFailures(_ body: () async throws -> Void) async throws {
         printError(error.description)
         printError("tally: the config has \(counted(error.diagnostics.count, "problem")); nothing was done")
         throw ExitCode(ExitStatus.config)
-    } catch let error as LogIOError {
+    } catch let error as FileIOError {
         printError("tally: \(error.message)")
         throw ExitCode(error.code == .locked ? ExitStatus.tryAgain : ExitStatus.ioError)
     } catch let error as AuditError {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TallyCore
 import UsageLog
 
 /// One JSON object per line on standard error: `{"ts":…,"level":…,"msg":…, metadata…}`.

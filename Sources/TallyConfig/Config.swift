@@ -1,3 +1,5 @@
+import TallyCore
+
 /// A parsed and checked Tally config file (`docs/config.md`).
 ///
 /// Load it with `Config.load(path:)`; every problem in the file is reported with its line and field.
@@ -27,26 +29,6 @@ public struct Config: Sendable {
     }
 
     public func provider(named name: String) -> Provider? { providers.first { $0.name == name } }
-}
-
-/// The API shapes Tally knows how to forward and read usage from; each is one adapter in the collector.
-public enum ProviderKind: String, Sendable, CaseIterable {
-    case openai
-    case anthropic
-    /// Google's Gemini API, native (`generateContent`).
-    case gemini
-    /// Azure OpenAI (deployment routes, `api-key`).
-    case azure
-
-    /// The API's name as reports show it.
-    public var displayName: String {
-        switch self {
-        case .openai: "OpenAI"
-        case .anthropic: "Anthropic"
-        case .gemini: "Google Gemini"
-        case .azure: "Azure OpenAI"
-        }
-    }
 }
 
 /// An upstream API the collector forwards to.

@@ -1,3 +1,5 @@
+import TallyCore
+
 /// One problem in a config file, with where it is.
 public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
     public var file: String

@@ -1,5 +1,5 @@
 import Foundation
-import UsageLog
+import TallyCore
 import Yams
 
 extension ConfigReader {

@@ -1,3 +1,5 @@
+import TallyCore
+
 /// Durations as the config writes them: `500ms`, `2s`, `5m`, `24h`, `7d`.
 public enum DurationText {
     /// Milliseconds in a duration; throws for anything else.

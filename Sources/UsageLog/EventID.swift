@@ -1,3 +1,5 @@
+import TallyCore
+
 /// UUIDv7 event ids (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort roughly by time.
 public enum EventID {
     /// A new UUIDv7 string (lowercase, hyphenated) for `milliseconds` since the epoch, with randomness from `generator`.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TallyCore
 
 /// The members of one log line as a reader found them, before the v1 rules are checked. Both readers (the tree-building
 /// `UsageEvent(jsonLine:)` and the single-pass `UsageEvent(fastLine:)`) fill one of these; `UsageEvent(checking:)`

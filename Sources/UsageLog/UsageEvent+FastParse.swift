@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TallyCore
 
 /// A single-pass reader of v1 lines for the ingest: it scans the bytes once, matches the known field names on raw bytes
 /// and builds no tree for scalar fields. It applies the same rules as `UsageEvent(jsonLine:)` (`UsageEvent(checking:)`);

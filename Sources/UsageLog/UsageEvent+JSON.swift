@@ -1,3 +1,5 @@
+import TallyCore
+
 /// Why one log line could not be read as a v1 event. The message names the field.
 public struct LineError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: String, Sendable {

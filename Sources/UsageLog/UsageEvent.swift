@@ -1,3 +1,5 @@
+import TallyCore
+
 /// One call through a collector: one line of a usage-log segment (format v1, `docs/usage-log.md`).
 public struct UsageEvent: Sendable, Equatable {
     /// The newest log format version this build writes and reads.

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Report
 import TallyConfig
+import TallyCore
 import UsageLog
 @testable import Auditor
 

@@ -1,4 +1,5 @@
 import Foundation
+import TallyCore
 import Testing
 import TallyConfig
 import UsageLog

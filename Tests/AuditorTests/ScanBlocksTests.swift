@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TallyCore
 import Testing
 import UsageLog
 @testable import Auditor

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Report
+import TallyCore
 import Testing
 import TallyConfig
 import UsageLog
@@ -235,7 +236,7 @@ struct WasteTests {
             let report = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
                                                       asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
             try writable.access { db in try db.execute(sql: "DELETE FROM waste WHERE period = '2026-11'") }
-            do throws(LogIOError) { return try report.wasteCSV() } catch { throw AuditError(.io, error.message) }
+            do throws(FileIOError) { return try report.wasteCSV() } catch { throw AuditError(.io, error.message) }
         }
         #expect(inSnapshot == file)
         let after = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),

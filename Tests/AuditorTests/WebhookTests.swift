@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Synchronization
+import TallyCore
 import Testing
 import TallyConfig
 import UsageLog

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Synchronization
+import TallyCore
 import Testing
 import TallyConfig
 import UsageLog

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// A mock upstream and a real collector in this process, on free ports, with their own temporary folder.

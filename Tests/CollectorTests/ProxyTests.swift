@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import TallyCore
 import Testing
 import TallyConfig
 import UsageLog

@@ -1,4 +1,5 @@
 import Foundation
+import TallyCore
 import Testing
 import TallyConfig
 import UsageLog
@@ -174,9 +175,9 @@ struct WasteSourceTests {
             self.count = count
             self.failAfter = failAfter
         }
-        func forEachRow(_ body: (WasteRow) throws(LogIOError) -> Void) throws(LogIOError) {
+        func forEachRow(_ body: (WasteRow) throws(FileIOError) -> Void) throws(FileIOError) {
             for i in 0..<count {
-                if i == failAfter { throw LogIOError(code: .io, message: "the ledger went away after \(i) rows") }
+                if i == failAfter { throw FileIOError(code: .io, message: "the ledger went away after \(i) rows") }
                 try body(WasteSourceTests.row(i))
             }
         }
@@ -217,7 +218,7 @@ struct WasteSourceTests {
         let manifest = try Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json"))
         report.waste = WasteFindings(kinds: inMemory.kinds, costliest: inMemory.costliest, source: Rows(count: count, failAfter: 25_000))
         #expect { try ReportFolder.write(report, to: folder) } throws: { error in
-            (error as? LogIOError)?.message == "the ledger went away after 25000 rows"
+            (error as? FileIOError)?.message == "the ledger went away after 25000 rows"
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/waste.csv")) == bytes, "the old waste.csv was replaced")
         #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json")) == manifest)

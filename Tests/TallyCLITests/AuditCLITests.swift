@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GRDB
+import TallyCore
 import Testing
 @testable import Auditor
 @testable import TallyCLI

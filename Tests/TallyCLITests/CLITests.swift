@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import TallyCore
 import Testing
 @testable import TallyCLI
 import TallyConfig

@@ -1,7 +1,7 @@
 import Foundation
+import TallyCore
 import Testing
 @testable import TallyConfig
-import UsageLog
 
 @Suite("Config file")
 struct ConfigTests {

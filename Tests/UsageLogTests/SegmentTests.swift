@@ -1,4 +1,5 @@
 import Foundation
+import TallyCore
 import Testing
 @testable import UsageLog
 
@@ -178,7 +179,7 @@ struct SegmentTests {
         let root = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let first = try SegmentWriter(logDirectory: root, collector: "c1")
-        let error = #expect(throws: LogIOError.self) { _ = try SegmentWriter(logDirectory: root, collector: "c1") }
+        let error = #expect(throws: FileIOError.self) { _ = try SegmentWriter(logDirectory: root, collector: "c1") }
         #expect(error?.code == .locked)
         _ = try SegmentWriter(logDirectory: root, collector: "c2")
         withExtendedLifetime(first) {}

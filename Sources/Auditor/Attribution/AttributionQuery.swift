@@ -1,6 +1,7 @@
 import GRDB
 import Report
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// A dimension spend can be broken down by (`--by`).

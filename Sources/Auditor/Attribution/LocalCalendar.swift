@@ -1,5 +1,6 @@
 import Foundation
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Local days in the audit's timezone: which day a call fell on, and when a day starts.

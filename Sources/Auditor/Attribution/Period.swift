@@ -1,3 +1,4 @@
+import TallyCore
 import UsageLog
 
 /// A span of local days to report on, both ends included, in the audit's timezone.

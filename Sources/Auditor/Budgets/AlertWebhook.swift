@@ -4,6 +4,7 @@ import GRDB
 import NIOCore
 import NIOHTTP1
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// What posting alerts to the webhook did in this run.

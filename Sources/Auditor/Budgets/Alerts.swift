@@ -1,5 +1,6 @@
 import GRDB
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// A budget crossing one of `audit.alert_thresholds` in a period, with the moment the ledger shows it happened.

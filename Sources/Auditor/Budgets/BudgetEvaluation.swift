@@ -1,5 +1,6 @@
 import GRDB
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Where a budget is set.

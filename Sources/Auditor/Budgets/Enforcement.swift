@@ -1,5 +1,6 @@
 import GRDB
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// What the audit decided about keys: the revocation list it wrote, and the breaches it could not enforce.

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import GRDB
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// A person's decision about a key (`tally keys revoke`, `tally keys restore`), kept in the ledger's `key_decisions`.

@@ -1,5 +1,6 @@
 import GRDB
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// A proposed move of unused user budget from one member of a team to another, for the current period.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TallyCore
 import UsageLog
 
 /// The advisory lock that keeps two audits off one ledger: `flock` on `<ledger>.lock`, which also records who holds it.

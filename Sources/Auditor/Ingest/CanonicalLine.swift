@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TallyCore
 import UsageLog
 
 /// The ingest's fast path: a line laid out exactly as Tally's own writer lays it out (`UsageEvent.appendJSONLine`:

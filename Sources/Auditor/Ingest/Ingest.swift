@@ -6,6 +6,7 @@ import Darwin
 import Foundation
 import GRDB
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// How far an ingest has got, for a progress bar.
@@ -124,14 +125,14 @@ public enum Ingest {
         writer.totals = totals
 
         do {
-            try await withThrowingTaskGroup(of: (SegmentJob, Result<ParsedSegment, LogIOError>).self) { group in
+            try await withThrowingTaskGroup(of: (SegmentJob, Result<ParsedSegment, FileIOError>).self) { group in
                 var next = 0
                 func launch() {
                     guard next < jobs.count else { return }
                     let job = jobs[next]
                     next += 1
                     group.addTask {
-                        (job, Result { () throws(LogIOError) in
+                        (job, Result { () throws(FileIOError) in
                             var parsed = try ParsedSegment.parse(job)
                             parsed.prepare(config: config, prices: prices, calendar: calendar)
                             return parsed

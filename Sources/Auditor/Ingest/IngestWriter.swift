@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Who a key's spend belongs to, as the config said when the call was ingested.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TallyCore
 import UsageLog
 
 /// A segment to read in this run, and where to start.
@@ -160,21 +161,21 @@ struct ParsedSegment: Sendable {
     static let maxTokens: Int64 = 10_000_000_000
 
     /// Reads and parses `job`'s lines. Only I/O failures throw; bad lines are quarantined.
-    static func parse(_ job: SegmentJob) throws(LogIOError) -> ParsedSegment {
+    static func parse(_ job: SegmentJob) throws(FileIOError) -> ParsedSegment {
         var parsed = ParsedSegment(job: job)
         parsed.events.reserveCapacity(Int(min(job.size - job.offset, 256 << 20) / (job.file.isClosed ? 60 : 500)))
         do {
             parsed.summary = try SegmentReader.read(path: job.file.path, from: job.offset, firstLineNumber: job.firstLine) { number, line in
                 parsed.accept(number: number, line: line)
             }
-        } catch let error as LogIOError {
+        } catch let error as FileIOError {
             if error.errno == ENOENT, !job.file.isClosed {
                 parsed.vanished = true
                 return parsed
             }
             throw error
         } catch {
-            throw LogIOError(code: .io, message: "\(job.file.path): \(error)")
+            throw FileIOError(code: .io, message: "\(job.file.path): \(error)")
         }
         return parsed
     }

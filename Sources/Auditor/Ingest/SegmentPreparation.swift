@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// A rollup group as a parse task sees it: string indexes of its segment, not ledger ids.

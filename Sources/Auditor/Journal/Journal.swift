@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import TallyCore
 import UsageLog
 
 /// The ledger's append-only record of what changed budgets and keys: budget changes, away releases, pool draws,

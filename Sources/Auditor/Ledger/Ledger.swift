@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// The SQLite ledger: every ingested call, what priced it, where it came from, and daily rollups (`docs/ledger.md`).

@@ -1,6 +1,7 @@
 import GRDB
 import GRDBSQLite
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// The grouping of `rollup_daily_detail` (and, with `endUser` and `tags` 0, of `rollup_daily`).

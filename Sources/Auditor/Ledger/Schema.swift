@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TallyCore
 import UsageLog
 
 /// The ledger's tables (`docs/ledger.md`). Migrations only ever add: a ledger written by an older Tally opens in a

@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 
 /// List prices of popular OpenAI, Anthropic and Google models, per token, as published in LiteLLM 1.109.1's
 /// bundled price file (taken 2026-11). Facts with a date: a config or a LiteLLM file overrides them.

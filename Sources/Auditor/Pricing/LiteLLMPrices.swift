@@ -1,5 +1,6 @@
 import Foundation
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Reads LiteLLM's `model_prices_and_context_window.json` (MIT licence): per-token prices keyed by model name.

@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 
 /// Every known price, and the rule that picks the one for a call.
 ///

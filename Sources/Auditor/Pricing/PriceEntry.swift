@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 
 /// Where a price came from, so that a figure can be explained months later.
 public enum PriceSource: Sendable, Hashable, CustomStringConvertible {

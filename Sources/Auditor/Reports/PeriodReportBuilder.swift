@@ -1,6 +1,7 @@
 import GRDB
 import Report
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Fills a `PeriodReport` for one calendar month from the ledger alone (`docs/reports.md`).
@@ -301,7 +302,7 @@ final class LedgerWasteRows: WasteRowSource {
         self.inOrder = inOrder
     }
 
-    func forEachRow(_ body: (WasteRow) throws(LogIOError) -> Void) throws(LogIOError) {
+    func forEachRow(_ body: (WasteRow) throws(FileIOError) -> Void) throws(FileIOError) {
         do {
             try ledger.access { db in
                 let order = inOrder ? "rowid" : "\(Self.kindOrder), kind, cost DESC, first_ts, subject, rowid"
@@ -310,8 +311,8 @@ final class LedgerWasteRows: WasteRowSource {
             }
         } catch {
             // What `body` threw comes back as the ledger's error's cause.
-            if let written = error.cause as? LogIOError { throw written }
-            throw LogIOError(code: .io, message: "cannot read the \(label) waste findings: \(error.message)")
+            if let written = error.cause as? FileIOError { throw written }
+            throw FileIOError(code: .io, message: "cannot read the \(label) waste findings: \(error.message)")
         }
     }
 

@@ -1,6 +1,7 @@
 import GRDB
 import Report
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// What an audit wrote under `audit.reports_dir`.

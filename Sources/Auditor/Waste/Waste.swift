@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// One kind of waste the audit looks for (`docs/waste-and-reallocation.md`).

@@ -2,6 +2,7 @@ import GRDB
 import Foundation
 import GRDBSQLite
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Reads a period's calls from the ledger's scan blocks in time order, runs the waste rules over them, and keeps the findings in

@@ -1,5 +1,6 @@
 import Synchronization
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// What the collector knows about a presented key: configured keys by secret hash, and the revocations in force.

@@ -1,4 +1,5 @@
 import Synchronization
+import TallyCore
 import UsageLog
 
 /// A bounded queue from request handlers to the one log writer. A handler that finds it full waits for room:

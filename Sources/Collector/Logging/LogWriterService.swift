@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// The one task that owns the active log segment: it takes batches from the `EventQueue`, appends and commits them,

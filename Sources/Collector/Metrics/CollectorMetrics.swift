@@ -1,4 +1,5 @@
 import Synchronization
+import TallyCore
 import UsageLog
 
 /// The collector's counters, rendered in the Prometheus text format at `/metrics`.

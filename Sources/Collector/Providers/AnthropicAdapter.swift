@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// The Anthropic Messages API: key as `x-api-key`, usage whose `input_tokens` leaves out cache reads and writes.

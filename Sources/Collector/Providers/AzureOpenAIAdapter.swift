@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Azure OpenAI: the OpenAI API behind deployment routes, key as `api-key`.

@@ -1,5 +1,6 @@
 import Foundation
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Google's Gemini API, native: `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`, key as

@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// The OpenAI API: chat completions, legacy completions, Responses and embeddings, key as `Authorization: Bearer`.

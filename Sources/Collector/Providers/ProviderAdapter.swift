@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Everything the collector does differently for one provider API shape.

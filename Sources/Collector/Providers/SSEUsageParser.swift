@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Splits a server-sent-event stream into events as it passes, chunk by chunk, and hands each event's data to the

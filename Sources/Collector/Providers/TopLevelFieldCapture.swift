@@ -1,3 +1,4 @@
+import TallyCore
 import UsageLog
 
 /// Captures the raw JSON text of chosen top-level members of an object streamed in chunks, in bounded memory.

@@ -1,5 +1,6 @@
 import Foundation
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// One proxied call, from its request to its log event: a value-type state machine kept apart from the I/O.

@@ -7,6 +7,7 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import TallyConfig
+import TallyCore
 import UnixSignals
 import UsageLog
 

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Forwards one client call to its provider unchanged, and records one usage event for it.

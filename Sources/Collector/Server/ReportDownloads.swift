@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// `/reports/`: the audit's report folders (`audit.reports_dir`) for people with the admin token (`docs/reports.md`).

@@ -1,4 +1,5 @@
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// Where a client's path goes: `/<provider>/<rest>` to that provider, `/v1/...` to the default provider.

@@ -3,6 +3,7 @@ import Auditor
 import Foundation
 import Report
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// `tally audit`: what cron runs. Ingests new log lines into the ledger, prices and attributes them.

@@ -3,6 +3,7 @@ import Collector
 import Foundation
 import Logging
 import TallyConfig
+import TallyCore
 
 /// `tally collect`: run the collector until SIGTERM or SIGINT.
 struct Collect: AsyncParsableCommand {

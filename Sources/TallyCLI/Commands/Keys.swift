@@ -1,6 +1,7 @@
 import ArgumentParser
 import Auditor
 import Foundation
+import TallyCore
 import UsageLog
 
 /// `tally keys`: virtual keys.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Auditor
 import Report
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// `tally realloc list` and `tally realloc approve ID`: budget moves within a team.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Auditor
 import Report
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// `tally report …`: figures read from the ledger alone.

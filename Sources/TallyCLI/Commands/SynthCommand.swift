@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Synth
 import TallyConfig
+import TallyCore
 import UsageLog
 
 /// `tally synth`: deterministic synthetic logs for demos, tests and benchmarks.

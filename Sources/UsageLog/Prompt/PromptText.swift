@@ -1,3 +1,5 @@
+import TallyCore
+
 /// The text a person wrote into a request, pulled out of its JSON for similarity and previews.
 public enum PromptText {
     /// Keys whose string values are structure, not prompt text (roles, ids, types, binary payloads).

@@ -1,3 +1,5 @@
+import TallyCore
+
 /// 64-bit SimHash (Charikar) over the words of a text: texts that differ in a few words differ in a few bits.
 ///
 /// Words are runs of ASCII letters and digits or of non-ASCII characters; ASCII letters are folded to lower case.

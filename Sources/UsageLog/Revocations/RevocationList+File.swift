@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TallyCore
 
 extension RevocationList {
     /// The list in the file at `path`; nil when there is no file. A file that does not parse throws.
@@ -13,7 +14,7 @@ extension RevocationList {
 
     /// Writes the list as `docs/revocations.md` says: to a temporary file in the same folder, fsynced, renamed over
     /// `path`, and the folder fsynced, so a reader sees the old list or the new one, never half of one.
-    public func write(to path: String, comments: [String] = []) throws(LogIOError) {
+    public func write(to path: String, comments: [String] = []) throws(FileIOError) {
         try AtomicFile.write(rendered(comments: comments), to: path)
     }
 }

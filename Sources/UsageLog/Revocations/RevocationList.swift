@@ -1,4 +1,5 @@
 import Crypto
+import TallyCore
 
 /// The list of revoked keys the auditor writes and the collector enforces (`docs/revocations.md`).
 ///

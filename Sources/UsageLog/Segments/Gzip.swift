@@ -5,6 +5,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TallyCore
 
 /// Whole-file gzip compression for closing segments.
 public enum Gzip {
@@ -16,13 +17,13 @@ public enum Gzip {
     /// The output is a series of gzip members of `memberBytes` of input each (RFC 1952 §2.2 allows several members;
     /// `zcat`, Python's gzip and Tally's reader read them as one stream), made by libdeflate, which is about twice
     /// as fast as zlib at level 1 on log lines and compresses them better.
-    public static func compressFile(source: String, destination: String, level: Int32 = 6) throws(LogIOError) {
+    public static func compressFile(source: String, destination: String, level: Int32 = 6) throws(FileIOError) {
         let input = try FileIO.open(source, O_RDONLY)
         defer { close(input) }
         let output = try FileIO.open(destination, O_WRONLY | O_CREAT | O_TRUNC)
         defer { close(output) }
         guard let compressor = libdeflate_alloc_compressor(max(1, min(12, level))) else {
-            throw LogIOError(code: .compression, message: "libdeflate could not start compressing \(source)")
+            throw FileIOError(code: .compression, message: "libdeflate could not start compressing \(source)")
         }
         defer { libdeflate_free_compressor(compressor) }
 
@@ -43,7 +44,7 @@ public enum Gzip {
             if filled == 0 && wroteAny { break }
             let produced = libdeflate_gzip_compress(compressor, inBuffer.baseAddress, filled, outBuffer.baseAddress, bound)
             guard produced > 0 else {
-                throw LogIOError(code: .compression, message: "libdeflate failed while compressing \(source)")
+                throw FileIOError(code: .compression, message: "libdeflate failed while compressing \(source)")
             }
             try FileIO.writeAll(output, UnsafeRawBufferPointer(rebasing: outBuffer[0..<produced]), path: destination)
             wroteAny = true
@@ -66,7 +67,7 @@ struct GzipChunkReader {
     /// Set when the file ended before its gzip stream did, or the data was corrupt.
     private(set) var damage: String?
 
-    init(path: String, chunkSize: Int = 1 << 20) throws(LogIOError) {
+    init(path: String, chunkSize: Int = 1 << 20) throws(FileIOError) {
         self.path = path
         fd = try FileIO.open(path, O_RDONLY)
         inBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
@@ -76,7 +77,7 @@ struct GzipChunkReader {
             close(fd)
             inBuffer.deallocate()
             stream.deallocate()
-            throw LogIOError(code: .compression, message: "zlib could not start reading \(path)")
+            throw FileIOError(code: .compression, message: "zlib could not start reading \(path)")
         }
     }
 
@@ -89,7 +90,7 @@ struct GzipChunkReader {
     }
 
     /// Fills `output` with the next decompressed bytes; returns how many (0 at the end, or when the file is damaged).
-    mutating func read(into output: UnsafeMutableRawBufferPointer) throws(LogIOError) -> Int {
+    mutating func read(into output: UnsafeMutableRawBufferPointer) throws(FileIOError) -> Int {
         guard damage == nil else { return 0 }
         stream.pointee.next_out = output.baseAddress!.assumingMemoryBound(to: Bytef.self)
         stream.pointee.avail_out = uInt(output.count)

@@ -1,3 +1,5 @@
+import TallyCore
+
 /// A segment file in a log directory: `<log_dir>/<collector>/<yyyyMMdd'T'HHmmss'Z'>-<seq>.jsonl[.gz]`.
 public struct SegmentFile: Sendable, Hashable, Comparable {
     /// Full path of the file.
@@ -52,9 +54,9 @@ public struct SegmentFile: Sendable, Hashable, Comparable {
 /// Lists the segments of a log directory: one folder per collector.
 public enum LogDirectory {
     /// Every segment under `root`, closed and open, sorted by collector, then time, then sequence.
-    public static func segments(root: String) throws(LogIOError) -> [SegmentFile] {
+    public static func segments(root: String) throws(FileIOError) -> [SegmentFile] {
         guard FileIO.isDirectory(root) else {
-            throw LogIOError(code: .io, message: "log directory \(root) does not exist")
+            throw FileIOError(code: .io, message: "log directory \(root) does not exist")
         }
         var result: [SegmentFile] = []
         for collector in try FileIO.list(root).sorted() where !collector.hasPrefix(".") {
@@ -66,7 +68,7 @@ public enum LogDirectory {
     }
 
     /// The segments in one collector's folder.
-    public static func segments(collectorFolder folder: String, collector: String) throws(LogIOError) -> [SegmentFile] {
+    public static func segments(collectorFolder folder: String, collector: String) throws(FileIOError) -> [SegmentFile] {
         try FileIO.list(folder).compactMap { SegmentFile(path: folder + "/" + $0, collector: collector, name: $0) }.sorted()
     }
 }

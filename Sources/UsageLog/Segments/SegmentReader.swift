@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TallyCore
 
 /// What reading one segment found.
 public struct SegmentReadSummary: Sendable, Equatable {
@@ -45,23 +46,23 @@ public enum SegmentReader {
             var source = try GzipChunkReader(path: path)
             defer { source.finish() }
             var summary = try split(chunkSize: chunkSize, firstLineNumber: firstLineNumber,
-                                    next: { buffer throws(LogIOError) in try source.read(into: buffer) }, body)
+                                    next: { buffer throws(FileIOError) in try source.read(into: buffer) }, body)
             summary.damage = source.damage
             return summary
         } else {
             let fd = try FileIO.open(path, O_RDONLY)
             defer { close(fd) }
             if offset > 0, lseek(fd, off_t(offset), SEEK_SET) < 0 {
-                throw LogIOError.system("cannot seek in", path: path)
+                throw FileIOError.system("cannot seek in", path: path)
             }
             return try split(chunkSize: chunkSize, firstLineNumber: firstLineNumber,
-                             next: { buffer throws(LogIOError) in try FileIO.read(fd, into: buffer, path: path) }, body)
+                             next: { buffer throws(FileIOError) in try FileIO.read(fd, into: buffer, path: path) }, body)
         }
     }
 
     private static func split(
         chunkSize: Int, firstLineNumber: Int,
-        next: (UnsafeMutableRawBufferPointer) throws(LogIOError) -> Int,
+        next: (UnsafeMutableRawBufferPointer) throws(FileIOError) -> Int,
         _ body: (Int, UnsafeBufferPointer<UInt8>) throws -> Void
     ) throws -> SegmentReadSummary {
         var summary = SegmentReadSummary()

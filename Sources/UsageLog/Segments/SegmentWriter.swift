@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TallyCore
 
 /// When the writer forces written lines to disk.
 public enum FsyncPolicy: Sendable, Equatable {
@@ -62,9 +63,9 @@ public final class SegmentWriter {
     public private(set) var segmentsClosed = 0
 
     /// Opens `<logDirectory>/<collector>/`, creating it, taking its lock and recovering leftovers from a crash.
-    public init(logDirectory: String, collector: String, options: SegmentWriterOptions = SegmentWriterOptions()) throws(LogIOError) {
+    public init(logDirectory: String, collector: String, options: SegmentWriterOptions = SegmentWriterOptions()) throws(FileIOError) {
         guard !collector.isEmpty, !collector.contains("/"), !collector.hasPrefix(".") else {
-            throw LogIOError(code: .io, message: "collector id '\(collector)' cannot name a folder")
+            throw FileIOError(code: .io, message: "collector id '\(collector)' cannot name a folder")
         }
         self.collector = collector
         self.options = options
@@ -74,10 +75,10 @@ public final class SegmentWriter {
         lockFD = try FileIO.open(lockPath, O_RDWR | O_CREAT)
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
             Glibc.close(lockFD)
-            throw LogIOError(code: .locked, message: "another writer holds \(folder) (lock \(lockPath)); is a collector with id '\(collector)' already running?")
+            throw FileIOError(code: .locked, message: "another writer holds \(folder) (lock \(lockPath)); is a collector with id '\(collector)' already running?")
         }
         buffer.reserveCapacity(options.bufferBytes + 4096)
-        do throws(LogIOError) {
+        do throws(FileIOError) {
             try recover()
         } catch {
             Glibc.close(lockFD)
@@ -91,7 +92,7 @@ public final class SegmentWriter {
     }
 
     /// Finishes segments a previous writer left open.
-    private func recover() throws(LogIOError) {
+    private func recover() throws(FileIOError) {
         for name in try FileIO.list(folder) {
             let path = folder + "/" + name
             if name.hasSuffix(".tmp") {
@@ -110,14 +111,14 @@ public final class SegmentWriter {
     }
 
     /// Appends one event. `now` is the writer's clock in milliseconds (wall time in a collector, simulated time in synth).
-    public func append(_ event: UsageEvent, now: Int64) throws(LogIOError) {
+    public func append(_ event: UsageEvent, now: Int64) throws(FileIOError) {
         let start = buffer.count
         event.appendJSONLine(to: &buffer)
         try place(lineFrom: start, now: now)
     }
 
     /// Appends one complete line; it must be a single JSON object ending in `\n`.
-    public func append(line: some BidirectionalCollection<UInt8>, now: Int64) throws(LogIOError) {
+    public func append(line: some BidirectionalCollection<UInt8>, now: Int64) throws(FileIOError) {
         precondition(line.last == UInt8(ascii: "\n"), "a log line must end in a newline")
         let start = buffer.count
         buffer.append(contentsOf: line)
@@ -125,7 +126,7 @@ public final class SegmentWriter {
     }
 
     /// Puts the line now at `buffer[start...]` into the right segment, rotating first when it would not fit.
-    private func place(lineFrom start: Int, now: Int64) throws(LogIOError) {
+    private func place(lineFrom start: Int, now: Int64) throws(FileIOError) {
         let length = Int64(buffer.count - start)
         if currentStem != nil, segmentBytes > 0,
            segmentBytes + length > options.maxBytes || now - openedAt >= options.maxAgeMilliseconds {
@@ -142,7 +143,7 @@ public final class SegmentWriter {
     }
 
     /// Writes buffered lines to the kernel, and fsyncs as the policy says. Call it after each batch of appends.
-    public func commit(now: Int64) throws(LogIOError) {
+    public func commit(now: Int64) throws(FileIOError) {
         try writeBuffer()
         guard fd >= 0, needsFsync else { return }
         switch options.fsync {
@@ -156,7 +157,7 @@ public final class SegmentWriter {
     }
 
     /// Closes a segment that has reached its age, and syncs on the interval. Call it periodically when idle.
-    public func tick(now: Int64) throws(LogIOError) {
+    public func tick(now: Int64) throws(FileIOError) {
         if currentStem != nil, now - openedAt >= options.maxAgeMilliseconds {
             try closeSegment()
         } else {
@@ -165,7 +166,7 @@ public final class SegmentWriter {
     }
 
     /// Closes the active segment, if any: written, fsynced and (unless deferred) compressed.
-    public func close() throws(LogIOError) {
+    public func close() throws(FileIOError) {
         if currentStem != nil { try closeSegment() }
     }
 
@@ -177,12 +178,12 @@ public final class SegmentWriter {
 
     /// Compresses a closed plain segment to `.jsonl.gz` atomically: temporary file, fsync, rename, directory fsync,
     /// then removes the plain file. Safe to call from another thread for a path this writer no longer owns.
-    public func compress(_ plainPath: String) throws(LogIOError) {
+    public func compress(_ plainPath: String) throws(FileIOError) {
         try SegmentWriter.compress(plainPath, level: options.gzipLevel)
     }
 
     /// Compresses a closed plain segment; see `compress(_:)`.
-    public static func compress(_ plainPath: String, level: Int32) throws(LogIOError) {
+    public static func compress(_ plainPath: String, level: Int32) throws(FileIOError) {
         let target = plainPath + ".gz"
         let temporary = target + ".tmp"
         try Gzip.compressFile(source: plainPath, destination: temporary, level: level)
@@ -192,7 +193,7 @@ public final class SegmentWriter {
         try FileIO.unlink(plainPath)
     }
 
-    private func openSegment(now: Int64) throws(LogIOError) {
+    private func openSegment(now: Int64) throws(FileIOError) {
         let time = Timestamp.formatCompact(milliseconds: now)
         if time != lastStemTime {
             lastStemTime = time
@@ -212,24 +213,24 @@ public final class SegmentWriter {
         segmentBytes = 0
     }
 
-    private func writeBuffer() throws(LogIOError) {
+    private func writeBuffer() throws(FileIOError) {
         guard !buffer.isEmpty, fd >= 0, let stem = currentStem else { return }
         let path = folder + "/" + stem + ".jsonl"
         let fd = self.fd
         try buffer.withUnsafeBytes { bytes in
-            Result { () throws(LogIOError) in try FileIO.writeAll(fd, bytes, path: path) }
+            Result { () throws(FileIOError) in try FileIO.writeAll(fd, bytes, path: path) }
         }.get()
         buffer.removeAll(keepingCapacity: true)
         needsFsync = true
     }
 
-    private func syncFile(now: Int64) throws(LogIOError) {
+    private func syncFile(now: Int64) throws(FileIOError) {
         try FileIO.fsync(fd, path: folder)
         lastFsync = now
         needsFsync = false
     }
 
-    private func closeSegment() throws(LogIOError) {
+    private func closeSegment() throws(FileIOError) {
         guard let stem = currentStem else { return }
         try writeBuffer()
         let path = folder + "/" + stem + ".jsonl"

@@ -9,7 +9,7 @@ import Crypto
 /// folder fsynced, so a reader sees the old file or the new one, never half of one, even after a crash.
 public enum AtomicFile {
     /// Replaces (or creates) `path` with `bytes`, creating missing folders.
-    public static func write(_ bytes: some Sequence<UInt8>, to path: String) throws(LogIOError) {
+    public static func write(_ bytes: some Sequence<UInt8>, to path: String) throws(FileIOError) {
         let file = try Writer(path)
         try file.append(bytes)
         try file.commit()
@@ -36,7 +36,7 @@ public enum AtomicFile {
         private var hasher = SHA256()
 
         /// Starts replacing `path`, creating missing folders.
-        public init(_ path: String) throws(LogIOError) {
+        public init(_ path: String) throws(FileIOError) {
             self.path = path
             (folder, temporary) = AtomicFile.temporary(beside: path)
             if !folder.isEmpty { try FileIO.makeDirectories(folder) }
@@ -50,17 +50,17 @@ public enum AtomicFile {
             }
         }
 
-        public func append(_ bytes: some Sequence<UInt8>) throws(LogIOError) {
+        public func append(_ bytes: some Sequence<UInt8>) throws(FileIOError) {
             pending.append(contentsOf: bytes)
             if pending.count >= Self.pieceSize { try flush() }
         }
 
-        private func flush() throws(LogIOError) {
+        private func flush() throws(FileIOError) {
             guard !pending.isEmpty else { return }
             let (fd, temporary) = (fd, temporary)
             let written = pending.withUnsafeBytes { buffer in
                 hasher.update(bufferPointer: buffer)
-                return Result { () throws(LogIOError) in try FileIO.writeAll(fd, buffer, path: temporary) }
+                return Result { () throws(FileIOError) in try FileIO.writeAll(fd, buffer, path: temporary) }
             }
             try written.get()
             size += pending.count
@@ -69,7 +69,7 @@ public enum AtomicFile {
 
         /// Writes what is left, fsyncs, and renames the file over `path`; returns its size and SHA-256.
         @discardableResult
-        public func commit() throws(LogIOError) -> Written {
+        public func commit() throws(FileIOError) -> Written {
             try flush()
             try FileIO.fsync(fd, path: temporary)
             close(fd)
@@ -90,7 +90,7 @@ public enum AtomicFile {
     }
 
     /// The whole content of `path`; nil when there is no such file.
-    public static func read(_ path: String) throws(LogIOError) -> [UInt8]? {
+    public static func read(_ path: String) throws(FileIOError) -> [UInt8]? {
         guard FileIO.exists(path) else { return nil }
         let fd = try FileIO.open(path, O_RDONLY)
         defer { close(fd) }
@@ -108,14 +108,14 @@ public enum AtomicFile {
 
 extension AtomicFile {
     /// Points the symbolic link `path` at `target` (relative to the link's folder), replacing an older link atomically.
-    public static func link(_ path: String, to target: String) throws(LogIOError) {
+    public static func link(_ path: String, to target: String) throws(FileIOError) {
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = readlink(path, &buffer, buffer.count - 1)
         if length >= 0, String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) == target { return }
-        if length < 0, FileIO.exists(path) { throw LogIOError(code: .io, message: "\(path) is not a symbolic link; move it away so that it can be one") }
+        if length < 0, FileIO.exists(path) { throw FileIOError(code: .io, message: "\(path) is not a symbolic link; move it away so that it can be one") }
         let (folder, temporary) = temporary(beside: path)
         _ = unlink(temporary)
-        guard symlink(target, temporary) == 0 else { throw LogIOError.system("cannot create the link", path: temporary) }
+        guard symlink(target, temporary) == 0 else { throw FileIOError.system("cannot create the link", path: temporary) }
         do { try FileIO.rename(temporary, path) } catch {
             try? FileIO.unlink(temporary)
             throw error

@@ -70,6 +70,11 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
     public var message: String
 
     public var description: String { "\(message) at byte \(offset)" }
+
+    public init(offset: Int, message: String) {
+        self.offset = offset
+        self.message = message
+    }
 }
 
 extension JSONValue {
@@ -99,19 +104,19 @@ extension JSONValue {
 }
 
 /// A recursive-descent parser over UTF-8 bytes.
-struct JSONParser {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var index = 0
+package struct JSONParser {
+    package let bytes: UnsafeBufferPointer<UInt8>
+    package var index = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>) {
+    package init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
     }
 
-    func error(_ message: String) -> JSONParseError {
+    package func error(_ message: String) -> JSONParseError {
         JSONParseError(offset: index, message: message)
     }
 
-    mutating func skipWhitespace() {
+    package mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x09, 0x0A, 0x0D: index += 1
@@ -120,7 +125,7 @@ struct JSONParser {
         }
     }
 
-    mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
+    package mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
         guard index < bytes.count else { throw error("unexpected end of input") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
@@ -221,7 +226,7 @@ struct JSONParser {
     }
 
     /// Parses a string starting at its opening quote; checks UTF-8 and escapes.
-    mutating func parseString() throws(JSONParseError) -> String {
+    package mutating func parseString() throws(JSONParseError) -> String {
         index += 1
         let start = index
         // Fast path: no escapes.
@@ -288,7 +293,7 @@ struct JSONParser {
 
     /// The string for UTF-8 bytes, or nil when they are not valid UTF-8. ASCII (the common case) skips the
     /// generic validator, which is slow when it is not specialised.
-    static func validatedString(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    package static func validatedString(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
         var ascii = true
         for byte in bytes where byte >= 0x80 {
             ascii = false

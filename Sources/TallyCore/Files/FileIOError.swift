@@ -4,8 +4,9 @@ import Glibc
 import Darwin
 #endif
 
-/// A file-system failure while writing or reading log segments, with the path and the system's reason.
-public struct LogIOError: Error, Sendable, CustomStringConvertible {
+/// A file-system failure while writing or reading a file (log segments, report files, the revocation list), with
+/// the path and the system's reason.
+public struct FileIOError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private let name: String
         private init(_ name: String) { self.name = name }
@@ -31,9 +32,9 @@ public struct LogIOError: Error, Sendable, CustomStringConvertible {
     }
 
     /// An error for the system call that just failed, with `strerror(errno)`.
-    static func system(_ what: String, path: String) -> LogIOError {
+    package static func system(_ what: String, path: String) -> FileIOError {
         let number = Glibc.errno
-        return LogIOError(code: .io, message: "\(what) \(path): \(String(cString: strerror(number)))", errno: number)
+        return FileIOError(code: .io, message: "\(what) \(path): \(String(cString: strerror(number)))", errno: number)
     }
 
     public var description: String { message }

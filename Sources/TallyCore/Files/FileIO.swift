@@ -5,75 +5,75 @@ import Darwin
 #endif
 
 /// Thin, error-checked wrappers over the POSIX calls the segment code needs.
-enum FileIO {
-    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(LogIOError) -> Int32 {
+package enum FileIO {
+    package static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(FileIOError) -> Int32 {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw LogIOError.system("cannot open", path: path) }
+        guard fd >= 0 else { throw FileIOError.system("cannot open", path: path) }
         return fd
     }
 
     /// Writes all of `bytes`, retrying short writes and EINTR.
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(LogIOError) {
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(FileIOError) {
         var offset = 0
         while offset < bytes.count {
             let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw LogIOError.system("cannot write", path: path)
+                throw FileIOError.system("cannot write", path: path)
             }
             offset += n
         }
     }
 
     /// Reads up to `buffer.count` bytes; 0 at end of file.
-    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, path: String) throws(LogIOError) -> Int {
+    package static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, path: String) throws(FileIOError) -> Int {
         while true {
             let n = Glibc.read(fd, buffer.baseAddress!, buffer.count)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw LogIOError.system("cannot read", path: path)
+                throw FileIOError.system("cannot read", path: path)
             }
             return n
         }
     }
 
-    static func fsync(_ fd: Int32, path: String) throws(LogIOError) {
-        guard Glibc.fsync(fd) == 0 else { throw LogIOError.system("cannot fsync", path: path) }
+    package static func fsync(_ fd: Int32, path: String) throws(FileIOError) {
+        guard Glibc.fsync(fd) == 0 else { throw FileIOError.system("cannot fsync", path: path) }
     }
 
     /// fsyncs a directory so that a rename or a new file in it survives a crash.
-    static func fsyncDirectory(_ path: String) throws(LogIOError) {
+    package static func fsyncDirectory(_ path: String) throws(FileIOError) {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
         defer { Glibc.close(fd) }
         try fsync(fd, path: path)
     }
 
-    static func rename(_ from: String, _ to: String) throws(LogIOError) {
-        guard Glibc.rename(from, to) == 0 else { throw LogIOError.system("cannot rename to \(to):", path: from) }
+    package static func rename(_ from: String, _ to: String) throws(FileIOError) {
+        guard Glibc.rename(from, to) == 0 else { throw FileIOError.system("cannot rename to \(to):", path: from) }
     }
 
-    static func unlink(_ path: String) throws(LogIOError) {
-        guard Glibc.unlink(path) == 0 || errno == ENOENT else { throw LogIOError.system("cannot remove", path: path) }
+    package static func unlink(_ path: String) throws(FileIOError) {
+        guard Glibc.unlink(path) == 0 || errno == ENOENT else { throw FileIOError.system("cannot remove", path: path) }
     }
 
-    static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }
 
     /// Creates `path` and its missing parents.
-    static func makeDirectories(_ path: String) throws(LogIOError) {
+    package static func makeDirectories(_ path: String) throws(FileIOError) {
         var current = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             current += "/" + component
             if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw LogIOError.system("cannot create directory", path: current)
+                throw FileIOError.system("cannot create directory", path: current)
             }
         }
     }
 
     /// The names in a directory, without `.` and `..`.
-    static func list(_ path: String) throws(LogIOError) -> [String] {
-        guard let dir = opendir(path) else { throw LogIOError.system("cannot list", path: path) }
+    package static func list(_ path: String) throws(FileIOError) -> [String] {
+        guard let dir = opendir(path) else { throw FileIOError.system("cannot list", path: path) }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
@@ -85,12 +85,12 @@ enum FileIO {
         return names
     }
 
-    static func isDirectory(_ path: String) -> Bool {
+    package static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
-    static func size(_ path: String) -> Int64? {
+    package static func size(_ path: String) -> Int64? {
         var info = stat()
         return stat(path, &info) == 0 ? Int64(info.st_size) : nil
     }
