@@ -1,5 +1,6 @@
 import ArgumentParser
 import Auditor
+import Collector
 import Foundation
 import Synth
 import TallyConfig
@@ -37,6 +38,10 @@ func runReportingFailures(_ body: () async throws -> Void) async throws {
     } catch let error as AuditError {
         printError("tally: \(error.message)")
         throw ExitCode(exitStatus(error.code))
+    } catch let error as CollectorError {
+        // The collector refuses to start on what the environment lacks (the hash secret, a port it cannot bind).
+        printError("tally collect: \(error.message)")
+        throw ExitCode(ExitStatus.config)
     } catch let error as SynthError {
         printError("tally: \(error.message)")
         throw ExitCode(ExitStatus.config)
@@ -62,7 +67,13 @@ func exitStatus(_ code: AuditError.Code) -> Int32 {
 /// `1 key`, `3 keys`: a count and its noun, plural when it is not one.
 func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
 
-/// Loads a config with every check the CLI can make, including PCRE2 compilation of redaction patterns.
-func loadConfig(_ path: String) throws(ConfigError) -> Config {
-    try Config.load(path: path, validatePattern: CollectorPatterns.problem)
+/// `--config FILE`, which every command that reads the config takes.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .customLong("config"), help: "The config file (YAML).")
+    var path: String
+
+    /// The config with every check the CLI can make, including PCRE2 compilation of redaction patterns.
+    func load() throws(ConfigError) -> Config {
+        try Config.load(path: path, validatePattern: CollectorPatterns.problem)
+    }
 }

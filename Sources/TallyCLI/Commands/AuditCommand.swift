@@ -25,8 +25,7 @@ struct AuditCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(name: .long, help: "The config file (YAML).")
-    var config: String
+    @OptionGroup var config: ConfigOption
 
     @Flag(name: .long, help: "Also ingest the complete lines of segments still being written.")
     var includeOpen = false
@@ -43,7 +42,7 @@ struct AuditCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingFailures {
-            let loaded = try loadConfig(config)
+            let loaded = try config.load()
             let options = Audit.Options(includeOpen: includeOpen, asOf: asOf.flatMap { Timestamp.parse($0) } ?? Timestamp.now())
             let bar = ProgressBar(enabled: !quiet && isatty(STDERR_FILENO) == 1)
             let outcome = try await Audit.run(config: loaded, options: options) { bar.update($0) }

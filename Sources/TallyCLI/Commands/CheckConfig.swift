@@ -11,13 +11,12 @@ struct CheckConfig: AsyncParsableCommand {
         discussion: "Environment variables the config names are checked too; missing ones are warnings, since the check may run elsewhere."
     )
 
-    @Option(name: .long, help: "The config file (YAML).")
-    var config: String
+    @OptionGroup var config: ConfigOption
 
     func run() async throws {
         try await runReportingFailures {
-            let loaded = try loadConfig(config)
-            print(Self.summary(loaded, path: config))
+            let loaded = try config.load()
+            print(Self.summary(loaded, path: config.path))
             for warning in Self.warnings(loaded, environment: ProcessInfo.processInfo.environment) {
                 printError("warning: \(warning)")
             }

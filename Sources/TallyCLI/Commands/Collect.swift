@@ -17,8 +17,7 @@ struct Collect: AsyncParsableCommand {
         """
     )
 
-    @Option(name: .long, help: "The config file (YAML).")
-    var config: String
+    @OptionGroup var config: ConfigOption
 
     @Option(name: .long, help: "Override collector.listen (host:port; port 0 picks a free port).")
     var listen: String?
@@ -32,15 +31,10 @@ struct Collect: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingFailures {
-            var loaded = try loadConfig(config)
+            var loaded = try config.load()
             if let listen { loaded.collector.listen = listen }
             let logger = CLILogging.logger(label: "tally.collect", level: Logger.Level(rawValue: logLevel.rawValue) ?? .info)
-            do {
-                try await CollectorServer.run(config: loaded, environment: ProcessInfo.processInfo.environment, logger: logger)
-            } catch let error as CollectorError {
-                printError("tally collect: \(error.message)")
-                throw ExitCode(ExitStatus.config)
-            }
+            try await CollectorServer.run(config: loaded, environment: ProcessInfo.processInfo.environment, logger: logger)
         }
     }
 }

@@ -19,8 +19,7 @@ struct Keys: AsyncParsableCommand {
             discussion: "The collector refuses the key (403) within its reload interval. `tally keys restore` lifts it."
         )
 
-        @Option(name: .long, help: "The config file (YAML).")
-        var config: String
+        @OptionGroup var config: ConfigOption
 
         @Argument(help: "The key's id.")
         var id: String
@@ -38,7 +37,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             try await runReportingFailures {
-                let loaded = try loadConfig(config)
+                let loaded = try config.load()
                 let decision = KeyDecision(key: id, action: .revoke, reason: reason, until: until.flatMap { Timestamp.parse($0) },
                                            at: Timestamp.now(), by: KeyDecisions.currentUser())
                 let result = try KeyDecisions.record(decision, config: loaded)
@@ -54,8 +53,7 @@ struct Keys: AsyncParsableCommand {
             discussion: "Recorded in the ledger; the revocation list is rewritten at once."
         )
 
-        @Option(name: .long, help: "The config file (YAML).")
-        var config: String
+        @OptionGroup var config: ConfigOption
 
         @Argument(help: "The key's id.")
         var id: String
@@ -65,7 +63,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             try await runReportingFailures {
-                let loaded = try loadConfig(config)
+                let loaded = try config.load()
                 let decision = KeyDecision(key: id, action: .restore, reason: reason, until: nil, at: Timestamp.now(), by: KeyDecisions.currentUser())
                 let result = try KeyDecisions.record(decision, config: loaded)
                 let still = result.list.entries.first { $0.keyID == id }

@@ -20,12 +20,11 @@ struct Realloc: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Standing proposals, pool releases and draws, and approvals, from the last audit.")
 
-        @Option(name: .long, help: "The config file (YAML).")
-        var config: String
+        @OptionGroup var config: ConfigOption
 
         func run() async throws {
             try await runReportingFailures {
-                let loaded = try loadConfig(config)
+                let loaded = try config.load()
                 let ledger = try Ledger.reading(loaded)
                 let proposals = try Reallocation.proposals(ledger: ledger)
                 let moves = try Reallocation.moves(ledger: ledger)
@@ -61,15 +60,14 @@ struct Realloc: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Approve a standing proposal: recorded in the ledger with who and when, and applied at once.")
 
-        @Option(name: .long, help: "The config file (YAML).")
-        var config: String
+        @OptionGroup var config: ConfigOption
 
         @Argument(help: "The proposal's id, as `tally realloc list` shows it (such as 2026-11:alice:bob).")
         var id: String
 
         func run() async throws {
             try await runReportingFailures {
-                let loaded = try loadConfig(config)
+                let loaded = try config.load()
                 let (approval, result) = try Reallocation.approve(id: id, config: loaded, by: KeyDecisions.currentUser(), at: Timestamp.now())
                 print("tally realloc approve: \(approval.amount.formatted(places: 2)) \(loaded.currency) moved from \(approval.from) to \(approval.to) "
                       + "for \(approval.periodLabel); \(result.path) now lists \(counted(result.list.entries.count, "key"))")
@@ -85,12 +83,11 @@ struct Verify: AsyncParsableCommand {
         discussion: "Exits 0 when the hash chain is whole, 1 when it is not (each problem is named on standard error)."
     )
 
-    @Option(name: .long, help: "The config file (YAML).")
-    var config: String
+    @OptionGroup var config: ConfigOption
 
     func run() async throws {
         try await runReportingFailures {
-            let loaded = try loadConfig(config)
+            let loaded = try config.load()
             let ledger = try Ledger.reading(loaded)
             let result = try Journal.verify(ledger: ledger)
             guard result.problems.isEmpty else {

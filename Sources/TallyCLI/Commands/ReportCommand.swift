@@ -26,8 +26,7 @@ struct ReportCommand: AsyncParsableCommand {
             """
         )
 
-        @Option(name: .long, help: "The config file (YAML).")
-        var config: String
+        @OptionGroup var config: ConfigOption
 
         @Option(name: .long, help: "The month (2026-11). Default: this month.")
         var period: String?
@@ -47,7 +46,7 @@ struct ReportCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runReportingFailures {
-                let loaded = try loadConfig(config)
+                let loaded = try config.load()
                 var calendar = try LocalCalendar.audit(loaded)
                 let now = asOf.flatMap { Timestamp.parse($0) } ?? Timestamp.now()
                 let month = try period.map { try Period(parsing: $0) } ?? Period.month(containing: calendar.day(of: now))
@@ -81,8 +80,7 @@ struct ReportCommand: AsyncParsableCommand {
             """
         )
 
-        @Option(name: .long, help: "The config file (YAML).")
-        var config: String
+        @OptionGroup var config: ConfigOption
 
         @Option(name: .long, help: "A month (2026-11), an ISO week (2026-W47) or a day (2026-11-22). Default: this month.")
         var period: String?
@@ -110,7 +108,7 @@ struct ReportCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runReportingFailures {
-                let loaded = try loadConfig(config)
+                let loaded = try config.load()
                 let dimensions = try SpendDimension.list(by)
                 var calendar = try LocalCalendar.audit(loaded)
                 let chosen: Period

@@ -17,8 +17,7 @@ struct SynthCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(name: .long, help: "The config file (YAML).")
-    var config: String
+    @OptionGroup var config: ConfigOption
 
     @Option(name: .long, help: "Events to write in all.")
     var events: Int
@@ -47,7 +46,7 @@ struct SynthCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingFailures {
-            let loaded = try loadConfig(config)
+            let loaded = try config.load()
             let endMs = end.flatMap { Timestamp.parse($0) } ?? Timestamp.now() / 3_600_000 * 3_600_000
             let directory = out ?? loaded.resolve(loaded.collector.logDir)
             var options = SynthOptions(events: events, days: days, seed: seed, outDirectory: directory, end: endMs)
