@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "UsageLog", targets: ["UsageLog"]),
         .library(name: "TallyConfig", targets: ["TallyConfig"]),
         .library(name: "Collector", targets: ["Collector"]),
+        .library(name: "TallyLedger", targets: ["TallyLedger"]),
         .library(name: "Auditor", targets: ["Auditor"]),
         .library(name: "Report", targets: ["Report"]),
     ],
@@ -64,12 +65,17 @@ let package = Package(
         .target(name: "Collector", dependencies: [
             "TallyCore", "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1, nioPosix,
         ]),
-        .target(name: "Auditor", dependencies: ["TallyCore", "UsageLog", "TallyConfig", "Report", "CMemory", grdb, grdbSQLite, crypto, httpClient, nioCore, nioHTTP1]),
+        // The ledger: the only code that speaks SQL (schema, migrations, scan blocks, the audit lock, typed reads and
+        // writes); the Auditor is logic over the values it returns.
+        .target(name: "TallyLedger", dependencies: ["TallyCore", "UsageLog", grdb, grdbSQLite, crypto]),
+        .target(name: "Auditor", dependencies: [
+            "TallyCore", "UsageLog", "TallyConfig", "TallyLedger", "Report", "CMemory", grdb, grdbSQLite, crypto, httpClient, nioCore, nioHTTP1,
+        ]),
         // Report values and writers; the auditor fills the values, the writers never see a database.
         .target(name: "Report", dependencies: ["TallyCore"]),
         // The CLI lives in a library so that tests drive it through the real argument parsing.
         .target(name: "TallyCLI", dependencies: [
-            argumentParser, logging, "TallyCore", "UsageLog", "TallyConfig", "Synth", "Collector", "Auditor", "Report",
+            argumentParser, logging, "TallyCore", "UsageLog", "TallyConfig", "Synth", "Collector", "TallyLedger", "Auditor", "Report",
         ]),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
         // The reference that scripts/bench-collector.sh measures the collector against.
@@ -82,10 +88,10 @@ let package = Package(
         .testTarget(name: "CollectorTests", dependencies: [
             "Collector", "TallyCore", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
         ]),
-        .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyCore", "TallyConfig", "UsageLog", "Report", grdb, hummingbird, logging]),
+        .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyLedger", "TallyCore", "TallyConfig", "UsageLog", "Report", grdb, hummingbird, logging]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "TallyCore", "TallyConfig", "UsageLog"]),
         // Golden report files are read from the source tree by path, not bundled.
-        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyCore", "TallyConfig", "UsageLog", "Auditor", "Report", crypto, argumentParser, grdb],
+        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyCore", "TallyConfig", "UsageLog", "TallyLedger", "Auditor", "Report", crypto, argumentParser, grdb],
                     exclude: ["Golden"]),
     ]
 )

@@ -2,6 +2,7 @@ import CMemory
 import Foundation
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// One `tally audit` run: take the lock, open the ledger, ingest what is new, then evaluate budgets and expiries and

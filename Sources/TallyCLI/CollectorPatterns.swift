@@ -1,4 +1,5 @@
 import Collector
+import TallyLedger
 
 /// The collector's PCRE2 compiler, as a check the config loader can call.
 enum CollectorPatterns {

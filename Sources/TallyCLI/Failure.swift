@@ -5,6 +5,7 @@ import Foundation
 import Synth
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// Exit codes from sysexits.h, which cron wrappers and scripts understand.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// One JSON object per line on standard error: `{"ts":…,"level":…,"msg":…, metadata…}`.

@@ -3,6 +3,7 @@ import GRDB
 import Report
 import TallyConfig
 import TallyCore
+@testable import TallyLedger
 import UsageLog
 @testable import Auditor
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import TallyCore
+@testable import TallyLedger
 import Testing
 import UsageLog
 @testable import Auditor

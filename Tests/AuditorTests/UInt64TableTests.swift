@@ -1,3 +1,4 @@
+@testable import TallyLedger
 import Testing
 @testable import Auditor
 

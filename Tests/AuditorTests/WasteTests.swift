@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Report
 import TallyCore
+@testable import TallyLedger
 import Testing
 import TallyConfig
 import UsageLog

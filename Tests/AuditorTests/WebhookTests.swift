@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import Synchronization
 import TallyCore
+@testable import TallyLedger
 import Testing
 import TallyConfig
 import UsageLog

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GRDB
 import TallyCore
+@testable import TallyLedger
 import Testing
 @testable import Auditor
 @testable import TallyCLI

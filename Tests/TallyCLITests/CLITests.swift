@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Foundation
 import TallyCore
+@testable import TallyLedger
 import Testing
 @testable import TallyCLI
 import TallyConfig

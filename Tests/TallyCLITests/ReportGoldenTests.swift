@@ -1,5 +1,6 @@
 import Foundation
 import TallyCore
+@testable import TallyLedger
 import Testing
 import Report
 import TallyConfig

@@ -2,6 +2,7 @@ import GRDB
 import Report
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// A dimension spend can be broken down by (`--by`).

@@ -1,6 +1,7 @@
 import Foundation
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// Local days in the audit's timezone: which day a call fell on, and when a day starts.

@@ -1,4 +1,5 @@
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// A span of local days to report on, both ends included, in the audit's timezone.

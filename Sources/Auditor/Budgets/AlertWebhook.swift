@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// What posting alerts to the webhook did in this run.

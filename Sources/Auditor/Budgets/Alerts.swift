@@ -1,6 +1,7 @@
 import GRDB
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// A budget crossing one of `audit.alert_thresholds` in a period, with the moment the ledger shows it happened.

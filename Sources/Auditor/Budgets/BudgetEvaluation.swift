@@ -1,6 +1,7 @@
 import GRDB
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// Where a budget is set.

@@ -1,6 +1,7 @@
 import GRDB
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// What the audit decided about keys: the revocation list it wrote, and the breaches it could not enforce.

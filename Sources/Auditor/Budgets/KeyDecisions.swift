@@ -6,6 +6,7 @@ import Darwin
 import GRDB
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// A person's decision about a key (`tally keys revoke`, `tally keys restore`), kept in the ledger's `key_decisions`.

@@ -1,6 +1,7 @@
 import GRDB
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// A proposed move of unused user budget from one member of a team to another, for the current period.

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// The ingest's fast path: a line laid out exactly as Tally's own writer lays it out (`UsageEvent.appendJSONLine`:

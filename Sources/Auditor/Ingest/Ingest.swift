@@ -7,6 +7,7 @@ import Foundation
 import GRDB
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// How far an ingest has got, for a progress bar.
@@ -68,7 +69,10 @@ public enum Ingest {
                 // Days in the rollups follow the configured timezone; a new timezone recounts them.
                 let zone = try ledger.meta("timezone", db)
                 if zone != config.audit.timezone {
-                    if zone != nil { try Rollups.rebuild(calendar: calendar, db) }
+                    if zone != nil {
+                        var days = calendar
+                        try Rollups.rebuild(day: { days.day(of: $0) }, db)
+                    }
                     try ledger.setMeta("timezone", config.audit.timezone, db)
                 }
                 return .commit
@@ -120,7 +124,7 @@ public enum Ingest {
         var bytesDone: Int64 = 0
         var done = 0
         var writer = try ledger.access { db in
-            try IngestWriter(config: config, runID: runID, db: db)
+            try IngestWriter(currency: config.currency, runID: runID, db: db)
         }
         writer.totals = totals
 

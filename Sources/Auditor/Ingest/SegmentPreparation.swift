@@ -1,27 +1,7 @@
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
-
-/// A rollup group as a parse task sees it: string indexes of its segment, not ledger ids.
-struct LocalRollupKey: Hashable {
-    var day: Int32
-    var key: Int32
-    var provider: Int32
-    var model: Int32
-    var endUser: Int32
-    var tags: Int32
-    var priced: Bool
-
-    init(_ event: ParsedEvent) {
-        day = event.day
-        key = event.key
-        provider = event.provider
-        model = event.model
-        endUser = event.endUser
-        tags = event.tags
-        priced = !(event.hasUsage && event.priceRef < 0)
-    }
-}
 
 extension ParsedSegment {
     /// Prices every call, finds its local day, attributes its key and sums the rollup groups: work done in the parse
@@ -52,8 +32,8 @@ extension ParsedSegment {
             }
             let ref: Int32
             if let known = entryRefs[entry] { ref = known } else {
-                ref = Int32(priceEntries.count)
-                priceEntries.append(entry)
+                ref = Int32(priceRows.count)
+                priceRows.append(StoredPrice(entry))
                 entryRefs[entry] = ref
             }
             events[i].priceRef = ref
@@ -70,36 +50,12 @@ extension ParsedSegment {
     }
 }
 
-extension RollupSums {
-    mutating func add(_ event: ParsedEvent) {
-        add(outcome: Int(event.outcome), input: event.input, output: event.output,
-            cachedInput: event.cachedInput, cacheWrite: event.cacheWrite, reasoning: event.reasoning, cost: event.cost)
-    }
 
-    /// Takes back an event that turned out to be in the ledger already.
-    mutating func remove(_ event: ParsedEvent) {
-        var negative = RollupSums()
-        negative.add(event)
-        requests -= negative.requests
-        failed -= negative.failed
-        rejected -= negative.rejected
-        input -= negative.input
-        output -= negative.output
-        cachedInput -= negative.cachedInput
-        cacheWrite -= negative.cacheWrite
-        reasoning -= negative.reasoning
-        cost -= negative.cost
-    }
-
-    mutating func merge(_ other: RollupSums) {
-        requests += other.requests
-        failed += other.failed
-        rejected += other.rejected
-        input += other.input
-        output += other.output
-        cachedInput += other.cachedInput
-        cacheWrite += other.cacheWrite
-        reasoning += other.reasoning
-        cost += other.cost
+extension StoredPrice {
+    /// How the ledger stores a price entry: its source as text, the model and from, and the per-token prices.
+    init(_ entry: PriceEntry) {
+        let p = entry.price
+        self.init(source: entry.source.description, model: p.model, from: p.from, input: p.input, output: p.output,
+                  cachedInput: p.cachedInput, cacheWrite: p.cacheWrite, reasoning: p.reasoning)
     }
 }

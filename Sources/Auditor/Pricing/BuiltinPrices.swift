@@ -1,5 +1,6 @@
 import TallyConfig
 import TallyCore
+import TallyLedger
 
 /// List prices of popular OpenAI, Anthropic and Google models, per token, as published in LiteLLM 1.109.1's
 /// bundled price file (taken 2026-11). Facts with a date: a config or a LiteLLM file overrides them.

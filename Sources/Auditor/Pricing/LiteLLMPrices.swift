@@ -1,6 +1,7 @@
 import Foundation
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// Reads LiteLLM's `model_prices_and_context_window.json` (MIT licence): per-token prices keyed by model name.

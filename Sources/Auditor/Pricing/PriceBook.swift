@@ -1,5 +1,6 @@
 import TallyConfig
 import TallyCore
+import TallyLedger
 
 /// Every known price, and the rule that picks the one for a call.
 ///

@@ -1,5 +1,6 @@
 import TallyConfig
 import TallyCore
+import TallyLedger
 
 /// Where a price came from, so that a figure can be explained months later.
 public enum PriceSource: Sendable, Hashable, CustomStringConvertible {

@@ -2,6 +2,7 @@ import GRDB
 import Report
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// Fills a `PeriodReport` for one calendar month from the ledger alone (`docs/reports.md`).

@@ -2,6 +2,7 @@ import GRDB
 import Report
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// What an audit wrote under `audit.reports_dir`.

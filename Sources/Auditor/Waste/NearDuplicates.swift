@@ -1,6 +1,7 @@
 import CMemory
 #if canImport(Glibc)
 import Glibc
+import TallyLedger
 #endif
 
 /// Finds near duplicates: calls whose SimHash is within `rules.nearDistance` bits of an earlier call's in the window,

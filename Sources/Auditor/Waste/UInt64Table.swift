@@ -1,4 +1,5 @@
 import CMemory
+import TallyLedger
 
 /// An open-addressing hash table from 64-bit keys to values, for the waste scan's millions of lookups: one multiply
 /// to hash (the keys are already well mixed, being prompt hashes), linear probing, key and value side by side so a

@@ -1,5 +1,6 @@
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// One kind of waste the audit looks for (`docs/waste-and-reallocation.md`).

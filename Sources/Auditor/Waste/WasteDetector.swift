@@ -1,3 +1,4 @@
+import TallyLedger
 /// One call as the waste rules see it: ids are the ledger's (attribution, model), money is pico-units.
 struct WasteCall {
     var ts: Int64

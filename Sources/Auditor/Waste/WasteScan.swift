@@ -3,6 +3,7 @@ import Foundation
 import GRDBSQLite
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// Reads a period's calls from the ledger's scan blocks in time order, runs the waste rules over them, and keeps the findings in

@@ -4,6 +4,7 @@ import Foundation
 import Report
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// `tally audit`: what cron runs. Ingests new log lines into the ledger, prices and attributes them.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TallyConfig
 import TallyCore
+import TallyLedger
 
 /// `tally check-config`: reads a config the way the collector and the auditor will, and says what is wrong.
 struct CheckConfig: AsyncParsableCommand {

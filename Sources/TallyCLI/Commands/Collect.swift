@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import TallyConfig
 import TallyCore
+import TallyLedger
 
 /// `tally collect`: run the collector until SIGTERM or SIGINT.
 struct Collect: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Auditor
 import Foundation
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// `tally keys`: virtual keys.

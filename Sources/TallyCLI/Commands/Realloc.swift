@@ -3,6 +3,7 @@ import Auditor
 import Report
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// `tally realloc list` and `tally realloc approve ID`: budget moves within a team.

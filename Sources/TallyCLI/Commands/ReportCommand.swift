@@ -3,6 +3,7 @@ import Auditor
 import Report
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// `tally report …`: figures read from the ledger alone.

@@ -3,6 +3,7 @@ import Foundation
 import Synth
 import TallyConfig
 import TallyCore
+import TallyLedger
 import UsageLog
 
 /// `tally synth`: deterministic synthetic logs for demos, tests and benchmarks.

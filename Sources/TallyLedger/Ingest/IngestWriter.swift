@@ -1,38 +1,8 @@
 import Foundation
 import GRDB
 import GRDBSQLite
-import TallyConfig
 import TallyCore
 import UsageLog
-
-/// Who a key's spend belongs to, as the config said when the call was ingested.
-struct Attribution: Hashable, Sendable {
-    var key: String
-    /// False for a key the config does not list (a removed key): its calls stay in the ledger as `unknown`.
-    var known: Bool
-    var user: String
-    var project: String
-    var team: String
-    var org: String
-
-    /// The attribution the config gives `key`: its user, its project, the project's team (else the user's), the team's org.
-    static func resolving(key: String, config: Config) -> Attribution {
-        guard let entry = config.keys.first(where: { $0.id == key }) else {
-            return Attribution(key: key, known: false, user: "", project: "", team: "", org: "")
-        }
-        let user = entry.user ?? ""
-        let project = entry.project ?? ""
-        let team = entry.project.flatMap { id in config.projects.first { $0.id == id }?.team }
-            ?? entry.user.flatMap { id in config.users.first { $0.id == id }?.team } ?? ""
-        let org = config.teams.first { $0.id == team }?.org ?? ""
-        return Attribution(key: key, known: true, user: user, project: project, team: team, org: org)
-    }
-
-    /// Every configured key's attribution under the config as it stands, by key id.
-    static func owners(_ config: Config) -> [String: Attribution] {
-        Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, resolving(key: $0.id, config: config)) })
-    }
-}
 
 /// Counts of one run's ingest.
 public struct IngestTotals: Sendable, Equatable {
@@ -61,17 +31,18 @@ public struct IngestTotals: Sendable, Equatable {
 
 /// Writes parsed segments into the ledger, one transaction per segment, and keeps the caches that turn strings into
 /// dimension ids and prices into price ids.
-struct IngestWriter {
-    let config: Config
-    let runID: Int64
-    var totals = IngestTotals()
+package struct IngestWriter {
+    /// The currency the prices are in, stored with each price row.
+    package let currency: String
+    package let runID: Int64
+    package var totals = IngestTotals()
 
     private var dimensionIDs: [DimensionKind: [String: Int64]] = [:]
     private var attributionIDs: [Attribution: Int64] = [:]
-    private var priceIDs: [PriceEntry: Int64] = [:]
+    private var priceIDs: [StoredPrice: Int64] = [:]
 
-    init(config: Config, runID: Int64, db: Database) throws {
-        self.config = config
+    package init(currency: String, runID: Int64, db: Database) throws {
+        self.currency = currency
         self.runID = runID
         for kind in DimensionKind.allCases { dimensionIDs[kind] = [:] }
         let dims = try Row.fetchCursor(db, sql: "SELECT id, kind, value FROM dims")
@@ -119,10 +90,9 @@ struct IngestWriter {
         return id
     }
 
-    private mutating func priceID(_ entry: PriceEntry, _ db: Database) throws -> Int64 {
-        if let id = priceIDs[entry] { return id }
-        let p = entry.price
-        let signature = Self.priceSignature(source: entry.source.description, model: p.model, from: p.from, input: p.input.perMillion,
+    private mutating func priceID(_ p: StoredPrice, _ db: Database) throws -> Int64 {
+        if let id = priceIDs[p] { return id }
+        let signature = Self.priceSignature(source: p.source, model: p.model, from: p.from, input: p.input.perMillion,
                                             output: p.output.perMillion, cachedInput: p.cachedInput?.perMillion,
                                             cacheWrite: p.cacheWrite?.perMillion, reasoning: p.reasoning?.perMillion)
         let id: Int64
@@ -132,28 +102,28 @@ struct IngestWriter {
             try db.execute(sql: """
                 INSERT INTO prices (source, model, from_ms, currency, input, output, cached_input, cache_write, reasoning)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [entry.source.description, p.model, p.from, config.currency, p.input.perMillion, p.output.perMillion,
+                """, arguments: [p.source, p.model, p.from, currency, p.input.perMillion, p.output.perMillion,
                                  p.cachedInput?.perMillion, p.cacheWrite?.perMillion, p.reasoning?.perMillion])
             id = db.lastInsertedRowID
             storedPrices[signature] = id
         }
-        priceIDs[entry] = id
+        priceIDs[p] = id
         return id
     }
 
     // MARK: Writing a segment
 
     /// Events written since the batch's transaction began; the ingest commits once this passes `batchEvents`.
-    private(set) var pendingEvents = 0
+    package private(set) var pendingEvents = 0
     private var inTransaction = false
     private var pendingRollups: [RollupKey: RollupSums] = [:]
     /// Events per transaction: large enough that commits and rollup upserts are cheap, small enough that memory stays flat.
-    static let batchEvents = 250_000
+    package static let batchEvents = 250_000
 
     /// Adds one parsed segment and its bookkeeping to the open batch (opening one if needed). Nothing of it is
     /// visible, or durable, until `commit`: a run killed midway leaves no trace of its batch.
     /// A failure ends the run (the caches may then name rolled-back rows, so the writer must not be used again).
-    mutating func write(_ parsed: ParsedSegment, _ db: Database) throws {
+    package mutating func write(_ parsed: ParsedSegment, _ db: Database) throws {
         if !inTransaction {
             try db.beginTransaction(.immediate)
             inTransaction = true
@@ -162,7 +132,7 @@ struct IngestWriter {
     }
 
     /// Writes the batch's rollup sums and commits it.
-    mutating func commit(_ db: Database) throws {
+    package mutating func commit(_ db: Database) throws {
         guard inTransaction else { return }
         try Rollups.add(pendingRollups, db)
         try db.commit()
@@ -196,7 +166,7 @@ struct IngestWriter {
         var owners = [(id: Int64, known: Bool)](repeating: (0, false), count: parsed.strings.strings.count)
         for (index, attribution) in parsed.attributions { owners[Int(index)] = (try attributionID(attribution, db), attribution.known) }
         var priceIDs: [Int64] = []
-        for entry in parsed.priceEntries { priceIDs.append(try priceID(entry, db)) }
+        for price in parsed.priceRows { priceIDs.append(try priceID(price, db)) }
         var rollups = parsed.rollups
 
         let connection = db.sqliteConnection
@@ -356,4 +326,4 @@ struct IngestWriter {
 }
 
 /// SQLite's `SQLITE_TRANSIENT`: bind makes its own copy.
-let SQLITE_TRANSIENT_VALUE = unsafeBitCast(Int(-1), to: sqlite3_destructor_type.self)
+package let SQLITE_TRANSIENT_VALUE = unsafeBitCast(Int(-1), to: sqlite3_destructor_type.self)

@@ -3,25 +3,25 @@ import GRDB
 import GRDBSQLite
 
 /// One call as the waste scan reads it: what the rules need of an `events` row, in ledger ids.
-struct ScanCall {
-    var ts: Int64
-    var hash: Int64
-    var sim: UInt64
-    var cost: Int64
-    var attr: Int32
-    var model: Int32
-    var flags: UInt8
+package struct ScanCall {
+    package var ts: Int64
+    package var hash: Int64
+    package var sim: UInt64
+    package var cost: Int64
+    package var attr: Int32
+    package var model: Int32
+    package var flags: UInt8
 
-    static let ok: UInt8 = 1
-    static let failed: UInt8 = 2
-    static let hasHash: UInt8 = 4
-    static let hasSim: UInt8 = 8
+    package static let ok: UInt8 = 1
+    package static let failed: UInt8 = 2
+    package static let hasHash: UInt8 = 4
+    package static let hasSim: UInt8 = 8
     /// The call has a price (`events.cost` is not NULL); `cost` is 0 otherwise.
-    static let priced: UInt8 = 16
+    package static let priced: UInt8 = 16
 
     /// The scan's order: time, then the call's own fields. Two calls equal in all of them are the same to the rules,
     /// so the order of what the rules see never depends on which segment was ingested first.
-    @inline(__always) static func precedes(_ a: ScanCall, _ b: ScanCall) -> Bool {
+    @inline(__always) package static func precedes(_ a: ScanCall, _ b: ScanCall) -> Bool {
         if a.ts != b.ts { return a.ts < b.ts }
         return (a.hash, a.sim, a.attr, a.model, a.cost, a.flags) < (b.hash, b.sim, b.attr, b.model, b.cost, b.flags)
     }
@@ -29,7 +29,7 @@ struct ScanCall {
 
 extension ScanCall {
     /// A call that reached a provider; nil for one the collector refused (no cost, no waste).
-    init?(ts: Int64, attr: Int64, model: Int64, outcome: Int, cost: Int64?, hash: Int64?, sim: Int64?) {
+    package init?(ts: Int64, attr: Int64, model: Int64, outcome: Int, cost: Int64?, hash: Int64?, sim: Int64?) {
         let outcome = StoredEnums.outcomeClass(outcome)
         guard outcome != .rejected else { return nil }
         self.ts = ts
@@ -52,10 +52,10 @@ extension ScanCall {
 /// A call is a little-endian record: the time since the previous call (the block's `first_ts` for the first) as a
 /// varint, a flags byte (1 ok, 2 failed, 4 has a prompt hash, 8 has a SimHash, 16 priced), `attr`, `model` and `cost` as zigzag
 /// varints, then the prompt hash and the SimHash as 8 bytes each when present.
-enum ScanBlocks {
-    static let callsPerBlock = 8192
+package enum ScanBlocks {
+    package static let callsPerBlock = 8192
     /// The record layout above; a block of another format is an error, not a guess.
-    static let format = 1
+    package static let format = 1
 
     /// SQLite's last error on `db`, naming the table.
     private static func failure(_ db: Database) -> DatabaseError {
@@ -65,7 +65,7 @@ enum ScanBlocks {
     // MARK: Writing
 
     /// Sorts `calls` and adds them to the ledger as blocks.
-    static func write(_ calls: inout [ScanCall], _ db: Database) throws {
+    package static func write(_ calls: inout [ScanCall], _ db: Database) throws {
         guard !calls.isEmpty else { return }
         calls.sort(by: ScanCall.precedes)
         let insert = try db.cachedStatement(sql: "INSERT INTO scan_blocks (format, first_ts, last_ts, calls, data) VALUES (?, ?, ?, ?, ?)")
@@ -93,7 +93,7 @@ enum ScanBlocks {
     }
 
     /// Encodes sorted calls as one block's `data`.
-    static func encode(_ calls: ArraySlice<ScanCall>, into data: inout [UInt8]) {
+    package static func encode(_ calls: ArraySlice<ScanCall>, into data: inout [UInt8]) {
         data.removeAll(keepingCapacity: true)
         data.reserveCapacity(calls.count * 34)
         var previous = calls.first?.ts ?? 0
@@ -128,14 +128,14 @@ enum ScanBlocks {
     // MARK: Reading
 
     /// Reads one block's calls in order.
-    struct Decoder {
+    package struct Decoder {
         private let id: Int64
         private let data: [UInt8]
         private var offset = 0
         private var previous: Int64
         private var remaining: Int
 
-        init(id: Int64, data: [UInt8], firstTs: Int64, calls: Int) {
+        package init(id: Int64, data: [UInt8], firstTs: Int64, calls: Int) {
             self.id = id
             self.data = data
             previous = firstTs
@@ -144,7 +144,7 @@ enum ScanBlocks {
 
         /// The next call; nil after the last. A block whose data ends before its call count (a damaged one) is an
         /// error that names its row.
-        mutating func next() throws -> ScanCall? {
+        package mutating func next() throws -> ScanCall? {
             guard remaining > 0 else { return nil }
             let call = data.withUnsafeBufferPointer { bytes -> ScanCall? in
                 var at = offset
@@ -186,7 +186,7 @@ enum ScanBlocks {
     /// Hands `body` every call with a time from `from` to `to` (both included), in the scan's order: the blocks that
     /// reach into the range are merged, each opened when the merge reaches its first call and let go after its last,
     /// so memory holds the blocks that overlap in time, not the range.
-    static func forEach(_ db: Database, from: Int64, to: Int64, _ body: (ScanCall) throws -> Void) throws {
+    package static func forEach(_ db: Database, from: Int64, to: Int64, _ body: (ScanCall) throws -> Void) throws {
         struct Block { var id: Int64; var first: Int64; var calls: Int; var format: Int }
         var blocks: [Block] = []
         let list = try db.cachedStatement(sql: """
@@ -274,7 +274,7 @@ enum ScanBlocks {
     /// Writes the blocks of every call already in `events` (a ledger from before `scan_blocks`): the calls whose id
     /// gives their time in key order (time order give or take `EventOrder.slack`, so neighbouring blocks overlap by
     /// that much at most), and the rest, listed in `events_unordered`, in time order.
-    static func backfill(_ db: Database) throws {
+    package static func backfill(_ db: Database) throws {
         var calls: [ScanCall] = []
         calls.reserveCapacity(callsPerBlock)
         func flush() throws {

@@ -1,38 +1,39 @@
 import GRDB
 import GRDBSQLite
-import TallyConfig
 import TallyCore
 import UsageLog
 
 /// The grouping of `rollup_daily_detail` (and, with `endUser` and `tags` 0, of `rollup_daily`).
-struct RollupKey: Hashable {
-    var day: Int64
-    var attr: Int64
-    var provider: Int64
-    var model: Int64
+package struct RollupKey: Hashable {
+    package var day: Int64
+    package var attr: Int64
+    package var provider: Int64
+    package var model: Int64
     /// 0 when the call named no end user.
-    var endUser: Int64
+    package var endUser: Int64
     /// 0 when the call had no tags.
-    var tags: Int64
+    package var tags: Int64
     /// False for calls with usage but no price.
-    var priced: Bool
+    package var priced: Bool
 }
 
 /// Sums over the calls of one rollup row; cost in pico-units.
-struct RollupSums {
-    var requests: Int64 = 0
-    var failed: Int64 = 0
-    var rejected: Int64 = 0
-    var input: Int64 = 0
-    var output: Int64 = 0
-    var cachedInput: Int64 = 0
-    var cacheWrite: Int64 = 0
-    var reasoning: Int64 = 0
-    var cost: Int128 = 0
+package struct RollupSums {
+    package init() {}
+
+    package var requests: Int64 = 0
+    package var failed: Int64 = 0
+    package var rejected: Int64 = 0
+    package var input: Int64 = 0
+    package var output: Int64 = 0
+    package var cachedInput: Int64 = 0
+    package var cacheWrite: Int64 = 0
+    package var reasoning: Int64 = 0
+    package var cost: Int128 = 0
 
     /// Adds one call; `outcome` is its stored number (`StoredEnums.outcomes`). Upstream errors and client aborts count
     /// as failed, refusals by the collector as rejected.
-    mutating func add(outcome storedOutcome: Int, input: Int64, output: Int64, cachedInput: Int64,
+    package mutating func add(outcome storedOutcome: Int, input: Int64, output: Int64, cachedInput: Int64,
                       cacheWrite: Int64, reasoning: Int64, cost: Int64) {
         let outcome = StoredEnums.outcomeClass(storedOutcome)
         requests += 1
@@ -47,10 +48,10 @@ struct RollupSums {
     }
 }
 
-enum Rollups {
+package enum Rollups {
     /// Adds `sums` to `rollup_daily_detail`, and folded over end users and tags to `rollup_daily`, carrying cost
     /// between `cost_lo` (below 10^18 pico-units) and `cost_hi`.
-    static func add(_ sums: [RollupKey: RollupSums], _ db: Database) throws {
+    package static func add(_ sums: [RollupKey: RollupSums], _ db: Database) throws {
         var coarse: [RollupKey: RollupSums] = [:]
         for (key, sum) in sums {
             var folded = key
@@ -103,8 +104,7 @@ enum Rollups {
     }
 
     /// Rebuilds both rollups from the events, for a ledger whose days were counted in another timezone.
-    static func rebuild(calendar: LocalCalendar, _ db: Database) throws {
-        var calendar = calendar
+    package static func rebuild(day: (Int64) -> Int, _ db: Database) throws {
         try db.execute(sql: "DELETE FROM rollup_daily; DELETE FROM rollup_daily_detail")
         var sums: [RollupKey: RollupSums] = [:]
         let rows = try Row.fetchCursor(db, sql: """
@@ -115,7 +115,7 @@ enum Rollups {
         while let row = try rows.next() {
             let hasUsage = row[7] as Int64? != nil
             let cost = row[12] as Int64?
-            let key = RollupKey(day: Int64(calendar.day(of: row[0])), attr: row[1], provider: row[2], model: row[3],
+            let key = RollupKey(day: Int64(day(row[0])), attr: row[1], provider: row[2], model: row[3],
                                 endUser: row[4], tags: row[5], priced: !(hasUsage && cost == nil))
             sums[key, default: RollupSums()].add(
                 outcome: row[6], input: row[7] ?? 0, output: row[8] ?? 0,

@@ -17,12 +17,20 @@ public enum Journal {
         public var kind: String
         public var subject: String
         public var detail: String
+
+        public init(id: Int64, at: Int64, kind: String, subject: String, detail: String) {
+            self.id = id
+            self.at = at
+            self.kind = kind
+            self.subject = subject
+            self.detail = detail
+        }
     }
 
-    static let genesis = Data(repeating: 0, count: 32)
+    package static let genesis = Data(repeating: 0, count: 32)
 
     /// Appends one row; call inside the transaction that makes the change it records.
-    static func append(_ db: Database, at: Int64, kind: String, subject: String, detail: String) throws {
+    package static func append(_ db: Database, at: Int64, kind: String, subject: String, detail: String) throws {
         let last = try Row.fetchOne(db, sql: "SELECT id, hash FROM journal ORDER BY id DESC LIMIT 1")
         let id: Int64 = (last?[0] ?? 0) + 1
         let previous: Data = last?[1] ?? genesis
@@ -35,7 +43,7 @@ public enum Journal {
 
     /// SHA-256 over the previous row's hash and this row's fields, each field length-prefixed so that no two
     /// different rows share the bytes.
-    static func hash(previous: Data, _ entry: Entry) -> Data {
+    package static func hash(previous: Data, _ entry: Entry) -> Data {
         var bytes = [UInt8](previous)
         for field in ["\(entry.id)", "\(entry.at)", entry.kind, entry.subject, entry.detail] {
             bytes += Array("\(field.utf8.count):".utf8) + Array(field.utf8)
@@ -86,7 +94,7 @@ public enum Journal {
     }
 
     /// The latest row of each subject among `kinds`.
-    static func latest(_ db: Database, kinds: [String]) throws -> [String: Entry] {
+    package static func latest(_ db: Database, kinds: [String]) throws -> [String: Entry] {
         var result: [String: Entry] = [:]
         let rows = try Row.fetchCursor(db, sql: """
             SELECT id, at, kind, subject, detail FROM journal WHERE kind IN (\(kinds.map { _ in "?" }.joined(separator: ","))) ORDER BY id

@@ -5,13 +5,13 @@ import UsageLog
 
 /// The ledger's tables (`docs/ledger.md`). Migrations only ever add: a ledger written by an older Tally opens in a
 /// newer one.
-enum Schema {
+package enum Schema {
     /// The sums both rollups carry; cost is `cost_hi × 10^18 + cost_lo` pico-units.
     private static let sumColumns = [
         "requests", "failed", "rejected", "input", "output", "cached_input", "cache_write", "reasoning", "cost_hi", "cost_lo",
     ].map { "\($0) INTEGER NOT NULL," }.joined(separator: "\n    ")
 
-    static var migrator: DatabaseMigrator {
+    package static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
@@ -304,10 +304,10 @@ enum Schema {
 /// Whether an event's id gives its time: a UUIDv7 whose milliseconds are within `slack` of the event's timestamp. The
 /// ledger keeps the others in `events_unordered`, so that reading `events` in key order is reading it in time order
 /// give or take `slack` (as the scan blocks' backfill does).
-enum EventOrder {
-    static let slack: Int64 = 15 * 60_000
+package enum EventOrder {
+    package static let slack: Int64 = 15 * 60_000
 
-    static func inOrder(idHigh: UInt64, ts: Int64) -> Bool {
+    package static func inOrder(idHigh: UInt64, ts: Int64) -> Bool {
         guard (idHigh >> 12) & 0xF == 7 else { return false }
         let idTime = Int64(idHigh >> 16)
         return idTime >= ts - slack && idTime <= ts + slack
@@ -315,7 +315,7 @@ enum EventOrder {
 }
 
 /// What a `dims` row names. The numbers are stored: never reuse one.
-enum DimensionKind: Int, CaseIterable, Sendable {
+package enum DimensionKind: Int, CaseIterable, Sendable {
     case provider = 1
     case model = 2
     case collector = 3
@@ -325,15 +325,15 @@ enum DimensionKind: Int, CaseIterable, Sendable {
 }
 
 /// How the ledger stores `outcome` and `endpoint`: the position in these lists. Append only.
-enum StoredEnums {
-    static let outcomes: [UsageEvent.Outcome] = [.ok, .upstreamError, .clientAbort, .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid]
+package enum StoredEnums {
+    package static let outcomes: [UsageEvent.Outcome] = [.ok, .upstreamError, .clientAbort, .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid]
 
     /// How a call counts: answered, failed (an upstream error or a client abort: it reached the provider), or rejected
     /// (refused by the collector: it never did).
-    enum OutcomeClass { case ok, failed, rejected }
+    package enum OutcomeClass { case ok, failed, rejected }
 
     /// The class of each stored outcome number; a number this Tally does not know counts as rejected.
-    static func outcomeClass(_ stored: Int) -> OutcomeClass {
+    package static func outcomeClass(_ stored: Int) -> OutcomeClass {
         stored >= 0 && stored < outcomeClasses.count ? outcomeClasses[stored] : .rejected
     }
 
@@ -344,7 +344,7 @@ enum StoredEnums {
         case .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid: .rejected
         }
     }
-    static let endpoints: [UsageEvent.Endpoint] = [
+    package static let endpoints: [UsageEvent.Endpoint] = [
         .chatCompletions, .completions, .responses, .embeddings, .messages, .other, .generateContent,
     ]
 }

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import TallyConfig
 import TallyCore
 import UsageLog
 
@@ -10,19 +9,19 @@ import UsageLog
 /// One audit writes at a time (`AuditLock`); readers (reports) may read while it writes, since the file is in WAL mode.
 public final class Ledger: Sendable {
     public let path: String
-    let queue: DatabaseQueue
+    package let queue: DatabaseQueue
 
     /// Rollups keep cost as `cost_hi × 10^18 + cost_lo` pico-units, so that a sum never overflows SQLite's 64 bits.
-    static let costSplit: Int128 = 1_000_000_000_000_000_000
+    package static let costSplit: Int128 = 1_000_000_000_000_000_000
 
     /// A stored `cost_hi`, `cost_lo` pair as money.
-    static func cost(hi: Int64, lo: Int64) -> Money {
+    package static func cost(hi: Int64, lo: Int64) -> Money {
         Money(picos: Int128(hi) * costSplit + Int128(lo))
     }
 
     /// A sum of rollup costs, selected as `SUM(cost_hi), SUM(cost_lo / 1000000), SUM(cost_lo % 1000000)` (so the low
     /// parts cannot overflow either) from `row`'s columns `at`, `at + 1` and `at + 2`.
-    static func summedCost(_ row: Row, at column: Int) -> Money {
+    package static func summedCost(_ row: Row, at column: Int) -> Money {
         Money(picos: Int128(row[column] as Int64) * costSplit + Int128(row[column + 1] as Int64) * 1_000_000 + Int128(row[column + 2] as Int64))
     }
 
@@ -65,22 +64,8 @@ public final class Ledger: Sendable {
         }
     }
 
-    /// The config's ledger for writing, under the audit lock: creates its folder and file if needed. Hold the lock
-    /// (and release it) for as long as the ledger is written.
-    static func openLocked(_ config: Config, purpose: String = "tally audit") throws(AuditError) -> (lock: AuditLock, ledger: Ledger) {
-        let path = config.resolve(config.audit.db)
-        try makeFolder(for: path)
-        let lock = try AuditLock(ledgerPath: path, purpose: purpose)
-        return (lock, try Ledger(path: path))
-    }
-
-    /// The config's ledger for reading (reports, `tally realloc list`, `tally verify`).
-    public static func reading(_ config: Config) throws(AuditError) -> Ledger {
-        try Ledger(path: config.resolve(config.audit.db), readOnly: true)
-    }
-
     /// Creates the folder a ledger (and its lock) will live in.
-    static func makeFolder(for path: String) throws(AuditError) {
+    package static func makeFolder(for path: String) throws(AuditError) {
         let folder = (path as NSString).deletingLastPathComponent
         guard !folder.isEmpty else { return }
         do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
@@ -89,7 +74,7 @@ public final class Ledger: Sendable {
     }
 
     /// Runs `body` against the database, turning SQLite failures into I/O errors that name the ledger.
-    func access<T>(_ body: (Database) throws -> T) throws(AuditError) -> T {
+    package func access<T>(_ body: (Database) throws -> T) throws(AuditError) -> T {
         do {
             return try queue.inDatabase(body)
         } catch let error as AuditError {
@@ -100,7 +85,7 @@ public final class Ledger: Sendable {
     }
 
     /// Frees SQLite's page cache, such as the ingest's: the evaluation after it reads each scan block once.
-    func releaseMemory() { queue.releaseMemory() }
+    package func releaseMemory() { queue.releaseMemory() }
 
     /// Runs `body` in one read transaction, so that all its accesses see the ledger as the first of them found it: a
     /// report built and written while an audit replaces the month's figures shows the old ones or the new, never both.
@@ -111,22 +96,22 @@ public final class Ledger: Sendable {
     }
 
     /// SQLite's page cache per connection, in KiB: the ingest and the reports come back to the same pages.
-    static let pageCacheKiB = 32 * 1024
+    package static let pageCacheKiB = 32 * 1024
 
     /// Runs `body` with the page cache held to 2 MiB, for a read that passes over each page once (the waste scan's
     /// blocks): a bigger cache would only hold memory while the scan needs it for its tables.
-    static func withSmallPageCache<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+    package static func withSmallPageCache<T>(_ db: Database, _ body: () throws -> T) throws -> T {
         try db.execute(sql: "PRAGMA cache_size = -2048")
         defer { try? db.execute(sql: "PRAGMA cache_size = -\(pageCacheKiB)") }
         return try body()
     }
 
     /// A value from the `meta` table.
-    func meta(_ key: String, _ db: Database) throws -> String? {
+    package func meta(_ key: String, _ db: Database) throws -> String? {
         try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
     }
 
-    func setMeta(_ key: String, _ value: String, _ db: Database) throws {
+    package func setMeta(_ key: String, _ value: String, _ db: Database) throws {
         try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                        arguments: [key, value])
     }
