@@ -67,9 +67,9 @@ let package = Package(
         ]),
         // The ledger: the only code that speaks SQL (schema, migrations, scan blocks, the audit lock, typed reads and
         // writes); the Auditor is logic over the values it returns.
-        .target(name: "TallyLedger", dependencies: ["TallyCore", "UsageLog", grdb, grdbSQLite, crypto]),
+        .target(name: "TallyLedger", dependencies: ["TallyCore", "UsageLog", "Report", grdb, grdbSQLite, crypto]),
         .target(name: "Auditor", dependencies: [
-            "TallyCore", "UsageLog", "TallyConfig", "TallyLedger", "Report", "CMemory", grdb, grdbSQLite, crypto, httpClient, nioCore, nioHTTP1,
+            "TallyCore", "UsageLog", "TallyConfig", "TallyLedger", "Report", "CMemory", crypto, httpClient, nioCore, nioHTTP1,
         ]),
         // Report values and writers; the auditor fills the values, the writers never see a database.
         .target(name: "Report", dependencies: ["TallyCore"]),

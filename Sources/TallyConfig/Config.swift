@@ -49,13 +49,6 @@ public struct Provider: Sendable, Equatable {
     }
 }
 
-/// A calendar period a budget resets on, in the audit's timezone.
-public enum BudgetPeriod: String, Sendable, CaseIterable {
-    case day
-    case week
-    case month
-}
-
 /// A spending limit for one period.
 public struct Budget: Sendable, Equatable {
     public var limit: Money

@@ -30,7 +30,7 @@ public enum Journal {
     package static let genesis = Data(repeating: 0, count: 32)
 
     /// Appends one row; call inside the transaction that makes the change it records.
-    package static func append(_ db: Database, at: Int64, kind: String, subject: String, detail: String) throws {
+    static func append(_ db: Database, at: Int64, kind: String, subject: String, detail: String) throws {
         let last = try Row.fetchOne(db, sql: "SELECT id, hash FROM journal ORDER BY id DESC LIMIT 1")
         let id: Int64 = (last?[0] ?? 0) + 1
         let previous: Data = last?[1] ?? genesis
@@ -94,7 +94,7 @@ public enum Journal {
     }
 
     /// The latest row of each subject among `kinds`.
-    package static func latest(_ db: Database, kinds: [String]) throws -> [String: Entry] {
+    static func latest(_ db: Database, kinds: [String]) throws -> [String: Entry] {
         var result: [String: Entry] = [:]
         let rows = try Row.fetchCursor(db, sql: """
             SELECT id, at, kind, subject, detail FROM journal WHERE kind IN (\(kinds.map { _ in "?" }.joined(separator: ","))) ORDER BY id

@@ -21,7 +21,7 @@ public final class Ledger: Sendable {
 
     /// A sum of rollup costs, selected as `SUM(cost_hi), SUM(cost_lo / 1000000), SUM(cost_lo % 1000000)` (so the low
     /// parts cannot overflow either) from `row`'s columns `at`, `at + 1` and `at + 2`.
-    package static func summedCost(_ row: Row, at column: Int) -> Money {
+    static func summedCost(_ row: Row, at column: Int) -> Money {
         Money(picos: Int128(row[column] as Int64) * costSplit + Int128(row[column + 1] as Int64) * 1_000_000 + Int128(row[column + 2] as Int64))
     }
 
@@ -74,7 +74,7 @@ public final class Ledger: Sendable {
     }
 
     /// Runs `body` against the database, turning SQLite failures into I/O errors that name the ledger.
-    package func access<T>(_ body: (Database) throws -> T) throws(AuditError) -> T {
+    func access<T>(_ body: (Database) throws -> T) throws(AuditError) -> T {
         do {
             return try queue.inDatabase(body)
         } catch let error as AuditError {
@@ -100,18 +100,18 @@ public final class Ledger: Sendable {
 
     /// Runs `body` with the page cache held to 2 MiB, for a read that passes over each page once (the waste scan's
     /// blocks): a bigger cache would only hold memory while the scan needs it for its tables.
-    package static func withSmallPageCache<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+    static func withSmallPageCache<T>(_ db: Database, _ body: () throws -> T) throws -> T {
         try db.execute(sql: "PRAGMA cache_size = -2048")
         defer { try? db.execute(sql: "PRAGMA cache_size = -\(pageCacheKiB)") }
         return try body()
     }
 
     /// A value from the `meta` table.
-    package func meta(_ key: String, _ db: Database) throws -> String? {
+    func meta(_ key: String, _ db: Database) throws -> String? {
         try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
     }
 
-    package func setMeta(_ key: String, _ value: String, _ db: Database) throws {
+    func setMeta(_ key: String, _ value: String, _ db: Database) throws {
         try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                        arguments: [key, value])
     }

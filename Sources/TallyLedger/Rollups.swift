@@ -48,10 +48,10 @@ package struct RollupSums {
     }
 }
 
-package enum Rollups {
+enum Rollups {
     /// Adds `sums` to `rollup_daily_detail`, and folded over end users and tags to `rollup_daily`, carrying cost
     /// between `cost_lo` (below 10^18 pico-units) and `cost_hi`.
-    package static func add(_ sums: [RollupKey: RollupSums], _ db: Database) throws {
+    static func add(_ sums: [RollupKey: RollupSums], _ db: Database) throws {
         var coarse: [RollupKey: RollupSums] = [:]
         for (key, sum) in sums {
             var folded = key
@@ -104,7 +104,7 @@ package enum Rollups {
     }
 
     /// Rebuilds both rollups from the events, for a ledger whose days were counted in another timezone.
-    package static func rebuild(day: (Int64) -> Int, _ db: Database) throws {
+    static func rebuild(day: (Int64) -> Int, _ db: Database) throws {
         try db.execute(sql: "DELETE FROM rollup_daily; DELETE FROM rollup_daily_detail")
         var sums: [RollupKey: RollupSums] = [:]
         let rows = try Row.fetchCursor(db, sql: """

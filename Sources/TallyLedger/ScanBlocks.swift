@@ -52,7 +52,7 @@ extension ScanCall {
 /// A call is a little-endian record: the time since the previous call (the block's `first_ts` for the first) as a
 /// varint, a flags byte (1 ok, 2 failed, 4 has a prompt hash, 8 has a SimHash, 16 priced), `attr`, `model` and `cost` as zigzag
 /// varints, then the prompt hash and the SimHash as 8 bytes each when present.
-package enum ScanBlocks {
+enum ScanBlocks {
     package static let callsPerBlock = 8192
     /// The record layout above; a block of another format is an error, not a guess.
     package static let format = 1
@@ -65,7 +65,7 @@ package enum ScanBlocks {
     // MARK: Writing
 
     /// Sorts `calls` and adds them to the ledger as blocks.
-    package static func write(_ calls: inout [ScanCall], _ db: Database) throws {
+    static func write(_ calls: inout [ScanCall], _ db: Database) throws {
         guard !calls.isEmpty else { return }
         calls.sort(by: ScanCall.precedes)
         let insert = try db.cachedStatement(sql: "INSERT INTO scan_blocks (format, first_ts, last_ts, calls, data) VALUES (?, ?, ?, ?, ?)")
@@ -186,7 +186,7 @@ package enum ScanBlocks {
     /// Hands `body` every call with a time from `from` to `to` (both included), in the scan's order: the blocks that
     /// reach into the range are merged, each opened when the merge reaches its first call and let go after its last,
     /// so memory holds the blocks that overlap in time, not the range.
-    package static func forEach(_ db: Database, from: Int64, to: Int64, _ body: (ScanCall) throws -> Void) throws {
+    static func forEach(_ db: Database, from: Int64, to: Int64, _ body: (ScanCall) throws -> Void) throws {
         struct Block { var id: Int64; var first: Int64; var calls: Int; var format: Int }
         var blocks: [Block] = []
         let list = try db.cachedStatement(sql: """
@@ -274,7 +274,7 @@ package enum ScanBlocks {
     /// Writes the blocks of every call already in `events` (a ledger from before `scan_blocks`): the calls whose id
     /// gives their time in key order (time order give or take `EventOrder.slack`, so neighbouring blocks overlap by
     /// that much at most), and the rest, listed in `events_unordered`, in time order.
-    package static func backfill(_ db: Database) throws {
+    static func backfill(_ db: Database) throws {
         var calls: [ScanCall] = []
         calls.reserveCapacity(callsPerBlock)
         func flush() throws {

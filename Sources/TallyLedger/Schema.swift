@@ -5,13 +5,13 @@ import UsageLog
 
 /// The ledger's tables (`docs/ledger.md`). Migrations only ever add: a ledger written by an older Tally opens in a
 /// newer one.
-package enum Schema {
+enum Schema {
     /// The sums both rollups carry; cost is `cost_hi × 10^18 + cost_lo` pico-units.
     private static let sumColumns = [
         "requests", "failed", "rejected", "input", "output", "cached_input", "cache_write", "reasoning", "cost_hi", "cost_lo",
     ].map { "\($0) INTEGER NOT NULL," }.joined(separator: "\n    ")
 
-    package static var migrator: DatabaseMigrator {
+    static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """

@@ -50,7 +50,10 @@ struct AuditCLITests {
     @Test func aKilledAuditFollowedByACleanRunGivesTheExactTotals() async throws {
         let w = try Workspace()
         defer { w.remove() }
-        #expect(await run(["synth", "--config", w.configPath, "--events", "150000", "--collectors", "6",
+        // More events than one ingest batch (`IngestWriter.batchEvents`), so that the ingest commits some segments while
+        // others are still to be read: the kill below then lands inside the ingest, not after it.
+        let total = 600_000
+        #expect(await run(["synth", "--config", w.configPath, "--events", "\(total)", "--collectors", "6",
                            "--end", "2026-11-20T00:00:00Z"]) == 0)
 
         // Kill the audit with SIGKILL once it has committed some segments but not all.
@@ -88,10 +91,10 @@ struct AuditCLITests {
             let files = FileManager.default.enumerator(atPath: w.root + "/log")?.compactMap { $0 as? String }.sorted() ?? []
             return "\(files.count) entries; not .jsonl.gz: \(files.filter { !$0.hasSuffix(".jsonl.gz") && $0.contains(".") })"
         }
-        #expect(recovered.total.requests == 150_000, "\(listing())")
+        #expect(recovered.total.requests == Int64(total), "\(listing())")
         #expect(recovered == once, "\(listing())")
         let events: [Int] = try await DatabaseQueue(path: w.ledgerPath).read { db in try Int.fetchAll(db, sql: "SELECT count(*) FROM events") }
-        #expect(events == [150_000])
+        #expect(events == [total])
     }
 
     @Test func exitCodesSayWhatHappened() async throws {

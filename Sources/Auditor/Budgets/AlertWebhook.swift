@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Foundation
-import GRDB
 import NIOCore
 import NIOHTTP1
 import TallyConfig
@@ -37,12 +36,7 @@ public enum AlertWebhook {
     public static func deliver(ledger: Ledger, config: Config, environment: [String: String], currency: String,
                                limits: Limits = Limits()) async throws(AuditError) -> WebhookDelivery {
         guard let variable = config.audit.webhookURLEnv else { return WebhookDelivery() }
-        let pending = try ledger.access { db in
-            try Row.fetchAll(db, sql: """
-                SELECT id, scope, scope_id, period, period_label, threshold, crossed_at, spend, budget_limit FROM alerts
-                WHERE notified_at IS NULL AND notify_attempts < ? ORDER BY crossed_at, id
-                """, arguments: [maxAttempts])
-        }
+        let pending = try ledger.undeliveredAlerts(maxAttempts: maxAttempts)
         guard !pending.isEmpty else { return WebhookDelivery() }
         guard let text = environment[variable], !text.isEmpty else {
             return WebhookDelivery(pending: pending.count, problems: ["$\(variable) is not set: \(pending.count) alert(s) wait to be posted"])
@@ -53,24 +47,17 @@ public enum AlertWebhook {
         var delivery = WebhookDelivery()
         let started = ContinuousClock.now
         var unreachable = false
-        for row in pending {
-            guard let scope = BudgetScope(rawValue: row[1]), let period = BudgetPeriod(rawValue: row[3]),
-                  let threshold = try? Ratio(parsing: row[5] as String) else { continue }
-            let alert = Alert(scope: scope, id: row[2], period: period, periodLabel: row[4], threshold: threshold, crossedAt: row[6],
-                              spend: Money(picos: Int128(row[7] as Int64)), limit: Money(picos: Int128(row[8] as Int64)))
-            let id: Int64 = row[0]
+        for (id, alert) in pending {
             // After a deadline, or once the webhook could not be reached at all, the rest wait for the next run.
             guard ContinuousClock.now - started < limits.deadline, !unreachable else {
                 delivery.pending += 1
                 continue
             }
             let problem = await post(text: "Tally: " + Alerts.describe(alert, currency: currency), to: text, limits: limits)
-            try ledger.access { db in
-                if let problem {
-                    try db.execute(sql: "UPDATE alerts SET notify_attempts = notify_attempts + 1, notify_error = ? WHERE id = ?", arguments: [problem, id])
-                } else {
-                    try db.execute(sql: "UPDATE alerts SET notified_at = ?, notify_error = NULL WHERE id = ?", arguments: [Timestamp.now(), id])
-                }
+            if let problem {
+                try ledger.markAlertFailed(id: id, problem: problem)
+            } else {
+                try ledger.markAlertPosted(id: id, at: Timestamp.now())
             }
             if let problem {
                 unreachable = problem.hasPrefix(Self.unreachablePrefix)

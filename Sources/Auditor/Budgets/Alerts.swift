@@ -1,22 +1,7 @@
-import GRDB
 import TallyConfig
 import TallyCore
 import TallyLedger
 import UsageLog
-
-/// A budget crossing one of `audit.alert_thresholds` in a period, with the moment the ledger shows it happened.
-public struct Alert: Sendable, Equatable {
-    public var scope: BudgetScope
-    public var id: String
-    public var period: BudgetPeriod
-    public var periodLabel: String
-    public var threshold: Ratio
-    /// The timestamp of the call that took spend to the threshold.
-    public var crossedAt: Int64
-    /// Spend just after that call.
-    public var spend: Money
-    public var limit: Money
-}
 
 /// Records each threshold crossing once per budget and period (`alerts` in the ledger) and returns the new ones.
 public enum Alerts {
@@ -26,9 +11,7 @@ public enum Alerts {
         let crossed = enforcement.statuses.filter { status in thresholds.contains { reached(status.spend, $0, status.limit) } }
         guard !crossed.isEmpty else { return [] }
         let today = calendar.day(of: asOf)
-        let recorded = try ledger.access { db in
-            try Set(String.fetchAll(db, sql: "SELECT scope || '/' || scope_id || '/' || period || '/' || period_label || '/' || threshold FROM alerts"))
-        }
+        let recorded = try ledger.alertSignatures()
         let perKeyDay = enforcement.spendByKeyAndDay
         let owners = Attribution.owners(config)
 
@@ -61,9 +44,7 @@ public enum Alerts {
                 byDay[crossingDay, default: []].append(Pending(status: status, threshold: threshold, running: before))
             }
         }
-        let attrKeys = try ledger.access { db in
-            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, key FROM attributions").map { ($0[0] as Int64, $0[1] as String) })
-        }
+        let attrKeys = try ledger.attributionKeys()
         var alerts: [Alert] = []
         for (day, var pending) in byDay.sorted(by: { $0.key < $1.key }) {
             let dayStart = calendar.start(ofDay: day)
@@ -73,13 +54,7 @@ public enum Alerts {
                 for key in keysOf[item.status.subject] ?? [] { waiting[key, default: []].append(index) }
             }
             // The day's priced calls in time order, from the waste scan's blocks.
-            let calls = try ledger.access { db -> [(ts: Int64, cost: Int64, attr: Int64)] in
-                var calls: [(ts: Int64, cost: Int64, attr: Int64)] = []
-                try ScanBlocks.forEach(db, from: dayStart, to: dayEnd) { call in
-                    if call.flags & ScanCall.priced != 0 { calls.append((call.ts, call.cost, Int64(call.attr))) }
-                }
-                return calls
-            }
+            let calls = try ledger.pricedCalls(from: dayStart, to: dayEnd)
             // By attribution id, the crossings its calls count toward: one array lookup per call.
             var waitingByAttr = [[Int]](repeating: [], count: (attrKeys.keys.max().map { Int($0) } ?? -1) + 1)
             for (attr, key) in attrKeys where attr >= 0 { waitingByAttr[Int(attr)] = waiting[key] ?? [] }
@@ -101,13 +76,7 @@ public enum Alerts {
                 let status = item.status
                 let alert = Alert(scope: status.scope, id: status.id, period: status.budget.period, periodLabel: status.periodLabel,
                                   threshold: item.threshold, crossedAt: at, spend: spend, limit: status.limit)
-                try ledger.access { db in
-                    try db.execute(sql: """
-                        INSERT OR IGNORE INTO alerts (scope, scope_id, period, period_label, threshold, crossed_at, spend, budget_limit, recorded_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [alert.scope.rawValue, alert.id, alert.period.rawValue, alert.periodLabel, item.threshold.description,
-                                         alert.crossedAt, Int64(clamping: alert.spend.picos), Int64(clamping: alert.limit.picos), Timestamp.now()])
-                }
+                try ledger.record(alert, recordedAt: Timestamp.now())
                 alerts.append(alert)
             }
         }

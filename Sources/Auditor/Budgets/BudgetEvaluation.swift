@@ -1,13 +1,7 @@
-import GRDB
 import TallyConfig
 import TallyCore
 import TallyLedger
 import UsageLog
-
-/// Where a budget is set.
-public enum BudgetScope: String, Sendable, CaseIterable {
-    case org, team, user, key
-}
 
 /// One budget's state in its current period, at the audit's clock.
 public struct BudgetStatus: Sendable, Equatable {
@@ -69,7 +63,7 @@ public enum BudgetEvaluation {
         let periods = Dictionary(uniqueKeysWithValues: BudgetPeriod.allCases.map { ($0, Self.period($0, containing: today)) })
         let earliest = periods.values.map(\.firstDay).min()!
         // Spend per key and local day, from the earliest period start to today.
-        let perKeyDay = try spendByKeyAndDay(ledger: ledger, from: earliest, today: today, asOf: asOf, calendar: &calendar)
+        let perKeyDay = try ledger.spendByKeyAndDay(fromDay: earliest, today: today, todayStart: calendar.start(ofDay: today), asOf: asOf)
 
         // Owners of each key under the current config.
         let owners = Attribution.owners(config)
@@ -105,30 +99,6 @@ public enum BudgetEvaluation {
             let monday = day - (Period.isoWeekday(day) - 1)
             return Period(firstDay: monday, lastDay: monday + 6, label: Period.isoWeekLabel(day))
         case .month: return Period.month(containing: day)
-        }
-    }
-
-    private static func spendByKeyAndDay(ledger: Ledger, from first: Int, today: Int, asOf: Int64,
-                                         calendar: inout LocalCalendar) throws(AuditError) -> [String: [Int: Money]] {
-        let todayStart = calendar.start(ofDay: today)
-        return try ledger.access { db in
-            var result: [String: [Int: Money]] = [:]
-            let days = try Row.fetchCursor(db, sql: """
-                SELECT a.key, r.day, SUM(r.cost_hi), SUM(r.cost_lo / 1000000), SUM(r.cost_lo % 1000000)
-                FROM rollup_daily r JOIN attributions a ON a.id = r.attr
-                WHERE r.day >= ? AND r.day < ? GROUP BY a.key, r.day
-                """, arguments: [first, today])
-            while let row = try days.next() {
-                result[row[0], default: [:]][row[1], default: .zero] += Ledger.summedCost(row, at: 2)
-            }
-            let calls = try Row.fetchCursor(db, sql: """
-                SELECT a.key, e.cost FROM events e JOIN attributions a ON a.id = e.attr
-                WHERE e.ts >= ? AND e.ts <= ? AND e.cost IS NOT NULL
-                """, arguments: [todayStart, asOf])
-            while let row = try calls.next() {
-                result[row[0], default: [:]][today, default: .zero] += Money(picos: Int128(row[1] as Int64))
-            }
-            return result
         }
     }
 }

@@ -1,4 +1,3 @@
-import GRDB
 import TallyConfig
 import TallyCore
 import TallyLedger
@@ -79,7 +78,7 @@ public enum Enforcement {
         }
         // What people decided: `tally keys revoke` until restored, and manual entries other tools wrote into the file
         // unless a restore for that key came later. What the audit revoked before is recomputed above.
-        let decisions = try KeyDecisions.latest(ledger)
+        let decisions = try ledger.latestKeyDecisions()
         for (key, decision) in decisions where decision.action == .revoke && (decision.until ?? .max) > asOf {
             propose(RevocationList.Entry(keyID: key, reason: "manual: \(decision.reason) (by \(decision.by))", until: decision.until))
         }
@@ -114,16 +113,13 @@ public enum Enforcement {
         for team in config.teams { note(.team, team.id, team.budget) }
         for user in config.users { note(.user, user.id, user.budget) }
         for key in config.keys { note(.key, key.id, key.budget) }
-        try ledger.access { db in
-            try db.inTransaction {
-                let journalled = try Journal.latest(db, kinds: ["budget"])
-                for (subject, detail) in now.sorted(by: { $0.key < $1.key }) where journalled[subject]?.detail != detail {
-                    try Journal.append(db, at: asOf, kind: "budget", subject: subject, detail: detail)
-                }
-                for (subject, entry) in journalled.sorted(by: { $0.key < $1.key }) where now[subject] == nil && entry.detail != "none" {
-                    try Journal.append(db, at: asOf, kind: "budget", subject: subject, detail: "none")
-                }
-                return .commit
+        try ledger.write { transaction in
+            let journalled = try transaction.latestJournal(kinds: ["budget"])
+            for (subject, detail) in now.sorted(by: { $0.key < $1.key }) where journalled[subject]?.detail != detail {
+                try transaction.appendJournal(at: asOf, kind: "budget", subject: subject, detail: detail)
+            }
+            for (subject, entry) in journalled.sorted(by: { $0.key < $1.key }) where now[subject] == nil && entry.detail != "none" {
+                try transaction.appendJournal(at: asOf, kind: "budget", subject: subject, detail: "none")
             }
         }
     }
@@ -133,16 +129,13 @@ public enum Enforcement {
         let before = Dictionary(old.entries.map { ($0.keyID, $0) }, uniquingKeysWith: { a, _ in a })
         let after = Dictionary(new.entries.map { ($0.keyID, $0) }, uniquingKeysWith: { a, _ in a })
         guard before != after else { return }
-        try ledger.access { db in
-            try db.inTransaction {
-                for (key, entry) in after.sorted(by: { $0.key < $1.key }) where before[key] != entry {
-                    try Journal.append(db, at: asOf, kind: "revoke", subject: "key \(key)",
-                                       detail: "\(entry.reason) (until \(entry.until.map { Timestamp.format(milliseconds: $0) } ?? "further notice"))")
-                }
-                for key in before.keys.sorted() where after[key] == nil {
-                    try Journal.append(db, at: asOf, kind: "restore", subject: "key \(key)", detail: "no longer revoked: \(before[key]!.reason)")
-                }
-                return .commit
+        try ledger.write { transaction in
+            for (key, entry) in after.sorted(by: { $0.key < $1.key }) where before[key] != entry {
+                try transaction.appendJournal(at: asOf, kind: "revoke", subject: "key \(key)",
+                                              detail: "\(entry.reason) (until \(entry.until.map { Timestamp.format(milliseconds: $0) } ?? "further notice"))")
+            }
+            for key in before.keys.sorted() where after[key] == nil {
+                try transaction.appendJournal(at: asOf, kind: "restore", subject: "key \(key)", detail: "no longer revoked: \(before[key]!.reason)")
             }
         }
     }

@@ -1,45 +1,7 @@
-import GRDB
 import TallyConfig
 import TallyCore
 import TallyLedger
 import UsageLog
-
-/// A proposed move of unused user budget from one member of a team to another, for the current period.
-public struct ReallocationProposal: Sendable, Equatable {
-    /// `2026-11:alice:bob`: the period, who gives, who receives. Stable while the proposal stands, so
-    /// `tally realloc approve` can name it.
-    public var id: String
-    public var periodLabel: String
-    public var team: String
-    public var from: String
-    public var to: String
-    public var amount: Money
-    public var reason: String
-}
-
-/// An approved move, by a person (`tally realloc approve`) or by the audit (`audit.auto_approve`).
-public struct ReallocationApproval: Sendable, Equatable {
-    public var proposal: String
-    public var periodLabel: String
-    public var team: String
-    public var from: String
-    public var to: String
-    public var amount: Money
-    public var by: String
-    public var at: Int64
-}
-
-/// What a team pool did for one member in one period.
-public struct PoolMove: Sendable, Equatable {
-    public enum Kind: String, Sendable { case release, draw }
-    public var periodLabel: String
-    public var team: String
-    public var user: String
-    public var kind: Kind
-    /// Days away (releases); 0 for draws.
-    public var days: Int
-    public var amount: Money
-}
 
 public struct ReallocationResult: Sendable {
     public var moves: [PoolMove]
@@ -190,52 +152,26 @@ public enum Reallocation {
 
     /// Every approval, oldest first.
     public static func approvals(ledger: Ledger) throws(AuditError) -> [ReallocationApproval] {
-        try ledger.access { db in
-            try Row.fetchAll(db, sql: """
-                SELECT proposal, period, team, from_user, to_user, amount, approved_by, approved_at FROM realloc_approvals ORDER BY id
-                """).map { row in
-                ReallocationApproval(proposal: row[0], periodLabel: row[1], team: row[2], from: row[3], to: row[4],
-                                     amount: Money(picos: Int128(row[5] as Int64)), by: row[6], at: row[7])
-            }
-        }
+        try ledger.approvals()
     }
 
     /// The proposals the last audit made, for `tally realloc list` and `approve`.
     public static func proposals(ledger: Ledger) throws(AuditError) -> [ReallocationProposal] {
-        try ledger.access { db in
-            try Row.fetchAll(db, sql: "SELECT id, period, team, from_user, to_user, amount, reason FROM realloc_proposals ORDER BY period, team, id")
-                .map { row in
-                    ReallocationProposal(id: row[0], periodLabel: row[1], team: row[2], from: row[3], to: row[4],
-                                         amount: Money(picos: Int128(row[5] as Int64)), reason: row[6])
-                }
-        }
+        try ledger.proposals()
     }
 
     public static func moves(ledger: Ledger) throws(AuditError) -> [PoolMove] {
-        try ledger.access { db in
-            try Row.fetchAll(db, sql: "SELECT period, team, user, kind, days, amount FROM pool_moves ORDER BY period, team, kind DESC, user").compactMap { row in
-                guard let kind = PoolMove.Kind(rawValue: row[3]) else { return nil }
-                return PoolMove(periodLabel: row[0], team: row[1], user: row[2], kind: kind, days: row[4], amount: Money(picos: Int128(row[5] as Int64)))
-            }
-        }
+        try ledger.poolMoves()
     }
 
     /// Records an approval (and its journal row) at the amount proposed.
     static func approve(_ proposal: ReallocationProposal, by: String, at: Int64, ledger: Ledger) throws(AuditError) -> ReallocationApproval {
         let approval = ReallocationApproval(proposal: proposal.id, periodLabel: proposal.periodLabel, team: proposal.team, from: proposal.from,
                                             to: proposal.to, amount: proposal.amount, by: by, at: at)
-        try ledger.access { db in
-            try db.inTransaction {
-                try db.execute(sql: """
-                    INSERT INTO realloc_approvals (proposal, period, team, from_user, to_user, amount, approved_by, approved_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [approval.proposal, approval.periodLabel, approval.team, approval.from, approval.to,
-                                     Int64(clamping: approval.amount.picos), approval.by, approval.at])
-                try db.execute(sql: "DELETE FROM realloc_proposals WHERE id = ?", arguments: [proposal.id])
-                try Journal.append(db, at: at, kind: "approval", subject: "user \(approval.to)",
-                                   detail: "\(approval.amount.exact) moved from user \(approval.from) for \(approval.periodLabel) (\(proposal.id)), approved by \(by)")
-                return .commit
-            }
+        try ledger.write { transaction in
+            try transaction.record(approval)
+            try transaction.appendJournal(at: at, kind: "approval", subject: "user \(approval.to)",
+                                          detail: "\(approval.amount.exact) moved from user \(approval.from) for \(approval.periodLabel) (\(proposal.id)), approved by \(by)")
         }
         return approval
     }
@@ -243,39 +179,24 @@ public enum Reallocation {
     /// Replaces the current periods' pool moves and proposals, journalling each move whose amount changed.
     private static func store(_ result: ReallocationResult, statuses: [BudgetStatus], ledger: Ledger, asOf: Int64) throws(AuditError) {
         let labels = Set(statuses.filter { $0.scope == .user }.map(\.periodLabel))
-        try ledger.access { db in
-            try db.inTransaction {
-                struct Key: Hashable { var period, team, user, kind: String }
-                var before: [Key: Int64] = [:]
-                for row in try Row.fetchAll(db, sql: "SELECT period, team, user, kind, amount FROM pool_moves") {
-                    before[Key(period: row[0], team: row[1], user: row[2], kind: row[3])] = row[4]
+        try ledger.write { transaction in
+            var before = try transaction.poolMoveAmounts()
+            try transaction.replacePoolMoves(periods: labels, with: result.moves)
+            for move in result.moves {
+                let key = PoolMoveKey(period: move.periodLabel, team: move.team, user: move.user, kind: move.kind.rawValue)
+                if before[key] != Int64(clamping: move.amount.picos) {
+                    let what = move.kind == .release ? "released to the \(move.team) pool for \(move.days) days away" : "drawn from the \(move.team) pool"
+                    try transaction.appendJournal(at: asOf, kind: move.kind.rawValue, subject: "user \(move.user)",
+                                                  detail: "\(move.amount.exact) \(what) in \(move.periodLabel)")
                 }
-                for label in labels { try db.execute(sql: "DELETE FROM pool_moves WHERE period = ?", arguments: [label]) }
-                for move in result.moves {
-                    let amount = Int64(clamping: move.amount.picos)
-                    try db.execute(sql: "INSERT INTO pool_moves (period, team, user, kind, days, amount) VALUES (?, ?, ?, ?, ?, ?)",
-                                   arguments: [move.periodLabel, move.team, move.user, move.kind.rawValue, move.days, amount])
-                    let key = Key(period: move.periodLabel, team: move.team, user: move.user, kind: move.kind.rawValue)
-                    if before[key] != amount {
-                        let what = move.kind == .release ? "released to the \(move.team) pool for \(move.days) days away" : "drawn from the \(move.team) pool"
-                        try Journal.append(db, at: asOf, kind: move.kind.rawValue, subject: "user \(move.user)",
-                                           detail: "\(move.amount.exact) \(what) in \(move.periodLabel)")
-                    }
-                    before[key] = nil
-                }
-                // Moves of these periods that no longer stand.
-                for key in before.keys.sorted(by: { ($0.period, $0.team, $0.user, $0.kind) < ($1.period, $1.team, $1.user, $1.kind) })
-                    where labels.contains(key.period) {
-                    try Journal.append(db, at: asOf, kind: key.kind, subject: "user \(key.user)", detail: "0 (\(key.kind) withdrawn) in \(key.period)")
-                }
-                try db.execute(sql: "DELETE FROM realloc_proposals")
-                for p in result.proposals {
-                    try db.execute(sql: """
-                        INSERT INTO realloc_proposals (id, period, team, from_user, to_user, amount, reason, proposed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [p.id, p.periodLabel, p.team, p.from, p.to, Int64(clamping: p.amount.picos), p.reason, asOf])
-                }
-                return .commit
+                before[key] = nil
             }
+            // Moves of these periods that no longer stand.
+            for key in before.keys.sorted(by: { ($0.period, $0.team, $0.user, $0.kind) < ($1.period, $1.team, $1.user, $1.kind) })
+                where labels.contains(key.period) {
+                try transaction.appendJournal(at: asOf, kind: key.kind, subject: "user \(key.user)", detail: "0 (\(key.kind) withdrawn) in \(key.period)")
+            }
+            try transaction.replaceProposals(with: result.proposals, proposedAt: asOf)
         }
     }
 }

@@ -4,7 +4,6 @@ import Glibc
 import Darwin
 #endif
 import Foundation
-import GRDB
 import TallyConfig
 import TallyCore
 import TallyLedger
@@ -62,28 +61,12 @@ public enum Ingest {
         }
         let calendar = try LocalCalendar.audit(config)
 
+        // Days in the rollups follow the configured timezone; a new timezone recounts them.
+        var days = calendar
+        try ledger.useTimezone(config.audit.timezone) { days.day(of: $0) }
+        let runID = try ledger.beginRun(startedAt: Timestamp.now(), asOf: options.asOf)
         // What earlier runs read, by path relative to the log directory.
-        struct Known { var size: Int64; var mtime: Int64; var offset: Int64; var lines: Int }
-        let (runID, known) = try ledger.access { db -> (Int64, [String: Known]) in
-            try db.inTransaction(.immediate) {
-                // Days in the rollups follow the configured timezone; a new timezone recounts them.
-                let zone = try ledger.meta("timezone", db)
-                if zone != config.audit.timezone {
-                    if zone != nil {
-                        var days = calendar
-                        try Rollups.rebuild(day: { days.day(of: $0) }, db)
-                    }
-                    try ledger.setMeta("timezone", config.audit.timezone, db)
-                }
-                return .commit
-            }
-            try db.execute(sql: "INSERT INTO runs (started_at, as_of) VALUES (?, ?)", arguments: [Timestamp.now(), options.asOf])
-            let runID = db.lastInsertedRowID
-            var known: [String: Known] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT path, size, mtime, offset, lines FROM segments")
-            while let row = try rows.next() { known[row[0]] = Known(size: row[1], mtime: row[2], offset: row[3], lines: row[4]) }
-            return (runID, known)
-        }
+        let known = try ledger.ingestedSegments()
 
         var totals = IngestTotals()
         var failures: [String] = []
@@ -123,9 +106,7 @@ public enum Ingest {
         let bytesTotal = jobs.reduce(Int64(0)) { $0 + $1.size - $1.offset }
         var bytesDone: Int64 = 0
         var done = 0
-        var writer = try ledger.access { db in
-            try IngestWriter(currency: config.currency, runID: runID, db: db)
-        }
+        var writer = try ledger.ingestWriter(currency: config.currency, runID: runID)
         writer.totals = totals
 
         do {
@@ -148,12 +129,7 @@ public enum Ingest {
                     launch()
                     switch outcome {
                     case .success(let parsed):
-                        if !parsed.vanished {
-                            try ledger.access { db in
-                                try writer.write(parsed, db)
-                                if writer.pendingEvents >= IngestWriter.batchEvents { try writer.commit(db) }
-                            }
-                        }
+                        if !parsed.vanished { try ledger.store(parsed, with: &writer) }
                     case .failure(let error):
                         failures.append(error.message)
                     }
@@ -162,7 +138,7 @@ public enum Ingest {
                     progress(IngestProgress(segmentsDone: done, segmentsTotal: jobs.count, bytesDone: bytesDone,
                                             bytesTotal: bytesTotal, events: writer.totals.events))
                 }
-                try ledger.access { db in try writer.commit(db) }
+                try ledger.commit(&writer)
             }
         } catch let error as AuditError {
             throw error
@@ -172,14 +148,7 @@ public enum Ingest {
 
         totals = writer.totals
         let seconds = (ContinuousClock.now - started).seconds
-        let finalTotals = totals
-        try ledger.access { db in
-            try db.execute(sql: """
-                UPDATE runs SET finished_at = ?, segments = ?, events = ?, duplicates = ?, quarantined = ?, unpriced = ?, damaged = ?
-                WHERE id = ?
-                """, arguments: [Timestamp.now(), finalTotals.segmentsRead, finalTotals.events, finalTotals.duplicates,
-                                 finalTotals.quarantined, finalTotals.unpriced, finalTotals.damaged.count, runID])
-        }
+        try ledger.finishRun(id: runID, finishedAt: Timestamp.now(), totals: totals)
         return IngestResult(totals: totals, failures: failures, seconds: seconds)
     }
 }

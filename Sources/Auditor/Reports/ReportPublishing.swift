@@ -1,4 +1,3 @@
-import GRDB
 import Report
 import TallyConfig
 import TallyCore
@@ -35,22 +34,12 @@ public enum ReportPublishing {
         var written: [ReportPublication.Written] = []
 
         // Closed months with calls whose final report is missing or out of date.
-        let (firstDay, snapshots) = try ledger.access { db in
-            let first = try Int.fetchOne(db, sql: "SELECT MIN(day) FROM rollup_daily")
-            var snapshots: [String: Snapshot] = [:]
-            for r in try Row.fetchAll(db, sql: """
-                SELECT period, final, requests, final_requests, final_cost_hi, final_cost_lo, late_found_at FROM report_snapshots
-                """) {
-                snapshots[r[0]] = Snapshot(final: r[1], requests: r[2], finalRequests: r[3],
-                                           finalCost: (r[4] as Int64?).map { Ledger.cost(hi: $0, lo: r[5]) },
-                                           lateFoundAt: r[6])
-            }
-            return (first, snapshots)
-        }
+        let firstDay = try ledger.firstDay()
+        let snapshots = try ledger.reportSnapshots()
         if let firstDay {
             var month = Period.month(containing: firstDay)
             while month.firstDay < current.firstDay {
-                let (requests, cost) = try totals(ledger: ledger, month)
+                let (requests, cost) = try ledger.totals(fromDay: month.firstDay, toDay: month.lastDay)
                 let snapshot = snapshots[month.label]
                 if requests > 0, snapshot?.final != true || snapshot?.requests != requests {
                     var late: LateEvents?
@@ -63,8 +52,8 @@ public enum ReportPublishing {
                     let report = try PeriodReportBuilder.build(ledger: ledger, config: config, period: month, asOf: end - 1, isFinal: true, late: late)
                     let path = folder + "/" + month.label
                     try write(report, to: path)
-                    try record(ledger: ledger, period: month.label, final: true, at: asOf, requests: requests, cost: cost,
-                               firstFinal: snapshot?.final != true, lateFoundAt: late?.foundAt)
+                    try ledger.recordReport(period: month.label, final: true, at: asOf, requests: requests, cost: cost,
+                                            firstFinal: snapshot?.final != true, lateFoundAt: late?.foundAt)
                     written.append(.init(period: month.label, folder: path, isFinal: true, late: late))
                 }
                 Audit.releaseFreedMemory()
@@ -77,8 +66,8 @@ public enum ReportPublishing {
         try write(report, to: path)
         // The report's rows are the month's rollups, so their sums are what `totals` would read again.
         let requests = report.attribution.reduce(Int64(0)) { $0 + $1.requests }
-        try record(ledger: ledger, period: current.label, final: false, at: asOf, requests: requests, cost: report.total, firstFinal: false,
-                   lateFoundAt: nil)
+        try ledger.recordReport(period: current.label, final: false, at: asOf, requests: requests, cost: report.total, firstFinal: false,
+                                lateFoundAt: nil)
         written.append(.init(period: current.label, folder: path, isFinal: false, late: nil))
         let latest = folder + "/" + latestName
         do { try AtomicFile.link(latest, to: current.label) } catch {
@@ -93,44 +82,6 @@ public enum ReportPublishing {
             // A failed system call is about the folder; anything else (the ledger) says what it is itself.
             throw AuditError(.io, "cannot write the reports in \(path): \(error.message)\(error.errno == nil ? "" : "; check audit.reports_dir")",
                              cause: error)
-        }
-    }
-
-    struct Snapshot {
-        var final: Bool
-        var requests: Int64
-        var finalRequests: Int64?
-        var finalCost: Money?
-        var lateFoundAt: Int64?
-    }
-
-    /// Requests and cost of a month, from the rollups.
-    static func totals(ledger: Ledger, _ month: Period) throws(AuditError) -> (Int64, Money) {
-        try ledger.access { db in
-            let r = try Row.fetchOne(db, sql: """
-                SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(cost_hi), 0), COALESCE(SUM(cost_lo / 1000000), 0), COALESCE(SUM(cost_lo % 1000000), 0)
-                FROM rollup_daily WHERE day BETWEEN ? AND ?
-                """, arguments: [month.firstDay, month.lastDay])!
-            return (r[0], Ledger.summedCost(r, at: 1))
-        }
-    }
-
-    private static func record(ledger: Ledger, period: String, final: Bool, at: Int64, requests: Int64, cost: Money, firstFinal: Bool,
-                               lateFoundAt: Int64?) throws(AuditError) {
-        let hi = Int64(cost.picos / Ledger.costSplit), lo = Int64(cost.picos % Ledger.costSplit)
-        try ledger.access { db in
-            try db.execute(sql: """
-                INSERT INTO report_snapshots (period, final, written_at, requests, cost_hi, cost_lo) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (period) DO UPDATE SET final = excluded.final, written_at = excluded.written_at,
-                    requests = excluded.requests, cost_hi = excluded.cost_hi, cost_lo = excluded.cost_lo
-                """, arguments: [period, final, at, requests, hi, lo])
-            if firstFinal {
-                try db.execute(sql: """
-                    UPDATE report_snapshots SET final_at = ?, final_requests = ?, final_cost_hi = ?, final_cost_lo = ? WHERE period = ?
-                    """, arguments: [at, requests, hi, lo, period])
-            } else if let lateFoundAt {
-                try db.execute(sql: "UPDATE report_snapshots SET late_found_at = ? WHERE period = ?", arguments: [lateFoundAt, period])
-            }
         }
     }
 }

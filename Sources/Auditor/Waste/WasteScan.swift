@@ -1,6 +1,4 @@
-import GRDB
 import Foundation
-import GRDBSQLite
 import TallyConfig
 import TallyCore
 import TallyLedger
@@ -12,7 +10,7 @@ public enum WasteScan {
     /// Findings for calls from `from` up to `to` (milliseconds, both included), labelled `label`.
     public static func run(ledger: Ledger, config: Config, from: Int64, to: Int64, label: String) throws(AuditError) -> WasteResult {
         let rules = WasteRules(config.audit)
-        let names = try ledger.access { db in try Names(db) }
+        let names = Names(attributions: try ledger.names().attributions, models: try ledger.dimensionValues(.model))
         // The rules' tables (most of the scan's memory) are gone once `scan` returns: the store needs only the clusters.
         let found = try scan(ledger: ledger, rules: rules, names: names, from: from, to: to)
         // Clusters go into the ledger straight from the detector's numbers; a finding (with its strings) is made only
@@ -21,7 +19,7 @@ public enum WasteScan {
         // Sums per kind, kept as plain numbers while the rows go by (clusters come kind after kind).
         var sums: [(kind: WasteKind, clusters: Int, cost: Int128)] = []
         var total: Int128 = 0
-        try store(label: label, ledger: ledger) { insert in
+        try ledger.replaceWaste(period: label) { insert in
             try names.forEachCluster(found) { cluster, kind, rank, index in
                 let peak = kind == .runaway ? found.runawayPeaks[index] : nil
                 try insert(names.row(cluster, kind, rules: rules, currency: config.currency, peak: peak))
@@ -65,17 +63,12 @@ public enum WasteScan {
                 forNear.removeAll(keepingCapacity: true)
             }
         }
-        try ledger.access { db in
-            // Each block is read once: SQLite's page cache would only hold memory the rules' tables need.
-            try Ledger.withSmallPageCache(db) {
-                try ScanBlocks.forEach(db, from: from - rules.lookBack, to: to) { call in
-                    let owner = names.owner(Int(call.attr))
-                    send(WasteCall(ts: call.ts, attr: call.attr, key: owner.key, team: owner.team, model: call.model,
-                                   ok: call.flags & ScanCall.ok != 0, failed: call.flags & ScanCall.failed != 0, cost: call.cost,
-                                   hash: call.flags & ScanCall.hasHash != 0 ? call.hash : nil,
-                                   sim: call.flags & ScanCall.hasSim != 0 ? call.sim : nil))
-                }
-            }
+        try ledger.scanCalls(from: from - rules.lookBack, to: to) { call in
+            let owner = names.owner(Int(call.attr))
+            send(WasteCall(ts: call.ts, attr: call.attr, key: owner.key, team: owner.team, model: call.model,
+                           ok: call.flags & ScanCall.ok != 0, failed: call.flags & ScanCall.failed != 0, cost: call.cost,
+                           hash: call.flags & ScanCall.hasHash != 0 ? call.hash : nil,
+                           sim: call.flags & ScanCall.hasSim != 0 ? call.sim : nil))
         }
         flush()
         pipeline.send(forNear)
@@ -84,106 +77,16 @@ public enum WasteScan {
         return found
     }
 
-    /// The findings stored for a period by the last audit.
+    /// The findings an audit stored for the month `label`, in stored order.
     public static func stored(ledger: Ledger, label: String) throws(AuditError) -> [WasteFinding] {
-        try ledger.access { db in
-            try GRDB.Row.fetchAll(db, sql: """
-                SELECT kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost, counts_as_waste, detail
-                FROM waste WHERE period = ? ORDER BY rowid
-                """, arguments: [label]).compactMap { row in
-                guard let kind = WasteKind(rawValue: row[0]) else { return nil }
-                let keys: String = row[4], users: String = row[5]
-                return WasteFinding(kind: kind, subject: row[1], model: row[2], team: row[3],
-                                    keys: keys.isEmpty ? [] : keys.split(separator: ",").map(String.init),
-                                    users: users.isEmpty ? [] : users.split(separator: ",").map(String.init),
-                                    firstSeen: row[6], lastSeen: row[7], calls: row[8], repeats: row[9], errors: row[10],
-                                    cost: Money(picos: Int128(row[11] as Int64)), countsAsWaste: row[12], detail: row[13])
-            }
-        }
+        try ledger.storedWasteFindings(period: label)
     }
 
-    /// Runaway episodes the audits recorded, latest period first; what `tally keys` enforces between audits.
+    /// The runaway findings of the latest month that has any.
     static func storedRunaways(ledger: Ledger) throws(AuditError) -> [WasteFinding] {
-        let label = try ledger.access { db in try String.fetchOne(db, sql: "SELECT MAX(period) FROM waste WHERE kind = 'runaway'") }
-        guard let label else { return [] }
+        guard let label = try ledger.latestWastePeriod(kind: .runaway) else { return [] }
         return try stored(ledger: ledger, label: label).filter { $0.kind == .runaway }
     }
-
-    /// One row of the `waste` table. Names are UTF-8 bytes the scan keeps per id, so a row costs no allocation.
-    struct Row {
-        var kind: WasteKind
-        var subject: [UInt8]
-        var model: [UInt8]
-        var team: [UInt8]
-        var keys: [UInt8]
-        var users: [UInt8]
-        var first: Int64
-        var last: Int64
-        var calls: Int
-        var repeats: Int
-        var errors: Int
-        var cost: Int64
-        var countsAsWaste: Bool
-        var detail: String
-    }
-
-    /// Replaces the period's findings with those `produce` hands to its `insert`, in one transaction.
-    static func store(label: String, ledger: Ledger, _ produce: (_ insert: (Row) throws -> Void) throws -> Void) throws(AuditError) {
-        try ledger.access { db in
-            try db.inTransaction {
-                try db.execute(sql: "DELETE FROM waste WHERE period = ?", arguments: [label])
-                let insert = try db.cachedStatement(sql: """
-                    INSERT INTO waste (period, kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost,
-                                       counts_as_waste, detail)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """).sqliteStatement
-                // The row's bytes outlive the step that reads them (the row is alive until `insert` returns, and
-                // every row binds these columns anew), so SQLite need not copy them.
-                func text(_ column: Int32, _ bytes: [UInt8]) {
-                    _ = bytes.withUnsafeBufferPointer { buffer in
-                        // A pointer that is never null, also for an empty name (null would store NULL).
-                        sqlite3_bind_text(insert, column, buffer.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(Self.empty.utf8Start),
-                                          Int32(buffer.count), nil)
-                    }
-                }
-                func text(_ column: Int32, _ value: String) {
-                    _ = value.withCString { sqlite3_bind_text(insert, column, $0, -1, SQLITE_TRANSIENT_VALUE) }
-                }
-                // Bindings outlive a reset, so what every row shares is bound once.
-                sqlite3_reset(insert)
-                sqlite3_clear_bindings(insert)
-                text(1, label)
-                var boundKind: WasteKind?
-                try produce { row in
-                    sqlite3_reset(insert)
-                    if row.kind != boundKind {
-                        text(2, row.kind.rawValue)
-                        boundKind = row.kind
-                    }
-                    text(3, row.subject)
-                    text(4, row.model)
-                    text(5, row.team)
-                    text(6, row.keys)
-                    text(7, row.users)
-                    sqlite3_bind_int64(insert, 8, row.first)
-                    sqlite3_bind_int64(insert, 9, row.last)
-                    sqlite3_bind_int64(insert, 10, Int64(row.calls))
-                    sqlite3_bind_int64(insert, 11, Int64(row.repeats))
-                    sqlite3_bind_int64(insert, 12, Int64(row.errors))
-                    sqlite3_bind_int64(insert, 13, row.cost)
-                    sqlite3_bind_int64(insert, 14, row.countsAsWaste ? 1 : 0)
-                    text(15, row.detail)
-                    guard sqlite3_step(insert) == SQLITE_DONE else {
-                        throw AuditError(.io, "ledger \(ledger.path): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
-                    }
-                }
-                sqlite3_reset(insert)
-                sqlite3_clear_bindings(insert)
-                return .commit
-            }
-        }
-    }
-    private static let empty: StaticString = ""
 
     /// Runs the near-duplicate rule on its own thread over the batches it is sent, so that the scan uses two cores.
     private final class NearThread: @unchecked Sendable {
@@ -260,12 +163,13 @@ public enum WasteScan {
         var teamBytes: [[UInt8]] = []
         var modelBytes: [Int32: [UInt8]] = [:]
 
-        init(_ db: Database) throws {
+        init(attributions: [Int64: Attribution], models: [Int64: String]) {
             var attrKey: [Int32: String] = [:], attrUser: [Int32: String] = [:]
             var keyIndex: [String: Int32] = [:]
             var teamIndex: [String: Int32] = [:]
-            for row in try GRDB.Row.fetchAll(db, sql: "SELECT id, key, user, team FROM attributions") {
-                let id: Int = row[0], key: String = row[1], user: String = row[2], team: String = row[3]
+            // In id order, as the ledger lists them, so that names get their indexes in a stable order.
+            for (id64, attribution) in attributions.sorted(by: { $0.key < $1.key }) {
+                let id = Int(id64), key = attribution.key, user = attribution.user, team = attribution.team
                 let k = keyIndex[key] ?? { keyIndex[key] = Int32(keyNames.count); keyNames.append(key); return Int32(keyNames.count - 1) }()
                 let t = teamIndex[team] ?? { teamIndex[team] = Int32(teamNames.count); teamNames.append(team); return Int32(teamNames.count - 1) }()
                 if id >= owners.count { owners += Array(repeating: (-1, -1), count: id + 1 - owners.count) }
@@ -273,9 +177,7 @@ public enum WasteScan {
                 attrKey[Int32(id)] = key
                 attrUser[Int32(id)] = user
             }
-            for row in try GRDB.Row.fetchAll(db, sql: "SELECT id, value FROM dims WHERE kind = ?", arguments: [DimensionKind.model.rawValue]) {
-                models[Int32(row[0] as Int64)] = row[1]
-            }
+            for (id, value) in models { self.models[Int32(id)] = value }
             keyByteRank = Array(repeating: 0, count: keyNames.count)
             for (place, k) in keyNames.indices.sorted(by: { keyNames[$0].utf8.lexicographicallyPrecedes(keyNames[$1].utf8) }).enumerated() {
                 keyByteRank[k] = Int32(place)
@@ -290,7 +192,7 @@ public enum WasteScan {
             for (attr, key) in attrKey { attrKeyPlace[Int(attr)] = keyPlace[key] ?? -1 }
             for (attr, user) in attrUser { attrUserPlace[Int(attr)] = userPlace[user] ?? -1 }
             teamBytes = teamNames.map { Array($0.utf8) }
-            modelBytes = models.mapValues { Array($0.utf8) }
+            modelBytes = self.models.mapValues { Array($0.utf8) }
         }
 
         func owner(_ attr: Int) -> (key: Int32, team: Int32) { attr >= 0 && attr < owners.count ? owners[attr] : (-1, -1) }
@@ -321,7 +223,7 @@ public enum WasteScan {
 
         /// The `waste` row for a cluster: the same text `finding` gives, built from bytes kept per id.
         func row(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String,
-                 peak: (requests: Int, spend: Int128)?) -> Row {
+                 peak: (requests: Int, spend: Int128)?) -> WasteRecord {
             var subject: [UInt8], detail = ""
             switch kind {
             case .exactDuplicate, .nearDuplicate:
@@ -331,7 +233,7 @@ public enum WasteScan {
                 subject = Array(finding.subject.utf8)
                 detail = finding.detail
             }
-            return Row(kind: kind, subject: subject, model: c.model >= 0 ? modelBytes[c.model] ?? [] : [],
+            return WasteRecord(kind: kind, subject: subject, model: c.model >= 0 ? modelBytes[c.model] ?? [] : [],
                        team: c.team >= 0 ? teamBytes[Int(c.team)] : [], keys: joined(c, attrKeyPlace, keysInOrder), users: joined(c, attrUserPlace, usersInOrder),
                        first: c.first, last: c.last, calls: c.calls, repeats: c.repeats, errors: c.errors, cost: c.cost,
                        countsAsWaste: rules.countsAsWaste(kind), detail: detail)

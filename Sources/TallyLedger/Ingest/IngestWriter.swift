@@ -41,7 +41,7 @@ package struct IngestWriter {
     private var attributionIDs: [Attribution: Int64] = [:]
     private var priceIDs: [StoredPrice: Int64] = [:]
 
-    package init(currency: String, runID: Int64, db: Database) throws {
+    init(currency: String, runID: Int64, db: Database) throws {
         self.currency = currency
         self.runID = runID
         for kind in DimensionKind.allCases { dimensionIDs[kind] = [:] }
@@ -123,7 +123,7 @@ package struct IngestWriter {
     /// Adds one parsed segment and its bookkeeping to the open batch (opening one if needed). Nothing of it is
     /// visible, or durable, until `commit`: a run killed midway leaves no trace of its batch.
     /// A failure ends the run (the caches may then name rolled-back rows, so the writer must not be used again).
-    package mutating func write(_ parsed: ParsedSegment, _ db: Database) throws {
+    mutating func write(_ parsed: ParsedSegment, _ db: Database) throws {
         if !inTransaction {
             try db.beginTransaction(.immediate)
             inTransaction = true
@@ -132,7 +132,7 @@ package struct IngestWriter {
     }
 
     /// Writes the batch's rollup sums and commits it.
-    package mutating func commit(_ db: Database) throws {
+    mutating func commit(_ db: Database) throws {
         guard inTransaction else { return }
         try Rollups.add(pendingRollups, db)
         try db.commit()
@@ -326,4 +326,4 @@ package struct IngestWriter {
 }
 
 /// SQLite's `SQLITE_TRANSIENT`: bind makes its own copy.
-package let SQLITE_TRANSIENT_VALUE = unsafeBitCast(Int(-1), to: sqlite3_destructor_type.self)
+let SQLITE_TRANSIENT_VALUE = unsafeBitCast(Int(-1), to: sqlite3_destructor_type.self)

@@ -1,0 +1,120 @@
+import GRDB
+import TallyCore
+
+/// The columns a read of the daily rollups groups by (besides `priced`, always).
+package struct RollupGrouping: OptionSet, Sendable {
+    package let rawValue: Int
+    package init(rawValue: Int) { self.rawValue = rawValue }
+
+    package static let day = RollupGrouping(rawValue: 1)
+    package static let attribution = RollupGrouping(rawValue: 2)
+    package static let provider = RollupGrouping(rawValue: 4)
+    package static let model = RollupGrouping(rawValue: 8)
+    /// End users and tags need the detailed rollup; everything else reads the far smaller one.
+    package static let endUser = RollupGrouping(rawValue: 16)
+    package static let tags = RollupGrouping(rawValue: 32)
+}
+
+/// One group of the daily rollups: the ids it is grouped by (0 for a column not grouped by) and its sums.
+package struct RollupRow: Sendable {
+    package var day = 0
+    package var attribution: Int64 = 0
+    package var provider: Int64 = 0
+    package var model: Int64 = 0
+    /// 0 when the calls named no end user, or when not grouped by it.
+    package var endUser: Int64 = 0
+    /// 0 when the calls had no tags, or when not grouped by them.
+    package var tags: Int64 = 0
+    package var priced = true
+    package var requests: Int64 = 0
+    package var failed: Int64 = 0
+    package var rejected: Int64 = 0
+    package var input: Int64 = 0
+    package var output: Int64 = 0
+    package var cachedInput: Int64 = 0
+    package var cacheWrite: Int64 = 0
+    package var reasoning: Int64 = 0
+    package var cost = Money.zero
+}
+
+/// What the ledger's ids stand for: attributions by id, and the strings of `dims` by id.
+package struct LedgerNames: Sendable {
+    package var attributions: [Int64: Attribution]
+    package var dims: [Int64: String]
+}
+
+extension Ledger {
+    /// Every attribution and dimension string, by id.
+    package func names() throws(AuditError) -> LedgerNames {
+        try access { db in
+            let attributions = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, key, known, user, project, team, org FROM attributions").map {
+                ($0[0] as Int64, Attribution(key: $0[1], known: $0[2], user: $0[3], project: $0[4], team: $0[5], org: $0[6]))
+            })
+            let dims = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, value FROM dims").map { ($0[0] as Int64, $0[1] as String) })
+            return LedgerNames(attributions: attributions, dims: dims)
+        }
+    }
+
+    /// The daily rollups of local days `fromDay...toDay`, summed by `grouping` and whether the calls were priced.
+    package func rollups(grouping: RollupGrouping, fromDay: Int, toDay: Int, _ body: (RollupRow) throws -> Void) throws(AuditError) {
+        var columns: [String] = []
+        if grouping.contains(.day) { columns.append("r.day") }
+        if grouping.contains(.attribution) { columns.append("r.attr") }
+        if grouping.contains(.provider) { columns.append("r.provider") }
+        if grouping.contains(.model) { columns.append("r.model") }
+        if grouping.contains(.endUser) { columns.append("r.end_user") }
+        if grouping.contains(.tags) { columns.append("r.tags") }
+        let groupColumns = columns + ["r.priced"]
+        let table = grouping.contains(.endUser) || grouping.contains(.tags) ? "rollup_daily_detail" : "rollup_daily"
+        let sql = """
+            SELECT \(groupColumns.joined(separator: ", ")),
+                SUM(r.requests), SUM(r.failed), SUM(r.rejected), SUM(r.input), SUM(r.output), SUM(r.cached_input),
+                SUM(r.cache_write), SUM(r.reasoning), SUM(r.cost_hi), SUM(r.cost_lo / 1000000), SUM(r.cost_lo % 1000000)
+            FROM \(table) r
+            WHERE r.day BETWEEN ? AND ?
+            GROUP BY \(groupColumns.joined(separator: ", "))
+            """
+        try access { db in
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: [fromDay, toDay])
+            while let row = try rows.next() {
+                var i = 0
+                func next() -> Int64 { defer { i += 1 }; return row[i] }
+                var r = RollupRow()
+                if grouping.contains(.day) { r.day = Int(next()) }
+                if grouping.contains(.attribution) { r.attribution = next() }
+                if grouping.contains(.provider) { r.provider = next() }
+                if grouping.contains(.model) { r.model = next() }
+                if grouping.contains(.endUser) { r.endUser = next() }
+                if grouping.contains(.tags) { r.tags = next() }
+                r.priced = next() != 0
+                r.requests = next()
+                r.failed = next()
+                r.rejected = next()
+                r.input = next()
+                r.output = next()
+                r.cachedInput = next()
+                r.cacheWrite = next()
+                r.reasoning = next()
+                r.cost = Ledger.summedCost(row, at: i)
+                try body(r)
+            }
+        }
+    }
+
+    /// The unpriced calls of local days `fromDay...toDay` by provider and model id (no cost: they have none).
+    package func unpricedRollups(fromDay: Int, toDay: Int) throws(AuditError) -> [RollupRow] {
+        try access { db in
+            var result: [RollupRow] = []
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT provider, model, SUM(requests), SUM(input), SUM(output), SUM(cached_input),
+                    SUM(cache_write), SUM(reasoning)
+                FROM rollup_daily WHERE priced = 0 AND day BETWEEN ? AND ? GROUP BY provider, model
+                """, arguments: [fromDay, toDay])
+            while let row = try rows.next() {
+                result.append(RollupRow(provider: row[0], model: row[1], priced: false, requests: row[2], input: row[3], output: row[4],
+                                        cachedInput: row[5], cacheWrite: row[6], reasoning: row[7]))
+            }
+            return result
+        }
+    }
+}
