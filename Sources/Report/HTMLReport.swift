@@ -3,7 +3,13 @@ import TallyCore
 /// `report.html`: one self-contained page (no scripts, fonts, images or styles from elsewhere) for an executive: the
 /// period's figures on one screen, then the sections behind them. Every string from a log or a config is escaped.
 /// Prints on A4 and Letter, one section a page.
-public enum HTMLReport {
+public struct HTMLReport: TextReportFile {
+    public let name = "report.html"
+
+    public init() {}
+
+    public func render(_ report: PeriodReport) -> String { Self.render(report) }
+
     /// The page for `report`.
     public static func render(_ report: PeriodReport) -> String {
         var page = Page(report: report)

@@ -4,39 +4,29 @@ import TallyCore
 /// `manifest.json` written last that names them with their sizes and SHA-256s, so a reader or a filing system can
 /// tell a complete, final set from one being refreshed.
 public enum ReportFolder {
-    /// The files of a report, in the order written (the manifest comes last).
-    public static let fileNames = [
-        "attribution.csv", "focus.csv", "budgets.csv", "alerts.csv", "breaches.csv", "revocations.csv", "waste.csv",
-        "reallocation.csv", "unpriced.csv", "quarantine.csv", "report.html",
+    /// The files of a report, in the order written (the manifest comes last). Files are written one at a time, and
+    /// waste.csv (a busy month's is about a hundred megabytes) a piece at a time, so a report never holds a whole file
+    /// set in memory.
+    public static let files: [any ReportFile] = [
+        AttributionCSV(), FocusCSV(), BudgetsCSV(), AlertsCSV(), BreachesCSV(), RevocationsCSV(), WasteCSV(), ReallocationCSV(),
+        UnpricedCSV(), QuarantineCSV(), HTMLReport(),
     ]
+    /// The files' names, in the order written.
+    public static let fileNames = files.map(\.name)
     public static let manifestName = "manifest.json"
-
-    /// Each file with what writes it. Files are written one at a time, and waste.csv (a busy month's is about a
-    /// hundred megabytes) a piece at a time, so a report never holds a whole file set in memory.
-    static func documents(_ report: PeriodReport) -> [(name: String, write: (AtomicFile.Writer) throws(FileIOError) -> Void)] {
-        func text(_ render: @escaping () -> String) -> (AtomicFile.Writer) throws(FileIOError) -> Void {
-            { (file: AtomicFile.Writer) throws(FileIOError) in try file.append(render().utf8) }
-        }
-        func waste(_ file: AtomicFile.Writer) throws(FileIOError) {
-            try report.wasteCSV { (bytes: [UInt8]) throws(FileIOError) in try file.append(bytes) }
-        }
-        let writers: [(AtomicFile.Writer) throws(FileIOError) -> Void] = [
-            text(report.attributionCSV), text(report.focusCSV), text(report.budgetsCSV), text(report.alertsCSV),
-            text(report.breachesCSV), text(report.revocationsCSV),
-            waste,
-            text(report.reallocationCSV), text(report.unpricedCSV), text(report.quarantineCSV), text { HTMLReport.render(report) },
-        ]
-        return Array(zip(fileNames, writers))
-    }
 
     /// Writes every file into `folder` (created when missing), each atomically, then the manifest, and returns what
     /// the manifest lists. A reader sees each file either whole as before or whole as now.
     @discardableResult
     public static func write(_ report: PeriodReport, to folder: String) throws(FileIOError) -> [(name: String, size: Int, sha256: String)] {
         var written: [(name: String, size: Int, sha256: String)] = []
-        for document in documents(report) {
+        for document in files {
             let file = try AtomicFile.Writer(folder + "/" + document.name)
-            try document.write(file)
+            if let page = document as? any TextReportFile {
+                try file.append(page.render(report).utf8)  // straight from the string, without a copy of its bytes
+            } else {
+                try document.write(report) { (bytes: [UInt8]) throws(FileIOError) in try file.append(bytes) }
+            }
             let done = try file.commit()
             written.append((document.name, done.size, done.sha256))
         }

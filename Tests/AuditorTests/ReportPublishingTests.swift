@@ -77,7 +77,7 @@ struct ReportPublishingTests {
         let ledger = try Ledger(path: f.ledgerPath, readOnly: true)
         let again = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
                                                   asOf: Timestamp.parse("2026-11-11T12:00:00Z")!)
-        #expect(again.attributionCSV() == (try read(f, "2026-11/attribution.csv")))
-        #expect(again.focusCSV() == (try read(f, "2026-11/focus.csv")))
+        #expect(AttributionCSV().render(again) == (try read(f, "2026-11/attribution.csv")))
+        #expect(FocusCSV().render(again) == (try read(f, "2026-11/focus.csv")))
     }
 }

@@ -217,7 +217,7 @@ struct WasteTests {
         #expect((report.waste.source as? LedgerWasteRows)?.inOrder == true)
 
         // Rows stored in another order (an older Tally broke ties otherwise) are sorted when read: the same file.
-        let file = try report.wasteCSV()
+        let file = try WasteCSV().text(report)
         let writable = try Ledger(path: f.ledgerPath)
         try writable.access { db in
             try db.execute(sql: """
@@ -229,7 +229,7 @@ struct WasteTests {
         let again = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
                                                  asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
         #expect((again.waste.source as? LedgerWasteRows)?.inOrder == false)
-        #expect(try again.wasteCSV() == file)
+        #expect(try WasteCSV().text(again) == file)
         #expect(again.waste.costliest == report.waste.costliest && again.waste.kinds == report.waste.kinds)
 
         // `tally report` builds and writes in one snapshot: an audit replacing the rows meanwhile changes nothing in it.
@@ -237,7 +237,7 @@ struct WasteTests {
             let report = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
                                                       asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
             try writable.access { db in try db.execute(sql: "DELETE FROM waste WHERE period = '2026-11'") }
-            do throws(FileIOError) { return try report.wasteCSV() } catch { throw AuditError(.io, error.message) }
+            do throws(FileIOError) { return try WasteCSV().text(report) } catch { throw AuditError(.io, error.message) }
         }
         #expect(inSnapshot == file)
         let after = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),

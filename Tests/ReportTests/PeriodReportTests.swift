@@ -40,7 +40,7 @@ struct PeriodReportTests {
     }
 
     @Test func textFromOutsideCannotRunAsAFormula() throws {
-        let rows = CSVParser.parse(Self.hostile.attributionCSV())
+        let rows = CSVParser.parse(AttributionCSV().render(Self.hostile))
         #expect(rows[0].count == 17 && rows.allSatisfy { $0.count == 17 })
         let users = rows.dropFirst().map { $0[4] }
         #expect(users == ["'=HYPERLINK(\"http://evil\",\"x\")", "'@SUM(A1)", "'\tindent", "bob"])
@@ -48,14 +48,14 @@ struct PeriodReportTests {
         // Commas, quotes and line breaks survive the round trip inside one cell.
         #expect(rows[3][7] == "gpt,4o \"quoted\"\nnext")
         // Every dangerous cell is quoted, so no spreadsheet sees a bare formula.
-        let raw = Self.hostile.attributionCSV()
+        let raw = AttributionCSV().render(Self.hostile)
         for bad in ["=HYPERLINK", "@SUM", "+cmd", "-2+3"] { #expect(!raw.contains("," + bad), "\(bad) reached a cell unguarded") }
-        #expect(CSVParser.parse(try Self.hostile.wasteCSV())[1][5] == "'=1+1")
+        #expect(CSVParser.parse(try WasteCSV().text(Self.hostile))[1][5] == "'=1+1")
     }
 
     @Test func moneyIsExactWithSixPlacesAndTheCostColumnSumsToTheTotal() throws {
         let report = Self.hostile
-        let rows = CSVParser.parse(report.attributionCSV())
+        let rows = CSVParser.parse(AttributionCSV().render(report))
         let costs = rows.dropFirst().map { $0[14] }
         #expect(costs == ["0.1234567891", "2.500000", "0.000000000001", ""])
         #expect(rows[4][16] == "3")  // the unpriced row: empty cost, its requests counted apart
@@ -66,12 +66,12 @@ struct PeriodReportTests {
         let html = HTMLReport.render(report)
         #expect(html.contains("<span data-exact-total>2.623456789101</span>"))
         #expect(html.contains("2.62 <small>USD</small>"))
-        #expect(CSVParser.parse(report.budgetsCSV())[1] == ["team", "search", "month", "2026-11", "true", "10.000000", "10.000000", "8.250000",
+        #expect(CSVParser.parse(BudgetsCSV().render(report))[1] == ["team", "search", "month", "2026-11", "true", "10.000000", "10.000000", "8.250000",
                                                             "0.8250", "16.500000", "at_risk", "USD"])
     }
 
     @Test func focusHasTheMandatoryColumnsInItsFormats() throws {
-        let rows = CSVParser.parse(Self.hostile.focusCSV())
+        let rows = CSVParser.parse(FocusCSV().render(Self.hostile))
         let header = rows[0]
         let mandatory = ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId", "BillingAccountName", "BillingCurrency",
                          "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ChargeClass",
@@ -154,11 +154,11 @@ struct PeriodReportTests {
         try ReportFolder.write(report, to: folder)
         let held = String(decoding: try reader.readToEnd() ?? Data(), as: UTF8.self)
         #expect(held == before)
-        #expect(try String(contentsOfFile: path, encoding: .utf8) == report.attributionCSV())
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == AttributionCSV().render(report))
         let names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
         #expect(names == (ReportFolder.fileNames + [ReportFolder.manifestName]).sorted(), "temporary files were left behind")
         let manifest = try String(contentsOfFile: folder + "/manifest.json", encoding: .utf8)
-        #expect(manifest.contains(#""sha256":""# + Hex.sha256(bytes: Array(report.attributionCSV().utf8))))
+        #expect(manifest.contains(#""sha256":""# + Hex.sha256(bytes: Array(AttributionCSV().render(report).utf8))))
         #expect(manifest.contains(#""final":false"#) && manifest.contains(#""total_cost":"2.6234567891""#))
     }
 }

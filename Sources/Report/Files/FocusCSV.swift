@@ -2,7 +2,11 @@ import TallyCore
 
 /// `focus.csv`: the attribution rows as a FinOps FOCUS 1.2 cost and usage export, so FinOps tools load LLM spend
 /// beside cloud bills (`docs/reports.md` maps every column).
-extension PeriodReport {
+public struct FocusCSV: TextReportFile {
+    public let name = "focus.csv"
+
+    public init() {}
+
     /// FOCUS columns in the order written, then Tally's own, prefixed `x_`.
     public static let focusColumns = [
         "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart",
@@ -18,18 +22,18 @@ extension PeriodReport {
 
     /// One FOCUS row per attribution row. Costs are what Tally priced (no discounts are known, so billed, effective,
     /// list and contracted cost agree); an all-unpriced row has cost 0 and says so in `x_UnpricedRequests`.
-    public func focusCSV() -> String {
+    public func render(_ report: PeriodReport) -> String {
         var out = ""
-        out.reserveCapacity(attribution.count * 700)
+        out.reserveCapacity(report.attribution.count * 700)
         CSV.append(Self.focusColumns + Self.focusExtensionColumns, to: &out)
-        let billingStart = CSV.time(start)
-        let billingEnd = CSV.time(end)
-        let currency = CSV.text(currency)
-        for r in attribution {
+        let billingStart = CSV.time(report.start)
+        let billingEnd = CSV.time(report.end)
+        let currency = CSV.text(report.currency)
+        for r in report.attribution {
             let cost = CSV.money(r.cost)
             let tokens = r.input + r.output
-            let providerName = CSV.text(providerNames[r.provider] ?? r.provider)
-            let description = "\(r.model) on \(providerNames[r.provider] ?? r.provider): \(r.requests) requests, \(r.input) input and "
+            let providerName = CSV.text(report.providerNames[r.provider] ?? r.provider)
+            let description = "\(r.model) on \(report.providerNames[r.provider] ?? r.provider): \(r.requests) requests, \(r.input) input and "
                 + "\(r.output) output tokens" + (r.unpricedRequests > 0 ? " (\(r.unpricedRequests) unpriced)" : "")
             var tags: [UInt8] = [UInt8(ascii: "{")]
             for (i, (name, value)) in [("org", r.org), ("team", r.team), ("project", r.project), ("user", r.user), ("key", r.key)].enumerated() {
@@ -44,11 +48,11 @@ extension PeriodReport {
                 "Usage", "", CSV.text(description), "Usage-Based", CSV.time(r.dayEnd), CSV.time(r.dayStart),
                 String(tokens), "Tokens", cost, cost, providerName, cost, "Standard",
                 String(tokens), "Tokens", providerName, providerName, CSV.text(r.key), CSV.text(r.key), "API Key",
-                "AI and Machine Learning", CSV.text((providerNames[r.provider] ?? r.provider) + " API"), "Generative AI",
+                "AI and Machine Learning", CSV.text((report.providerNames[r.provider] ?? r.provider) + " API"), "Generative AI",
                 CSV.text(r.provider + "/" + r.model), CSV.text(r.team), CSV.text(r.team), CSV.text(String(decoding: tags, as: UTF8.self)),
                 CSV.text(r.org), CSV.text(r.team), CSV.text(r.project), CSV.text(r.user), CSV.text(r.key), CSV.text(r.provider),
                 CSV.text(r.model), String(r.requests), String(r.input), String(r.cachedInput), String(r.cacheWrite), String(r.output),
-                String(r.reasoning), String(r.unpricedRequests), period,
+                String(r.reasoning), String(r.unpricedRequests), report.period,
             ], to: &out)
         }
         return out

@@ -1,0 +1,26 @@
+import TallyCore
+
+/// `budgets.csv`: every budget in the period the report's clock falls in.
+public struct BudgetsCSV: TextReportFile {
+    public let name = "budgets.csv"
+
+    public init() {}
+
+    public func render(_ report: PeriodReport) -> String {
+        var out = ""
+        CSV.append(["scope", "id", "budget_period", "period", "hard", "configured_limit", "limit", "spent", "utilisation",
+                    "projected", "status", "currency"], to: &out)
+        for b in report.budgets {
+            CSV.append([b.scope, CSV.text(b.id), b.budgetPeriod, b.periodLabel, b.hard ? "true" : "false", CSV.money(b.configuredLimit),
+                        CSV.money(b.limit), CSV.money(b.spent), BudgetsCSV.ratio(b.spent, b.limit), CSV.money(b.projected), b.status.rawValue,
+                        CSV.text(report.currency)], to: &out)
+        }
+        return out
+    }
+
+    /// `spent / limit` rounded to four decimals (`0.8312`); empty for a zero limit.
+    static func ratio(_ spent: Money, _ limit: Money) -> String {
+        guard limit.picos > 0 else { return "" }
+        return Money(picos: spent.picos * Money.scale / limit.picos).formatted(places: 4)
+    }
+}
