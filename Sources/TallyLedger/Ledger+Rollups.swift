@@ -66,7 +66,16 @@ extension Ledger {
         if grouping.contains(.tags) { columns.append("r.tags") }
         let groupColumns = columns + ["r.priced"]
         let table = grouping.contains(.endUser) || grouping.contains(.tags) ? "rollup_daily_detail" : "rollup_daily"
-        let sql = """
+        // Grouped by the whole key of `rollup_daily`, each row is its own group: read them as they are.
+        let sql = table == "rollup_daily" && grouping == [.day, .attribution, .provider, .model]
+            ? """
+            SELECT \(groupColumns.joined(separator: ", ")),
+                r.requests, r.failed, r.rejected, r.input, r.output, r.cached_input,
+                r.cache_write, r.reasoning, r.cost_hi, r.cost_lo / 1000000, r.cost_lo % 1000000
+            FROM rollup_daily r
+            WHERE r.day BETWEEN ? AND ?
+            """
+            : """
             SELECT \(groupColumns.joined(separator: ", ")),
                 SUM(r.requests), SUM(r.failed), SUM(r.rejected), SUM(r.input), SUM(r.output), SUM(r.cached_input),
                 SUM(r.cache_write), SUM(r.reasoning), SUM(r.cost_hi), SUM(r.cost_lo / 1000000), SUM(r.cost_lo % 1000000)
