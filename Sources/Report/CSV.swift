@@ -30,7 +30,7 @@ public enum CSV {
     public static func money(_ value: Money) -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(24)
-        appendMoney(value, to: &bytes)
+        value.appendExact(to: &bytes, minimumPlaces: 6)
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -106,7 +106,7 @@ struct CSVBuffer {
 
     mutating func money(_ value: Money) {
         separate()
-        CSV.appendMoney(value, to: &bytes)
+        value.appendExact(to: &bytes, minimumPlaces: 6)
     }
 
     mutating func time(_ milliseconds: Int64?) {
@@ -121,29 +121,4 @@ struct CSVBuffer {
     }
 
     var string: String { String(decoding: bytes, as: UTF8.self) }
-}
-
-extension CSV {
-    /// Appends `money` exactly, with 6 to 12 decimals (trailing zeros beyond the sixth dropped).
-    static func appendMoney(_ value: Money, to out: inout [UInt8]) {
-        var picos = value.picos
-        if picos < 0 {
-            out.append(UInt8(ascii: "-"))
-            picos = -picos
-        }
-        let whole = picos / Money.scale
-        var fraction = picos % Money.scale
-        JSONWriter.appendInteger(whole, to: &out)
-        out.append(UInt8(ascii: "."))
-        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: 12)
-        var i = 11
-        while fraction > 0 {
-            digits[i] = UInt8(ascii: "0") + UInt8(fraction % 10)
-            fraction /= 10
-            i -= 1
-        }
-        var end = 12
-        while end > 6 && digits[end - 1] == UInt8(ascii: "0") { end -= 1 }
-        out.append(contentsOf: digits[..<end])
-    }
 }

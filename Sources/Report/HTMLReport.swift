@@ -72,7 +72,7 @@ private struct Page {
     // MARK: Formatting
 
     func e(_ text: String) -> String { HTMLReport.escape(text) }
-    func money(_ value: Money) -> String { SpendBreakdown.grouped(money: value) }
+    func money(_ value: Money) -> String { value.grouped }
     func count(_ value: Int64) -> String { SpendBreakdown.grouped(value) }
     func percent(_ fraction: Double, places: Int = 1) -> String {
         guard fraction.isFinite else { return "–" }

@@ -114,7 +114,7 @@ extension SpendBreakdown {
         let header = dimensions + ["requests", "failed", "input", "output", "cached", "cache_write", "reasoning", "cost"]
         func cells(_ t: SpendTotals) -> [String] {
             [t.requests, t.failed, t.input, t.output, t.cachedInput, t.cacheWrite, t.reasoning].map(Self.grouped)
-                + [Self.grouped(money: t.cost) + (t.unpriced > 0 ? " +unpriced" : "")]
+                + [t.cost.grouped + (t.unpriced > 0 ? " +unpriced" : "")]
         }
         var rows = lines.map { $0.values.map(Self.printable) + cells($0.totals) }
         let totalRow = (dimensions.isEmpty ? [] : ["TOTAL"] + Array(repeating: "", count: dimensions.count - 1)) + cells(total)
@@ -210,16 +210,6 @@ extension SpendBreakdown {
             out.append(c)
         }
         return value < 0 ? "-" + out : out
-    }
-
-    /// A cost rounded to cents with grouped thousands: `12,345.68`.
-    static func grouped(money: Money) -> String {
-        let text = money.formatted(places: 2)
-        let negative = text.hasPrefix("-")
-        let body = negative ? String(text.dropFirst()) : text
-        let parts = body.split(separator: ".", maxSplits: 1)
-        let whole = grouped(Int64(parts[0]) ?? 0)
-        return (negative ? "-" : "") + whole + "." + (parts.count > 1 ? String(parts[1]) : "00")
     }
 
     /// Text from outside made safe for a terminal: control characters shown as `?`.

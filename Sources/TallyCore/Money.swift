@@ -47,12 +47,57 @@ public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// The exact amount with trailing zeros dropped, keeping at least two decimals (`0.013`, `12.50`): what CSV and
     /// JSON exports carry, so that figures add up to the cent and beyond.
-    public var exact: String {
-        var text = Substring(formatted(places: Money.scaleDigits))
-        while text.last == "0", let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) > 3 {
+    public var exact: String { trimmed(minimumPlaces: 2) }
+
+    /// The amount rounded to `maximumPlaces` decimals, then with trailing zeros dropped down to `minimumPlaces`.
+    public func trimmed(minimumPlaces: Int, maximumPlaces: Int = Money.scaleDigits) -> String {
+        var text = Substring(formatted(places: maximumPlaces))
+        while text.last == "0", let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) > minimumPlaces + 1 {
             text = text.dropLast()
         }
         return String(text)
+    }
+
+    /// The amount as a sentence shows it: cents, or up to four decimals below one unit so that small spend does not
+    /// read as zero (`12.50`, `0.0031`).
+    public var brief: String {
+        picos.magnitude < UInt128(Money.scale) ? trimmed(minimumPlaces: 2, maximumPlaces: 4) : formatted(places: 2)
+    }
+
+    /// Cents with thousands grouped, as tables and the HTML report show totals: `12,345.68`.
+    public var grouped: String {
+        let text = formatted(places: 2)
+        let negative = text.hasPrefix("-")
+        let body = negative ? text.dropFirst() : Substring(text)
+        let parts = body.split(separator: ".", maxSplits: 1)
+        let digits = parts[0]
+        var whole = ""
+        for (i, c) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { whole.append(",") }
+            whole.append(c)
+        }
+        return (negative ? "-" : "") + whole + "." + (parts.count > 1 ? String(parts[1]) : "00")
+    }
+
+    /// Appends the exact amount as ASCII digits, with trailing zeros dropped down to `minimumPlaces` decimals: the
+    /// allocation-free form of `trimmed(minimumPlaces:)` for writers of large files.
+    public func appendExact(to out: inout [UInt8], minimumPlaces: Int) {
+        var magnitude = picos.magnitude
+        if picos < 0 { out.append(UInt8(ascii: "-")) }
+        let whole = magnitude / UInt128(Money.scale)
+        magnitude %= UInt128(Money.scale)
+        JSONWriter.appendInteger(whole, to: &out)
+        out.append(UInt8(ascii: "."))
+        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: Money.scaleDigits)
+        var i = Money.scaleDigits - 1
+        while magnitude > 0 {
+            digits[i] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+            i -= 1
+        }
+        var end = Money.scaleDigits
+        while end > minimumPlaces && digits[end - 1] == UInt8(ascii: "0") { end -= 1 }
+        out.append(contentsOf: digits[..<end])
     }
 }
 

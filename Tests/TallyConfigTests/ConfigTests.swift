@@ -159,6 +159,21 @@ struct MoneyTests {
         }
     }
 
+    @Test func everyMoneyTextComesFromOneFormatter() throws {
+        let small = try Money(parsing: "0.0031"), large = try Money(parsing: "1234567.5"), tiny = try Money(parsing: "0.000000375")
+        // Exports: exact, at least two decimals (JSON) or six (CSV, through the byte writer).
+        #expect(small.exact == "0.0031" && large.exact == "1234567.50" && tiny.exact == "0.000000375")
+        for (money, text) in [(small, "0.003100"), (large, "1234567.500000"), (tiny, "0.000000375"), (-tiny, "-0.000000375")] {
+            var bytes: [UInt8] = []
+            money.appendExact(to: &bytes, minimumPlaces: 6)
+            #expect(String(decoding: bytes, as: UTF8.self) == text)
+            #expect(money.trimmed(minimumPlaces: 6) == text)
+        }
+        // Sentences: cents, or up to four decimals below one unit; tables: cents with thousands grouped.
+        #expect(small.brief == "0.0031" && large.brief == "1234567.50" && tiny.brief == "0.00" && Money(picos: 0).brief == "0.00")
+        #expect(large.grouped == "1,234,567.50" && (-large).grouped == "-1,234,567.50" && small.grouped == "0.00")
+    }
+
     @Test func pricesPerMillionAndPerTokenAgreeExactly() throws {
         #expect(try TokenPrice(perMillion: "0.075") == TokenPrice(perToken: "7.5e-08"))
         #expect(try TokenPrice(perMillion: "3.00") == TokenPrice(perToken: "3e-06"))

@@ -90,8 +90,8 @@ public enum Alerts {
 
     /// `team search crossed 80% of its 5000.00 USD month budget for 2026-11 at 2026-11-20T10:03:00.000Z (4001.20 spent)`.
     public static func describe(_ alert: Alert, currency: String) -> String {
-        "\(alert.scope.rawValue) \(alert.id) crossed \(alert.threshold.percent())% of its \(Enforcement.amount(alert.limit)) \(currency) "
+        "\(alert.scope.rawValue) \(alert.id) crossed \(alert.threshold.percent())% of its \(alert.limit.brief) \(currency) "
             + "\(alert.period.rawValue) budget for \(alert.periodLabel) at \(Timestamp.format(milliseconds: alert.crossedAt)) "
-            + "(\(Enforcement.amount(alert.spend)) spent)"
+            + "(\(alert.spend.brief) spent)"
     }
 }

@@ -67,7 +67,7 @@ public enum Enforcement {
                     continue
                 }
                 propose(RevocationList.Entry(keyID: key.id, reason: "runaway: \(finding.detail) from \(Timestamp.format(milliseconds: finding.firstSeen)) "
-                                                + "to \(Timestamp.format(milliseconds: finding.lastSeen)) (\(amount(finding.cost)) \(config.currency))",
+                                                + "to \(Timestamp.format(milliseconds: finding.lastSeen)) (\(finding.cost.brief) \(config.currency))",
                                              until: finding.lastSeen + config.audit.runaway.cooldownMs))
             }
         }
@@ -142,25 +142,16 @@ public enum Enforcement {
 
     /// `team search spent 104% of its 5000.00 USD month budget for 2026-11`.
     public static func describe(_ status: BudgetStatus, currency: String) -> String {
-        var limit = amount(status.budget.limit)
+        var limit = status.budget.limit.brief
         if status.limit != status.budget.limit {
             var parts: [String] = []
-            if status.released > .zero { parts.append("\(amount(status.released)) released for days away") }
-            if status.movedOut > .zero { parts.append("\(amount(status.movedOut)) moved out") }
-            if status.movedIn > .zero { parts.append("\(amount(status.movedIn)) moved in") }
-            if status.drawn > .zero { parts.append("\(amount(status.drawn)) drawn from the team pool") }
-            limit = "\(amount(status.limit)) (\(amount(status.budget.limit)) with \(parts.joined(separator: ", ")))"
+            if status.released > .zero { parts.append("\(status.released.brief) released for days away") }
+            if status.movedOut > .zero { parts.append("\(status.movedOut.brief) moved out") }
+            if status.movedIn > .zero { parts.append("\(status.movedIn.brief) moved in") }
+            if status.drawn > .zero { parts.append("\(status.drawn.brief) drawn from the team pool") }
+            limit = "\(status.limit.brief) (\(status.budget.limit.brief) with \(parts.joined(separator: ", ")))"
         }
-        return "\(status.scope.rawValue) \(status.id) spent \(status.percent)% (\(amount(status.spend))) of its "
+        return "\(status.scope.rawValue) \(status.id) spent \(status.percent)% (\(status.spend.brief)) of its "
             + "\(limit) \(currency) \(status.budget.period.rawValue) budget for \(status.periodLabel)"
-    }
-
-    /// Cents for amounts of one unit or more; below that up to four decimals, so small budgets stay readable
-    /// (`1486.70`, `0.60`, `0.012`).
-    public static func amount(_ money: Money) -> String {
-        guard money.picos.magnitude < UInt128(Money.scale) else { return money.formatted(places: 2) }
-        var text = Substring(money.formatted(places: 4))
-        while text.hasSuffix("0"), let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) > 3 { text = text.dropLast() }
-        return String(text)
     }
 }

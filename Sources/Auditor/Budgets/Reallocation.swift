@@ -129,8 +129,8 @@ public enum Reallocation {
                 let donor = donors[d]
                 proposals.append(ReallocationProposal(
                     id: "\(label):\(donor.id):\(receiver.id)", periodLabel: label, team: team, from: donor.id, to: receiver.id, amount: amount,
-                    reason: "\(receiver.id) is on pace for \(Enforcement.amount(receiver.projected)) of \(Enforcement.amount(receiver.limit)) \(currency) "
-                        + "and \(donor.id) for \(Enforcement.amount(donor.projected)) of \(Enforcement.amount(donor.limit)) by the end of \(label)"))
+                    reason: "\(receiver.id) is on pace for \(receiver.projected.brief) of \(receiver.limit.brief) \(currency) "
+                        + "and \(donor.id) for \(donor.projected.brief) of \(donor.limit.brief) by the end of \(label)"))
                 receiver.need -= amount
                 donors[d].spare -= amount
                 if donors[d].spare < cent { d += 1 }

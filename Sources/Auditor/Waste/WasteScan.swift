@@ -281,7 +281,7 @@ public enum WasteScan {
                 (subject, detail) = (keyNames[Int(c.key)], "\(c.calls) identical prompts (\(hashText)), \(c.errors) failed")
             case .runaway:
                 (subject, detail) = (keyNames[Int(c.key)],
-                                     "peak \(peak?.requests ?? 0) requests/min, \(Enforcement.amount(Money(picos: peak?.spend ?? 0))) \(currency) in an hour")
+                                     "peak \(peak?.requests ?? 0) requests/min, \(Money(picos: peak?.spend ?? 0).brief) \(currency) in an hour")
             }
             return WasteFinding(kind: kind, subject: subject, model: c.model >= 0 ? models[c.model] ?? "" : "",
                                 team: c.team >= 0 ? teamNames[Int(c.team)] : "", keys: list(attrKeyPlace, keysInOrder),

@@ -75,7 +75,7 @@ struct AuditCommand: AsyncParsableCommand {
             for finding in runaways + loops.prefix(3) {
                 printError("tally audit: \(finding.kind == .runaway ? "runaway key" : "retry loop on key") \(finding.subject): \(finding.calls) calls "
                            + "from \(Timestamp.format(milliseconds: finding.firstSeen)) to \(Timestamp.format(milliseconds: finding.lastSeen)), "
-                           + "\(finding.detail), \(Enforcement.amount(finding.cost)) \(loaded.currency)")
+                           + "\(finding.detail), \(finding.cost.brief) \(loaded.currency)")
             }
             for approval in enforcement.reallocation.approved {
                 printError("tally audit: approved (audit.auto_approve): \(approval.amount.formatted(places: 2)) \(loaded.currency) from \(approval.from) "
@@ -86,7 +86,7 @@ struct AuditCommand: AsyncParsableCommand {
             for written in outcome.reports.written where written.isFinal {
                 var line = "tally audit: final report for \(written.period) written to \(written.folder)"
                 if let late = written.late {
-                    line += " again: \(counted(Int(late.requests), "late call")) (\(Enforcement.amount(late.cost)) \(loaded.currency)) arrived after it closed"
+                    line += " again: \(counted(Int(late.requests), "late call")) (\(late.cost.brief) \(loaded.currency)) arrived after it closed"
                 }
                 printError(line)
             }
@@ -112,7 +112,7 @@ struct AuditCommand: AsyncParsableCommand {
     }
 
     static func summary(_ waste: WasteResult, currency: String) -> String {
-        return "; waste \(waste.periodLabel): \(Enforcement.amount(waste.total)) \(currency) in \(counted(waste.count(.exactDuplicate), "duplicate cluster")), "
+        return "; waste \(waste.periodLabel): \(waste.total.brief) \(currency) in \(counted(waste.count(.exactDuplicate), "duplicate cluster")), "
             + "\(counted(waste.count(.nearDuplicate), "near-duplicate cluster")), \(counted(waste.count(.retryLoop), "retry loop")), "
             + "\(counted(waste.count(.runaway), "runaway episode"))"
     }
