@@ -1,5 +1,6 @@
 import CMemory
 import Foundation
+import Report
 import TallyConfig
 import TallyCore
 import TallyLedger

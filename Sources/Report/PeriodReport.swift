@@ -26,7 +26,7 @@ public struct PeriodReport: Sendable, Equatable {
     /// One row per day × org × team × project × user × key × provider × model, in that order.
     public var attribution: [AttributionRow]
     public var budgets: [BudgetRow]
-    public var alerts: [AlertRow]
+    public var alerts: [Alert]
     public var breaches: [BreachRow]
     public var revocations: [RevocationRow]
     public var waste: WasteFindings
@@ -39,7 +39,7 @@ public struct PeriodReport: Sendable, Equatable {
 
     public init(period: String, firstDay: String, lastDay: String, start: Int64, end: Int64, timezone: String, currency: String,
                 organisations: [String] = [], asOf: Int64, isFinal: Bool = false, late: LateEvents? = nil, previous: PreviousPeriod? = nil,
-                attribution: [AttributionRow] = [], budgets: [BudgetRow] = [], alerts: [AlertRow] = [], breaches: [BreachRow] = [],
+                attribution: [AttributionRow] = [], budgets: [BudgetRow] = [], alerts: [Alert] = [], breaches: [BreachRow] = [],
                 revocations: [RevocationRow] = [], waste: WasteFindings = [], reallocation: [ReallocationRow] = [],
                 unpriced: [UnpricedRow] = [], quarantine: [QuarantineRow] = [], dataQuality: DataQuality = DataQuality(),
                 providerNames: [String: String] = [:]) {
@@ -212,35 +212,6 @@ public struct BudgetRow: Sendable, Equatable {
     public var utilisation: Double {
         guard limit.picos > 0 else { return spent.picos > 0 ? 1 : 0 }
         return Double(spent.picos) / Double(limit.picos)
-    }
-}
-
-/// A threshold crossing recorded by an audit.
-public struct AlertRow: Sendable, Equatable {
-    public var scope: String
-    public var id: String
-    public var budgetPeriod: String
-    public var periodLabel: String
-    /// `0.8`.
-    public var threshold: String
-    public var crossedAt: Int64
-    public var spent: Money
-    public var limit: Money
-    public var notifiedAt: Int64?
-    public var notifyError: String?
-
-    public init(scope: String, id: String, budgetPeriod: String, periodLabel: String, threshold: String, crossedAt: Int64, spent: Money,
-                limit: Money, notifiedAt: Int64? = nil, notifyError: String? = nil) {
-        self.scope = scope
-        self.id = id
-        self.budgetPeriod = budgetPeriod
-        self.periodLabel = periodLabel
-        self.threshold = threshold
-        self.crossedAt = crossedAt
-        self.spent = spent
-        self.limit = limit
-        self.notifiedAt = notifiedAt
-        self.notifyError = notifyError
     }
 }
 

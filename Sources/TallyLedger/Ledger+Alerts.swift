@@ -1,4 +1,5 @@
 import GRDB
+import Report
 import TallyCore
 
 extension Ledger {

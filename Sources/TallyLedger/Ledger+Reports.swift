@@ -83,14 +83,17 @@ extension Ledger {
     // MARK: A month's lists
 
     /// Alerts that crossed in `start..<end`, in the order they crossed.
-    package func alertRows(from start: Int64, to end: Int64) throws(AuditError) -> [AlertRow] {
+    package func alerts(from start: Int64, to end: Int64) throws(AuditError) -> [Alert] {
         try access { db in
             try Row.fetchAll(db, sql: """
                 SELECT scope, scope_id, period, period_label, threshold, crossed_at, spend, budget_limit, notified_at, notify_error
                 FROM alerts WHERE crossed_at >= ? AND crossed_at < ? ORDER BY crossed_at, id
-                """, arguments: [start, end]).map { r in
-                AlertRow(scope: r[0], id: r[1], budgetPeriod: r[2], periodLabel: r[3], threshold: r[4], crossedAt: r[5],
-                         spent: Money(picos: Int128(r[6] as Int64)), limit: Money(picos: Int128(r[7] as Int64)), notifiedAt: r[8], notifyError: r[9])
+                """, arguments: [start, end]).compactMap { r in
+                guard let scope = BudgetScope(rawValue: r[0]), let period = BudgetPeriod(rawValue: r[2]),
+                      let threshold = try? Ratio(parsing: r[4] as String) else { return nil }
+                return Alert(scope: scope, id: r[1], period: period, periodLabel: r[3], threshold: threshold, crossedAt: r[5],
+                             spend: Money(picos: Int128(r[6] as Int64)), limit: Money(picos: Int128(r[7] as Int64)), notifiedAt: r[8],
+                             notifyError: r[9])
             }
         }
     }

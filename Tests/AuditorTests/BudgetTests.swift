@@ -1,4 +1,5 @@
 import Foundation
+import Report
 import TallyCore
 @testable import TallyLedger
 import Testing

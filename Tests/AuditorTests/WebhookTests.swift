@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Report
 import Synchronization
 import TallyCore
 @testable import TallyLedger

@@ -1,3 +1,4 @@
+import Report
 import TallyConfig
 import TallyCore
 import TallyLedger

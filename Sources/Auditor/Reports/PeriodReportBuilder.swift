@@ -145,13 +145,14 @@ public enum PeriodReportBuilder {
         var rows: [BreachRow] = []
         let hardness = Dictionary(statuses.map { ("\($0.scope.rawValue)/\($0.id)", $0.budget.hard) }, uniquingKeysWith: { a, _ in a })
         let current = Dictionary(statuses.map { ("\($0.scope.rawValue)/\($0.id)/\($0.periodLabel)", $0) }, uniquingKeysWith: { a, _ in a })
-        for alert in report.alerts where (try? Ratio(parsing: alert.threshold)).map({ $0 >= (try! Ratio(parsing: "1")) }) ?? false {
-            let signature = "\(alert.scope)/\(alert.id)/\(alert.periodLabel)"
+        for alert in report.alerts where alert.threshold >= .one {
+            let signature = "\(alert.scope.rawValue)/\(alert.id)/\(alert.periodLabel)"
             guard seen.insert(signature).inserted else { continue }
             let now = current[signature]
-            rows.append(breach(scope: alert.scope, id: alert.id, budgetPeriod: alert.budgetPeriod, label: alert.periodLabel,
-                               crossedAt: alert.crossedAt, spent: now?.spend ?? alert.spent, limit: now?.limit ?? alert.limit,
-                               hard: hardness["\(alert.scope)/\(alert.id)"] ?? true, covered: now.map { $0.coveredByPool && !$0.isBreached } ?? false))
+            rows.append(breach(scope: alert.scope.rawValue, id: alert.id, budgetPeriod: alert.period.rawValue, label: alert.periodLabel,
+                               crossedAt: alert.crossedAt, spent: now?.spend ?? alert.spend, limit: now?.limit ?? alert.limit,
+                               hard: hardness["\(alert.scope.rawValue)/\(alert.id)"] ?? true,
+                               covered: now.map { $0.coveredByPool && !$0.isBreached } ?? false))
         }
         for s in statuses where s.isBreached {
             let signature = "\(s.scope.rawValue)/\(s.id)/\(s.periodLabel)"
@@ -167,7 +168,7 @@ public enum PeriodReportBuilder {
     private static func ledgerLists(into report: inout PeriodReport, ledger: Ledger, config: Config, period: Period, start: Int64,
                                     end: Int64) throws(AuditError) {
         let label = period.label
-        let alerts = try ledger.alertRows(from: start, to: end)
+        let alerts = try ledger.alerts(from: start, to: end)
         let revocations = try ledger.journal(kinds: ["revoke", "restore"], from: start, to: end).map { entry -> RevocationRow in
             let key = entry.subject.hasPrefix("key ") ? String(entry.subject.dropFirst(4)) : entry.subject
             var reason = entry.detail
