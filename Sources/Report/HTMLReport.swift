@@ -400,17 +400,17 @@ private struct Page {
 
     mutating func waste() {
         out += "<section aria-labelledby=\"waste-h\">\n<h2 id=\"waste-h\">Waste</h2>\n"
-        let kinds: [(String, String, String)] = [
-            ("exact_duplicate", "Repeated prompts (exact duplicates)", "the repeats' cost"),
-            ("near_duplicate", "Near-duplicate prompts", "reported only, unless the config counts them"),
-            ("retry_loop", "Retry loops", "no: their repeats are mostly duplicates already counted"),
-            ("runaway", "Runaway agents", "no: the spend of keys over their rate limits"),
+        let kinds: [(WasteKind, String, String)] = [
+            (WasteKind.exactDuplicate, "Repeated prompts (exact duplicates)", "the repeats' cost"),
+            (WasteKind.nearDuplicate, "Near-duplicate prompts", "reported only, unless the config counts them"),
+            (WasteKind.retryLoop, "Retry loops", "no: their repeats are mostly duplicates already counted"),
+            (WasteKind.runaway, "Runaway agents", "no: the spend of keys over their rate limits"),
         ]
         out += "<table class=\"waste-kinds\">\n<thead><tr><th scope=\"col\">Kind</th><th scope=\"col\" class=\"num\">Findings</th><th scope=\"col\" class=\"num\">Cost</th><th scope=\"col\">In the waste total</th></tr></thead>\n<tbody>\n"
         let totals = report.waste.kinds
         let top = report.waste.costliest
         for (kind, title, otherwise) in kinds {
-            let isCounted = totals[kind]?.countsAsWaste ?? (kind == "exact_duplicate")
+            let isCounted = totals[kind]?.countsAsWaste ?? (kind == .exactDuplicate)
             out += "<tr><th scope=\"row\">\(title)</th><td class=\"num\">\(count(totals[kind]?.findings ?? 0))</td><td class=\"num\">\(money(totals[kind]?.cost ?? .zero))</td><td>\(isCounted ? "yes" : otherwise)</td></tr>\n"
         }
         out += "<tr class=\"total\"><th scope=\"row\">Waste total</th><td></td><td class=\"num\">\(money(report.wasteTotal))</td><td>\(percent(share(report.wasteTotal, of: total))) of spend</td></tr>\n"
@@ -421,7 +421,7 @@ private struct Page {
             out += "<table class=\"waste\">\n<caption>The costliest findings (all of them are in waste.csv)</caption>\n"
             out += "<thead><tr><th scope=\"col\">Kind</th><th scope=\"col\">Prompt or key</th><th scope=\"col\">Team</th><th scope=\"col\">Model</th><th scope=\"col\">Keys</th><th scope=\"col\" class=\"num\">Calls</th><th scope=\"col\" class=\"num\">Cost</th><th scope=\"col\">Seen (UTC)</th></tr></thead>\n<tbody>\n"
             for w in top {
-                out += "<tr><td class=\"nowrap\">\(e(w.kind.replacing("_", with: " ")))</td><td><code>\(e(w.subject))</code></td><td>\(e(w.team))</td><td>\(e(w.model))</td>"
+                out += "<tr><td class=\"nowrap\">\(e(w.kind.rawValue.replacing("_", with: " ")))</td><td><code>\(e(w.subject))</code></td><td>\(e(w.team))</td><td>\(e(w.model))</td>"
                 out += "<td>\(e(w.keys.prefix(3).joined(separator: ", ")))\(w.keys.count > 3 ? " +\(w.keys.count - 3)" : "")</td><td class=\"num\">\(count(w.calls))</td>"
                 out += "<td class=\"num\">\(money(w.cost))</td><td class=\"nowrap\">\(e(span(w.firstSeen, w.lastSeen)))</td></tr>\n"
             }

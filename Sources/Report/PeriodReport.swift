@@ -267,47 +267,9 @@ public struct RevocationRow: Sendable, Equatable {
     }
 }
 
-/// A waste finding: a duplicate cluster, a retry loop or a runaway episode.
-public struct WasteRow: Sendable, Equatable {
-    /// `exact_duplicate`, `near_duplicate`, `retry_loop` or `runaway`.
-    public var kind: String
-    /// The shortened prompt hash, or the key.
-    public var subject: String
-    public var model: String
-    public var team: String
-    public var keys: [String]
-    public var users: [String]
-    public var firstSeen: Int64
-    public var lastSeen: Int64
-    public var calls: Int64
-    public var repeats: Int64
-    public var errors: Int64
-    public var cost: Money
-    public var countsAsWaste: Bool
-    public var detail: String
-
-    public init(kind: String, subject: String, model: String, team: String, keys: [String], users: [String], firstSeen: Int64,
-                lastSeen: Int64, calls: Int64, repeats: Int64, errors: Int64, cost: Money, countsAsWaste: Bool, detail: String) {
-        self.kind = kind
-        self.subject = subject
-        self.model = model
-        self.team = team
-        self.keys = keys
-        self.users = users
-        self.firstSeen = firstSeen
-        self.lastSeen = lastSeen
-        self.calls = calls
-        self.repeats = repeats
-        self.errors = errors
-        self.cost = cost
-        self.countsAsWaste = countsAsWaste
-        self.detail = detail
-    }
-}
-
 /// The period's waste findings as the report files need them: totals by kind and the costliest few for the HTML page,
 /// and every row, in order, for waste.csv. A busy month has hundreds of thousands of rows, so they need not be held in
-/// memory: a `WasteRowSource` can hand them over while waste.csv is written.
+/// memory: a `WasteFindingSource` can hand them over while waste.csv is written.
 public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
     /// The findings of one kind.
     public struct KindTotal: Sendable, Equatable {
@@ -326,26 +288,26 @@ public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
     public static let costliestShown = 15
 
     /// By kind (`exact_duplicate`…); kinds without findings are absent.
-    public private(set) var kinds: [String: KindTotal]
+    public private(set) var kinds: [WasteKind: KindTotal]
     /// Up to `costliestShown` findings in `costlier` order.
-    public private(set) var costliest: [WasteRow]
+    public private(set) var costliest: [WasteFinding]
     private let rows: Rows
 
     private enum Rows: Sendable {
-        case memory([WasteRow])
-        case source(any WasteRowSource)
+        case memory([WasteFinding])
+        case source(any WasteFindingSource)
     }
 
     /// Totals by kind and the costliest few, gathered one finding at a time. Findings `costlier` finds equal keep the
     /// order they came in.
     public struct Summary: Sendable {
-        public private(set) var kinds: [String: KindTotal] = [:]
-        public private(set) var costliest: [WasteRow] = []
+        public private(set) var kinds: [WasteKind: KindTotal] = [:]
+        public private(set) var costliest: [WasteFinding] = []
 
         public init() {}
 
         /// Counts a finding; `row` is asked for only when the finding may be among the costliest.
-        public mutating func add(kind: String, cost: Money, countsAsWaste: Bool, row: () throws -> WasteRow) rethrows {
+        public mutating func add(kind: WasteKind, cost: Money, countsAsWaste: Bool, row: () throws -> WasteFinding) rethrows {
             kinds[kind, default: KindTotal(findings: 0, cost: .zero, countsAsWaste: countsAsWaste)].findings += 1
             kinds[kind]!.cost += cost
             let shown = WasteFindings.costliestShown
@@ -359,21 +321,21 @@ public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
     }
 
     /// Findings held in memory, in waste.csv's order.
-    public init(_ rows: [WasteRow]) {
+    public init(_ rows: [WasteFinding]) {
         var summary = Summary()
         for row in rows { summary.add(kind: row.kind, cost: row.cost, countsAsWaste: row.countsAsWaste) { row } }
         self.init(kinds: summary.kinds, costliest: summary.costliest, rows: .memory(rows))
     }
 
-    public init(arrayLiteral rows: WasteRow...) { self.init(rows) }
+    public init(arrayLiteral rows: WasteFinding...) { self.init(rows) }
 
     /// Findings summed by their owner (`kinds`, and `costliest` in `costlier` order, ties in waste.csv's order), whose
     /// rows `source` hands over when they are written.
-    public init(kinds: [String: KindTotal], costliest: [WasteRow], source: any WasteRowSource) {
+    public init(kinds: [WasteKind: KindTotal], costliest: [WasteFinding], source: any WasteFindingSource) {
         self.init(kinds: kinds, costliest: costliest, rows: .source(source))
     }
 
-    private init(kinds: [String: KindTotal], costliest: [WasteRow], rows: Rows) {
+    private init(kinds: [WasteKind: KindTotal], costliest: [WasteFinding], rows: Rows) {
         self.kinds = kinds
         self.costliest = costliest
         self.rows = rows
@@ -381,15 +343,15 @@ public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
 
     /// The order of the HTML page's list: costliest first, then by kind and subject (compared as UTF-8 bytes, as
     /// SQLite compares text), then oldest.
-    public static func costlier(_ a: WasteRow, _ b: WasteRow) -> Bool {
+    public static func costlier(_ a: WasteFinding, _ b: WasteFinding) -> Bool {
         if a.cost != b.cost { return a.cost > b.cost }
-        if a.kind != b.kind { return a.kind.utf8.lexicographicallyPrecedes(b.kind.utf8) }
+        if a.kind != b.kind { return a.kind.rawValue.utf8.lexicographicallyPrecedes(b.kind.rawValue.utf8) }
         if a.subject != b.subject { return a.subject.utf8.lexicographicallyPrecedes(b.subject.utf8) }
         return a.firstSeen < b.firstSeen
     }
 
     /// Where the rows come from, when they are not in memory.
-    public var source: (any WasteRowSource)? {
+    public var source: (any WasteFindingSource)? {
         if case .source(let source) = rows { source } else { nil }
     }
 
@@ -401,7 +363,7 @@ public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
 
     /// Every finding in waste.csv's order: by kind (exact and near duplicates, retry loops, runaways), costliest first,
     /// then oldest.
-    public func forEach(_ body: (WasteRow) throws(FileIOError) -> Void) throws(FileIOError) {
+    public func forEach(_ body: (WasteFinding) throws(FileIOError) -> Void) throws(FileIOError) {
         switch rows {
         case .memory(let rows): for row in rows { try body(row) }
         case .source(let source): try source.forEachRow(body)
@@ -420,9 +382,9 @@ public struct WasteFindings: Sendable, Equatable, ExpressibleByArrayLiteral {
 }
 
 /// Where a report's waste rows come from when they are not in memory (the ledger, for the auditor).
-public protocol WasteRowSource: AnyObject, Sendable {
+public protocol WasteFindingSource: AnyObject, Sendable {
     /// Hands every finding to `body` in waste.csv's order; an error reading them is thrown as an I/O error.
-    func forEachRow(_ body: (WasteRow) throws(FileIOError) -> Void) throws(FileIOError)
+    func forEachRow(_ body: (WasteFinding) throws(FileIOError) -> Void) throws(FileIOError)
 }
 
 /// A pool release or draw, a proposal or an approval.

@@ -44,18 +44,8 @@ extension Ledger {
     /// are left out).
     package func storedWasteFindings(period label: String) throws(AuditError) -> [WasteFinding] {
         try access { db in
-            try Row.fetchAll(db, sql: """
-                SELECT kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost, counts_as_waste, detail
-                FROM waste WHERE period = ? ORDER BY rowid
-                """, arguments: [label]).compactMap { row in
-                guard let kind = WasteKind(rawValue: row[0]) else { return nil }
-                let keys: String = row[4], users: String = row[5]
-                return WasteFinding(kind: kind, subject: row[1], model: row[2], team: row[3],
-                                    keys: keys.isEmpty ? [] : keys.split(separator: ",").map(String.init),
-                                    users: users.isEmpty ? [] : users.split(separator: ",").map(String.init),
-                                    firstSeen: row[6], lastSeen: row[7], calls: row[8], repeats: row[9], errors: row[10],
-                                    cost: Money(picos: Int128(row[11] as Int64)), countsAsWaste: row[12], detail: row[13])
-            }
+            try Row.fetchAll(db, sql: "SELECT \(LedgerWasteRows.columns) FROM waste WHERE period = ? ORDER BY rowid", arguments: [label])
+                .map(LedgerWasteRows.row).filter(\.kind.isKnown)
         }
     }
 
@@ -171,7 +161,7 @@ extension Ledger {
                 } else {
                     inOrder = false
                 }
-                summary.add(kind: kind, cost: Money(picos: Int128(cost)), countsAsWaste: r[12]) { LedgerWasteRows.row(r) }
+                summary.add(kind: WasteKind(rawValue: kind), cost: Money(picos: Int128(cost)), countsAsWaste: r[12]) { LedgerWasteRows.row(r) }
             }
             return WasteFindings(kinds: summary.kinds, costliest: summary.costliest,
                                  source: LedgerWasteRows(ledger: self, label: label, inOrder: inOrder))
@@ -181,12 +171,12 @@ extension Ledger {
 
 /// A month's `waste` rows, read from the ledger in waste.csv's order while the file is written: by kind as `WasteKind`
 /// lists them, costliest first, then oldest, then by subject.
-final class LedgerWasteRows: WasteRowSource {
+final class LedgerWasteRows: WasteFindingSource {
     static let columns = "kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost, counts_as_waste, detail"
     /// Kinds in `WasteKind`'s order; a month with a kind this Tally does not know has its rows sorted.
-    static let kindRank = Dictionary(uniqueKeysWithValues: WasteKind.allCases.enumerated().map { ($1.rawValue, $0) })
-    private static let kindOrder = "CASE kind " + WasteKind.allCases.enumerated().map { "WHEN '\($1.rawValue)' THEN \($0)" }.joined(separator: " ")
-        + " ELSE \(WasteKind.allCases.count) END"
+    static let kindRank = Dictionary(uniqueKeysWithValues: WasteKind.known.enumerated().map { ($1.rawValue, $0) })
+    private static let kindOrder = "CASE kind " + WasteKind.known.enumerated().map { "WHEN '\($1.rawValue)' THEN \($0)" }.joined(separator: " ")
+        + " ELSE \(WasteKind.known.count) END"
 
     let ledger: Ledger
     let label: String
@@ -199,7 +189,7 @@ final class LedgerWasteRows: WasteRowSource {
         self.inOrder = inOrder
     }
 
-    func forEachRow(_ body: (WasteRow) throws(FileIOError) -> Void) throws(FileIOError) {
+    func forEachRow(_ body: (WasteFinding) throws(FileIOError) -> Void) throws(FileIOError) {
         do {
             try ledger.access { db in
                 let order = inOrder ? "rowid" : "\(Self.kindOrder), kind, cost DESC, first_ts, subject, rowid"
@@ -214,9 +204,9 @@ final class LedgerWasteRows: WasteRowSource {
     }
 
     /// A row selected as `columns`.
-    static func row(_ r: Row) -> WasteRow {
+    static func row(_ r: Row) -> WasteFinding {
         let keys: String = r[4], users: String = r[5]
-        return WasteRow(kind: r[0], subject: r[1], model: r[2], team: r[3],
+        return WasteFinding(kind: WasteKind(rawValue: r[0]), subject: r[1], model: r[2], team: r[3],
                         keys: keys.isEmpty ? [] : keys.split(separator: ",").map(String.init),
                         users: users.isEmpty ? [] : users.split(separator: ",").map(String.init),
                         firstSeen: r[6], lastSeen: r[7], calls: r[8], repeats: r[9], errors: r[10],

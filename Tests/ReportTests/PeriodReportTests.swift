@@ -32,7 +32,7 @@ struct PeriodReportTests {
             ],
             budgets: [BudgetRow(scope: "team", id: "search", budgetPeriod: "month", periodLabel: "2026-11", hard: true,
                                 configuredLimit: money("10"), limit: money("10"), spent: money("8.25"), projected: money("16.5"), status: .atRisk)],
-            waste: [WasteRow(kind: "exact_duplicate", subject: "abc123", model: "<img src=x onerror=alert(2)>", team: "search", keys: ["k-a"],
+            waste: [WasteFinding(kind: "exact_duplicate", subject: "abc123", model: "<img src=x onerror=alert(2)>", team: "search", keys: ["k-a"],
                              users: ["=1+1"], firstSeen: start, lastSeen: start + 1000, calls: 3, repeats: 2, errors: 0, cost: money("0.02"),
                              countsAsWaste: true, detail: "")],
             unpriced: [UnpricedRow(provider: "openai", model: "mystery", requests: 3, input: 1000, cachedInput: 200, cacheWrite: 0, output: 300, reasoning: 50)],
@@ -168,14 +168,14 @@ struct PeriodReportTests {
 @Suite("waste findings from a source")
 struct WasteSourceTests {
     /// Hands over `count` findings in order, or fails after `failAfter` of them, as a ledger that went away would.
-    final class Rows: WasteRowSource {
+    final class Rows: WasteFindingSource {
         let count: Int
         let failAfter: Int?
         init(count: Int, failAfter: Int? = nil) {
             self.count = count
             self.failAfter = failAfter
         }
-        func forEachRow(_ body: (WasteRow) throws(FileIOError) -> Void) throws(FileIOError) {
+        func forEachRow(_ body: (WasteFinding) throws(FileIOError) -> Void) throws(FileIOError) {
             for i in 0..<count {
                 if i == failAfter { throw FileIOError(code: .io, message: "the ledger went away after \(i) rows") }
                 try body(WasteSourceTests.row(i))
@@ -184,8 +184,8 @@ struct WasteSourceTests {
     }
 
     /// Costs fall with `i` and repeat in pairs (ties); every tenth has several keys and a name that needs guarding.
-    static func row(_ i: Int) -> WasteRow {
-        WasteRow(kind: i < 20_000 ? "exact_duplicate" : "near_duplicate", subject: String(format: "%012x", i * 7919), model: "m\(i % 3)",
+    static func row(_ i: Int) -> WasteFinding {
+        WasteFinding(kind: i < 20_000 ? "exact_duplicate" : "near_duplicate", subject: String(format: "%012x", i * 7919), model: "m\(i % 3)",
                  team: i % 10 == 0 ? "=team" : "search", keys: i % 10 == 0 ? ["k-a", "k-b", "k-c"] : ["k-a"], users: ["alice"],
                  firstSeen: 1_700_000_000_000 + Int64(i) * 1000, lastSeen: 1_700_000_000_000 + Int64(i) * 1000 + 500, calls: 3, repeats: 2,
                  errors: Int64(i % 2), cost: Money(picos: Int128(1_000_000_000 - (i % 20_000) / 2 * 1000)), countsAsWaste: i < 20_000, detail: "")

@@ -50,7 +50,7 @@ struct WasteRules: Sendable {
         switch kind {
         case .exactDuplicate: true
         case .nearDuplicate: nearCountsAsWaste
-        case .retryLoop, .runaway: false
+        default: false  // retry loops, runaways
         }
     }
 

@@ -229,7 +229,7 @@ public enum WasteScan {
             switch kind {
             case .exactDuplicate, .nearDuplicate:
                 subject = Self.hashPrefix(c.hash)
-            case .retryLoop, .runaway:
+            default:  // retry loops and runaways name their key
                 let finding = finding(c, kind, rules: rules, currency: currency, peak: peak)
                 subject = Array(finding.subject.utf8)
                 detail = finding.detail
@@ -280,15 +280,16 @@ public enum WasteScan {
             case .exactDuplicate, .nearDuplicate: (subject, detail) = (hashText, "")
             case .retryLoop:
                 (subject, detail) = (keyNames[Int(c.key)], "\(c.calls) identical prompts (\(hashText)), \(c.errors) failed")
-            case .runaway:
+            default:  // runaways
                 (subject, detail) = (keyNames[Int(c.key)],
                                      "peak \(peak?.requests ?? 0) requests/min, \(Money(picos: peak?.spend ?? 0).brief) \(currency) in an hour")
             }
             return WasteFinding(kind: kind, subject: subject, model: c.model >= 0 ? models[c.model] ?? "" : "",
                                 team: c.team >= 0 ? teamNames[Int(c.team)] : "", keys: list(attrKeyPlace, keysInOrder),
                                 users: list(attrUserPlace, usersInOrder),
-                                firstSeen: c.first, lastSeen: c.last, calls: c.calls, repeats: c.repeats, errors: c.errors,
-                                cost: Money(picos: Int128(c.cost)), countsAsWaste: rules.countsAsWaste(kind), detail: detail)
+                                firstSeen: c.first, lastSeen: c.last, calls: Int64(c.calls), repeats: Int64(c.repeats),
+                                errors: Int64(c.errors), cost: Money(picos: Int128(c.cost)), countsAsWaste: rules.countsAsWaste(kind),
+                                detail: detail)
         }
     }
 }

@@ -14,8 +14,8 @@ public struct WasteCSV: ReportFile {
                      "cost", "currency", "counts_as_waste", "detail"] { out.raw(name) }
         out.endRow()
         let currency = report.currency
-        try report.waste.forEach { (w: WasteRow) throws(FileIOError) in
-            out.raw(w.kind)
+        try report.waste.forEach { (w: WasteFinding) throws(FileIOError) in
+            out.raw(w.kind.rawValue)
             out.text(w.subject)
             out.text(w.model)
             out.text(w.team)

@@ -1,6 +1,7 @@
 import TallyCore
 
-/// One cluster of repeated prompts, one retry loop, or one runaway episode.
+/// One cluster of repeated prompts, one retry loop, or one runaway episode: the scan makes it, the ledger's `waste`
+/// rows keep it, the audit prints the new ones, and waste.csv and the HTML page list them.
 public struct WasteFinding: Sendable, Equatable {
     public var kind: WasteKind
     /// What the finding is about: the prompt hash's first 12 hex digits for duplicates, the key for loops and runaways.
@@ -15,11 +16,11 @@ public struct WasteFinding: Sendable, Equatable {
     public var firstSeen: Int64
     public var lastSeen: Int64
     /// Every call in the cluster, loop or episode.
-    public var calls: Int
+    public var calls: Int64
     /// The calls that repeat an earlier one (duplicates, loops); for runaways, the calls over the limit's window.
-    public var repeats: Int
+    public var repeats: Int64
     /// Calls that failed upstream or were aborted.
-    public var errors: Int
+    public var errors: Int64
     /// The cost of the repeats (duplicates, loops) or of the whole episode (runaways).
     public var cost: Money
     /// Whether `cost` counts toward the period's waste total: exact duplicates always, near duplicates when the config
@@ -30,7 +31,7 @@ public struct WasteFinding: Sendable, Equatable {
     public var detail: String
 
     public init(kind: WasteKind, subject: String, model: String, team: String, keys: [String], users: [String], firstSeen: Int64,
-                lastSeen: Int64, calls: Int, repeats: Int, errors: Int, cost: Money, countsAsWaste: Bool, detail: String) {
+                lastSeen: Int64, calls: Int64, repeats: Int64, errors: Int64, cost: Money, countsAsWaste: Bool, detail: String) {
         self.kind = kind
         self.subject = subject
         self.model = model
