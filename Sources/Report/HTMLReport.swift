@@ -172,8 +172,8 @@ private struct Page {
     mutating func summary() {
         let projected = report.projectedTotal
         let wasteTotal = report.wasteTotal
-        let breached = report.budgets.filter { $0.status == .breached || $0.status == .over }.count
-        let atRisk = report.budgets.filter { $0.status == .atRisk }.count
+        let breached = report.budgets.filter { $0.state == .breached || $0.state == .over }.count
+        let atRisk = report.budgets.filter { $0.state == .atRisk }.count
         let revokedNow = report.revocations.filter { $0.action == "in_force" }.count
         let revokedInPeriod = Set(report.revocations.filter { $0.action == "revoked" }.map(\.key)).count
         let unpricedCalls = report.unpriced.reduce(Int64(0)) { $0 + $1.requests }
@@ -191,7 +191,7 @@ private struct Page {
         }
         var budgetValue = "–"
         var budgetNote = "No budgets are set."
-        let orgBudgets = report.budgets.filter { $0.scope == "org" && $0.budgetPeriod == "month" }
+        let orgBudgets = report.budgets.filter { $0.scope == .org && $0.budget.period == .month }
         if let top = orgBudgets.max(by: { $0.utilisation < $1.utilisation }) {
             budgetValue = utilisation(top.utilisation)
             budgetNote = "of org \(e(top.id))'s \(money(top.limit)) month budget; \(breached) over, \(atRisk) at risk of \(report.budgets.count) budgets"
@@ -378,20 +378,20 @@ private struct Page {
         }
         out += "<table class=\"budgets\">\n<thead><tr><th scope=\"col\">Budget</th><th scope=\"col\">Period</th><th scope=\"col\" class=\"num\">Limit</th><th scope=\"col\" class=\"num\">Spent</th><th scope=\"col\">Utilisation</th><th scope=\"col\" class=\"num\">Projected</th><th scope=\"col\">Status</th></tr></thead>\n<tbody>\n"
         let order: [String: Int] = ["org": 0, "team": 1, "user": 2, "key": 3]
-        for b in report.budgets.sorted(by: { (order[$0.scope] ?? 9, $0.id) < (order[$1.scope] ?? 9, $1.id) }) {
+        for b in report.budgets.sorted(by: { (order[$0.scope.rawValue] ?? 9, $0.id) < (order[$1.scope.rawValue] ?? 9, $1.id) }) {
             let u = b.utilisation
-            let statusText: String = switch b.status {
+            let statusText: String = switch b.state {
             case .ok: "ok"
             case .atRisk: "at risk"
             case .coveredByPool: "covered by pool"
             case .over: "over (soft)"
             case .breached: "breached"
             }
-            let limitNote = b.limit != b.configuredLimit ? " <small>(set \(money(b.configuredLimit)))</small>" : ""
-            out += "<tr class=\"\(b.status.rawValue)\"><th scope=\"row\">\(e(b.scope)) \(e(b.id))\(b.hard ? "" : " <small>soft</small>")</th>"
-            out += "<td>\(e(b.periodLabel))</td><td class=\"num\">\(money(b.limit))\(limitNote)</td><td class=\"num\">\(money(b.spent))</td>"
-            out += "<td><span class=\"bar\" role=\"img\" aria-label=\"\(utilisation(u)) used\"><span class=\"fill \(b.status.rawValue)\" style=\"width:\(f(min(100, u * 100)))%\"></span></span> \(utilisation(u))</td>"
-            out += "<td class=\"num\">\(money(b.projected))</td><td><span class=\"status \(b.status.rawValue)\">\(statusText)</span></td></tr>\n"
+            let limitNote = b.limit != b.budget.limit ? " <small>(set \(money(b.budget.limit)))</small>" : ""
+            out += "<tr class=\"\(b.state.rawValue)\"><th scope=\"row\">\(e(b.scope.rawValue)) \(e(b.id))\(b.budget.hard ? "" : " <small>soft</small>")</th>"
+            out += "<td>\(e(b.periodLabel))</td><td class=\"num\">\(money(b.limit))\(limitNote)</td><td class=\"num\">\(money(b.spend))</td>"
+            out += "<td><span class=\"bar\" role=\"img\" aria-label=\"\(utilisation(u)) used\"><span class=\"fill \(b.state.rawValue)\" style=\"width:\(f(min(100, u * 100)))%\"></span></span> \(utilisation(u))</td>"
+            out += "<td class=\"num\">\(money(b.projected ?? b.spend))</td><td><span class=\"status \(b.state.rawValue)\">\(statusText)</span></td></tr>\n"
         }
         out += "</tbody>\n</table>\n</section>\n\n"
     }

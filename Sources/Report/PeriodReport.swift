@@ -25,7 +25,7 @@ public struct PeriodReport: Sendable, Equatable {
     public var previous: PreviousPeriod?
     /// One row per day × org × team × project × user × key × provider × model, in that order.
     public var attribution: [AttributionRow]
-    public var budgets: [BudgetRow]
+    public var budgets: [BudgetStatus]
     public var alerts: [Alert]
     public var breaches: [BreachRow]
     public var revocations: [RevocationRow]
@@ -39,7 +39,7 @@ public struct PeriodReport: Sendable, Equatable {
 
     public init(period: String, firstDay: String, lastDay: String, start: Int64, end: Int64, timezone: String, currency: String,
                 organisations: [String] = [], asOf: Int64, isFinal: Bool = false, late: LateEvents? = nil, previous: PreviousPeriod? = nil,
-                attribution: [AttributionRow] = [], budgets: [BudgetRow] = [], alerts: [Alert] = [], breaches: [BreachRow] = [],
+                attribution: [AttributionRow] = [], budgets: [BudgetStatus] = [], alerts: [Alert] = [], breaches: [BreachRow] = [],
                 revocations: [RevocationRow] = [], waste: WasteFindings = [], reallocation: [ReallocationRow] = [],
                 unpriced: [UnpricedRow] = [], quarantine: [QuarantineRow] = [], dataQuality: DataQuality = DataQuality(),
                 providerNames: [String: String] = [:]) {
@@ -163,56 +163,6 @@ public struct AttributionRow: Sendable, Equatable {
 
     /// Every call of the row is unpriced: its cost is unknown, not zero.
     public var isUnpriced: Bool { unpricedRequests > 0 && unpricedRequests == requests }
-}
-
-/// One budget in the period the report's clock falls in.
-public struct BudgetRow: Sendable, Equatable {
-    public enum Status: String, Sendable {
-        /// Under its limit and not projected to reach it.
-        case ok
-        /// Projected to reach its limit before the period ends.
-        case atRisk = "at_risk"
-        /// Reached its limit, but the team pool covered the overrun.
-        case coveredByPool = "covered_by_pool"
-        /// A soft budget at or over its limit: alerts only.
-        case over
-        /// A hard budget at or over its limit: its keys are revoked (priority keys excepted).
-        case breached
-    }
-
-    /// `org`, `team`, `user` or `key`.
-    public var scope: String
-    public var id: String
-    /// `day`, `week` or `month`, and the period's label (`2026-11-30`, `2026-W48`, `2026-11`).
-    public var budgetPeriod: String
-    public var periodLabel: String
-    public var hard: Bool
-    /// The config's limit, and the limit in force after reallocation.
-    public var configuredLimit: Money
-    public var limit: Money
-    public var spent: Money
-    public var projected: Money
-    public var status: Status
-
-    public init(scope: String, id: String, budgetPeriod: String, periodLabel: String, hard: Bool, configuredLimit: Money, limit: Money,
-                spent: Money, projected: Money, status: Status) {
-        self.scope = scope
-        self.id = id
-        self.budgetPeriod = budgetPeriod
-        self.periodLabel = periodLabel
-        self.hard = hard
-        self.configuredLimit = configuredLimit
-        self.limit = limit
-        self.spent = spent
-        self.projected = projected
-        self.status = status
-    }
-
-    /// Spent over limit, as a fraction (0.8312); 0 for a zero limit with no spend.
-    public var utilisation: Double {
-        guard limit.picos > 0 else { return spent.picos > 0 ? 1 : 0 }
-        return Double(spent.picos) / Double(limit.picos)
-    }
 }
 
 /// A budget that reached 100% in the period, and what it did to keys.

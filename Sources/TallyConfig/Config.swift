@@ -49,20 +49,6 @@ public struct Provider: Sendable, Equatable {
     }
 }
 
-/// A spending limit for one period.
-public struct Budget: Sendable, Equatable {
-    public var limit: Money
-    public var period: BudgetPeriod
-    /// Hard budgets revoke keys on breach; soft ones (`hard: false`) only alert.
-    public var hard: Bool
-
-    public init(limit: Money, period: BudgetPeriod, hard: Bool = true) {
-        self.limit = limit
-        self.period = period
-        self.hard = hard
-    }
-}
-
 public struct Org: Sendable, Equatable {
     public var id: String
     public var name: String?

@@ -7,6 +7,20 @@ public enum BudgetPeriod: String, Sendable, CaseIterable {
     case month
 }
 
+/// A spending limit for one period.
+public struct Budget: Sendable, Equatable {
+    public var limit: Money
+    public var period: BudgetPeriod
+    /// Hard budgets revoke keys on breach; soft ones (`hard: false`) only alert.
+    public var hard: Bool
+
+    public init(limit: Money, period: BudgetPeriod, hard: Bool = true) {
+        self.limit = limit
+        self.period = period
+        self.hard = hard
+    }
+}
+
 /// Where a budget is set.
 public enum BudgetScope: String, Sendable, CaseIterable {
     case org, team, user, key

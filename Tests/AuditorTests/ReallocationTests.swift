@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Report
 import TallyCore
 @testable import TallyLedger
 import Testing

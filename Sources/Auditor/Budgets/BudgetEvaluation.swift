@@ -1,44 +1,8 @@
+import Report
 import TallyConfig
 import TallyCore
 import TallyLedger
 import UsageLog
-
-/// One budget's state in its current period, at the audit's clock.
-public struct BudgetStatus: Sendable, Equatable {
-    public var scope: BudgetScope
-    public var id: String
-    public var budget: Budget
-    /// The current period's first and last local day, and its label (`2026-11`, `2026-W47`, `2026-11-22`).
-    public var firstDay: Int
-    public var lastDay: Int
-    public var periodLabel: String
-    /// The period's first millisecond.
-    public var periodStart: Int64
-    /// The first millisecond after the period: when a breach's revocation ends.
-    public var periodEnd: Int64
-    /// Spend in the period up to the audit's clock.
-    public var spend: Money
-    /// User budgets only (`Reallocation`): released to the team pool for days away, drawn from the pool, and moved in
-    /// or out by approved reallocations. All zero elsewhere.
-    public var released = Money.zero
-    public var drawn = Money.zero
-    public var movedIn = Money.zero
-    public var movedOut = Money.zero
-    /// Whether the team pool covered this member's whole overrun: then reaching the limit is not a breach.
-    public var coveredByPool = false
-
-    /// The limit in force: the config's, less what was released or moved out, plus what was drawn or moved in.
-    public var limit: Money { budget.limit - released - movedOut + movedIn + drawn }
-
-    /// At or above the limit in force, unless the team pool covered the overrun.
-    public var isBreached: Bool { coveredByPool ? spend > limit : spend >= limit }
-
-    /// Spend as a percentage of the limit in force, rounded down (`104%`).
-    public var percent: Int128 { limit.picos > 0 ? spend.picos * 100 / limit.picos : (spend.picos > 0 ? 100 : 0) }
-
-    /// `user alice`.
-    public var subject: String { "\(scope.rawValue) \(id)" }
-}
 
 /// Spend per budget from the ledger, in the config's calendar periods, as the config stands now.
 ///

@@ -112,20 +112,13 @@ public enum PeriodReportBuilder {
         var (statuses, _) = try BudgetEvaluation.statuses(ledger: ledger, config: config, asOf: at)
         _ = try Reallocation.evaluate(&statuses, ledger: ledger, config: config, asOf: at)
         report.budgets = statuses.map { s in
-            let projected: Money
+            var s = s
             if at >= s.periodEnd - 1 || at <= s.periodStart {
-                projected = s.spend
+                s.projected = s.spend
             } else {
-                projected = Money(picos: s.spend.picos * Int128(s.periodEnd - s.periodStart) / Int128(at - s.periodStart))
+                s.projected = Money(picos: s.spend.picos * Int128(s.periodEnd - s.periodStart) / Int128(at - s.periodStart))
             }
-            let status: BudgetRow.Status =
-                if s.isBreached { s.budget.hard ? .breached : .over }
-                else if s.coveredByPool && s.spend >= s.limit { .coveredByPool }
-                else if projected >= s.limit { .atRisk }
-                else { .ok }
-            return BudgetRow(scope: s.scope.rawValue, id: s.id, budgetPeriod: s.budget.period.rawValue, periodLabel: s.periodLabel,
-                             hard: s.budget.hard, configuredLimit: s.budget.limit, limit: s.limit, spent: s.spend, projected: projected,
-                             status: status)
+            return s
         }
         // Breaches: every 100% crossing the alerts recorded in the period, and the budgets over their limit now.
         let owners = Attribution.owners(config)

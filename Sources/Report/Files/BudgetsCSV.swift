@@ -11,9 +11,9 @@ public struct BudgetsCSV: TextReportFile {
         CSV.append(["scope", "id", "budget_period", "period", "hard", "configured_limit", "limit", "spent", "utilisation",
                     "projected", "status", "currency"], to: &out)
         for b in report.budgets {
-            CSV.append([b.scope, CSV.text(b.id), b.budgetPeriod, b.periodLabel, b.hard ? "true" : "false", CSV.money(b.configuredLimit),
-                        CSV.money(b.limit), CSV.money(b.spent), BudgetsCSV.ratio(b.spent, b.limit), CSV.money(b.projected), b.status.rawValue,
-                        CSV.text(report.currency)], to: &out)
+            CSV.append([b.scope.rawValue, CSV.text(b.id), b.budget.period.rawValue, b.periodLabel, b.budget.hard ? "true" : "false",
+                        CSV.money(b.budget.limit), CSV.money(b.limit), CSV.money(b.spend), BudgetsCSV.ratio(b.spend, b.limit),
+                        CSV.money(b.projected ?? b.spend), b.state.rawValue, CSV.text(report.currency)], to: &out)
         }
         return out
     }
