@@ -54,7 +54,7 @@ struct Tally {
     mutating func add(_ row: AttributionRow) {
         cost += row.cost
         requests += row.requests
-        tokens += row.input + row.output
+        tokens += row.tokens.input + row.tokens.output
         unpriced += row.unpricedRequests
     }
 }
@@ -510,7 +510,7 @@ private struct Page {
         if !report.unpriced.isEmpty {
             out += "<table>\n<caption>Models without a price</caption>\n<thead><tr><th scope=\"col\">Provider</th><th scope=\"col\">Model</th><th scope=\"col\" class=\"num\">Calls</th><th scope=\"col\" class=\"num\">Input tokens</th><th scope=\"col\" class=\"num\">Output tokens</th></tr></thead>\n<tbody>\n"
             for u in report.unpriced.prefix(50) {
-                out += "<tr><td>\(e(u.provider))</td><td>\(e(u.model))</td><td class=\"num\">\(count(u.requests))</td><td class=\"num\">\(count(u.input))</td><td class=\"num\">\(count(u.output))</td></tr>\n"
+                out += "<tr><td>\(e(u.provider))</td><td>\(e(u.model))</td><td class=\"num\">\(count(u.requests))</td><td class=\"num\">\(count(u.tokens.input))</td><td class=\"num\">\(count(u.tokens.output))</td></tr>\n"
             }
             out += "</tbody>\n</table>\n"
         }

@@ -128,19 +128,15 @@ public struct AttributionRow: Sendable, Equatable {
     public var provider: String
     public var model: String
     public var requests: Int64
-    public var input: Int64
-    public var cachedInput: Int64
-    public var cacheWrite: Int64
-    public var output: Int64
-    public var reasoning: Int64
+    public var tokens: TokenCounts
     /// The priced calls' cost (unpriced calls add nothing).
     public var cost: Money
     /// Calls with usage but no price for their model.
     public var unpricedRequests: Int64
 
     public init(date: String, dayStart: Int64, dayEnd: Int64, org: String, team: String, project: String, user: String, key: String,
-                provider: String, model: String, requests: Int64 = 0, input: Int64 = 0, cachedInput: Int64 = 0, cacheWrite: Int64 = 0,
-                output: Int64 = 0, reasoning: Int64 = 0, cost: Money = .zero, unpricedRequests: Int64 = 0) {
+                provider: String, model: String, requests: Int64 = 0, tokens: TokenCounts = .zero, cost: Money = .zero,
+                unpricedRequests: Int64 = 0) {
         self.date = date
         self.dayStart = dayStart
         self.dayEnd = dayEnd
@@ -152,11 +148,7 @@ public struct AttributionRow: Sendable, Equatable {
         self.provider = provider
         self.model = model
         self.requests = requests
-        self.input = input
-        self.cachedInput = cachedInput
-        self.cacheWrite = cacheWrite
-        self.output = output
-        self.reasoning = reasoning
+        self.tokens = tokens
         self.cost = cost
         self.unpricedRequests = unpricedRequests
     }
@@ -374,22 +366,13 @@ public struct UnpricedRow: Sendable, Equatable {
     public var provider: String
     public var model: String
     public var requests: Int64
-    public var input: Int64
-    public var cachedInput: Int64
-    public var cacheWrite: Int64
-    public var output: Int64
-    public var reasoning: Int64
+    public var tokens: TokenCounts
 
-    public init(provider: String, model: String, requests: Int64, input: Int64, cachedInput: Int64, cacheWrite: Int64, output: Int64,
-                reasoning: Int64) {
+    public init(provider: String, model: String, requests: Int64, tokens: TokenCounts) {
         self.provider = provider
         self.model = model
         self.requests = requests
-        self.input = input
-        self.cachedInput = cachedInput
-        self.cacheWrite = cacheWrite
-        self.output = output
-        self.reasoning = reasoning
+        self.tokens = tokens
     }
 }
 

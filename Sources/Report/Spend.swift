@@ -9,11 +9,7 @@ public struct SpendTotals: Sendable, Equatable {
     public var rejected: Int64 = 0
     /// Calls with usage whose model has no price: their tokens are counted, their cost is not.
     public var unpriced: Int64 = 0
-    public var input: Int64 = 0
-    public var output: Int64 = 0
-    public var cachedInput: Int64 = 0
-    public var cacheWrite: Int64 = 0
-    public var reasoning: Int64 = 0
+    public var tokens = TokenCounts()
     public var cost = Money.zero
 
     public init() {}
@@ -23,11 +19,7 @@ public struct SpendTotals: Sendable, Equatable {
         failed += other.failed
         rejected += other.rejected
         unpriced += other.unpriced
-        input += other.input
-        output += other.output
-        cachedInput += other.cachedInput
-        cacheWrite += other.cacheWrite
-        reasoning += other.reasoning
+        tokens += other.tokens
         cost += other.cost
     }
 }
@@ -93,7 +85,7 @@ extension SpendBreakdown {
                                "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "cost"]
 
     static func measures(_ t: SpendTotals, cost: String) -> [String] {
-        [t.requests, t.failed, t.rejected, t.unpriced, t.input, t.output, t.cachedInput, t.cacheWrite, t.reasoning].map { String($0) } + [cost]
+        [t.requests, t.failed, t.rejected, t.unpriced, t.tokens.input, t.tokens.output, t.tokens.cachedInput, t.tokens.cacheWrite, t.tokens.reasoning].map { String($0) } + [cost]
     }
 
     /// CSV for finance: one row per line, then a `TOTAL` row; cost exact (trailing zeros dropped), with the currency.
@@ -113,7 +105,7 @@ extension SpendBreakdown {
         var out = "Spend \(period) (\(firstDay) to \(lastDay), \(timezone)), \(currency)\n\n"
         let header = dimensions + ["requests", "failed", "input", "output", "cached", "cache_write", "reasoning", "cost"]
         func cells(_ t: SpendTotals) -> [String] {
-            [t.requests, t.failed, t.input, t.output, t.cachedInput, t.cacheWrite, t.reasoning].map(Self.grouped)
+            [t.requests, t.failed, t.tokens.input, t.tokens.output, t.tokens.cachedInput, t.tokens.cacheWrite, t.tokens.reasoning].map(Self.grouped)
                 + [t.cost.grouped + (t.unpriced > 0 ? " +unpriced" : "")]
         }
         var rows = lines.map { $0.values.map(Self.printable) + cells($0.totals) }
@@ -124,7 +116,7 @@ extension SpendBreakdown {
             out += "\nUnpriced (usage but no price; not in cost — add a price to pricing.models or a LiteLLM file):\n"
             let unpricedRows = unpriced.map { u in
                 [Self.printable(u.provider), Self.printable(u.model)]
-                    + [u.totals.unpriced, u.totals.input, u.totals.output, u.totals.cachedInput, u.totals.cacheWrite, u.totals.reasoning].map(Self.grouped)
+                    + [u.totals.unpriced, u.totals.tokens.input, u.totals.tokens.output, u.totals.tokens.cachedInput, u.totals.tokens.cacheWrite, u.totals.tokens.reasoning].map(Self.grouped)
             }
             out += TextTable.render(header: ["provider", "model", "calls", "input", "output", "cached", "cache_write", "reasoning"],
                                     rows: unpricedRows, numericFrom: 2, ruleBeforeLast: false)
@@ -141,9 +133,9 @@ extension SpendBreakdown {
         }
         func totals(_ t: SpendTotals) {
             let values: [(String, Int64)] = [("requests", t.requests), ("failed", t.failed), ("rejected", t.rejected),
-                                             ("unpriced", t.unpriced), ("input_tokens", t.input), ("output_tokens", t.output),
-                                             ("cached_input_tokens", t.cachedInput), ("cache_write_tokens", t.cacheWrite),
-                                             ("reasoning_tokens", t.reasoning)]
+                                             ("unpriced", t.unpriced), ("input_tokens", t.tokens.input), ("output_tokens", t.tokens.output),
+                                             ("cached_input_tokens", t.tokens.cachedInput), ("cache_write_tokens", t.tokens.cacheWrite),
+                                             ("reasoning_tokens", t.tokens.reasoning)]
             for (name, value) in values {
                 key(name)
                 JSONWriter.appendInteger(value, to: &out)

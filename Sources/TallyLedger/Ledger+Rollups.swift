@@ -29,11 +29,7 @@ package struct RollupRow: Sendable {
     package var requests: Int64 = 0
     package var failed: Int64 = 0
     package var rejected: Int64 = 0
-    package var input: Int64 = 0
-    package var output: Int64 = 0
-    package var cachedInput: Int64 = 0
-    package var cacheWrite: Int64 = 0
-    package var reasoning: Int64 = 0
+    package var tokens = TokenCounts()
     package var cost = Money.zero
 }
 
@@ -99,11 +95,11 @@ extension Ledger {
                 r.requests = next()
                 r.failed = next()
                 r.rejected = next()
-                r.input = next()
-                r.output = next()
-                r.cachedInput = next()
-                r.cacheWrite = next()
-                r.reasoning = next()
+                r.tokens.input = next()
+                r.tokens.output = next()
+                r.tokens.cachedInput = next()
+                r.tokens.cacheWrite = next()
+                r.tokens.reasoning = next()
                 r.cost = Ledger.summedCost(row, at: i)
                 try body(r)
             }
@@ -120,8 +116,9 @@ extension Ledger {
                 FROM rollup_daily WHERE priced = 0 AND day BETWEEN ? AND ? GROUP BY provider, model
                 """, arguments: [fromDay, toDay])
             while let row = try rows.next() {
-                result.append(RollupRow(provider: row[0], model: row[1], priced: false, requests: row[2], input: row[3], output: row[4],
-                                        cachedInput: row[5], cacheWrite: row[6], reasoning: row[7]))
+                result.append(RollupRow(provider: row[0], model: row[1], priced: false, requests: row[2],
+                                        tokens: TokenCounts(input: row[3], output: row[4], cachedInput: row[5], cacheWrite: row[6],
+                                                            reasoning: row[7])))
             }
             return result
         }

@@ -24,26 +24,17 @@ package struct RollupSums {
     package var requests: Int64 = 0
     package var failed: Int64 = 0
     package var rejected: Int64 = 0
-    package var input: Int64 = 0
-    package var output: Int64 = 0
-    package var cachedInput: Int64 = 0
-    package var cacheWrite: Int64 = 0
-    package var reasoning: Int64 = 0
+    package var tokens = TokenCounts()
     package var cost: Int128 = 0
 
     /// Adds one call; `outcome` is its stored number (`StoredEnums.outcomes`). Upstream errors and client aborts count
     /// as failed, refusals by the collector as rejected.
-    package mutating func add(outcome storedOutcome: Int, input: Int64, output: Int64, cachedInput: Int64,
-                      cacheWrite: Int64, reasoning: Int64, cost: Int64) {
+    package mutating func add(outcome storedOutcome: Int, tokens: TokenCounts, cost: Int64) {
         let outcome = StoredEnums.outcomeClass(storedOutcome)
         requests += 1
         if outcome == .failed { failed += 1 }
         if outcome == .rejected { rejected += 1 }
-        self.input += input
-        self.output += output
-        self.cachedInput += cachedInput
-        self.cacheWrite += cacheWrite
-        self.reasoning += reasoning
+        self.tokens += tokens
         self.cost += Int128(cost)
     }
 }
@@ -88,7 +79,8 @@ enum Rollups {
                 ? [key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced ? 1 : 0]
                 : [key.day, key.attr, key.provider, key.model, key.priced ? 1 : 0]
             let values: [Int64] = keys + [
-                sum.requests, sum.failed, sum.rejected, sum.input, sum.output, sum.cachedInput, sum.cacheWrite, sum.reasoning,
+                sum.requests, sum.failed, sum.rejected, sum.tokens.input, sum.tokens.output, sum.tokens.cachedInput, sum.tokens.cacheWrite,
+                sum.tokens.reasoning,
                 Int64(sum.cost / Ledger.costSplit), Int64(sum.cost % Ledger.costSplit),
             ]
             sqlite3_reset(raw)
@@ -118,8 +110,10 @@ enum Rollups {
             let key = RollupKey(day: Int64(day(row[0])), attr: row[1], provider: row[2], model: row[3],
                                 endUser: row[4], tags: row[5], priced: !(hasUsage && cost == nil))
             sums[key, default: RollupSums()].add(
-                outcome: row[6], input: row[7] ?? 0, output: row[8] ?? 0,
-                cachedInput: row[9] ?? 0, cacheWrite: row[10] ?? 0, reasoning: row[11] ?? 0, cost: cost ?? 0)
+                outcome: row[6],
+                tokens: TokenCounts(input: row[7] ?? 0, output: row[8] ?? 0, cachedInput: row[9] ?? 0, cacheWrite: row[10] ?? 0,
+                                    reasoning: row[11] ?? 0),
+                cost: cost ?? 0)
             if sums.count >= 200_000 {
                 try add(sums, db)
                 sums.removeAll(keepingCapacity: true)

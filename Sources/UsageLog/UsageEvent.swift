@@ -98,33 +98,6 @@ public struct UsageEvent: Sendable, Equatable {
         case rejectedInvalid = "rejected_invalid"
     }
 
-    /// Token counts in the log's normalised meaning.
-    ///
-    /// `input` counts every billed input token at any rate; `cachedInput` and `cacheWrite` are parts of it.
-    /// `output` includes `reasoning`.
-    public struct Usage: Sendable, Equatable {
-        public var input: Int64
-        public var output: Int64
-        public var cachedInput: Int64
-        public var cacheWrite: Int64
-        public var reasoning: Int64
-
-        public init(input: Int64, output: Int64, cachedInput: Int64 = 0, cacheWrite: Int64 = 0, reasoning: Int64 = 0) {
-            self.input = input
-            self.output = output
-            self.cachedInput = cachedInput
-            self.cacheWrite = cacheWrite
-            self.reasoning = reasoning
-        }
-
-        /// Why these counts break the v1 rules, or nil when they keep them.
-        public var violation: String? {
-            if input < 0 || output < 0 || cachedInput < 0 || cacheWrite < 0 || reasoning < 0 {
-                return "negative token count in usage"
-            }
-            if cachedInput > input - cacheWrite { return "usage.cached_input + usage.cache_write exceed usage.input" }
-            if reasoning > output { return "usage.reasoning exceeds usage.output" }
-            return nil
-        }
-    }
+    /// Token counts in the log's normalised meaning (`TokenCounts`).
+    public typealias Usage = TokenCounts
 }

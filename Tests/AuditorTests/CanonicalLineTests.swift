@@ -31,7 +31,7 @@ struct CanonicalLineTests {
         return .event(Resolved(
             id: e.idText >= 0 ? segment.strings[e.idText] : String(e.idHigh, radix: 16) + "-" + String(e.idLow, radix: 16),
             row: [e.timestamp, Int64(e.line), Int64(e.endpoint), Int64(e.outcome), e.stream ? 1 : 0, e.hasUsage ? 1 : 0, Int64(e.status),
-                  e.input, e.output, e.cachedInput, e.cacheWrite, e.reasoning, e.latencyMs, e.ttftMs, e.promptHash, e.promptSim, e.promptChars],
+                  e.tokens.input, e.tokens.output, e.tokens.cachedInput, e.tokens.cacheWrite, e.tokens.reasoning, e.latencyMs, e.ttftMs, e.promptHash, e.promptSim, e.promptChars],
             strings: [s(e.collector), s(e.key), s(e.provider), s(e.model), s(e.endUser), s(e.tags), s(e.error)]))
     }
 

@@ -58,7 +58,7 @@ struct IngestTests {
         #expect(byTeam.unpriced.map(\.model) == ["mystery-model"])
         // The detailed rollup (end users, tags) adds up to the same as the small one.
         #expect(try f.breakdown(by: "team,end_user,tag:env").total == byTeam.total)
-        #expect(byTeam.unpriced.first?.totals.input == 500)
+        #expect(byTeam.unpriced.first?.totals.tokens.input == 500)
 
         // Each priced call names the entry that priced it.
         let sources: [String] = try f.query("""

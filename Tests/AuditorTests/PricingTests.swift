@@ -17,7 +17,7 @@ struct PricingTests {
     @Test func cachedAndReasoningTokens() throws {
         let entry = PriceEntry(ModelPrice(model: "gpt-4o-mini", input: try perMillion("0.15"), output: try perMillion("0.60"),
                                cachedInput: try perMillion("0.075")), source: .config)
-        let cost = entry.cost(input: 1_000_000, output: 200_000, cachedInput: 400_000, cacheWrite: 0, reasoning: 50_000)
+        let cost = entry.cost(TokenCounts(input: 1_000_000, output: 200_000, cachedInput: 400_000, cacheWrite: 0, reasoning: 50_000))
         #expect(cost == (try money("0.24")))
         #expect(cost.formatted(places: 6) == "0.240000")
     }
@@ -27,20 +27,20 @@ struct PricingTests {
     @Test func cacheWritesAtTheirOwnPrice() throws {
         let entry = PriceEntry(ModelPrice(model: "claude-sonnet-4-5", input: try perMillion("3.00"), output: try perMillion("15.00"),
                                cachedInput: try perMillion("0.30"), cacheWrite: try perMillion("3.75")), source: .config)
-        #expect(entry.cost(input: 10_000, output: 1_000, cachedInput: 5_000, cacheWrite: 3_000, reasoning: 0) == (try money("0.03375")))
+        #expect(entry.cost(TokenCounts(input: 10_000, output: 1_000, cachedInput: 5_000, cacheWrite: 3_000, reasoning: 0)) == (try money("0.03375")))
     }
 
     /// Reasoning tokens at their own price when one is set: 600 × 8e-6 + 400 × 20e-6 = 0.0048 + 0.008 = 0.0128;
     /// plus 100 input × 2e-6 = 0.0002.
     @Test func reasoningPriceWhenSet() throws {
         let entry = PriceEntry(ModelPrice(model: "o3", input: try perMillion("2"), output: try perMillion("8"), reasoning: try perMillion("20")), source: .config)
-        #expect(entry.cost(input: 100, output: 1_000, cachedInput: 0, cacheWrite: 0, reasoning: 400) == (try money("0.013")))
+        #expect(entry.cost(TokenCounts(input: 100, output: 1_000, cachedInput: 0, cacheWrite: 0, reasoning: 400)) == (try money("0.013")))
     }
 
     /// Missing cached and cache-write prices fall back to the input price: 300 × 1e-6 in all.
     @Test func missingCachePricesFallBackToInput() throws {
         let entry = PriceEntry(ModelPrice(model: "m", input: try perMillion("1"), output: try perMillion("0")), source: .config)
-        #expect(entry.cost(input: 300, output: 0, cachedInput: 100, cacheWrite: 100, reasoning: 0) == (try money("0.0003")))
+        #expect(entry.cost(TokenCounts(input: 300, output: 0, cachedInput: 100, cacheWrite: 100, reasoning: 0)) == (try money("0.0003")))
     }
 
     /// A price change on 2026-11-15: calls before it use the old entry, calls from it the new one, and each says which.
@@ -55,8 +55,8 @@ struct PricingTests {
         #expect(before.input == (try perMillion("1.00")) && before.from == nil)
         #expect(after.input == (try perMillion("1.50")) && after.from == changeDay)
         // 1,000,000 input tokens: 1.00 before the change, 1.50 after.
-        #expect(before.cost(input: 1_000_000, output: 0, cachedInput: 0, cacheWrite: 0, reasoning: 0) == (try money("1")))
-        #expect(after.cost(input: 1_000_000, output: 0, cachedInput: 0, cacheWrite: 0, reasoning: 0) == (try money("1.5")))
+        #expect(before.cost(TokenCounts(input: 1_000_000, output: 0, cachedInput: 0, cacheWrite: 0, reasoning: 0)) == (try money("1")))
+        #expect(after.cost(TokenCounts(input: 1_000_000, output: 0, cachedInput: 0, cacheWrite: 0, reasoning: 0)) == (try money("1.5")))
     }
 
     @Test func configBeatsLiteLLMBeatsBuiltinAndNamesMatchInOrder() throws {
@@ -98,7 +98,7 @@ struct PricingTests {
         #expect(entries.count == BuiltinPrices.table.count)
         let mini = try #require(entries.first { $0.model == "gpt-4o-mini" })
         #expect(mini.cachedInput == TokenPrice(picosPerToken: 75_000))
-        #expect(mini.cost(input: 1, output: 0, cachedInput: 1, cacheWrite: 0, reasoning: 0) == Money(picos: 75_000))
+        #expect(mini.cost(TokenCounts(input: 1, output: 0, cachedInput: 1, cacheWrite: 0, reasoning: 0)) == Money(picos: 75_000))
         #expect(BuiltinPrices.entries(currency: "EUR").isEmpty, "USD list prices are not EUR prices")
     }
 

@@ -17,7 +17,7 @@ struct PeriodReportTests {
         func row(_ date: Int, team: String, user: String, model: String, cost: String, unpriced: Int64 = 0) -> AttributionRow {
             AttributionRow(date: String(format: "2026-11-%02d", date), dayStart: start + Int64(date - 1) * day, dayEnd: start + Int64(date) * day,
                            org: "acme", team: team, project: "ranking", user: user, key: "k-\(user)", provider: "openai", model: model,
-                           requests: 3, input: 1000, cachedInput: 200, cacheWrite: 0, output: 300, reasoning: 50, cost: money(cost),
+                           requests: 3, tokens: TokenCounts(input: 1000, output: 300, cachedInput: 200, cacheWrite: 0, reasoning: 50), cost: money(cost),
                            unpricedRequests: unpriced)
         }
         return PeriodReport(
@@ -35,7 +35,7 @@ struct PeriodReportTests {
             waste: [WasteFinding(kind: "exact_duplicate", subject: "abc123", model: "<img src=x onerror=alert(2)>", team: "search", keys: ["k-a"],
                              users: ["=1+1"], firstSeen: start, lastSeen: start + 1000, calls: 3, repeats: 2, errors: 0, cost: money("0.02"),
                              countsAsWaste: true, detail: "")],
-            unpriced: [UnpricedRow(provider: "openai", model: "mystery", requests: 3, input: 1000, cachedInput: 200, cacheWrite: 0, output: 300, reasoning: 50)],
+            unpriced: [UnpricedRow(provider: "openai", model: "mystery", requests: 3, tokens: TokenCounts(input: 1000, output: 300, cachedInput: 200, cacheWrite: 0, reasoning: 50))],
             providerNames: ["openai": "OpenAI"])
     }
 

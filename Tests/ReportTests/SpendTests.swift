@@ -8,8 +8,8 @@ import TallyConfig
     func breakdown() throws -> SpendBreakdown {
         var a = SpendTotals()
         a.requests = 1200
-        a.input = 1_500_000
-        a.output = 20_000
+        a.tokens.input = 1_500_000
+        a.tokens.output = 20_000
         a.cost = Money(picos: 12_345_678_901_234)  // 12.345678901234
         var b = SpendTotals()
         b.requests = 3

@@ -135,11 +135,7 @@ public enum AttributionQuery {
             t.requests = row.requests
             t.failed = row.failed
             t.rejected = row.rejected
-            t.input = row.input
-            t.output = row.output
-            t.cachedInput = row.cachedInput
-            t.cacheWrite = row.cacheWrite
-            t.reasoning = row.reasoning
+            t.tokens = row.tokens
             t.cost = row.cost
             if !row.priced { t.unpriced = t.requests }
 
@@ -170,11 +166,7 @@ public enum AttributionQuery {
             var t = SpendTotals()
             t.unpriced = row.requests
             t.requests = row.requests
-            t.input = row.input
-            t.output = row.output
-            t.cachedInput = row.cachedInput
-            t.cacheWrite = row.cacheWrite
-            t.reasoning = row.reasoning
+            t.tokens = row.tokens
             guard t.unpriced > 0 else { continue }
             unpriced[[dims[row.provider] ?? AttributionQuery.unknown, dims[row.model] ?? AttributionQuery.unknown], default: SpendTotals()].add(t)
         }

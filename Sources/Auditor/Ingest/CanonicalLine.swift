@@ -68,11 +68,7 @@ struct CanonicalLine {
             let usage = UsageEvent.Usage(input: input, output: output, cachedInput: cached, cacheWrite: write, reasoning: reasoning)
             guard usage.violation == nil else { return nil }
             row.hasUsage = true
-            row.input = input
-            row.output = output
-            row.cachedInput = cached
-            row.cacheWrite = write
-            row.reasoning = reasoning
+            row.tokens = usage
         }
         guard literal(#","latency_ms":"#), let latency = optionalInteger(),
               literal(#","ttft_ms":"#), let ttft = optionalInteger(),

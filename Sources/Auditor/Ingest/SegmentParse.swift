@@ -34,7 +34,7 @@ extension ParsedSegment {
     /// Takes one line: through the fast path when it is in the writer's own layout, else through the full reader.
     mutating func accept(number: Int, line: UnsafeBufferPointer<UInt8>, fastPath: Bool = true) {
         if fastPath, let row = CanonicalLine.read(line, number: number, strings: &strings) {
-            let biggest = max(row.input, row.output, row.cachedInput, row.cacheWrite, row.reasoning)
+            let biggest = max(row.tokens.input, row.tokens.output, row.tokens.cachedInput, row.tokens.cacheWrite, row.tokens.reasoning)
             if biggest <= Self.maxTokens {
                 events.append(row)
                 return
@@ -75,11 +75,7 @@ extension ParsedSegment {
         row.status = Int16(event.status)
         if let usage = event.usage {
             row.hasUsage = true
-            row.input = usage.input
-            row.output = usage.output
-            row.cachedInput = usage.cachedInput
-            row.cacheWrite = usage.cacheWrite
-            row.reasoning = usage.reasoning
+            row.tokens = usage
         }
         row.latencyMs = event.latencyMs
         row.ttftMs = event.ttftMs

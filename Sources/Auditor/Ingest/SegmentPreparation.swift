@@ -22,7 +22,7 @@ extension ParsedSegment {
             }
             guard let entry = schedule.entry(at: events[i].timestamp) else { continue }
             let e = events[i]
-            let money = entry.cost(input: e.input, output: e.output, cachedInput: e.cachedInput, cacheWrite: e.cacheWrite, reasoning: e.reasoning)
+            let money = entry.cost(e.tokens)
             guard let picos = Int64(exactly: money.picos) else {
                 overflowing.append(i)
                 quarantined.append(QuarantinedLine(line: Int(e.line), kind: LineError.Kind.invalidUsage.rawValue,

@@ -49,14 +49,14 @@ public struct PriceEntry: Sendable, Hashable {
     /// (input − cached − write) × input price + cached × cached price + write × cache-write price
     /// + (output − reasoning) × output price + reasoning × reasoning price,
     /// where a missing cached or cache-write price is the input price and a missing reasoning price the output price.
-    public func cost(input: Int64, output: Int64, cachedInput: Int64, cacheWrite: Int64, reasoning: Int64) -> Money {
-        let plainInput = max(0, input - cachedInput - cacheWrite)
-        let plainOutput = max(0, output - reasoning)
+    public func cost(_ tokens: TokenCounts) -> Money {
+        let plainInput = max(0, tokens.input - tokens.cachedInput - tokens.cacheWrite)
+        let plainOutput = max(0, tokens.output - tokens.reasoning)
         return price.input.cost(tokens: plainInput)
-            + (price.cachedInput ?? price.input).cost(tokens: cachedInput)
-            + (price.cacheWrite ?? price.input).cost(tokens: cacheWrite)
+            + (price.cachedInput ?? price.input).cost(tokens: tokens.cachedInput)
+            + (price.cacheWrite ?? price.input).cost(tokens: tokens.cacheWrite)
             + price.output.cost(tokens: plainOutput)
-            + (price.reasoning ?? price.output).cost(tokens: reasoning)
+            + (price.reasoning ?? price.output).cost(tokens: tokens.reasoning)
     }
 }
 

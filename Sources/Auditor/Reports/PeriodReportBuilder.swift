@@ -63,16 +63,11 @@ public enum PeriodReportBuilder {
                                              provider: provider, model: model)
             }
             rows[group]!.requests += r.requests
-            rows[group]!.input += r.input
-            rows[group]!.output += r.output
-            rows[group]!.cachedInput += r.cachedInput
-            rows[group]!.cacheWrite += r.cacheWrite
-            rows[group]!.reasoning += r.reasoning
+            rows[group]!.tokens += r.tokens
             rows[group]!.cost += r.cost
             if !r.priced {
                 rows[group]!.unpricedRequests += r.requests
-                unpriced[[provider, model], default: UnpricedRow(provider: provider, model: model, requests: 0, input: 0, cachedInput: 0,
-                                                                cacheWrite: 0, output: 0, reasoning: 0)].add(r)
+                unpriced[[provider, model], default: UnpricedRow(provider: provider, model: model, requests: 0, tokens: .zero)].add(r)
             }
             quality.failedRequests += r.failed
             quality.rejectedRequests += r.rejected
@@ -188,10 +183,6 @@ extension UnpricedRow {
     /// Adds the tokens of a rollup row.
     fileprivate mutating func add(_ r: RollupRow) {
         requests += r.requests
-        input += r.input
-        output += r.output
-        cachedInput += r.cachedInput
-        cacheWrite += r.cacheWrite
-        reasoning += r.reasoning
+        tokens += r.tokens
     }
 }

@@ -15,8 +15,8 @@ public struct AttributionCSV: TextReportFile {
         let currency = CSV.text(report.currency)
         for r in report.attribution {
             CSV.append([r.date, CSV.text(r.org), CSV.text(r.team), CSV.text(r.project), CSV.text(r.user), CSV.text(r.key),
-                        CSV.text(r.provider), CSV.text(r.model), String(r.requests), String(r.input), String(r.cachedInput),
-                        String(r.cacheWrite), String(r.output), String(r.reasoning), r.isUnpriced ? "" : CSV.money(r.cost), currency,
+                        CSV.text(r.provider), CSV.text(r.model), String(r.requests), String(r.tokens.input), String(r.tokens.cachedInput),
+                        String(r.tokens.cacheWrite), String(r.tokens.output), String(r.tokens.reasoning), r.isUnpriced ? "" : CSV.money(r.cost), currency,
                         String(r.unpricedRequests)], to: &out)
         }
         return out

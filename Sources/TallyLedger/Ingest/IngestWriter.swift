@@ -213,11 +213,11 @@ package struct IngestWriter {
             sqlite3_bind_int64(insert, 9, Int64(event.outcome))
             sqlite3_bind_int64(insert, 10, event.stream ? 1 : 0)
             if event.hasUsage {
-                sqlite3_bind_int64(insert, 11, event.input)
-                sqlite3_bind_int64(insert, 12, event.output)
-                sqlite3_bind_int64(insert, 13, event.cachedInput)
-                sqlite3_bind_int64(insert, 14, event.cacheWrite)
-                sqlite3_bind_int64(insert, 15, event.reasoning)
+                sqlite3_bind_int64(insert, 11, event.tokens.input)
+                sqlite3_bind_int64(insert, 12, event.tokens.output)
+                sqlite3_bind_int64(insert, 13, event.tokens.cachedInput)
+                sqlite3_bind_int64(insert, 14, event.tokens.cacheWrite)
+                sqlite3_bind_int64(insert, 15, event.tokens.reasoning)
             } else {
                 for column in Int32(11)...15 { sqlite3_bind_null(insert, column) }
             }

@@ -52,11 +52,7 @@ package struct ParsedEvent: Sendable {
     package var stream = false
     package var hasUsage = false
     package var status: Int16 = 0
-    package var input: Int64 = 0
-    package var output: Int64 = 0
-    package var cachedInput: Int64 = 0
-    package var cacheWrite: Int64 = 0
-    package var reasoning: Int64 = 0
+    package var tokens = TokenCounts()
     /// The optional integers, stored without Optional's padding: a bit in `present` says whether each is set.
     private var optionals: (Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0)
     private var present: UInt8 = 0
@@ -207,8 +203,7 @@ package struct LocalRollupKey: Hashable {
 
 extension RollupSums {
     package mutating func add(_ event: ParsedEvent) {
-        add(outcome: Int(event.outcome), input: event.input, output: event.output,
-            cachedInput: event.cachedInput, cacheWrite: event.cacheWrite, reasoning: event.reasoning, cost: event.cost)
+        add(outcome: Int(event.outcome), tokens: event.tokens, cost: event.cost)
     }
 
     /// Takes back an event that turned out to be in the ledger already.
@@ -218,11 +213,7 @@ extension RollupSums {
         requests -= negative.requests
         failed -= negative.failed
         rejected -= negative.rejected
-        input -= negative.input
-        output -= negative.output
-        cachedInput -= negative.cachedInput
-        cacheWrite -= negative.cacheWrite
-        reasoning -= negative.reasoning
+        tokens -= negative.tokens
         cost -= negative.cost
     }
 
@@ -230,11 +221,7 @@ extension RollupSums {
         requests += other.requests
         failed += other.failed
         rejected += other.rejected
-        input += other.input
-        output += other.output
-        cachedInput += other.cachedInput
-        cacheWrite += other.cacheWrite
-        reasoning += other.reasoning
+        tokens += other.tokens
         cost += other.cost
     }
 }
