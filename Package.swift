@@ -62,37 +62,54 @@ let package = Package(
         .target(name: "TallyConfig", dependencies: ["TallyCore", yams]),
         // Deterministic synthetic usage logs, written through the real segment writer.
         .target(name: "Synth", dependencies: ["TallyCore", "UsageLog", "TallyConfig"]),
-        .target(name: "Collector", dependencies: [
-            "TallyCore", "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging, httpTypes, nioCore, nioHTTP1, nioPosix,
-        ]),
+        .target(
+            name: "Collector",
+            dependencies: [
+                "TallyCore", "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging,
+                httpTypes, nioCore, nioHTTP1, nioPosix,
+            ]),
         // The ledger: the only code that speaks SQL (schema, migrations, scan blocks, the audit lock, typed reads and
         // writes); the Auditor is logic over the values it returns.
         .target(name: "TallyLedger", dependencies: ["TallyCore", "UsageLog", "Report", grdb, grdbSQLite, crypto]),
-        .target(name: "Auditor", dependencies: [
-            "TallyCore", "UsageLog", "TallyConfig", "TallyLedger", "Report", "CMemory", crypto, httpClient, nioCore, nioHTTP1,
-        ]),
+        .target(
+            name: "Auditor",
+            dependencies: [
+                "TallyCore", "UsageLog", "TallyConfig", "TallyLedger", "Report", "CMemory", crypto, httpClient, nioCore, nioHTTP1,
+            ]),
         // Report values and writers; the auditor fills the values, the writers never see a database.
         .target(name: "Report", dependencies: ["TallyCore"]),
         // The CLI lives in a library so that tests drive it through the real argument parsing.
-        .target(name: "TallyCLI", dependencies: [
-            argumentParser, logging, "TallyCore", "UsageLog", "TallyConfig", "Synth", "Collector", "TallyLedger", "Auditor", "Report",
-        ]),
+        .target(
+            name: "TallyCLI",
+            dependencies: [
+                argumentParser, logging, "TallyCore", "UsageLog", "TallyConfig", "Synth", "Collector", "TallyLedger", "Auditor", "Report",
+            ]),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
         // The reference that scripts/bench-collector.sh measures the collector against.
-        .executableTarget(name: "bare-forwarder", dependencies: [hummingbird, httpClient, httpTypes, nioCore, nioHTTP1],
-                          path: "Benchmarks/BareForwarder"),
+        .executableTarget(
+            name: "bare-forwarder", dependencies: [hummingbird, httpClient, httpTypes, nioCore, nioHTTP1],
+            path: "Benchmarks/BareForwarder"),
 
         .testTarget(name: "UsageLogTests", dependencies: ["TallyCore", "UsageLog", crypto]),
         .testTarget(name: "TallyConfigTests", dependencies: ["TallyCore", "TallyConfig"]),
         .testTarget(name: "SynthTests", dependencies: ["Synth", "TallyCore", "UsageLog", "TallyConfig"]),
-        .testTarget(name: "CollectorTests", dependencies: [
-            "Collector", "TallyCore", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1, httpTypes,
-        ]),
-        .testTarget(name: "AuditorTests", dependencies: ["Auditor", "TallyLedger", "TallyCore", "TallyConfig", "UsageLog", "Report", grdb, hummingbird, logging]),
+        .testTarget(
+            name: "CollectorTests",
+            dependencies: [
+                "Collector", "TallyCore", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1,
+                httpTypes,
+            ]),
+        .testTarget(
+            name: "AuditorTests",
+            dependencies: ["Auditor", "TallyLedger", "TallyCore", "TallyConfig", "UsageLog", "Report", grdb, hummingbird, logging]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "TallyCore", "TallyConfig", "UsageLog"]),
         // Golden report files are read from the source tree by path, not bundled.
-        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "TallyCore", "TallyConfig", "UsageLog", "TallyLedger", "Auditor", "Report", crypto, argumentParser, grdb],
-                    exclude: ["Golden"]),
+        .testTarget(
+            name: "TallyCLITests",
+            dependencies: [
+                "TallyCLI", "TallyCore", "TallyConfig", "UsageLog", "TallyLedger", "Auditor", "Report", crypto, argumentParser, grdb,
+            ],
+            exclude: ["Golden"]),
     ]
 )
 

@@ -16,8 +16,10 @@ guard arguments.count == 3, let port = Int(arguments[1]) else {
     exit(64)
 }
 let upstreamBase = arguments[2].hasSuffix("/") ? String(arguments[2].dropLast()) : arguments[2]
-let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                             "transfer-encoding", "upgrade", "host", "content-length"]
+let hopByHop: Set<String> = [
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "transfer-encoding", "upgrade", "host", "content-length",
+]
 
 var configuration = HTTPClient.Configuration()
 configuration.decompression = .disabled
@@ -38,8 +40,9 @@ let responder = CallbackResponder<BasicRequestContext> { request, _ in
     for header in response.headers where !hopByHop.contains(header.name.lowercased()) {
         if let name = HTTPField.Name(header.name) { headers.append(HTTPField(name: name, value: header.value)) }
     }
-    return Response(status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers,
-                    body: ResponseBody(asyncSequence: response.body))
+    return Response(
+        status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers,
+        body: ResponseBody(asyncSequence: response.body))
 }
 let app = Application(responder: responder, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port)))
 try await app.runService()

@@ -18,7 +18,9 @@ public enum Audit {
         public var environment: [String: String]
         public var webhookLimits = AlertWebhook.Limits()
 
-        public init(includeOpen: Bool = false, asOf: Int64 = Timestamp.now(), environment: [String: String] = ProcessInfo.processInfo.environment) {
+        public init(
+            includeOpen: Bool = false, asOf: Int64 = Timestamp.now(), environment: [String: String] = ProcessInfo.processInfo.environment
+        ) {
             self.includeOpen = includeOpen
             self.asOf = asOf
             self.environment = environment
@@ -43,7 +45,9 @@ public enum Audit {
         public var ledgerPath: String
     }
 
-    public static func run(config: Config, options: Options, progress: (IngestProgress) -> Void = { _ in }) async throws(AuditError) -> Outcome {
+    public static func run(
+        config: Config, options: Options, progress: (IngestProgress) -> Void = { _ in }
+    ) async throws(AuditError) -> Outcome {
         let prices: PriceBook
         do { prices = try PriceBook(config: config) } catch {
             throw AuditError(.config, "pricing.litellm_file: \(error.message)", cause: error)
@@ -61,14 +65,16 @@ public enum Audit {
         let alerts = try Alerts.record(ledger: ledger, config: config, enforcement: enforcement, asOf: options.asOf)
         let evaluationSeconds = (ContinuousClock.now - evaluationStart).seconds
         releaseFreedMemory()
-        let webhook = try await AlertWebhook.deliver(ledger: ledger, config: config, environment: options.environment, currency: config.currency,
-                                                     limits: options.webhookLimits)
+        let webhook = try await AlertWebhook.deliver(
+            ledger: ledger, config: config, environment: options.environment, currency: config.currency,
+            limits: options.webhookLimits)
         // Reports last, so they show this run's alerts and webhook deliveries.
         let reportStart = ContinuousClock.now
         let reports = try ReportPublishing.publish(ledger: ledger, config: config, asOf: options.asOf)
-        return Outcome(ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste, webhook: webhook,
-                       evaluationSeconds: evaluationSeconds, reports: reports, reportSeconds: (ContinuousClock.now - reportStart).seconds,
-                       ledgerPath: ledger.path)
+        return Outcome(
+            ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste, webhook: webhook,
+            evaluationSeconds: evaluationSeconds, reports: reports, reportSeconds: (ContinuousClock.now - reportStart).seconds,
+            ledgerPath: ledger.path)
     }
 
     /// Hands the memory a phase freed back to the system. glibc keeps freed memory for reuse, in an arena per thread

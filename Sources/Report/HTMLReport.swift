@@ -101,8 +101,11 @@ private struct Page {
     var currency: String { e(report.currency) }
     /// `2026-11-18 00:13–00:29`, or `2026-11-11 08:21 – 11-12 16:23` across days (UTC).
     func span(_ from: Int64, _ to: Int64) -> String {
-        let a = CSV.time(from), b = CSV.time(to)
-        let day = a.prefix(10), start = a.dropFirst(11).prefix(5), end = b.dropFirst(11).prefix(5)
+        let a = CSV.time(from)
+        let b = CSV.time(to)
+        let day = a.prefix(10)
+        let start = a.dropFirst(11).prefix(5)
+        let end = b.dropFirst(11).prefix(5)
         return b.hasPrefix(day) ? "\(day) \(start)–\(end)" : "\(day) \(start) – \(b.dropFirst(5).prefix(5)) \(end)"
     }
 
@@ -149,7 +152,8 @@ private struct Page {
         if report.isFinal {
             state = "<span class=\"badge final\">Final</span> The period closed on \(e(time(report.end)))."
         } else {
-            state = "<span class=\"badge open\">In progress</span> Figures up to \(e(time(report.asOf))), \(percent(report.elapsed, places: 0)) of the period."
+            state =
+                "<span class=\"badge open\">In progress</span> Figures up to \(e(time(report.asOf))), \(percent(report.elapsed, places: 0)) of the period."
         }
         out += """
             <header>
@@ -183,10 +187,14 @@ private struct Page {
             if previous.toSamePoint.picos > 0 {
                 let delta = Double((total - previous.toSamePoint).picos) / Double(previous.toSamePoint.picos)
                 let arrow = delta >= 0 ? "▲" : "▼"
-                let point = report.isFinal ? "\(e(previous.period)) (\(money(previous.total)))" : "the same point of \(e(previous.period)) (\(money(previous.toSamePoint)))"
+                let point =
+                    report.isFinal
+                    ? "\(e(previous.period)) (\(money(previous.total)))"
+                    : "the same point of \(e(previous.period)) (\(money(previous.toSamePoint)))"
                 change = "<p class=\"kpi-note \(delta >= 0 ? "up" : "down")\">\(arrow) \(percent(abs(delta))) against \(point)</p>"
             } else {
-                change = "<p class=\"kpi-note\">No spend in \(e(previous.period)) by the same day to compare with (its total: \(money(previous.total))).</p>"
+                change =
+                    "<p class=\"kpi-note\">No spend in \(e(previous.period)) by the same day to compare with (its total: \(money(previous.total))).</p>"
             }
         }
         var budgetValue = "–"
@@ -194,7 +202,8 @@ private struct Page {
         let orgBudgets = report.budgets.filter { $0.scope == .org && $0.budget.period == .month }
         if let top = orgBudgets.max(by: { $0.utilisation < $1.utilisation }) {
             budgetValue = utilisation(top.utilisation)
-            budgetNote = "of org \(e(top.id))'s \(money(top.limit)) month budget; \(breached) over, \(atRisk) at risk of \(report.budgets.count) budgets"
+            budgetNote =
+                "of org \(e(top.id))'s \(money(top.limit)) month budget; \(breached) over, \(atRisk) at risk of \(report.budgets.count) budgets"
         } else if !report.budgets.isEmpty {
             budgetValue = "\(breached) over"
             budgetNote = "\(atRisk) at risk, of \(report.budgets.count) budgets"
@@ -245,14 +254,22 @@ private struct Page {
         let peak = dayTotals.max() ?? .zero
         let (scaleTop, divisions) = Self.axisScale(Double(peak.picos) / Double(Money.scale))
 
-        let width = 760.0, height = 280.0, left = 64.0, right = 12.0, top = 12.0, bottom = 40.0
-        let plotWidth = width - left - right, plotHeight = height - top - bottom
+        let width = 760.0
+        let height = 280.0
+        let left = 64.0
+        let right = 12.0
+        let top = 12.0
+        let bottom = 40.0
+        let plotWidth = width - left - right
+        let plotHeight = height - top - bottom
         let slot = plotWidth / Double(max(allDays.count, 1))
         let barWidth = max(2, slot * 0.72)
         var svg = ""
-        svg += "<svg class=\"chart\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-labelledby=\"daily-title daily-desc\" xmlns=\"http://www.w3.org/2000/svg\">\n"
+        svg +=
+            "<svg class=\"chart\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-labelledby=\"daily-title daily-desc\" xmlns=\"http://www.w3.org/2000/svg\">\n"
         svg += "<title id=\"daily-title\">Spend per day by team, \(e(report.period))</title>\n"
-        svg += "<desc id=\"daily-desc\">Stacked bars, one a day; the table below the chart gives the same figures. Highest day: \(money(peak)) \(currency).</desc>\n"
+        svg +=
+            "<desc id=\"daily-desc\">Stacked bars, one a day; the table below the chart gives the same figures. Highest day: \(money(peak)) \(currency).</desc>\n"
         for i in 0...divisions {
             let v = scaleTop * Double(i) / Double(divisions)
             let y = top + plotHeight - plotHeight * Double(i) / Double(divisions)
@@ -269,14 +286,17 @@ private struct Page {
                 let h = plotHeight * (Double(amount.picos) / Double(Money.scale)) / scaleTop
                 y -= h
                 let colour = s < shown.count ? HTMLReport.palette[s] : HTMLReport.otherColour
-                svg += "<rect x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(barWidth))\" height=\"\(f(h))\" fill=\"\(colour)\"><title>\(e(day)) \(e(team)): \(money(amount)) \(currency)</title></rect>"
+                svg +=
+                    "<rect x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(barWidth))\" height=\"\(f(h))\" fill=\"\(colour)\"><title>\(e(day)) \(e(team)): \(money(amount)) \(currency)</title></rect>"
             }
             if index % labelEvery == 0 || index == allDays.count - 1 && allDays.count <= 16 {
-                svg += "<text x=\"\(f(left + slot * Double(index) + slot / 2))\" y=\"\(f(top + plotHeight + 16))\" class=\"axis\" text-anchor=\"middle\">\(e(String(day.suffix(5))))</text>"
+                svg +=
+                    "<text x=\"\(f(left + slot * Double(index) + slot / 2))\" y=\"\(f(top + plotHeight + 16))\" class=\"axis\" text-anchor=\"middle\">\(e(String(day.suffix(5))))</text>"
             }
             svg += "\n"
         }
-        svg += "<line x1=\"\(f(left))\" x2=\"\(f(width - right))\" y1=\"\(f(top + plotHeight))\" y2=\"\(f(top + plotHeight))\" class=\"baseline\"/>\n"
+        svg +=
+            "<line x1=\"\(f(left))\" x2=\"\(f(width - right))\" y1=\"\(f(top + plotHeight))\" y2=\"\(f(top + plotHeight))\" class=\"baseline\"/>\n"
         if !report.isFinal, report.elapsed < 1 {
             // Where the figures stop: the days after it have not happened yet.
             let x = left + plotWidth * report.elapsed
@@ -292,7 +312,8 @@ private struct Page {
         }
         legend += "</ul>\n"
 
-        var table = "<details class=\"chart-data\"><summary>The figures behind the chart</summary>\n<table>\n<caption>Spend per day by team, \(currency)</caption>\n<thead><tr><th scope=\"col\">Day</th>"
+        var table =
+            "<details class=\"chart-data\"><summary>The figures behind the chart</summary>\n<table>\n<caption>Spend per day by team, \(currency)</caption>\n<thead><tr><th scope=\"col\">Day</th>"
         for team in series { table += "<th scope=\"col\" class=\"num\">\(e(team))</th>" }
         table += "<th scope=\"col\" class=\"num\">Total</th></tr></thead>\n<tbody>\n"
         for (index, day) in allDays.enumerated() {
@@ -349,19 +370,30 @@ private struct Page {
             return groups.sorted { ($0.value.cost, $1.key) > ($1.value.cost, $0.key) }
         }
         out += "<section aria-labelledby=\"top-h\">\n<h2 id=\"top-h\">Where the money went</h2>\n<div class=\"grid2\">\n"
-        for (title, rows) in [("Teams", group { $0.team }), ("Projects", group { $0.project }), ("Users", group { $0.user }),
-                              ("Models", group { $0.provider + " / " + $0.model })] {
+        for (title, rows) in [
+            ("Teams", group { $0.team }), ("Projects", group { $0.project }), ("Users", group { $0.user }),
+            ("Models", group { $0.provider + " / " + $0.model }),
+        ] {
             out += "<table class=\"top\">\n<caption>Top \(title.lowercased()) (\(rows.count) in all)</caption>\n"
-            out += "<thead><tr><th scope=\"col\">\(title.dropLast())</th><th scope=\"col\" class=\"num\">Spend</th><th scope=\"col\" class=\"num\">Share</th><th scope=\"col\" class=\"num\">Requests</th></tr></thead>\n<tbody>\n"
+            out +=
+                "<thead><tr><th scope=\"col\">\(title.dropLast())</th><th scope=\"col\" class=\"num\">Spend</th><th scope=\"col\" class=\"num\">Share</th><th scope=\"col\" class=\"num\">Requests</th></tr></thead>\n<tbody>\n"
             for (name, tally) in rows.prefix(10) {
                 let fraction = share(tally.cost, of: total)
-                out += "<tr><th scope=\"row\">\(e(name))</th><td class=\"num\">\(money(tally.cost))\(tally.unpriced > 0 ? " <abbr title=\"some calls unpriced\">+?</abbr>" : "")</td>"
-                out += "<td class=\"num\"><span class=\"share\"><span style=\"width:\(f(min(100, fraction * 100)))%\"></span></span>\(percent(fraction))</td>"
+                out +=
+                    "<tr><th scope=\"row\">\(e(name))</th><td class=\"num\">\(money(tally.cost))\(tally.unpriced > 0 ? " <abbr title=\"some calls unpriced\">+?</abbr>" : "")</td>"
+                out +=
+                    "<td class=\"num\"><span class=\"share\"><span style=\"width:\(f(min(100, fraction * 100)))%\"></span></span>\(percent(fraction))</td>"
                 out += "<td class=\"num\">\(count(tally.requests))</td></tr>\n"
             }
             if rows.count > 10 {
-                let rest = rows.dropFirst(10).reduce(Tally()) { var t = $0; t.cost += $1.1.cost; t.requests += $1.1.requests; return t }
-                out += "<tr class=\"rest\"><th scope=\"row\">\(rows.count - 10) more</th><td class=\"num\">\(money(rest.cost))</td><td class=\"num\">\(percent(share(rest.cost, of: total)))</td><td class=\"num\">\(count(rest.requests))</td></tr>\n"
+                let rest = rows.dropFirst(10).reduce(Tally()) {
+                    var t = $0
+                    t.cost += $1.1.cost
+                    t.requests += $1.1.requests
+                    return t
+                }
+                out +=
+                    "<tr class=\"rest\"><th scope=\"row\">\(rows.count - 10) more</th><td class=\"num\">\(money(rest.cost))</td><td class=\"num\">\(percent(share(rest.cost, of: total)))</td><td class=\"num\">\(count(rest.requests))</td></tr>\n"
             }
             out += "</tbody>\n</table>\n"
         }
@@ -376,22 +408,28 @@ private struct Page {
             out += "<p>The config sets no budgets.</p>\n</section>\n\n"
             return
         }
-        out += "<table class=\"budgets\">\n<thead><tr><th scope=\"col\">Budget</th><th scope=\"col\">Period</th><th scope=\"col\" class=\"num\">Limit</th><th scope=\"col\" class=\"num\">Spent</th><th scope=\"col\">Utilisation</th><th scope=\"col\" class=\"num\">Projected</th><th scope=\"col\">Status</th></tr></thead>\n<tbody>\n"
+        out +=
+            "<table class=\"budgets\">\n<thead><tr><th scope=\"col\">Budget</th><th scope=\"col\">Period</th><th scope=\"col\" class=\"num\">Limit</th><th scope=\"col\" class=\"num\">Spent</th><th scope=\"col\">Utilisation</th><th scope=\"col\" class=\"num\">Projected</th><th scope=\"col\">Status</th></tr></thead>\n<tbody>\n"
         let order: [String: Int] = ["org": 0, "team": 1, "user": 2, "key": 3]
         for b in report.budgets.sorted(by: { (order[$0.scope.rawValue] ?? 9, $0.id) < (order[$1.scope.rawValue] ?? 9, $1.id) }) {
             let u = b.utilisation
-            let statusText: String = switch b.state {
-            case .ok: "ok"
-            case .atRisk: "at risk"
-            case .coveredByPool: "covered by pool"
-            case .over: "over (soft)"
-            case .breached: "breached"
-            }
+            let statusText: String =
+                switch b.state {
+                case .ok: "ok"
+                case .atRisk: "at risk"
+                case .coveredByPool: "covered by pool"
+                case .over: "over (soft)"
+                case .breached: "breached"
+                }
             let limitNote = b.limit != b.budget.limit ? " <small>(set \(money(b.budget.limit)))</small>" : ""
-            out += "<tr class=\"\(b.state.rawValue)\"><th scope=\"row\">\(e(b.scope.rawValue)) \(e(b.id))\(b.budget.hard ? "" : " <small>soft</small>")</th>"
-            out += "<td>\(e(b.periodLabel))</td><td class=\"num\">\(money(b.limit))\(limitNote)</td><td class=\"num\">\(money(b.spend))</td>"
-            out += "<td><span class=\"bar\" role=\"img\" aria-label=\"\(utilisation(u)) used\"><span class=\"fill \(b.state.rawValue)\" style=\"width:\(f(min(100, u * 100)))%\"></span></span> \(utilisation(u))</td>"
-            out += "<td class=\"num\">\(money(b.projected ?? b.spend))</td><td><span class=\"status \(b.state.rawValue)\">\(statusText)</span></td></tr>\n"
+            out +=
+                "<tr class=\"\(b.state.rawValue)\"><th scope=\"row\">\(e(b.scope.rawValue)) \(e(b.id))\(b.budget.hard ? "" : " <small>soft</small>")</th>"
+            out +=
+                "<td>\(e(b.periodLabel))</td><td class=\"num\">\(money(b.limit))\(limitNote)</td><td class=\"num\">\(money(b.spend))</td>"
+            out +=
+                "<td><span class=\"bar\" role=\"img\" aria-label=\"\(utilisation(u)) used\"><span class=\"fill \(b.state.rawValue)\" style=\"width:\(f(min(100, u * 100)))%\"></span></span> \(utilisation(u))</td>"
+            out +=
+                "<td class=\"num\">\(money(b.projected ?? b.spend))</td><td><span class=\"status \(b.state.rawValue)\">\(statusText)</span></td></tr>\n"
         }
         out += "</tbody>\n</table>\n</section>\n\n"
     }
@@ -406,23 +444,29 @@ private struct Page {
             (WasteKind.retryLoop, "Retry loops", "no: their repeats are mostly duplicates already counted"),
             (WasteKind.runaway, "Runaway agents", "no: the spend of keys over their rate limits"),
         ]
-        out += "<table class=\"waste-kinds\">\n<thead><tr><th scope=\"col\">Kind</th><th scope=\"col\" class=\"num\">Findings</th><th scope=\"col\" class=\"num\">Cost</th><th scope=\"col\">In the waste total</th></tr></thead>\n<tbody>\n"
+        out +=
+            "<table class=\"waste-kinds\">\n<thead><tr><th scope=\"col\">Kind</th><th scope=\"col\" class=\"num\">Findings</th><th scope=\"col\" class=\"num\">Cost</th><th scope=\"col\">In the waste total</th></tr></thead>\n<tbody>\n"
         let totals = report.waste.kinds
         let top = report.waste.costliest
         for (kind, title, otherwise) in kinds {
             let isCounted = totals[kind]?.countsAsWaste ?? (kind == .exactDuplicate)
-            out += "<tr><th scope=\"row\">\(title)</th><td class=\"num\">\(count(totals[kind]?.findings ?? 0))</td><td class=\"num\">\(money(totals[kind]?.cost ?? .zero))</td><td>\(isCounted ? "yes" : otherwise)</td></tr>\n"
+            out +=
+                "<tr><th scope=\"row\">\(title)</th><td class=\"num\">\(count(totals[kind]?.findings ?? 0))</td><td class=\"num\">\(money(totals[kind]?.cost ?? .zero))</td><td>\(isCounted ? "yes" : otherwise)</td></tr>\n"
         }
-        out += "<tr class=\"total\"><th scope=\"row\">Waste total</th><td></td><td class=\"num\">\(money(report.wasteTotal))</td><td>\(percent(share(report.wasteTotal, of: total))) of spend</td></tr>\n"
+        out +=
+            "<tr class=\"total\"><th scope=\"row\">Waste total</th><td></td><td class=\"num\">\(money(report.wasteTotal))</td><td>\(percent(share(report.wasteTotal, of: total))) of spend</td></tr>\n"
         out += "</tbody>\n</table>\n"
         if top.isEmpty {
             out += "<p>No waste found in this period.</p>\n"
         } else {
             out += "<table class=\"waste\">\n<caption>The costliest findings (all of them are in waste.csv)</caption>\n"
-            out += "<thead><tr><th scope=\"col\">Kind</th><th scope=\"col\">Prompt or key</th><th scope=\"col\">Team</th><th scope=\"col\">Model</th><th scope=\"col\">Keys</th><th scope=\"col\" class=\"num\">Calls</th><th scope=\"col\" class=\"num\">Cost</th><th scope=\"col\">Seen (UTC)</th></tr></thead>\n<tbody>\n"
+            out +=
+                "<thead><tr><th scope=\"col\">Kind</th><th scope=\"col\">Prompt or key</th><th scope=\"col\">Team</th><th scope=\"col\">Model</th><th scope=\"col\">Keys</th><th scope=\"col\" class=\"num\">Calls</th><th scope=\"col\" class=\"num\">Cost</th><th scope=\"col\">Seen (UTC)</th></tr></thead>\n<tbody>\n"
             for w in top {
-                out += "<tr><td class=\"nowrap\">\(e(w.kind.rawValue.replacing("_", with: " ")))</td><td><code>\(e(w.subject))</code></td><td>\(e(w.team))</td><td>\(e(w.model))</td>"
-                out += "<td>\(e(w.keys.prefix(3).joined(separator: ", ")))\(w.keys.count > 3 ? " +\(w.keys.count - 3)" : "")</td><td class=\"num\">\(count(w.calls))</td>"
+                out +=
+                    "<tr><td class=\"nowrap\">\(e(w.kind.rawValue.replacing("_", with: " ")))</td><td><code>\(e(w.subject))</code></td><td>\(e(w.team))</td><td>\(e(w.model))</td>"
+                out +=
+                    "<td>\(e(w.keys.prefix(3).joined(separator: ", ")))\(w.keys.count > 3 ? " +\(w.keys.count - 3)" : "")</td><td class=\"num\">\(count(w.calls))</td>"
                 out += "<td class=\"num\">\(money(w.cost))</td><td class=\"nowrap\">\(e(span(w.firstSeen, w.lastSeen)))</td></tr>\n"
             }
             out += "</tbody>\n</table>\n"
@@ -438,7 +482,8 @@ private struct Page {
             out += "<p>No pool moves, proposals or approvals in this period.</p>\n</section>\n\n"
             return
         }
-        out += "<table class=\"realloc\">\n<thead><tr><th scope=\"col\">What</th><th scope=\"col\">Team</th><th scope=\"col\">From</th><th scope=\"col\">To</th><th scope=\"col\" class=\"num\">Amount</th><th scope=\"col\">Notes</th></tr></thead>\n<tbody>\n"
+        out +=
+            "<table class=\"realloc\">\n<thead><tr><th scope=\"col\">What</th><th scope=\"col\">Team</th><th scope=\"col\">From</th><th scope=\"col\">To</th><th scope=\"col\" class=\"num\">Amount</th><th scope=\"col\">Notes</th></tr></thead>\n<tbody>\n"
         let names = ["release": "away release", "draw": "pool draw", "proposal": "proposal", "approval": "approved move"]
         for r in report.reallocation {
             var notes: [String] = []
@@ -447,7 +492,8 @@ private struct Page {
             if !r.by.isEmpty { notes.append("by \(e(r.by))") }
             if let at = r.at { notes.append(e(time(at))) }
             if !r.reason.isEmpty { notes.append(e(r.reason)) }
-            out += "<tr><td>\(names[r.kind] ?? e(r.kind))</td><td>\(e(r.team))</td><td>\(e(r.from))</td><td>\(e(r.to))</td><td class=\"num\">\(money(r.amount))</td><td>\(notes.joined(separator: "; "))</td></tr>\n"
+            out +=
+                "<tr><td>\(names[r.kind] ?? e(r.kind))</td><td>\(e(r.team))</td><td>\(e(r.from))</td><td>\(e(r.to))</td><td class=\"num\">\(money(r.amount))</td><td>\(notes.joined(separator: "; "))</td></tr>\n"
         }
         out += "</tbody>\n</table>\n</section>\n\n"
     }
@@ -459,28 +505,34 @@ private struct Page {
         if report.breaches.isEmpty {
             out += "<p>No budget reached its limit in this period.</p>\n"
         } else {
-            out += "<table class=\"breaches\">\n<thead><tr><th scope=\"col\">Budget</th><th scope=\"col\">Period</th><th scope=\"col\">Reached</th><th scope=\"col\" class=\"num\">Spent</th><th scope=\"col\" class=\"num\">Limit</th><th scope=\"col\">Action</th></tr></thead>\n<tbody>\n"
+            out +=
+                "<table class=\"breaches\">\n<thead><tr><th scope=\"col\">Budget</th><th scope=\"col\">Period</th><th scope=\"col\">Reached</th><th scope=\"col\" class=\"num\">Spent</th><th scope=\"col\" class=\"num\">Limit</th><th scope=\"col\">Action</th></tr></thead>\n<tbody>\n"
             for b in report.breaches {
                 var action = e(b.action.replacing("_", with: " "))
                 if !b.revokedKeys.isEmpty { action += ": " + e(b.revokedKeys.joined(separator: ", ")) }
                 if !b.overrideKeys.isEmpty { action += "; priority keys kept running: " + e(b.overrideKeys.joined(separator: ", ")) }
-                out += "<tr><th scope=\"row\">\(e(b.scope)) \(e(b.id))</th><td>\(e(b.periodLabel))</td><td>\(e(time(b.crossedAt)))</td><td class=\"num\">\(money(b.spent))</td><td class=\"num\">\(money(b.limit))</td><td>\(action)</td></tr>\n"
+                out +=
+                    "<tr><th scope=\"row\">\(e(b.scope)) \(e(b.id))</th><td>\(e(b.periodLabel))</td><td>\(e(time(b.crossedAt)))</td><td class=\"num\">\(money(b.spent))</td><td class=\"num\">\(money(b.limit))</td><td>\(action)</td></tr>\n"
             }
             out += "</tbody>\n</table>\n"
         }
         let now = report.revocations.filter { $0.action == "in_force" }
         let changes = report.revocations.filter { $0.action != "in_force" }
         if !now.isEmpty {
-            out += "<table class=\"revocations\">\n<caption>Keys revoked now</caption>\n<thead><tr><th scope=\"col\">Key</th><th scope=\"col\">Reason</th><th scope=\"col\">Until</th></tr></thead>\n<tbody>\n"
+            out +=
+                "<table class=\"revocations\">\n<caption>Keys revoked now</caption>\n<thead><tr><th scope=\"col\">Key</th><th scope=\"col\">Reason</th><th scope=\"col\">Until</th></tr></thead>\n<tbody>\n"
             for r in now {
-                out += "<tr><th scope=\"row\">\(e(r.key))</th><td>\(e(r.reason))</td><td class=\"nowrap\">\(r.until.map { e(time($0)) } ?? "further notice")</td></tr>\n"
+                out +=
+                    "<tr><th scope=\"row\">\(e(r.key))</th><td>\(e(r.reason))</td><td class=\"nowrap\">\(r.until.map { e(time($0)) } ?? "further notice")</td></tr>\n"
             }
             out += "</tbody>\n</table>\n"
         }
         if !changes.isEmpty {
-            out += "<table class=\"revocations\">\n<caption>Keys revoked and restored during the period</caption>\n<thead><tr><th scope=\"col\">When</th><th scope=\"col\">Key</th><th scope=\"col\">What</th><th scope=\"col\">Reason</th><th scope=\"col\">Until</th></tr></thead>\n<tbody>\n"
+            out +=
+                "<table class=\"revocations\">\n<caption>Keys revoked and restored during the period</caption>\n<thead><tr><th scope=\"col\">When</th><th scope=\"col\">Key</th><th scope=\"col\">What</th><th scope=\"col\">Reason</th><th scope=\"col\">Until</th></tr></thead>\n<tbody>\n"
             for r in changes {
-                out += "<tr><td class=\"nowrap\">\(e(time(r.at)))</td><td>\(e(r.key))</td><td>\(e(r.action))</td><td>\(e(r.reason))</td><td class=\"nowrap\">\(r.until.map { e(time($0)) } ?? (r.action == "restored" ? "" : "further notice"))</td></tr>\n"
+                out +=
+                    "<tr><td class=\"nowrap\">\(e(time(r.at)))</td><td>\(e(r.key))</td><td>\(e(r.action))</td><td>\(e(r.reason))</td><td class=\"nowrap\">\(r.until.map { e(time($0)) } ?? (r.action == "restored" ? "" : "further notice"))</td></tr>\n"
             }
             out += "</tbody>\n</table>\n"
         }
@@ -492,10 +544,13 @@ private struct Page {
     mutating func dataQuality() {
         let q = report.dataQuality
         out += "<section aria-labelledby=\"quality-h\">\n<h2 id=\"quality-h\">Data quality</h2>\n<ul class=\"quality\">\n"
-        out += "<li>\(count(Int64(report.quarantine.count))) log lines quarantined (unreadable or invalid; listed in quarantine.csv, not in the figures).</li>\n"
+        out +=
+            "<li>\(count(Int64(report.quarantine.count))) log lines quarantined (unreadable or invalid; listed in quarantine.csv, not in the figures).</li>\n"
         out += "<li>\(count(Int64(q.damagedSegments.count))) damaged log segments.</li>\n"
-        out += "<li>\(count(q.unknownKeyRequests)) calls with keys the config does not list (\(money(q.unknownKeyCost)) \(currency), shown as team “unknown”).</li>\n"
-        out += "<li>\(count(q.rejectedRequests)) calls refused by the collector; \(count(q.failedRequests)) failed upstream or were aborted.</li>\n"
+        out +=
+            "<li>\(count(q.unknownKeyRequests)) calls with keys the config does not list (\(money(q.unknownKeyCost)) \(currency), shown as team “unknown”).</li>\n"
+        out +=
+            "<li>\(count(q.rejectedRequests)) calls refused by the collector; \(count(q.failedRequests)) failed upstream or were aborted.</li>\n"
         let unpricedCalls = report.unpriced.reduce(Int64(0)) { $0 + $1.requests }
         out += "<li>\(count(unpricedCalls)) calls to models without a price (not in the spend).</li>\n"
         if let late = report.late {
@@ -503,14 +558,17 @@ private struct Page {
         }
         out += "</ul>\n"
         if !q.damagedSegments.isEmpty {
-            out += "<table>\n<caption>Damaged segments</caption>\n<thead><tr><th scope=\"col\">Segment</th><th scope=\"col\">Damage</th></tr></thead>\n<tbody>\n"
+            out +=
+                "<table>\n<caption>Damaged segments</caption>\n<thead><tr><th scope=\"col\">Segment</th><th scope=\"col\">Damage</th></tr></thead>\n<tbody>\n"
             for s in q.damagedSegments.prefix(50) { out += "<tr><td><code>\(e(s.path))</code></td><td>\(e(s.damage))</td></tr>\n" }
             out += "</tbody>\n</table>\n"
         }
         if !report.unpriced.isEmpty {
-            out += "<table>\n<caption>Models without a price</caption>\n<thead><tr><th scope=\"col\">Provider</th><th scope=\"col\">Model</th><th scope=\"col\" class=\"num\">Calls</th><th scope=\"col\" class=\"num\">Input tokens</th><th scope=\"col\" class=\"num\">Output tokens</th></tr></thead>\n<tbody>\n"
+            out +=
+                "<table>\n<caption>Models without a price</caption>\n<thead><tr><th scope=\"col\">Provider</th><th scope=\"col\">Model</th><th scope=\"col\" class=\"num\">Calls</th><th scope=\"col\" class=\"num\">Input tokens</th><th scope=\"col\" class=\"num\">Output tokens</th></tr></thead>\n<tbody>\n"
             for u in report.unpriced.prefix(50) {
-                out += "<tr><td>\(e(u.provider))</td><td>\(e(u.model))</td><td class=\"num\">\(count(u.requests))</td><td class=\"num\">\(count(u.tokens.input))</td><td class=\"num\">\(count(u.tokens.output))</td></tr>\n"
+                out +=
+                    "<tr><td>\(e(u.provider))</td><td>\(e(u.model))</td><td class=\"num\">\(count(u.requests))</td><td class=\"num\">\(count(u.tokens.input))</td><td class=\"num\">\(count(u.tokens.output))</td></tr>\n"
             }
             out += "</tbody>\n</table>\n"
         }

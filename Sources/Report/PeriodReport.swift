@@ -37,12 +37,14 @@ public struct PeriodReport: Sendable, Equatable {
     /// Display names of providers by config name (`openai` → `OpenAI`), for FOCUS.
     public var providerNames: [String: String]
 
-    public init(period: String, firstDay: String, lastDay: String, start: Int64, end: Int64, timezone: String, currency: String,
-                organisations: [String] = [], asOf: Int64, isFinal: Bool = false, late: LateEvents? = nil, previous: PreviousPeriod? = nil,
-                attribution: [AttributionRow] = [], budgets: [BudgetStatus] = [], alerts: [Alert] = [], breaches: [BreachRow] = [],
-                revocations: [RevocationRow] = [], waste: WasteFindings = [], reallocation: [ReallocationRow] = [],
-                unpriced: [UnpricedRow] = [], quarantine: [QuarantineRow] = [], dataQuality: DataQuality = DataQuality(),
-                providerNames: [String: String] = [:]) {
+    public init(
+        period: String, firstDay: String, lastDay: String, start: Int64, end: Int64, timezone: String, currency: String,
+        organisations: [String] = [], asOf: Int64, isFinal: Bool = false, late: LateEvents? = nil, previous: PreviousPeriod? = nil,
+        attribution: [AttributionRow] = [], budgets: [BudgetStatus] = [], alerts: [Alert] = [], breaches: [BreachRow] = [],
+        revocations: [RevocationRow] = [], waste: WasteFindings = [], reallocation: [ReallocationRow] = [],
+        unpriced: [UnpricedRow] = [], quarantine: [QuarantineRow] = [], dataQuality: DataQuality = DataQuality(),
+        providerNames: [String: String] = [:]
+    ) {
         self.period = period
         self.firstDay = firstDay
         self.lastDay = lastDay
@@ -134,9 +136,11 @@ public struct AttributionRow: Sendable, Equatable {
     /// Calls with usage but no price for their model.
     public var unpricedRequests: Int64
 
-    public init(date: String, dayStart: Int64, dayEnd: Int64, org: String, team: String, project: String, user: String, key: String,
-                provider: String, model: String, requests: Int64 = 0, tokens: TokenCounts = .zero, cost: Money = .zero,
-                unpricedRequests: Int64 = 0) {
+    public init(
+        date: String, dayStart: Int64, dayEnd: Int64, org: String, team: String, project: String, user: String, key: String,
+        provider: String, model: String, requests: Int64 = 0, tokens: TokenCounts = .zero, cost: Money = .zero,
+        unpricedRequests: Int64 = 0
+    ) {
         self.date = date
         self.dayStart = dayStart
         self.dayEnd = dayEnd
@@ -174,8 +178,10 @@ public struct BreachRow: Sendable, Equatable {
     public var revokedKeys: [String]
     public var overrideKeys: [String]
 
-    public init(scope: String, id: String, budgetPeriod: String, periodLabel: String, crossedAt: Int64?, spent: Money, limit: Money,
-                hard: Bool, action: String, revokedKeys: [String], overrideKeys: [String]) {
+    public init(
+        scope: String, id: String, budgetPeriod: String, periodLabel: String, crossedAt: Int64?, spent: Money, limit: Money,
+        hard: Bool, action: String, revokedKeys: [String], overrideKeys: [String]
+    ) {
         self.scope = scope
         self.id = id
         self.budgetPeriod = budgetPeriod
@@ -346,8 +352,10 @@ public struct ReallocationRow: Sendable, Equatable {
     public var by: String
     public var reason: String
 
-    public init(kind: String, id: String = "", team: String, from: String, to: String, amount: Money, days: Int? = nil, at: Int64? = nil,
-                by: String = "", reason: String = "") {
+    public init(
+        kind: String, id: String = "", team: String, from: String, to: String, amount: Money, days: Int? = nil, at: Int64? = nil,
+        by: String = "", reason: String = ""
+    ) {
         self.kind = kind
         self.id = id
         self.team = team
@@ -407,8 +415,10 @@ public struct DataQuality: Sendable, Equatable {
     public var rejectedRequests: Int64
     public var failedRequests: Int64
 
-    public init(damagedSegments: [DamagedSegment] = [], unknownKeyRequests: Int64 = 0, unknownKeyCost: Money = .zero,
-                rejectedRequests: Int64 = 0, failedRequests: Int64 = 0) {
+    public init(
+        damagedSegments: [DamagedSegment] = [], unknownKeyRequests: Int64 = 0, unknownKeyCost: Money = .zero,
+        rejectedRequests: Int64 = 0, failedRequests: Int64 = 0
+    ) {
         self.damagedSegments = damagedSegments
         self.unknownKeyRequests = unknownKeyRequests
         self.unknownKeyCost = unknownKeyCost

@@ -63,8 +63,10 @@ public struct SpendBreakdown: Sendable, Equatable {
     public var total: SpendTotals
     public var unpriced: [UnpricedModel]
 
-    public init(period: String, firstDay: String, lastDay: String, timezone: String, currency: String, dimensions: [String],
-                lines: [SpendLine], total: SpendTotals, unpriced: [UnpricedModel]) {
+    public init(
+        period: String, firstDay: String, lastDay: String, timezone: String, currency: String, dimensions: [String],
+        lines: [SpendLine], total: SpendTotals, unpriced: [UnpricedModel]
+    ) {
         self.period = period
         self.firstDay = firstDay
         self.lastDay = lastDay
@@ -81,11 +83,16 @@ public struct SpendBreakdown: Sendable, Equatable {
 
 extension SpendBreakdown {
     /// The numeric columns every format carries, in order.
-    static let measureNames = ["requests", "failed", "rejected", "unpriced", "input_tokens", "output_tokens",
-                               "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "cost"]
+    static let measureNames = [
+        "requests", "failed", "rejected", "unpriced", "input_tokens", "output_tokens",
+        "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "cost",
+    ]
 
     static func measures(_ t: SpendTotals, cost: String) -> [String] {
-        [t.requests, t.failed, t.rejected, t.unpriced, t.tokens.input, t.tokens.output, t.tokens.cachedInput, t.tokens.cacheWrite, t.tokens.reasoning].map { String($0) } + [cost]
+        [
+            t.requests, t.failed, t.rejected, t.unpriced, t.tokens.input, t.tokens.output, t.tokens.cachedInput, t.tokens.cacheWrite,
+            t.tokens.reasoning,
+        ].map { String($0) } + [cost]
     }
 
     /// CSV for finance: one row per line, then a `TOTAL` row; cost exact (trailing zeros dropped), with the currency.
@@ -105,7 +112,8 @@ extension SpendBreakdown {
         var out = "Spend \(period) (\(firstDay) to \(lastDay), \(timezone)), \(currency)\n\n"
         let header = dimensions + ["requests", "failed", "input", "output", "cached", "cache_write", "reasoning", "cost"]
         func cells(_ t: SpendTotals) -> [String] {
-            [t.requests, t.failed, t.tokens.input, t.tokens.output, t.tokens.cachedInput, t.tokens.cacheWrite, t.tokens.reasoning].map(Self.grouped)
+            [t.requests, t.failed, t.tokens.input, t.tokens.output, t.tokens.cachedInput, t.tokens.cacheWrite, t.tokens.reasoning].map(
+                Self.grouped)
                 + [t.cost.grouped + (t.unpriced > 0 ? " +unpriced" : "")]
         }
         var rows = lines.map { $0.values.map(Self.printable) + cells($0.totals) }
@@ -116,10 +124,14 @@ extension SpendBreakdown {
             out += "\nUnpriced (usage but no price; not in cost — add a price to pricing.models or a LiteLLM file):\n"
             let unpricedRows = unpriced.map { u in
                 [Self.printable(u.provider), Self.printable(u.model)]
-                    + [u.totals.unpriced, u.totals.tokens.input, u.totals.tokens.output, u.totals.tokens.cachedInput, u.totals.tokens.cacheWrite, u.totals.tokens.reasoning].map(Self.grouped)
+                    + [
+                        u.totals.unpriced, u.totals.tokens.input, u.totals.tokens.output, u.totals.tokens.cachedInput,
+                        u.totals.tokens.cacheWrite, u.totals.tokens.reasoning,
+                    ].map(Self.grouped)
             }
-            out += TextTable.render(header: ["provider", "model", "calls", "input", "output", "cached", "cache_write", "reasoning"],
-                                    rows: unpricedRows, numericFrom: 2, ruleBeforeLast: false)
+            out += TextTable.render(
+                header: ["provider", "model", "calls", "input", "output", "cached", "cache_write", "reasoning"],
+                rows: unpricedRows, numericFrom: 2, ruleBeforeLast: false)
         }
         return out
     }
@@ -132,10 +144,12 @@ extension SpendBreakdown {
             out.append(UInt8(ascii: ":"))
         }
         func totals(_ t: SpendTotals) {
-            let values: [(String, Int64)] = [("requests", t.requests), ("failed", t.failed), ("rejected", t.rejected),
-                                             ("unpriced", t.unpriced), ("input_tokens", t.tokens.input), ("output_tokens", t.tokens.output),
-                                             ("cached_input_tokens", t.tokens.cachedInput), ("cache_write_tokens", t.tokens.cacheWrite),
-                                             ("reasoning_tokens", t.tokens.reasoning)]
+            let values: [(String, Int64)] = [
+                ("requests", t.requests), ("failed", t.failed), ("rejected", t.rejected),
+                ("unpriced", t.unpriced), ("input_tokens", t.tokens.input), ("output_tokens", t.tokens.output),
+                ("cached_input_tokens", t.tokens.cachedInput), ("cache_write_tokens", t.tokens.cacheWrite),
+                ("reasoning_tokens", t.tokens.reasoning),
+            ]
             for (name, value) in values {
                 key(name)
                 JSONWriter.appendInteger(value, to: &out)
@@ -215,7 +229,9 @@ public enum TextTable {
     /// A table for a terminal: the columns in `rightAligned` are padded on the left; cells from outside are made
     /// printable.
     public static func render(header: [String], rows: [[String]], rightAligned: Set<Int>) -> String {
-        render(header: header, rows: rows.map { $0.map(SpendBreakdown.printable) }, numeric: { rightAligned.contains($0) }, ruleBeforeLast: false)
+        render(
+            header: header, rows: rows.map { $0.map(SpendBreakdown.printable) }, numeric: { rightAligned.contains($0) },
+            ruleBeforeLast: false)
     }
 
     static func render(header: [String], rows: [[String]], numericFrom: Int, ruleBeforeLast: Bool) -> String {

@@ -101,7 +101,7 @@ struct ShardGenerator {
         for h in 0..<hours {
             let t = start + Int64(h) * Self.hourMs
             let dayNumber = Int((t / 86_400_000))
-            let weekday = ((dayNumber % 7) + 7 + 3) % 7   // 0 = Monday (1970-01-01 was a Thursday)
+            let weekday = ((dayNumber % 7) + 7 + 3) % 7  // 0 = Monday (1970-01-01 was a Thursday)
             let hourOfDay = Int((t / Self.hourMs) % 24)
             let daytime = (8..<19).contains(hourOfDay) ? 1.0 : ((6..<8).contains(hourOfDay) || (19..<22).contains(hourOfDay) ? 0.45 : 0.12)
             cumulative[h + 1] = cumulative[h] + daytime * (weekday < 5 ? 1.0 : 0.3)
@@ -155,8 +155,10 @@ struct ShardGenerator {
                 let failing = k < 6
                 let status = failing ? (k % 2 == 0 ? 500 : 429) : 200
                 let usage = failing ? nil : UsageEvent.Usage(input: 450, output: 120)
-                result.append(Planted(timestamp: loopStart + Int64(k) * 11_000, key: key, model: model, prompt: prompt,
-                                      outcome: failing ? .upstreamError : .ok, status: status, usage: usage))
+                result.append(
+                    Planted(
+                        timestamp: loopStart + Int64(k) * 11_000, key: key, model: model, prompt: prompt,
+                        outcome: failing ? .upstreamError : .ok, status: status, usage: usage))
             }
             summary.retryLoop = (world.keys[key].id, loopStart, repeats)
         }
@@ -170,8 +172,10 @@ struct ShardGenerator {
             for k in 0..<burst {
                 let prompt = newPrompt(model: model, chars: 600_000)
                 let usage = UsageEvent.Usage(input: 150_000, output: 8000, cachedInput: 0)
-                result.append(Planted(timestamp: burstStart + Int64(k) * burstMs / Int64(burst), key: key, model: model,
-                                      prompt: prompt, outcome: .ok, status: 200, usage: usage))
+                result.append(
+                    Planted(
+                        timestamp: burstStart + Int64(k) * burstMs / Int64(burst), key: key, model: model,
+                        prompt: prompt, outcome: .ok, status: 200, usage: usage))
             }
             summary.runaway = (world.keys[key].id, burstStart, burstStart + burstMs, burst)
         }
@@ -239,7 +243,8 @@ struct ShardGenerator {
         let stream = !model.embedding && rng.chance(0.4)
         var outcome = UsageEvent.Outcome.ok
         var status = 200
-        var usage: UsageEvent.Usage? = UsageEvent.Usage(input: input, output: output, cachedInput: cached, cacheWrite: write, reasoning: reasoning)
+        var usage: UsageEvent.Usage? = UsageEvent.Usage(
+            input: input, output: output, cachedInput: cached, cacheWrite: write, reasoning: reasoning)
         var error: String?
         let failure = rng.unit()
         if let expires = key.expires, timestamp >= expires {

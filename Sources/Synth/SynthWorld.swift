@@ -48,7 +48,8 @@ struct SynthWorld: Sendable {
         let priced = config.pricing.models.filter { seen.insert($0.model).inserted }
         guard !priced.isEmpty else { throw SynthError("the config prices no models (add entries under pricing.models:)") }
 
-        let openai = config.defaultProvider.flatMap(config.provider(named:)).flatMap { $0.kind == .openai ? $0 : nil }
+        let openai =
+            config.defaultProvider.flatMap(config.provider(named:)).flatMap { $0.kind == .openai ? $0 : nil }
             ?? config.providers.first { $0.kind == .openai }
         let anthropic = config.providers.first { $0.kind == .anthropic }
         let gemini = config.providers.first { $0.kind == .gemini }
@@ -62,15 +63,18 @@ struct SynthWorld: Sendable {
                 case .gemini: embedding ? .embeddings : .generateContent
                 case .openai, .azure: embedding ? .embeddings : .chatCompletions
                 }
-            let reasoning = ["o1", "o3", "o4", "gpt-5"].contains { name.hasPrefix($0) } || name.contains("thinking")
+            let reasoning =
+                ["o1", "o3", "o4", "gpt-5"].contains { name.hasPrefix($0) } || name.contains("thinking")
                 || (provider.kind == .gemini && name.contains("2.5"))
             let weight = price.input.picosPerToken * 150_000 + price.output.picosPerToken * 8000
-            return ModelProfile(name: name, provider: provider.name, kind: provider.kind, endpoint: endpoint,
-                                reasoning: reasoning, embedding: embedding, weight: weight)
+            return ModelProfile(
+                name: name, provider: provider.name, kind: provider.kind, endpoint: endpoint,
+                reasoning: reasoning, embedding: embedding, weight: weight)
         }
         // An Azure OpenAI deployment serves the first OpenAI chat model too, as organisations that use both do.
         if let azure = config.providers.first(where: { $0.kind == .azure }),
-           let served = models.first(where: { $0.kind == .openai && !$0.embedding }) {
+            let served = models.first(where: { $0.kind == .openai && !$0.embedding })
+        {
             var profile = served
             profile.provider = azure.name
             profile.kind = azure.kind
@@ -92,8 +96,10 @@ struct SynthWorld: Sendable {
             let key = config.keys[index]
             let primary = pool[rng.below(pool.count)]
             let secondary = models.indices.count > 1 ? models.indices.randomElement(using: &rng)! : primary
-            keys.append(KeyProfile(id: key.id, cumulativeWeight: running, primaryModel: primary, secondaryModel: secondary,
-                                   priority: key.priority, expires: key.expires))
+            keys.append(
+                KeyProfile(
+                    id: key.id, cumulativeWeight: running, primaryModel: primary, secondaryModel: secondary,
+                    priority: key.priority, expires: key.expires))
         }
         keys[keys.count - 1].cumulativeWeight = 1.0
         // Planted patterns need keys that still work at the end of the span and are not the emergency bypass.

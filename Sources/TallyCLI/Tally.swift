@@ -7,10 +7,12 @@ public struct Tally: AsyncParsableCommand {
         commandName: "tally",
         abstract: "Tells an organisation what its LLM API calls cost, who spent it, and what was wasted.",
         discussion: """
-        The collector proxies and logs LLM calls; the auditor (run by cron) prices them from the logs.
-        Exit codes: 0 ok, 64 usage, 65 data error, 66 no input, 74 I/O error, 75 try again later, 78 config error.
-        """,
-        subcommands: [CheckConfig.self, Keys.self, Collect.self, AuditCommand.self, ReportCommand.self, Realloc.self, Verify.self, SynthCommand.self]
+            The collector proxies and logs LLM calls; the auditor (run by cron) prices them from the logs.
+            Exit codes: 0 ok, 64 usage, 65 data error, 66 no input, 74 I/O error, 75 try again later, 78 config error.
+            """,
+        subcommands: [
+            CheckConfig.self, Keys.self, Collect.self, AuditCommand.self, ReportCommand.self, Realloc.self, Verify.self, SynthCommand.self,
+        ]
     )
 
     public init() {}

@@ -132,8 +132,10 @@ public struct Key: Sendable, Equatable {
     /// When the key stops working, milliseconds since the epoch.
     public var expires: Int64?
 
-    public init(id: String, sha256: String, user: String? = nil, project: String? = nil, budget: Budget? = nil,
-                privacy: Bool = false, priority: Bool = false, expires: Int64? = nil) {
+    public init(
+        id: String, sha256: String, user: String? = nil, project: String? = nil, budget: Budget? = nil,
+        privacy: Bool = false, priority: Bool = false, expires: Int64? = nil
+    ) {
         self.id = id
         self.sha256 = sha256
         self.user = user
@@ -172,8 +174,10 @@ public struct ModelPrice: Sendable, Hashable {
     /// When this price takes effect, milliseconds since the epoch; nil means always.
     public var from: Int64?
 
-    public init(model: String, input: TokenPrice, output: TokenPrice, cachedInput: TokenPrice? = nil,
-                cacheWrite: TokenPrice? = nil, reasoning: TokenPrice? = nil, from: Int64? = nil) {
+    public init(
+        model: String, input: TokenPrice, output: TokenPrice, cachedInput: TokenPrice? = nil,
+        cacheWrite: TokenPrice? = nil, reasoning: TokenPrice? = nil, from: Int64? = nil
+    ) {
         self.model = model
         self.input = input
         self.output = output

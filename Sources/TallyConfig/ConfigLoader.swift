@@ -11,14 +11,18 @@ extension Config {
     public static func load(path: String, validatePattern: ((String) -> String?)? = nil) throws(ConfigError) -> Config {
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
-            throw ConfigError(code: .unreadable, diagnostics: [
-                ConfigDiagnostic(file: path, line: nil, column: nil, field: "", message: "config file \(reason)"),
-            ])
+            throw ConfigError(
+                code: .unreadable,
+                diagnostics: [
+                    ConfigDiagnostic(file: path, line: nil, column: nil, field: "", message: "config file \(reason)")
+                ])
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw ConfigError(code: .unreadable, diagnostics: [
-                ConfigDiagnostic(file: path, line: nil, column: nil, field: "", message: "config file is not UTF-8 text"),
-            ])
+            throw ConfigError(
+                code: .unreadable,
+                diagnostics: [
+                    ConfigDiagnostic(file: path, line: nil, column: nil, field: "", message: "config file is not UTF-8 text")
+                ])
         }
         var config = try parse(yaml: text, file: path, validatePattern: validatePattern)
         let folder = (path as NSString).deletingLastPathComponent
@@ -27,22 +31,28 @@ extension Config {
     }
 
     /// Parses and checks config text; `file` names it in diagnostics.
-    public static func parse(yaml: String, file: String = "config", validatePattern: ((String) -> String?)? = nil) throws(ConfigError) -> Config {
+    public static func parse(
+        yaml: String, file: String = "config", validatePattern: ((String) -> String?)? = nil
+    ) throws(ConfigError) -> Config {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
         } catch let error as YamlError {
             throw ConfigError(code: .syntax, diagnostics: [ConfigReader.diagnostic(for: error, file: file)])
         } catch {
-            throw ConfigError(code: .syntax, diagnostics: [
-                ConfigDiagnostic(file: file, line: nil, column: nil, field: "", message: "not valid YAML: \(error)"),
-            ])
+            throw ConfigError(
+                code: .syntax,
+                diagnostics: [
+                    ConfigDiagnostic(file: file, line: nil, column: nil, field: "", message: "not valid YAML: \(error)")
+                ])
         }
         var reader = ConfigReader(file: file, validatePattern: validatePattern)
         guard let root else {
-            throw ConfigError(code: .invalid, diagnostics: [
-                ConfigDiagnostic(file: file, line: 1, column: nil, field: "", message: "the config file is empty"),
-            ])
+            throw ConfigError(
+                code: .invalid,
+                diagnostics: [
+                    ConfigDiagnostic(file: file, line: 1, column: nil, field: "", message: "the config file is empty")
+                ])
         }
         let config = reader.readConfig(root)
         if !reader.diagnostics.isEmpty {
@@ -70,7 +80,7 @@ struct ConfigReader {
 
     static func diagnostic(for error: YamlError, file: String) -> ConfigDiagnostic {
         switch error {
-        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _):
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
             let what = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
             return ConfigDiagnostic(file: file, line: mark.line, column: mark.column, field: "", message: "not valid YAML: \(what)")
         default:
@@ -166,7 +176,9 @@ struct ConfigReader {
 
     // MARK: Typed values
 
-    mutating func string(_ fields: [String: Node], _ key: String, _ parent: String, required: Bool = false, parentNode: Node? = nil) -> String? {
+    mutating func string(
+        _ fields: [String: Node], _ key: String, _ parent: String, required: Bool = false, parentNode: Node? = nil
+    ) -> String? {
         let path = parent.isEmpty ? key : "\(parent).\(key)"
         guard let node = fields[key] else {
             if required { report(parentNode, path, "is required") }
@@ -220,7 +232,9 @@ struct ConfigReader {
         return value
     }
 
-    mutating func oneOf<E: RawRepresentable & CaseIterable>(_ fields: [String: Node], _ key: String, _ parent: String, required: Bool = false, parentNode: Node? = nil) -> E? where E.RawValue == String {
+    mutating func oneOf<E: RawRepresentable & CaseIterable>(
+        _ fields: [String: Node], _ key: String, _ parent: String, required: Bool = false, parentNode: Node? = nil
+    ) -> E? where E.RawValue == String {
         guard let text = string(fields, key, parent, required: required, parentNode: parentNode) else { return nil }
         guard let value = E(rawValue: text) else {
             let choices = E.allCases.map(\.rawValue).joined(separator: " | ")

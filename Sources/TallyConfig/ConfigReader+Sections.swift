@@ -58,9 +58,14 @@ extension ConfigReader {
         if let name {
             let reserved = ["v1", "healthz", "readyz", "metrics", "reports", "admin"]
             if reserved.contains(name) {
-                reader.report(f["name"], "\(path).name", "'\(name)' is reserved for the collector's own paths (\(reserved.joined(separator: ", ")))")
-            } else if !name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F }) || name.isEmpty {
-                reader.report(f["name"], "\(path).name", "must be lowercase letters, digits, '-' or '_' (it becomes a URL path segment); got '\(name)'")
+                reader.report(
+                    f["name"], "\(path).name", "'\(name)' is reserved for the collector's own paths (\(reserved.joined(separator: ", ")))")
+            } else if !name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F })
+                || name.isEmpty
+            {
+                reader.report(
+                    f["name"], "\(path).name",
+                    "must be lowercase letters, digits, '-' or '_' (it becomes a URL path segment); got '\(name)'")
             }
         }
         if let baseURL {
@@ -76,11 +81,14 @@ extension ConfigReader {
 
     static func baseURLProblem(_ text: String) -> String? {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              let host = url.host, !host.isEmpty else {
+            let host = url.host, !host.isEmpty
+        else {
             return "must be an http:// or https:// URL such as https://api.openai.com; got '\(text)'"
         }
         if url.query != nil || url.fragment != nil { return "must not carry a query or fragment; got '\(text)'" }
-        if url.user != nil || url.password != nil { return "must not carry credentials; put the key in the environment variable api_key_env names" }
+        if url.user != nil || url.password != nil {
+            return "must not carry credentials; put the key in the environment variable api_key_env names"
+        }
         return nil
     }
 
@@ -158,12 +166,15 @@ extension ConfigReader {
     }
 
     static func readKey(_ reader: inout ConfigReader, _ node: Node, _ path: String) -> (Key, Node)? {
-        guard let f = reader.mapping(node, path, allowed: ["id", "sha256", "user", "project", "budget", "privacy", "priority", "expires"]) else { return nil }
+        guard let f = reader.mapping(node, path, allowed: ["id", "sha256", "user", "project", "budget", "privacy", "priority", "expires"])
+        else { return nil }
         let id = reader.identifier(f, "id", path, parentNode: node)
         var sha = reader.string(f, "sha256", path, required: true, parentNode: node)
         if let text = sha {
             if text.hasPrefix("tk-") {
-                reader.report(f["sha256"], "\(path).sha256", "holds a key secret; put only its SHA-256 here (tally keys new prints it) and rotate that secret")
+                reader.report(
+                    f["sha256"], "\(path).sha256",
+                    "holds a key secret; put only its SHA-256 here (tally keys new prints it) and rotate that secret")
                 sha = nil
             } else if text.utf8.count != 64 || Hex.decode(text) == nil {
                 reader.report(f["sha256"], "\(path).sha256", "must be 64 hex digits (the SHA-256 of the key secret)")
@@ -180,8 +191,11 @@ extension ConfigReader {
         let priority = reader.bool(f, "priority", path) ?? false
         let expires = reader.parsed(f, "expires", path, ConfigReader.time)
         guard let id, let sha else { return nil }
-        return (Key(id: id, sha256: sha.lowercased(), user: user, project: project, budget: budget, privacy: privacy,
-                    priority: priority, expires: expires), node)
+        return (
+            Key(
+                id: id, sha256: sha.lowercased(), user: user, project: project, budget: budget, privacy: privacy,
+                priority: priority, expires: expires), node
+        )
     }
 
     mutating func readPricing(_ node: Node) -> Pricing {
@@ -189,7 +203,10 @@ extension ConfigReader {
         guard let f = mapping(node, "pricing", allowed: ["litellm_file", "models"]) else { return pricing }
         pricing.litellmFile = string(f, "litellm_file", "pricing")
         pricing.models = list(f["models"], "pricing.models") { reader, node, path in
-            guard let m = reader.mapping(node, path, allowed: ["model", "input", "output", "cached_input", "cache_write", "reasoning", "from"]) else { return nil }
+            guard
+                let m = reader.mapping(
+                    node, path, allowed: ["model", "input", "output", "cached_input", "cache_write", "reasoning", "from"])
+            else { return nil }
             let model = reader.string(m, "model", path, required: true, parentNode: node)
             func price(_ key: String, required: Bool) -> TokenPrice? {
                 if required, m[key] == nil { reader.report(node, "\(path).\(key)", "is required (price per million tokens)") }
@@ -202,13 +219,18 @@ extension ConfigReader {
             let reasoning = price("reasoning", required: false)
             let from = reader.parsed(m, "from", path, ConfigReader.time)
             guard let model, let input, let output else { return nil }
-            return (ModelPrice(model: model, input: input, output: output, cachedInput: cached, cacheWrite: write, reasoning: reasoning, from: from), node)
+            return (
+                ModelPrice(
+                    model: model, input: input, output: output, cachedInput: cached, cacheWrite: write, reasoning: reasoning, from: from),
+                node
+            )
         }
         var seen: Set<String> = []
         for (i, price) in pricing.models.enumerated() {
             let key = "\(price.model)@\(price.from.map(String.init) ?? "-")"
             if !seen.insert(key).inserted {
-                report(marks["pricing.models#\(i)"], "pricing.models[\(i)]", "model '\(price.model)' already has a price from the same date")
+                report(
+                    marks["pricing.models#\(i)"], "pricing.models[\(i)]", "model '\(price.model)' already has a price from the same date")
             }
         }
         return pricing
@@ -217,13 +239,16 @@ extension ConfigReader {
     mutating func readCollector(_ node: Node) -> CollectorSettings {
         var c = CollectorSettings()
         let p = "collector"
-        let allowed = ["id", "listen", "log_dir", "segment_max_bytes", "segment_max_age", "fsync", "fsync_interval", "revocations",
-                       "reload_interval", "hash_secret_env", "admin_token_env", "preview_chars", "redact"]
+        let allowed = [
+            "id", "listen", "log_dir", "segment_max_bytes", "segment_max_age", "fsync", "fsync_interval", "revocations",
+            "reload_interval", "hash_secret_env", "admin_token_env", "preview_chars", "redact",
+        ]
         guard let f = mapping(node, p, allowed: allowed) else { return c }
         if f["id"] != nil, let id = identifier(f, "id", p, parentNode: node) { c.id = id }
         if let listen = string(f, "listen", p) {
             if let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port),
-               colon != listen.startIndex {
+                colon != listen.startIndex
+            {
                 c.listen = listen
             } else {
                 report(f["listen"], "\(p).listen", "must be host:port, such as 127.0.0.1:4000 or 0.0.0.0:8080; got '\(listen)'")
@@ -231,16 +256,26 @@ extension ConfigReader {
         }
         if let dir = string(f, "log_dir", p) { c.logDir = dir }
         if let size = parsed(f, "segment_max_bytes", p, ByteSizeText.bytes) {
-            if size >= 4096 { c.segmentMaxBytes = size } else { report(f["segment_max_bytes"], "\(p).segment_max_bytes", "must be at least 4KiB") }
+            if size >= 4096 {
+                c.segmentMaxBytes = size
+            } else {
+                report(f["segment_max_bytes"], "\(p).segment_max_bytes", "must be at least 4KiB")
+            }
         }
         if let age = duration(f, "segment_max_age", p, minimum: 1000) { c.segmentMaxAgeMs = age }
         if let mode: FsyncMode = oneOf(f, "fsync", p) { c.fsync = mode }
         if let interval = duration(f, "fsync_interval", p, minimum: 10) { c.fsyncIntervalMs = interval }
         if let path = string(f, "revocations", p) { c.revocations = path }
         if let interval = duration(f, "reload_interval", p, minimum: 100) { c.reloadIntervalMs = interval }
-        for (key, keyPath) in [("hash_secret_env", \CollectorSettings.hashSecretEnv), ("admin_token_env", \CollectorSettings.adminTokenEnv)] {
+        for (key, keyPath) in [
+            ("hash_secret_env", \CollectorSettings.hashSecretEnv), ("admin_token_env", \CollectorSettings.adminTokenEnv),
+        ] {
             if let name = string(f, key, p) {
-                if ConfigReader.isEnvName(name) { c[keyPath: keyPath] = name } else { report(f[key], "\(p).\(key)", "'\(name)' is not an environment variable name") }
+                if ConfigReader.isEnvName(name) {
+                    c[keyPath: keyPath] = name
+                } else {
+                    report(f[key], "\(p).\(key)", "'\(name)' is not an environment variable name")
+                }
             }
         }
         if let chars = integer(f, "preview_chars", p, range: 0...4096) { c.previewChars = chars }
@@ -260,13 +295,17 @@ extension ConfigReader {
     mutating func readAudit(_ node: Node) -> AuditSettings {
         var a = AuditSettings()
         let p = "audit"
-        let allowed = ["db", "reports_dir", "timezone", "alert_thresholds", "duplicate_window", "retry_loop", "runaway", "webhook_url_env",
-                       "near_duplicates", "auto_approve"]
+        let allowed = [
+            "db", "reports_dir", "timezone", "alert_thresholds", "duplicate_window", "retry_loop", "runaway", "webhook_url_env",
+            "near_duplicates", "auto_approve",
+        ]
         guard let f = mapping(node, p, allowed: allowed) else { return a }
         if let db = string(f, "db", p) { a.db = db }
         if let dir = string(f, "reports_dir", p) { a.reportsDir = dir }
         if let zone = string(f, "timezone", p) {
-            if TimeZone(identifier: zone) != nil { a.timezone = zone } else {
+            if TimeZone(identifier: zone) != nil {
+                a.timezone = zone
+            } else {
                 report(f["timezone"], "\(p).timezone", "'\(zone)' is not an IANA timezone (such as UTC, Europe/Berlin, America/New_York)")
             }
         }
@@ -296,11 +335,17 @@ extension ConfigReader {
             if let n = integer(r, "min_repeats", "\(p).retry_loop", range: 2...1_000_000) { a.retryLoop.minRepeats = n }
             if let within = duration(r, "within", "\(p).retry_loop", minimum: 1000) { a.retryLoop.withinMs = within }
         }
-        if let node = f["runaway"], let r = mapping(node, "\(p).runaway", allowed: ["max_requests_per_minute", "max_spend_per_hour", "action", "cooldown"]) {
+        if let node = f["runaway"],
+            let r = mapping(node, "\(p).runaway", allowed: ["max_requests_per_minute", "max_spend_per_hour", "action", "cooldown"])
+        {
             let path = "\(p).runaway"
             if let n = integer(r, "max_requests_per_minute", path, range: 1...100_000_000) { a.runaway.maxRequestsPerMinute = n }
             if let spend = parsed(r, "max_spend_per_hour", path, { (text: String) throws(ValueError) in try Money(parsing: text) }) {
-                if spend > .zero { a.runaway.maxSpendPerHour = spend } else { report(r["max_spend_per_hour"], "\(path).max_spend_per_hour", "must be more than 0") }
+                if spend > .zero {
+                    a.runaway.maxSpendPerHour = spend
+                } else {
+                    report(r["max_spend_per_hour"], "\(path).max_spend_per_hour", "must be more than 0")
+                }
             }
             if let action: RunawayAction = oneOf(r, "action", path) { a.runaway.action = action }
             if let cooldown = duration(r, "cooldown", path, minimum: 1000) { a.runaway.cooldownMs = cooldown }
@@ -312,7 +357,11 @@ extension ConfigReader {
         }
         if let auto = bool(f, "auto_approve", p) { a.autoApprove = auto }
         if let name = string(f, "webhook_url_env", p) {
-            if ConfigReader.isEnvName(name) { a.webhookURLEnv = name } else { report(f["webhook_url_env"], "\(p).webhook_url_env", "'\(name)' is not an environment variable name") }
+            if ConfigReader.isEnvName(name) {
+                a.webhookURLEnv = name
+            } else {
+                report(f["webhook_url_env"], "\(p).webhook_url_env", "'\(name)' is not an environment variable name")
+            }
         }
         return a
     }
@@ -356,7 +405,9 @@ extension ConfigReader {
             exists(key.project, in: projects, "keys", i, "project", "project")
         }
         if let name = config.defaultProvider, config.provider(named: name) == nil {
-            report(top["default_provider"], "default_provider", "provider '\(name)' is not among providers (\(config.providers.map(\.name).joined(separator: ", ")))")
+            report(
+                top["default_provider"], "default_provider",
+                "provider '\(name)' is not among providers (\(config.providers.map(\.name).joined(separator: ", ")))")
         }
     }
 }

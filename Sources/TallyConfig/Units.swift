@@ -10,7 +10,8 @@ public enum DurationText {
             // "5m" must not be read as "5" + "m" of "ms": the longest suffix is tried first.
             if suffix == "s", number.hasSuffix("m") { continue }
             guard !number.isEmpty, number.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int64(number),
-                  value <= Int64.max / factor else { break }
+                value <= Int64.max / factor
+            else { break }
             return value * factor
         }
         throw ValueError("'\(text)' is not a duration (write a whole number and a unit: 500ms, 2s, 5m, 24h, 7d)")
@@ -40,7 +41,8 @@ public enum ByteSizeText {
             break
         }
         guard !number.isEmpty, number.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int64(number),
-              value <= Int64.max / factor else {
+            value <= Int64.max / factor
+        else {
             throw ValueError("'\(text)' is not a size (write a whole number and a unit: 512KiB, 64MiB, 1GiB)")
         }
         return value * factor

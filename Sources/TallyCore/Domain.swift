@@ -52,7 +52,7 @@ public struct WasteKind: RawRepresentable, Hashable, Sendable, Comparable, Expre
     /// Known kinds in `known`'s order, then others by name.
     public static func < (a: Self, b: Self) -> Bool {
         switch (known.firstIndex(of: a), known.firstIndex(of: b)) {
-        case let (x?, y?): x < y
+        case (let x?, let y?): x < y
         case (_?, nil): true
         case (nil, _?): false
         case (nil, nil): a.rawValue < b.rawValue

@@ -107,12 +107,13 @@ public enum Timestamp {
         guard b.count >= 20 else { return nil }
         func digits(_ at: Int, _ count: Int) -> Int? { parseDigits(b, at: at, count: count) }
         guard let year = digits(0, 4), b[4] == UInt8(ascii: "-"), let month = digits(5, 2), b[7] == UInt8(ascii: "-"),
-              let day = digits(8, 2), b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t") || b[10] == UInt8(ascii: " "),
-              let hour = digits(11, 2), b[13] == UInt8(ascii: ":"), let minute = digits(14, 2), b[16] == UInt8(ascii: ":"),
-              let second = digits(17, 2)
+            let day = digits(8, 2), b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t") || b[10] == UInt8(ascii: " "),
+            let hour = digits(11, 2), b[13] == UInt8(ascii: ":"), let minute = digits(14, 2), b[16] == UInt8(ascii: ":"),
+            let second = digits(17, 2)
         else { return nil }
         guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month),
-              hour <= 23, minute <= 59, second <= 60 else { return nil }
+            hour <= 23, minute <= 59, second <= 60
+        else { return nil }
         var i = 19
         var millis = 0
         if i < b.count, b[i] == UInt8(ascii: ".") {
@@ -134,7 +135,8 @@ public enum Timestamp {
         case UInt8(ascii: "+"), UInt8(ascii: "-"):
             let sign = b[i] == UInt8(ascii: "-") ? -1 : 1
             guard i + 6 <= b.count, let oh = digits(i + 1, 2), b[i + 3] == UInt8(ascii: ":"), let om = digits(i + 4, 2),
-                  oh <= 23, om <= 59 else { return nil }
+                oh <= 23, om <= 59
+            else { return nil }
             offsetMinutes = sign * (oh * 60 + om)
             i += 6
         default:
@@ -151,9 +153,10 @@ public enum Timestamp {
         let bytes = Array(text.utf8)
         return bytes.withUnsafeBufferPointer { b -> Int? in
             guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"),
-                  let year = parseDigits(b, at: 0, count: 4), let month = parseDigits(b, at: 5, count: 2),
-                  let day = parseDigits(b, at: 8, count: 2), (1...12).contains(month),
-                  day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
+                let year = parseDigits(b, at: 0, count: 4), let month = parseDigits(b, at: 5, count: 2),
+                let day = parseDigits(b, at: 8, count: 2), (1...12).contains(month),
+                day >= 1, day <= daysInMonth(year: year, month: month)
+            else { return nil }
             return daysFromCivil(year: year, month: month, day: day)
         }
     }

@@ -1,10 +1,11 @@
+import TallyCore
+import UsageLog
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyCore
-import UsageLog
 
 /// The advisory lock that keeps two audits off one ledger: `flock` on `<ledger>.lock`, which also records who holds it.
 ///
@@ -24,7 +25,9 @@ public final class AuditLock {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.readHolder(fd)
             close(fd)
-            throw AuditError(.locked, "another audit holds the ledger lock \(path)\(holder.isEmpty ? "" : " (\(holder))"); try again when it has finished")
+            throw AuditError(
+                .locked,
+                "another audit holds the ledger lock \(path)\(holder.isEmpty ? "" : " (\(holder))"); try again when it has finished")
         }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)

@@ -35,10 +35,12 @@ public enum Journal {
         let id: Int64 = (last?[0] ?? 0) + 1
         let previous: Data = last?[1] ?? genesis
         let hash = Self.hash(previous: previous, Entry(id: id, at: at, kind: kind, subject: subject, detail: detail))
-        try db.execute(sql: "INSERT INTO journal (id, at, kind, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       arguments: [id, at, kind, subject, detail, previous, hash])
-        try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('journal_head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                       arguments: ["\(id) \(Hex.encode(hash))"])
+        try db.execute(
+            sql: "INSERT INTO journal (id, at, kind, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [id, at, kind, subject, detail, previous, hash])
+        try db.execute(
+            sql: "INSERT INTO meta (key, value) VALUES ('journal_head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            arguments: ["\(id) \(Hex.encode(hash))"])
     }
 
     /// SHA-256 over the previous row's hash and this row's fields, each field length-prefixed so that no two
@@ -69,7 +71,8 @@ public enum Journal {
             let cursor = try Row.fetchCursor(db, sql: "SELECT id, at, kind, subject, detail, prev_hash, hash FROM journal ORDER BY id")
             while let row = try cursor.next() {
                 let entry = Entry(id: row[0], at: row[1], kind: row[2], subject: row[3], detail: row[4])
-                let storedPrevious: Data = row[5], stored: Data = row[6]
+                let storedPrevious: Data = row[5]
+                let stored: Data = row[6]
                 let what = "journal row \(entry.id) (\(entry.kind) \(entry.subject))"
                 if entry.id != expectedID { problems.append("journal rows \(expectedID)...\(entry.id - 1) are missing: removed") }
                 if storedPrevious != previous {
@@ -85,7 +88,9 @@ public enum Journal {
             let head = rows == 0 ? "" : Hex.encode(previous)
             let recorded = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'journal_head'")
             if let recorded, recorded != "\(expectedID - 1) \(head)" {
-                problems.append("the journal ends at row \(expectedID - 1) but the ledger recorded its last row as \(recorded.split(separator: " ").first ?? ""): rows were removed from the end or the last row was altered")
+                problems.append(
+                    "the journal ends at row \(expectedID - 1) but the ledger recorded its last row as \(recorded.split(separator: " ").first ?? ""): rows were removed from the end or the last row was altered"
+                )
             } else if recorded == nil, rows > 0 {
                 problems.append("the ledger has no record of the journal's last row (meta.journal_head was removed)")
             }
@@ -96,9 +101,11 @@ public enum Journal {
     /// The latest row of each subject among `kinds`.
     static func latest(_ db: Database, kinds: [String]) throws -> [String: Entry] {
         var result: [String: Entry] = [:]
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT id, at, kind, subject, detail FROM journal WHERE kind IN (\(kinds.map { _ in "?" }.joined(separator: ","))) ORDER BY id
-            """, arguments: StatementArguments(kinds))
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT id, at, kind, subject, detail FROM journal WHERE kind IN (\(kinds.map { _ in "?" }.joined(separator: ","))) ORDER BY id
+                """, arguments: StatementArguments(kinds))
         while let row = try rows.next() {
             let entry = Entry(id: row[0], at: row[1], kind: row[2], subject: row[3], detail: row[4])
             result[entry.subject] = entry

@@ -7,18 +7,22 @@ extension Ledger {
     package func spendByKeyAndDay(fromDay: Int, today: Int, todayStart: Int64, asOf: Int64) throws(AuditError) -> [String: [Int: Money]] {
         try access { db in
             var result: [String: [Int: Money]] = [:]
-            let days = try Row.fetchCursor(db, sql: """
-                SELECT a.key, r.day, SUM(r.cost_hi), SUM(r.cost_lo / 1000000), SUM(r.cost_lo % 1000000)
-                FROM rollup_daily r JOIN attributions a ON a.id = r.attr
-                WHERE r.day >= ? AND r.day < ? GROUP BY a.key, r.day
-                """, arguments: [fromDay, today])
+            let days = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT a.key, r.day, SUM(r.cost_hi), SUM(r.cost_lo / 1000000), SUM(r.cost_lo % 1000000)
+                    FROM rollup_daily r JOIN attributions a ON a.id = r.attr
+                    WHERE r.day >= ? AND r.day < ? GROUP BY a.key, r.day
+                    """, arguments: [fromDay, today])
             while let row = try days.next() {
                 result[row[0], default: [:]][row[1], default: .zero] += Ledger.summedCost(row, at: 2)
             }
-            let calls = try Row.fetchCursor(db, sql: """
-                SELECT a.key, e.cost FROM events e JOIN attributions a ON a.id = e.attr
-                WHERE e.ts >= ? AND e.ts <= ? AND e.cost IS NOT NULL
-                """, arguments: [todayStart, asOf])
+            let calls = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT a.key, e.cost FROM events e JOIN attributions a ON a.id = e.attr
+                    WHERE e.ts >= ? AND e.ts <= ? AND e.cost IS NOT NULL
+                    """, arguments: [todayStart, asOf])
             while let row = try calls.next() {
                 result[row[0], default: [:]][today, default: .zero] += Money(picos: Int128(row[1] as Int64))
             }
@@ -29,7 +33,10 @@ extension Ledger {
     /// The key id of every attribution, by its id.
     package func attributionKeys() throws(AuditError) -> [Int64: String] {
         try access { db in
-            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, key FROM attributions").map { ($0[0] as Int64, $0[1] as String) })
+            Dictionary(
+                uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, key FROM attributions").map {
+                    ($0[0] as Int64, $0[1] as String)
+                })
         }
     }
 
@@ -63,7 +70,8 @@ extension Ledger {
 
 extension Ledger.Transaction {
     package func record(_ decision: KeyDecision) throws {
-        try db.execute(sql: "INSERT INTO key_decisions (key, action, reason, until, at, by) VALUES (?, ?, ?, ?, ?, ?)",
-                       arguments: [decision.key, decision.action.rawValue, decision.reason, decision.until, decision.at, decision.by])
+        try db.execute(
+            sql: "INSERT INTO key_decisions (key, action, reason, until, at, by) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [decision.key, decision.action.rawValue, decision.reason, decision.until, decision.at, decision.by])
     }
 }

@@ -6,11 +6,15 @@ extension Ledger {
     /// Every approval, oldest first.
     package func approvals() throws(AuditError) -> [ReallocationApproval] {
         try access { db in
-            try Row.fetchAll(db, sql: """
-                SELECT proposal, period, team, from_user, to_user, amount, approved_by, approved_at FROM realloc_approvals ORDER BY id
-                """).map { row in
-                ReallocationApproval(proposal: row[0], periodLabel: row[1], team: row[2], from: row[3], to: row[4],
-                                     amount: Money(picos: Int128(row[5] as Int64)), by: row[6], at: row[7])
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT proposal, period, team, from_user, to_user, amount, approved_by, approved_at FROM realloc_approvals ORDER BY id
+                    """
+            ).map { row in
+                ReallocationApproval(
+                    proposal: row[0], periodLabel: row[1], team: row[2], from: row[3], to: row[4],
+                    amount: Money(picos: Int128(row[5] as Int64)), by: row[6], at: row[7])
             }
         }
     }
@@ -18,20 +22,27 @@ extension Ledger {
     /// The standing proposals, by period, team and id.
     package func proposals() throws(AuditError) -> [ReallocationProposal] {
         try access { db in
-            try Row.fetchAll(db, sql: "SELECT id, period, team, from_user, to_user, amount, reason FROM realloc_proposals ORDER BY period, team, id")
-                .map { row in
-                    ReallocationProposal(id: row[0], periodLabel: row[1], team: row[2], from: row[3], to: row[4],
-                                         amount: Money(picos: Int128(row[5] as Int64)), reason: row[6])
-                }
+            try Row.fetchAll(
+                db, sql: "SELECT id, period, team, from_user, to_user, amount, reason FROM realloc_proposals ORDER BY period, team, id"
+            )
+            .map { row in
+                ReallocationProposal(
+                    id: row[0], periodLabel: row[1], team: row[2], from: row[3], to: row[4],
+                    amount: Money(picos: Int128(row[5] as Int64)), reason: row[6])
+            }
         }
     }
 
     /// Every pool move, by period, team, kind (releases first) and user.
     package func poolMoves() throws(AuditError) -> [PoolMove] {
         try access { db in
-            try Row.fetchAll(db, sql: "SELECT period, team, user, kind, days, amount FROM pool_moves ORDER BY period, team, kind DESC, user").compactMap { row in
+            try Row.fetchAll(
+                db, sql: "SELECT period, team, user, kind, days, amount FROM pool_moves ORDER BY period, team, kind DESC, user"
+            ).compactMap { row in
                 guard let kind = PoolMove.Kind(rawValue: row[3]) else { return nil }
-                return PoolMove(periodLabel: row[0], team: row[1], user: row[2], kind: kind, days: row[4], amount: Money(picos: Int128(row[5] as Int64)))
+                return PoolMove(
+                    periodLabel: row[0], team: row[1], user: row[2], kind: kind, days: row[4], amount: Money(picos: Int128(row[5] as Int64))
+                )
             }
         }
     }
@@ -52,11 +63,15 @@ package struct PoolMoveKey: Hashable, Sendable {
 extension Ledger.Transaction {
     /// Records an approval and takes its proposal off the standing list.
     package func record(_ approval: ReallocationApproval) throws {
-        try db.execute(sql: """
-            INSERT INTO realloc_approvals (proposal, period, team, from_user, to_user, amount, approved_by, approved_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [approval.proposal, approval.periodLabel, approval.team, approval.from, approval.to,
-                             Int64(clamping: approval.amount.picos), approval.by, approval.at])
+        try db.execute(
+            sql: """
+                INSERT INTO realloc_approvals (proposal, period, team, from_user, to_user, amount, approved_by, approved_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                approval.proposal, approval.periodLabel, approval.team, approval.from, approval.to,
+                Int64(clamping: approval.amount.picos), approval.by, approval.at,
+            ])
         try db.execute(sql: "DELETE FROM realloc_proposals WHERE id = ?", arguments: [approval.proposal])
     }
 
@@ -73,8 +88,9 @@ extension Ledger.Transaction {
     package func replacePoolMoves(periods: Set<String>, with moves: [PoolMove]) throws {
         for label in periods { try db.execute(sql: "DELETE FROM pool_moves WHERE period = ?", arguments: [label]) }
         for move in moves {
-            try db.execute(sql: "INSERT INTO pool_moves (period, team, user, kind, days, amount) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [move.periodLabel, move.team, move.user, move.kind.rawValue, move.days, Int64(clamping: move.amount.picos)])
+            try db.execute(
+                sql: "INSERT INTO pool_moves (period, team, user, kind, days, amount) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [move.periodLabel, move.team, move.user, move.kind.rawValue, move.days, Int64(clamping: move.amount.picos)])
         }
     }
 
@@ -82,9 +98,10 @@ extension Ledger.Transaction {
     package func replaceProposals(with proposals: [ReallocationProposal], proposedAt: Int64) throws {
         try db.execute(sql: "DELETE FROM realloc_proposals")
         for p in proposals {
-            try db.execute(sql: """
-                INSERT INTO realloc_proposals (id, period, team, from_user, to_user, amount, reason, proposed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [p.id, p.periodLabel, p.team, p.from, p.to, Int64(clamping: p.amount.picos), p.reason, proposedAt])
+            try db.execute(
+                sql: """
+                    INSERT INTO realloc_proposals (id, period, team, from_user, to_user, amount, reason, proposed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [p.id, p.periodLabel, p.team, p.from, p.to, Int64(clamping: p.amount.picos), p.reason, proposedAt])
         }
     }
 }

@@ -43,10 +43,12 @@ extension Ledger {
     /// Every attribution and dimension string, by id.
     package func names() throws(AuditError) -> LedgerNames {
         try access { db in
-            let attributions = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, key, known, user, project, team, org FROM attributions").map {
-                ($0[0] as Int64, Attribution(key: $0[1], known: $0[2], user: $0[3], project: $0[4], team: $0[5], org: $0[6]))
-            })
-            let dims = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, value FROM dims").map { ($0[0] as Int64, $0[1] as String) })
+            let attributions = try Dictionary(
+                uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, key, known, user, project, team, org FROM attributions").map {
+                    ($0[0] as Int64, Attribution(key: $0[1], known: $0[2], user: $0[3], project: $0[4], team: $0[5], org: $0[6]))
+                })
+            let dims = try Dictionary(
+                uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, value FROM dims").map { ($0[0] as Int64, $0[1] as String) })
             return LedgerNames(attributions: attributions, dims: dims)
         }
     }
@@ -63,7 +65,8 @@ extension Ledger {
         let groupColumns = columns + ["r.priced"]
         let table = grouping.contains(.endUser) || grouping.contains(.tags) ? "rollup_daily_detail" : "rollup_daily"
         // Grouped by the whole key of `rollup_daily`, each row is its own group: read them as they are.
-        let sql = table == "rollup_daily" && grouping == [.day, .attribution, .provider, .model]
+        let sql =
+            table == "rollup_daily" && grouping == [.day, .attribution, .provider, .model]
             ? """
             SELECT \(groupColumns.joined(separator: ", ")),
                 r.requests, r.failed, r.rejected, r.input, r.output, r.cached_input,
@@ -83,7 +86,10 @@ extension Ledger {
             let rows = try Row.fetchCursor(db, sql: sql, arguments: [fromDay, toDay])
             while let row = try rows.next() {
                 var i = 0
-                func next() -> Int64 { defer { i += 1 }; return row[i] }
+                func next() -> Int64 {
+                    defer { i += 1 }
+                    return row[i]
+                }
                 var r = RollupRow()
                 if grouping.contains(.day) { r.day = Int(next()) }
                 if grouping.contains(.attribution) { r.attribution = next() }
@@ -110,15 +116,20 @@ extension Ledger {
     package func unpricedRollups(fromDay: Int, toDay: Int) throws(AuditError) -> [RollupRow] {
         try access { db in
             var result: [RollupRow] = []
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT provider, model, SUM(requests), SUM(input), SUM(output), SUM(cached_input),
-                    SUM(cache_write), SUM(reasoning)
-                FROM rollup_daily WHERE priced = 0 AND day BETWEEN ? AND ? GROUP BY provider, model
-                """, arguments: [fromDay, toDay])
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT provider, model, SUM(requests), SUM(input), SUM(output), SUM(cached_input),
+                        SUM(cache_write), SUM(reasoning)
+                    FROM rollup_daily WHERE priced = 0 AND day BETWEEN ? AND ? GROUP BY provider, model
+                    """, arguments: [fromDay, toDay])
             while let row = try rows.next() {
-                result.append(RollupRow(provider: row[0], model: row[1], priced: false, requests: row[2],
-                                        tokens: TokenCounts(input: row[3], output: row[4], cachedInput: row[5], cacheWrite: row[6],
-                                                            reasoning: row[7])))
+                result.append(
+                    RollupRow(
+                        provider: row[0], model: row[1], priced: false, requests: row[2],
+                        tokens: TokenCounts(
+                            input: row[3], output: row[4], cachedInput: row[5], cacheWrite: row[6],
+                            reasoning: row[7])))
             }
             return result
         }

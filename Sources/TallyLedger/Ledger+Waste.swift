@@ -20,8 +20,10 @@ package struct WasteRecord {
     package var countsAsWaste: Bool
     package var detail: String
 
-    package init(kind: WasteKind, subject: [UInt8], model: [UInt8], team: [UInt8], keys: [UInt8], users: [UInt8], first: Int64,
-                 last: Int64, calls: Int, repeats: Int, errors: Int, cost: Int64, countsAsWaste: Bool, detail: String) {
+    package init(
+        kind: WasteKind, subject: [UInt8], model: [UInt8], team: [UInt8], keys: [UInt8], users: [UInt8], first: Int64,
+        last: Int64, calls: Int, repeats: Int, errors: Int, cost: Int64, countsAsWaste: Bool, detail: String
+    ) {
         self.kind = kind
         self.subject = subject
         self.model = model
@@ -81,18 +83,21 @@ extension Ledger {
         try access { db in
             try db.inTransaction {
                 try db.execute(sql: "DELETE FROM waste WHERE period = ?", arguments: [label])
-                let insert = try db.cachedStatement(sql: """
-                    INSERT INTO waste (period, kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost,
-                                       counts_as_waste, detail)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """).sqliteStatement
+                let insert = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO waste (period, kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost,
+                                           counts_as_waste, detail)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """
+                ).sqliteStatement
                 // The row's bytes outlive the step that reads them (the row is alive until `insert` returns, and
                 // every row binds these columns anew), so SQLite need not copy them.
                 func text(_ column: Int32, _ bytes: [UInt8]) {
                     _ = bytes.withUnsafeBufferPointer { buffer in
                         // A pointer that is never null, also for an empty name (null would store NULL).
-                        sqlite3_bind_text(insert, column, buffer.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(Ledger.emptyText.utf8Start),
-                                          Int32(buffer.count), nil)
+                        sqlite3_bind_text(
+                            insert, column, buffer.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(Ledger.emptyText.utf8Start),
+                            Int32(buffer.count), nil)
                     }
                 }
                 func text(_ column: Int32, _ value: String) {
@@ -146,25 +151,32 @@ extension Ledger {
             // writing the file needs no sort (ledgers from older Tallies may break ties otherwise).
             var inOrder = true
             var previous: (kind: Int, cost: Int64, first: Int64, subject: String)?
-            let cursor = try Row.fetchCursor(db, sql: "SELECT \(LedgerWasteRows.columns) FROM waste WHERE period = ? ORDER BY rowid",
-                                             arguments: [label])
+            let cursor = try Row.fetchCursor(
+                db, sql: "SELECT \(LedgerWasteRows.columns) FROM waste WHERE period = ? ORDER BY rowid",
+                arguments: [label])
             while let r = try cursor.next() {
-                let kind: String = r[0], cost: Int64 = r[11]
+                let kind: String = r[0]
+                let cost: Int64 = r[11]
                 if inOrder, let rank = LedgerWasteRows.kindRank[kind] {
                     let this = (kind: rank, cost: -cost, first: r[6] as Int64, subject: r[1] as String)
-                    if let p = previous, (this.kind, this.cost, this.first) != (p.kind, p.cost, p.first)
-                        ? (this.kind, this.cost, this.first) < (p.kind, p.cost, p.first)
-                        : this.subject.utf8.lexicographicallyPrecedes(p.subject.utf8) {
+                    if let p = previous,
+                        (this.kind, this.cost, this.first) != (p.kind, p.cost, p.first)
+                            ? (this.kind, this.cost, this.first) < (p.kind, p.cost, p.first)
+                            : this.subject.utf8.lexicographicallyPrecedes(p.subject.utf8)
+                    {
                         inOrder = false
                     }
                     previous = this
                 } else {
                     inOrder = false
                 }
-                summary.add(kind: WasteKind(rawValue: kind), cost: Money(picos: Int128(cost)), countsAsWaste: r[12]) { LedgerWasteRows.row(r) }
+                summary.add(kind: WasteKind(rawValue: kind), cost: Money(picos: Int128(cost)), countsAsWaste: r[12]) {
+                    LedgerWasteRows.row(r)
+                }
             }
-            return WasteFindings(kinds: summary.kinds, costliest: summary.costliest,
-                                 source: LedgerWasteRows(ledger: self, label: label, inOrder: inOrder))
+            return WasteFindings(
+                kinds: summary.kinds, costliest: summary.costliest,
+                source: LedgerWasteRows(ledger: self, label: label, inOrder: inOrder))
         }
     }
 }
@@ -175,7 +187,8 @@ final class LedgerWasteRows: WasteFindingSource {
     static let columns = "kind, subject, model, team, keys, users, first_ts, last_ts, calls, repeats, errors, cost, counts_as_waste, detail"
     /// Kinds in `WasteKind`'s order; a month with a kind this Tally does not know has its rows sorted.
     static let kindRank = Dictionary(uniqueKeysWithValues: WasteKind.known.enumerated().map { ($1.rawValue, $0) })
-    private static let kindOrder = "CASE kind " + WasteKind.known.enumerated().map { "WHEN '\($1.rawValue)' THEN \($0)" }.joined(separator: " ")
+    private static let kindOrder =
+        "CASE kind " + WasteKind.known.enumerated().map { "WHEN '\($1.rawValue)' THEN \($0)" }.joined(separator: " ")
         + " ELSE \(WasteKind.known.count) END"
 
     let ledger: Ledger
@@ -193,7 +206,8 @@ final class LedgerWasteRows: WasteFindingSource {
         do {
             try ledger.access { db in
                 let order = inOrder ? "rowid" : "\(Self.kindOrder), kind, cost DESC, first_ts, subject, rowid"
-                let cursor = try Row.fetchCursor(db, sql: "SELECT \(Self.columns) FROM waste WHERE period = ? ORDER BY \(order)", arguments: [label])
+                let cursor = try Row.fetchCursor(
+                    db, sql: "SELECT \(Self.columns) FROM waste WHERE period = ? ORDER BY \(order)", arguments: [label])
                 while let r = try cursor.next() { try body(Self.row(r)) }
             }
         } catch {
@@ -205,12 +219,13 @@ final class LedgerWasteRows: WasteFindingSource {
 
     /// A row selected as `columns`.
     static func row(_ r: Row) -> WasteFinding {
-        let keys: String = r[4], users: String = r[5]
-        return WasteFinding(kind: WasteKind(rawValue: r[0]), subject: r[1], model: r[2], team: r[3],
-                        keys: keys.isEmpty ? [] : keys.split(separator: ",").map(String.init),
-                        users: users.isEmpty ? [] : users.split(separator: ",").map(String.init),
-                        firstSeen: r[6], lastSeen: r[7], calls: r[8], repeats: r[9], errors: r[10],
-                        cost: Money(picos: Int128(r[11] as Int64)), countsAsWaste: r[12], detail: r[13])
+        let keys: String = r[4]
+        let users: String = r[5]
+        return WasteFinding(
+            kind: WasteKind(rawValue: r[0]), subject: r[1], model: r[2], team: r[3],
+            keys: keys.isEmpty ? [] : keys.split(separator: ",").map(String.init),
+            users: users.isEmpty ? [] : users.split(separator: ",").map(String.init),
+            firstSeen: r[6], lastSeen: r[7], calls: r[8], repeats: r[9], errors: r[10],
+            cost: Money(picos: Int128(r[11] as Int64)), countsAsWaste: r[12], detail: r[13])
     }
 }
-

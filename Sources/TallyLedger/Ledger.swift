@@ -22,7 +22,9 @@ public final class Ledger: Sendable {
     /// A sum of rollup costs, selected as `SUM(cost_hi), SUM(cost_lo / 1000000), SUM(cost_lo % 1000000)` (so the low
     /// parts cannot overflow either) from `row`'s columns `at`, `at + 1` and `at + 2`.
     static func summedCost(_ row: Row, at column: Int) -> Money {
-        Money(picos: Int128(row[column] as Int64) * costSplit + Int128(row[column + 1] as Int64) * 1_000_000 + Int128(row[column + 2] as Int64))
+        Money(
+            picos: Int128(row[column] as Int64) * costSplit + Int128(row[column + 1] as Int64) * 1_000_000
+                + Int128(row[column + 2] as Int64))
     }
 
     public init(path: String, readOnly: Bool = false) throws(AuditError) {
@@ -53,7 +55,9 @@ public final class Ledger: Sendable {
             queue = try DatabaseQueue(path: path, configuration: configuration)
             if readOnly {
                 let applied = try queue.read { db in try Schema.migrator.hasCompletedMigrations(db) }
-                guard applied else { throw AuditError(.io, "the ledger at \(path) was written by a newer or an unfinished audit: run `tally audit` first") }
+                guard applied else {
+                    throw AuditError(.io, "the ledger at \(path) was written by a newer or an unfinished audit: run `tally audit` first")
+                }
             } else {
                 try Schema.migrator.migrate(queue)
             }
@@ -112,7 +116,8 @@ public final class Ledger: Sendable {
     }
 
     func setMeta(_ key: String, _ value: String, _ db: Database) throws {
-        try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                       arguments: [key, value])
+        try db.execute(
+            sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            arguments: [key, value])
     }
 }

@@ -56,33 +56,37 @@ enum Rollups {
 
     private static func upsert(_ sums: [RollupKey: RollupSums], detail: Bool, _ db: Database) throws {
         let keyColumns = detail ? "day, attr, provider, model, end_user, tags, priced" : "day, attr, provider, model, priced"
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO \(detail ? "rollup_daily_detail" : "rollup_daily") (\(keyColumns), requests, failed, rejected,
-                input, output, cached_input, cache_write, reasoning, cost_hi, cost_lo)
-            VALUES (\(Array(repeating: "?", count: detail ? 17 : 15).joined(separator: ", ")))
-            ON CONFLICT (\(keyColumns)) DO UPDATE SET
-                requests = requests + excluded.requests,
-                failed = failed + excluded.failed,
-                rejected = rejected + excluded.rejected,
-                input = input + excluded.input,
-                output = output + excluded.output,
-                cached_input = cached_input + excluded.cached_input,
-                cache_write = cache_write + excluded.cache_write,
-                reasoning = reasoning + excluded.reasoning,
-                cost_hi = cost_hi + excluded.cost_hi + (cost_lo + excluded.cost_lo) / 1000000000000000000,
-                cost_lo = (cost_lo + excluded.cost_lo) % 1000000000000000000
-            """)
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO \(detail ? "rollup_daily_detail" : "rollup_daily") (\(keyColumns), requests, failed, rejected,
+                    input, output, cached_input, cache_write, reasoning, cost_hi, cost_lo)
+                VALUES (\(Array(repeating: "?", count: detail ? 17 : 15).joined(separator: ", ")))
+                ON CONFLICT (\(keyColumns)) DO UPDATE SET
+                    requests = requests + excluded.requests,
+                    failed = failed + excluded.failed,
+                    rejected = rejected + excluded.rejected,
+                    input = input + excluded.input,
+                    output = output + excluded.output,
+                    cached_input = cached_input + excluded.cached_input,
+                    cache_write = cache_write + excluded.cache_write,
+                    reasoning = reasoning + excluded.reasoning,
+                    cost_hi = cost_hi + excluded.cost_hi + (cost_lo + excluded.cost_lo) / 1000000000000000000,
+                    cost_lo = (cost_lo + excluded.cost_lo) % 1000000000000000000
+                """)
         // Raw binds: a batch holds up to a few hundred thousand groups, and GRDB's argument arrays cost more than SQLite.
         let raw = statement.sqliteStatement
         for (key, sum) in sums {
-            let keys: [Int64] = detail
+            let keys: [Int64] =
+                detail
                 ? [key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced ? 1 : 0]
                 : [key.day, key.attr, key.provider, key.model, key.priced ? 1 : 0]
-            let values: [Int64] = keys + [
-                sum.requests, sum.failed, sum.rejected, sum.tokens.input, sum.tokens.output, sum.tokens.cachedInput, sum.tokens.cacheWrite,
-                sum.tokens.reasoning,
-                Int64(sum.cost / Ledger.costSplit), Int64(sum.cost % Ledger.costSplit),
-            ]
+            let values: [Int64] =
+                keys + [
+                    sum.requests, sum.failed, sum.rejected, sum.tokens.input, sum.tokens.output, sum.tokens.cachedInput,
+                    sum.tokens.cacheWrite,
+                    sum.tokens.reasoning,
+                    Int64(sum.cost / Ledger.costSplit), Int64(sum.cost % Ledger.costSplit),
+                ]
             sqlite3_reset(raw)
             for (i, value) in values.enumerated() { sqlite3_bind_int64(raw, Int32(i + 1), value) }
             let rc = sqlite3_step(raw)
@@ -99,20 +103,24 @@ enum Rollups {
     static func rebuild(day: (Int64) -> Int, _ db: Database) throws {
         try db.execute(sql: "DELETE FROM rollup_daily; DELETE FROM rollup_daily_detail")
         var sums: [RollupKey: RollupSums] = [:]
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT ts, attr, provider, model, COALESCE(end_user, 0), COALESCE(tags, 0), outcome,
-                input, output, cached_input, cache_write, reasoning, cost
-            FROM events
-            """)
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT ts, attr, provider, model, COALESCE(end_user, 0), COALESCE(tags, 0), outcome,
+                    input, output, cached_input, cache_write, reasoning, cost
+                FROM events
+                """)
         while let row = try rows.next() {
             let hasUsage = row[7] as Int64? != nil
             let cost = row[12] as Int64?
-            let key = RollupKey(day: Int64(day(row[0])), attr: row[1], provider: row[2], model: row[3],
-                                endUser: row[4], tags: row[5], priced: !(hasUsage && cost == nil))
+            let key = RollupKey(
+                day: Int64(day(row[0])), attr: row[1], provider: row[2], model: row[3],
+                endUser: row[4], tags: row[5], priced: !(hasUsage && cost == nil))
             sums[key, default: RollupSums()].add(
                 outcome: row[6],
-                tokens: TokenCounts(input: row[7] ?? 0, output: row[8] ?? 0, cachedInput: row[9] ?? 0, cacheWrite: row[10] ?? 0,
-                                    reasoning: row[11] ?? 0),
+                tokens: TokenCounts(
+                    input: row[7] ?? 0, output: row[8] ?? 0, cachedInput: row[9] ?? 0, cacheWrite: row[10] ?? 0,
+                    reasoning: row[11] ?? 0),
                 cost: cost ?? 0)
             if sums.count >= 200_000 {
                 try add(sums, db)

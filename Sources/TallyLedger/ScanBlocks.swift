@@ -38,7 +38,8 @@ extension ScanCall {
         self.cost = cost ?? 0
         self.hash = hash ?? 0
         self.sim = UInt64(bitPattern: sim ?? 0)
-        flags = (outcome == .ok ? Self.ok : Self.failed) | (hash == nil ? 0 : Self.hasHash) | (sim == nil ? 0 : Self.hasSim)
+        flags =
+            (outcome == .ok ? Self.ok : Self.failed) | (hash == nil ? 0 : Self.hasHash) | (sim == nil ? 0 : Self.hasSim)
             | (cost == nil ? 0 : Self.priced)
     }
 }
@@ -110,7 +111,9 @@ enum ScanBlocks {
     }
 
     @inline(__always) private static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
-    @inline(__always) private static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+    @inline(__always) private static func unzigzag(_ value: UInt64) -> Int64 {
+        Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1)
+    }
 
     @inline(__always) private static func varint(_ value: UInt64, into data: inout [UInt8]) {
         var value = value
@@ -169,14 +172,22 @@ enum ScanBlocks {
                 let flags = bytes[at]
                 at += 1
                 guard let attr = varint(), let model = varint(), let cost = varint() else { return nil }
-                var hash: UInt64 = 0, sim: UInt64 = 0
-                if flags & ScanCall.hasHash != 0 { guard let value = fixed() else { return nil }; hash = value }
-                if flags & ScanCall.hasSim != 0 { guard let value = fixed() else { return nil }; sim = value }
+                var hash: UInt64 = 0
+                var sim: UInt64 = 0
+                if flags & ScanCall.hasHash != 0 {
+                    guard let value = fixed() else { return nil }
+                    hash = value
+                }
+                if flags & ScanCall.hasSim != 0 {
+                    guard let value = fixed() else { return nil }
+                    sim = value
+                }
                 offset = at
                 remaining -= 1
                 previous &+= Int64(bitPattern: delta)
-                return ScanCall(ts: previous, hash: Int64(bitPattern: hash), sim: sim, cost: unzigzag(cost),
-                                attr: Int32(truncatingIfNeeded: unzigzag(attr)), model: Int32(truncatingIfNeeded: unzigzag(model)), flags: flags)
+                return ScanCall(
+                    ts: previous, hash: Int64(bitPattern: hash), sim: sim, cost: unzigzag(cost),
+                    attr: Int32(truncatingIfNeeded: unzigzag(attr)), model: Int32(truncatingIfNeeded: unzigzag(model)), flags: flags)
             }
             guard let call else { throw DatabaseError(message: "scan_blocks row \(id) is shorter than its call count") }
             return call
@@ -187,11 +198,18 @@ enum ScanBlocks {
     /// reach into the range are merged, each opened when the merge reaches its first call and let go after its last,
     /// so memory holds the blocks that overlap in time, not the range.
     static func forEach(_ db: Database, from: Int64, to: Int64, _ body: (ScanCall) throws -> Void) throws {
-        struct Block { var id: Int64; var first: Int64; var calls: Int; var format: Int }
+        struct Block {
+            var id: Int64
+            var first: Int64
+            var calls: Int
+            var format: Int
+        }
         var blocks: [Block] = []
-        let list = try db.cachedStatement(sql: """
-            SELECT id, first_ts, calls, format FROM scan_blocks WHERE last_ts >= ? AND first_ts <= ? ORDER BY first_ts, id
-            """).sqliteStatement
+        let list = try db.cachedStatement(
+            sql: """
+                SELECT id, first_ts, calls, format FROM scan_blocks WHERE last_ts >= ? AND first_ts <= ? ORDER BY first_ts, id
+                """
+        ).sqliteStatement
         sqlite3_reset(list)
         sqlite3_bind_int64(list, 1, from)
         sqlite3_bind_int64(list, 2, to)
@@ -201,8 +219,10 @@ enum ScanBlocks {
                 guard rc == SQLITE_DONE else { throw failure(db) }
                 break
             }
-            blocks.append(Block(id: sqlite3_column_int64(list, 0), first: sqlite3_column_int64(list, 1),
-                                calls: Int(sqlite3_column_int64(list, 2)), format: Int(sqlite3_column_int64(list, 3))))
+            blocks.append(
+                Block(
+                    id: sqlite3_column_int64(list, 0), first: sqlite3_column_int64(list, 1),
+                    calls: Int(sqlite3_column_int64(list, 2)), format: Int(sqlite3_column_int64(list, 3))))
         }
         sqlite3_reset(list)
 
@@ -227,7 +247,8 @@ enum ScanBlocks {
         func siftDown(_ start: Int) {
             var i = start
             while true {
-                let left = 2 * i + 1, right = left + 1
+                let left = 2 * i + 1
+                let right = left + 1
                 var smallest = i
                 if left < heap.count, below(left, smallest) { smallest = left }
                 if right < heap.count, below(right, smallest) { smallest = right }
@@ -299,15 +320,19 @@ enum ScanBlocks {
                 if hasID {
                     // Calls listed in `events_unordered` came in the first pass.
                     guard sqlite3_column_type(statement, 7) == SQLITE_BLOB, sqlite3_column_bytes(statement, 7) == 16,
-                          let bytes = sqlite3_column_blob(statement, 7),
-                          EventOrder.inOrder(idHigh: UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self)), ts: ts) else { continue }
+                        let bytes = sqlite3_column_blob(statement, 7),
+                        EventOrder.inOrder(idHigh: UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self)), ts: ts)
+                    else { continue }
                 }
                 func optional(_ column: Int32) -> Int64? {
                     sqlite3_column_type(statement, column) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, column)
                 }
-                guard let call = ScanCall(ts: ts, attr: sqlite3_column_int64(statement, 1), model: sqlite3_column_int64(statement, 2),
-                                          outcome: Int(sqlite3_column_int64(statement, 3)), cost: optional(4),
-                                          hash: optional(5), sim: optional(6)) else { continue }
+                guard
+                    let call = ScanCall(
+                        ts: ts, attr: sqlite3_column_int64(statement, 1), model: sqlite3_column_int64(statement, 2),
+                        outcome: Int(sqlite3_column_int64(statement, 3)), cost: optional(4),
+                        hash: optional(5), sim: optional(6))
+                else { continue }
                 calls.append(call)
                 if calls.count == callsPerBlock { try flush() }
             }

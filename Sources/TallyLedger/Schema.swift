@@ -14,243 +14,249 @@ enum Schema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE meta (
-                    key TEXT PRIMARY KEY,
-                    value TEXT NOT NULL
-                ) WITHOUT ROWID;
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta (
+                        key TEXT PRIMARY KEY,
+                        value TEXT NOT NULL
+                    ) WITHOUT ROWID;
 
-                CREATE TABLE runs (
-                    id INTEGER PRIMARY KEY,
-                    started_at INTEGER NOT NULL,
-                    as_of INTEGER NOT NULL,
-                    finished_at INTEGER,
-                    segments INTEGER NOT NULL DEFAULT 0,
-                    events INTEGER NOT NULL DEFAULT 0,
-                    duplicates INTEGER NOT NULL DEFAULT 0,
-                    quarantined INTEGER NOT NULL DEFAULT 0,
-                    unpriced INTEGER NOT NULL DEFAULT 0,
-                    damaged INTEGER NOT NULL DEFAULT 0
-                );
+                    CREATE TABLE runs (
+                        id INTEGER PRIMARY KEY,
+                        started_at INTEGER NOT NULL,
+                        as_of INTEGER NOT NULL,
+                        finished_at INTEGER,
+                        segments INTEGER NOT NULL DEFAULT 0,
+                        events INTEGER NOT NULL DEFAULT 0,
+                        duplicates INTEGER NOT NULL DEFAULT 0,
+                        quarantined INTEGER NOT NULL DEFAULT 0,
+                        unpriced INTEGER NOT NULL DEFAULT 0,
+                        damaged INTEGER NOT NULL DEFAULT 0
+                    );
 
-                CREATE TABLE segments (
-                    id INTEGER PRIMARY KEY,
-                    path TEXT NOT NULL UNIQUE,
-                    collector TEXT NOT NULL,
-                    stem TEXT NOT NULL,
-                    closed INTEGER NOT NULL,
-                    size INTEGER NOT NULL,
-                    mtime INTEGER NOT NULL,
-                    offset INTEGER NOT NULL,
-                    lines INTEGER NOT NULL,
-                    events INTEGER NOT NULL,
-                    duplicates INTEGER NOT NULL,
-                    quarantined INTEGER NOT NULL,
-                    damage TEXT,
-                    run INTEGER NOT NULL
-                );
+                    CREATE TABLE segments (
+                        id INTEGER PRIMARY KEY,
+                        path TEXT NOT NULL UNIQUE,
+                        collector TEXT NOT NULL,
+                        stem TEXT NOT NULL,
+                        closed INTEGER NOT NULL,
+                        size INTEGER NOT NULL,
+                        mtime INTEGER NOT NULL,
+                        offset INTEGER NOT NULL,
+                        lines INTEGER NOT NULL,
+                        events INTEGER NOT NULL,
+                        duplicates INTEGER NOT NULL,
+                        quarantined INTEGER NOT NULL,
+                        damage TEXT,
+                        run INTEGER NOT NULL
+                    );
 
-                CREATE TABLE dims (
-                    id INTEGER PRIMARY KEY,
-                    kind INTEGER NOT NULL,
-                    value TEXT NOT NULL,
-                    UNIQUE (kind, value)
-                );
+                    CREATE TABLE dims (
+                        id INTEGER PRIMARY KEY,
+                        kind INTEGER NOT NULL,
+                        value TEXT NOT NULL,
+                        UNIQUE (kind, value)
+                    );
 
-                CREATE TABLE attributions (
-                    id INTEGER PRIMARY KEY,
-                    key TEXT NOT NULL,
-                    known INTEGER NOT NULL,
-                    user TEXT NOT NULL,
-                    project TEXT NOT NULL,
-                    team TEXT NOT NULL,
-                    org TEXT NOT NULL,
-                    UNIQUE (key, known, user, project, team, org)
-                );
+                    CREATE TABLE attributions (
+                        id INTEGER PRIMARY KEY,
+                        key TEXT NOT NULL,
+                        known INTEGER NOT NULL,
+                        user TEXT NOT NULL,
+                        project TEXT NOT NULL,
+                        team TEXT NOT NULL,
+                        org TEXT NOT NULL,
+                        UNIQUE (key, known, user, project, team, org)
+                    );
 
-                CREATE TABLE prices (
-                    id INTEGER PRIMARY KEY,
-                    source TEXT NOT NULL,
-                    model TEXT NOT NULL,
-                    from_ms INTEGER,
-                    currency TEXT NOT NULL,
-                    input TEXT NOT NULL,
-                    output TEXT NOT NULL,
-                    cached_input TEXT,
-                    cache_write TEXT,
-                    reasoning TEXT
-                );
+                    CREATE TABLE prices (
+                        id INTEGER PRIMARY KEY,
+                        source TEXT NOT NULL,
+                        model TEXT NOT NULL,
+                        from_ms INTEGER,
+                        currency TEXT NOT NULL,
+                        input TEXT NOT NULL,
+                        output TEXT NOT NULL,
+                        cached_input TEXT,
+                        cache_write TEXT,
+                        reasoning TEXT
+                    );
 
-                CREATE TABLE events (
-                    id BLOB NOT NULL PRIMARY KEY,
-                    ts INTEGER NOT NULL,
-                    attr INTEGER NOT NULL,
-                    provider INTEGER NOT NULL,
-                    model INTEGER NOT NULL,
-                    collector INTEGER NOT NULL,
-                    endpoint INTEGER NOT NULL,
-                    status INTEGER NOT NULL,
-                    outcome INTEGER NOT NULL,
-                    stream INTEGER NOT NULL,
-                    input INTEGER,
-                    output INTEGER,
-                    cached_input INTEGER,
-                    cache_write INTEGER,
-                    reasoning INTEGER,
-                    cost INTEGER,
-                    price INTEGER,
-                    latency_ms INTEGER,
-                    ttft_ms INTEGER,
-                    prompt_hash INTEGER,
-                    prompt_sim INTEGER,
-                    prompt_chars INTEGER,
-                    end_user INTEGER,
-                    tags INTEGER,
-                    error INTEGER,
-                    segment INTEGER NOT NULL,
-                    line INTEGER NOT NULL
-                ) WITHOUT ROWID;
-                CREATE INDEX events_ts ON events (ts);
+                    CREATE TABLE events (
+                        id BLOB NOT NULL PRIMARY KEY,
+                        ts INTEGER NOT NULL,
+                        attr INTEGER NOT NULL,
+                        provider INTEGER NOT NULL,
+                        model INTEGER NOT NULL,
+                        collector INTEGER NOT NULL,
+                        endpoint INTEGER NOT NULL,
+                        status INTEGER NOT NULL,
+                        outcome INTEGER NOT NULL,
+                        stream INTEGER NOT NULL,
+                        input INTEGER,
+                        output INTEGER,
+                        cached_input INTEGER,
+                        cache_write INTEGER,
+                        reasoning INTEGER,
+                        cost INTEGER,
+                        price INTEGER,
+                        latency_ms INTEGER,
+                        ttft_ms INTEGER,
+                        prompt_hash INTEGER,
+                        prompt_sim INTEGER,
+                        prompt_chars INTEGER,
+                        end_user INTEGER,
+                        tags INTEGER,
+                        error INTEGER,
+                        segment INTEGER NOT NULL,
+                        line INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX events_ts ON events (ts);
 
-                CREATE TABLE quarantine (
-                    id INTEGER PRIMARY KEY,
-                    segment INTEGER NOT NULL,
-                    line INTEGER NOT NULL,
-                    kind TEXT NOT NULL,
-                    reason TEXT NOT NULL,
-                    length INTEGER NOT NULL,
-                    text BLOB NOT NULL,
-                    run INTEGER NOT NULL,
-                    UNIQUE (segment, line)
-                );
+                    CREATE TABLE quarantine (
+                        id INTEGER PRIMARY KEY,
+                        segment INTEGER NOT NULL,
+                        line INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        length INTEGER NOT NULL,
+                        text BLOB NOT NULL,
+                        run INTEGER NOT NULL,
+                        UNIQUE (segment, line)
+                    );
 
-                CREATE TABLE rollup_daily (
-                    day INTEGER NOT NULL,
-                    attr INTEGER NOT NULL,
-                    provider INTEGER NOT NULL,
-                    model INTEGER NOT NULL,
-                    priced INTEGER NOT NULL,
-                    \(sumColumns)
-                    PRIMARY KEY (day, attr, provider, model, priced)
-                ) WITHOUT ROWID;
+                    CREATE TABLE rollup_daily (
+                        day INTEGER NOT NULL,
+                        attr INTEGER NOT NULL,
+                        provider INTEGER NOT NULL,
+                        model INTEGER NOT NULL,
+                        priced INTEGER NOT NULL,
+                        \(sumColumns)
+                        PRIMARY KEY (day, attr, provider, model, priced)
+                    ) WITHOUT ROWID;
 
-                CREATE TABLE rollup_daily_detail (
-                    day INTEGER NOT NULL,
-                    attr INTEGER NOT NULL,
-                    provider INTEGER NOT NULL,
-                    model INTEGER NOT NULL,
-                    end_user INTEGER NOT NULL,
-                    tags INTEGER NOT NULL,
-                    priced INTEGER NOT NULL,
-                    \(sumColumns)
-                    PRIMARY KEY (day, attr, provider, model, end_user, tags, priced)
-                ) WITHOUT ROWID;
-                """)
+                    CREATE TABLE rollup_daily_detail (
+                        day INTEGER NOT NULL,
+                        attr INTEGER NOT NULL,
+                        provider INTEGER NOT NULL,
+                        model INTEGER NOT NULL,
+                        end_user INTEGER NOT NULL,
+                        tags INTEGER NOT NULL,
+                        priced INTEGER NOT NULL,
+                        \(sumColumns)
+                        PRIMARY KEY (day, attr, provider, model, end_user, tags, priced)
+                    ) WITHOUT ROWID;
+                    """)
         }
         migrator.registerMigration("v2-key-decisions") { db in
-            try db.execute(sql: """
-                CREATE TABLE key_decisions (
-                    id INTEGER PRIMARY KEY,
-                    key TEXT NOT NULL,
-                    action TEXT NOT NULL CHECK (action IN ('revoke', 'restore')),
-                    reason TEXT NOT NULL,
-                    until INTEGER,
-                    at INTEGER NOT NULL,
-                    by TEXT NOT NULL
-                );
-                CREATE INDEX key_decisions_key ON key_decisions (key, id);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE key_decisions (
+                        id INTEGER PRIMARY KEY,
+                        key TEXT NOT NULL,
+                        action TEXT NOT NULL CHECK (action IN ('revoke', 'restore')),
+                        reason TEXT NOT NULL,
+                        until INTEGER,
+                        at INTEGER NOT NULL,
+                        by TEXT NOT NULL
+                    );
+                    CREATE INDEX key_decisions_key ON key_decisions (key, id);
+                    """)
         }
         migrator.registerMigration("v3-alerts") { db in
-            try db.execute(sql: """
-                CREATE TABLE alerts (
-                    id INTEGER PRIMARY KEY,
-                    scope TEXT NOT NULL,
-                    scope_id TEXT NOT NULL,
-                    period TEXT NOT NULL,
-                    period_label TEXT NOT NULL,
-                    threshold TEXT NOT NULL,
-                    crossed_at INTEGER NOT NULL,
-                    spend INTEGER NOT NULL,
-                    budget_limit INTEGER NOT NULL,
-                    recorded_at INTEGER NOT NULL,
-                    UNIQUE (scope, scope_id, period, period_label, threshold)
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE alerts (
+                        id INTEGER PRIMARY KEY,
+                        scope TEXT NOT NULL,
+                        scope_id TEXT NOT NULL,
+                        period TEXT NOT NULL,
+                        period_label TEXT NOT NULL,
+                        threshold TEXT NOT NULL,
+                        crossed_at INTEGER NOT NULL,
+                        spend INTEGER NOT NULL,
+                        budget_limit INTEGER NOT NULL,
+                        recorded_at INTEGER NOT NULL,
+                        UNIQUE (scope, scope_id, period, period_label, threshold)
+                    );
+                    """)
         }
         migrator.registerMigration("v4-waste-reallocation-journal") { db in
-            try db.execute(sql: """
-                CREATE TABLE waste (
-                    period TEXT NOT NULL,
-                    kind TEXT NOT NULL,
-                    subject TEXT NOT NULL,
-                    model TEXT NOT NULL,
-                    team TEXT NOT NULL,
-                    keys TEXT NOT NULL,
-                    users TEXT NOT NULL,
-                    first_ts INTEGER NOT NULL,
-                    last_ts INTEGER NOT NULL,
-                    calls INTEGER NOT NULL,
-                    repeats INTEGER NOT NULL,
-                    errors INTEGER NOT NULL,
-                    cost INTEGER NOT NULL,
-                    counts_as_waste INTEGER NOT NULL,
-                    detail TEXT NOT NULL
-                );
-                CREATE INDEX waste_period ON waste (period);
+            try db.execute(
+                sql: """
+                    CREATE TABLE waste (
+                        period TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        model TEXT NOT NULL,
+                        team TEXT NOT NULL,
+                        keys TEXT NOT NULL,
+                        users TEXT NOT NULL,
+                        first_ts INTEGER NOT NULL,
+                        last_ts INTEGER NOT NULL,
+                        calls INTEGER NOT NULL,
+                        repeats INTEGER NOT NULL,
+                        errors INTEGER NOT NULL,
+                        cost INTEGER NOT NULL,
+                        counts_as_waste INTEGER NOT NULL,
+                        detail TEXT NOT NULL
+                    );
+                    CREATE INDEX waste_period ON waste (period);
 
-                CREATE TABLE pool_moves (
-                    period TEXT NOT NULL,
-                    team TEXT NOT NULL,
-                    user TEXT NOT NULL,
-                    kind TEXT NOT NULL CHECK (kind IN ('release', 'draw')),
-                    days INTEGER NOT NULL,
-                    amount INTEGER NOT NULL,
-                    PRIMARY KEY (period, team, user, kind)
-                ) WITHOUT ROWID;
+                    CREATE TABLE pool_moves (
+                        period TEXT NOT NULL,
+                        team TEXT NOT NULL,
+                        user TEXT NOT NULL,
+                        kind TEXT NOT NULL CHECK (kind IN ('release', 'draw')),
+                        days INTEGER NOT NULL,
+                        amount INTEGER NOT NULL,
+                        PRIMARY KEY (period, team, user, kind)
+                    ) WITHOUT ROWID;
 
-                CREATE TABLE realloc_proposals (
-                    id TEXT PRIMARY KEY,
-                    period TEXT NOT NULL,
-                    team TEXT NOT NULL,
-                    from_user TEXT NOT NULL,
-                    to_user TEXT NOT NULL,
-                    amount INTEGER NOT NULL,
-                    reason TEXT NOT NULL,
-                    proposed_at INTEGER NOT NULL
-                ) WITHOUT ROWID;
+                    CREATE TABLE realloc_proposals (
+                        id TEXT PRIMARY KEY,
+                        period TEXT NOT NULL,
+                        team TEXT NOT NULL,
+                        from_user TEXT NOT NULL,
+                        to_user TEXT NOT NULL,
+                        amount INTEGER NOT NULL,
+                        reason TEXT NOT NULL,
+                        proposed_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
 
-                CREATE TABLE realloc_approvals (
-                    id INTEGER PRIMARY KEY,
-                    proposal TEXT NOT NULL,
-                    period TEXT NOT NULL,
-                    team TEXT NOT NULL,
-                    from_user TEXT NOT NULL,
-                    to_user TEXT NOT NULL,
-                    amount INTEGER NOT NULL,
-                    approved_by TEXT NOT NULL,
-                    approved_at INTEGER NOT NULL
-                );
+                    CREATE TABLE realloc_approvals (
+                        id INTEGER PRIMARY KEY,
+                        proposal TEXT NOT NULL,
+                        period TEXT NOT NULL,
+                        team TEXT NOT NULL,
+                        from_user TEXT NOT NULL,
+                        to_user TEXT NOT NULL,
+                        amount INTEGER NOT NULL,
+                        approved_by TEXT NOT NULL,
+                        approved_at INTEGER NOT NULL
+                    );
 
-                CREATE TABLE events_unordered (
-                    ts INTEGER NOT NULL,
-                    id BLOB NOT NULL,
-                    PRIMARY KEY (ts, id)
-                ) WITHOUT ROWID;
+                    CREATE TABLE events_unordered (
+                        ts INTEGER NOT NULL,
+                        id BLOB NOT NULL,
+                        PRIMARY KEY (ts, id)
+                    ) WITHOUT ROWID;
 
-                CREATE TABLE journal (
-                    id INTEGER PRIMARY KEY,
-                    at INTEGER NOT NULL,
-                    kind TEXT NOT NULL,
-                    subject TEXT NOT NULL,
-                    detail TEXT NOT NULL,
-                    prev_hash BLOB NOT NULL,
-                    hash BLOB NOT NULL
-                );
-                """)
+                    CREATE TABLE journal (
+                        id INTEGER PRIMARY KEY,
+                        at INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        detail TEXT NOT NULL,
+                        prev_hash BLOB NOT NULL,
+                        hash BLOB NOT NULL
+                    );
+                    """)
             // Ledgers written before this list existed: find their calls whose id does not give their time.
             let inOrder = DatabaseFunction("tally_in_order", argumentCount: 2, pure: true) { values in
-                guard let id = Data.fromDatabaseValue(values[0]), id.count == 16, let ts = Int64.fromDatabaseValue(values[1]) else { return false }
+                guard let id = Data.fromDatabaseValue(values[0]), id.count == 16, let ts = Int64.fromDatabaseValue(values[1]) else {
+                    return false
+                }
                 let high = id.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
                 return EventOrder.inOrder(idHigh: high, ts: ts)
             }
@@ -259,41 +265,44 @@ enum Schema {
             db.remove(function: inOrder)
         }
         migrator.registerMigration("v5-alert-delivery") { db in
-            try db.execute(sql: """
-                ALTER TABLE alerts ADD COLUMN notified_at INTEGER;
-                ALTER TABLE alerts ADD COLUMN notify_attempts INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE alerts ADD COLUMN notify_error TEXT;
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE alerts ADD COLUMN notified_at INTEGER;
+                    ALTER TABLE alerts ADD COLUMN notify_attempts INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE alerts ADD COLUMN notify_error TEXT;
+                    """)
         }
         migrator.registerMigration("v6-report-snapshots") { db in
-            try db.execute(sql: """
-                CREATE TABLE report_snapshots (
-                    period TEXT PRIMARY KEY,
-                    final INTEGER NOT NULL,
-                    written_at INTEGER NOT NULL,
-                    requests INTEGER NOT NULL,
-                    cost_hi INTEGER NOT NULL,
-                    cost_lo INTEGER NOT NULL,
-                    final_at INTEGER,
-                    final_requests INTEGER,
-                    final_cost_hi INTEGER,
-                    final_cost_lo INTEGER,
-                    late_found_at INTEGER
-                ) WITHOUT ROWID;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE report_snapshots (
+                        period TEXT PRIMARY KEY,
+                        final INTEGER NOT NULL,
+                        written_at INTEGER NOT NULL,
+                        requests INTEGER NOT NULL,
+                        cost_hi INTEGER NOT NULL,
+                        cost_lo INTEGER NOT NULL,
+                        final_at INTEGER,
+                        final_requests INTEGER,
+                        final_cost_hi INTEGER,
+                        final_cost_lo INTEGER,
+                        late_found_at INTEGER
+                    ) WITHOUT ROWID;
+                    """)
         }
         migrator.registerMigration("v7-scan-blocks") { db in
-            try db.execute(sql: """
-                CREATE TABLE scan_blocks (
-                    id INTEGER PRIMARY KEY,
-                    format INTEGER NOT NULL,
-                    first_ts INTEGER NOT NULL,
-                    last_ts INTEGER NOT NULL,
-                    calls INTEGER NOT NULL,
-                    data BLOB NOT NULL
-                );
-                CREATE INDEX scan_blocks_span ON scan_blocks (last_ts, first_ts);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE scan_blocks (
+                        id INTEGER PRIMARY KEY,
+                        format INTEGER NOT NULL,
+                        first_ts INTEGER NOT NULL,
+                        last_ts INTEGER NOT NULL,
+                        calls INTEGER NOT NULL,
+                        data BLOB NOT NULL
+                    );
+                    CREATE INDEX scan_blocks_span ON scan_blocks (last_ts, first_ts);
+                    """)
             // The calls of a ledger written before the blocks existed, once.
             try ScanBlocks.backfill(db)
         }
@@ -326,7 +335,9 @@ package enum DimensionKind: Int, CaseIterable, Sendable {
 
 /// How the ledger stores `outcome` and `endpoint`: the position in these lists. Append only.
 package enum StoredEnums {
-    package static let outcomes: [UsageEvent.Outcome] = [.ok, .upstreamError, .clientAbort, .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid]
+    package static let outcomes: [UsageEvent.Outcome] = [
+        .ok, .upstreamError, .clientAbort, .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid,
+    ]
 
     /// How a call counts: answered, failed (an upstream error or a client abort: it reached the provider), or rejected
     /// (refused by the collector: it never did).

@@ -1,9 +1,10 @@
+import TallyCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyCore
 
 /// The members of one log line as a reader found them, before the v1 rules are checked. Both readers (the tree-building
 /// `UsageEvent(jsonLine:)` and the single-pass `UsageEvent(fastLine:)`) fill one of these; `UsageEvent(checking:)`
@@ -152,7 +153,9 @@ extension UsageEvent {
             return raw
         }
         func string(_ field: LineFields.Field) throws(LineError) -> String {
-            guard case .string(let s) = try required(field) else { throw LineError(.invalidField, "field '\(field.rawValue)' must be a string") }
+            guard case .string(let s) = try required(field) else {
+                throw LineError(.invalidField, "field '\(field.rawValue)' must be a string")
+            }
             return s
         }
         func optionalString(_ field: LineFields.Field) throws(LineError) -> String? {
@@ -179,7 +182,9 @@ extension UsageEvent {
         id = try string(.id)
         guard !id.isEmpty else { throw LineError(.invalidField, "field 'id' must not be empty") }
         let ts = try string(.ts)
-        guard let millis = Timestamp.parse(ts) else { throw LineError(.invalidField, "field 'ts' is not an RFC 3339 time: \(ts.prefix(40))") }
+        guard let millis = Timestamp.parse(ts) else {
+            throw LineError(.invalidField, "field 'ts' is not an RFC 3339 time: \(ts.prefix(40))")
+        }
         timestamp = millis
         collector = try string(.collector)
         key = try string(.key)
@@ -217,8 +222,9 @@ extension UsageEvent {
                 guard n >= 0 else { throw LineError(.invalidUsage, "field 'usage.\(name)' is negative (\(n))") }
                 return n
             }
-            let usage = Usage(input: try count("input"), output: try count("output"), cachedInput: try count("cached_input"),
-                              cacheWrite: try count("cache_write"), reasoning: try count("reasoning"))
+            let usage = Usage(
+                input: try count("input"), output: try count("output"), cachedInput: try count("cached_input"),
+                cacheWrite: try count("cache_write"), reasoning: try count("reasoning"))
             if let violation = usage.violation { throw LineError(.invalidUsage, violation) }
             self.usage = usage
         } else {
@@ -241,7 +247,9 @@ extension UsageEvent {
         if let tagsValue = fields.value(.tags), !tagsValue.isNull {
             guard case .object(let members) = tagsValue else { throw LineError(.invalidField, "field 'tags' must be an object") }
             for member in members {
-                guard let s = member.value.stringValue else { throw LineError(.invalidField, "tag '\(member.key.prefix(40))' must be a string") }
+                guard let s = member.value.stringValue else {
+                    throw LineError(.invalidField, "tag '\(member.key.prefix(40))' must be a string")
+                }
                 tags[member.key] = s
             }
         }

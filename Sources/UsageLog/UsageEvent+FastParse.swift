@@ -1,9 +1,10 @@
+import TallyCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyCore
 
 /// A single-pass reader of v1 lines for the ingest: it scans the bytes once, matches the known field names on raw bytes
 /// and builds no tree for scalar fields. It applies the same rules as `UsageEvent(jsonLine:)` (`UsageEvent(checking:)`);
@@ -36,7 +37,9 @@ struct LineScanner {
             do {
                 _ = try parser.parseValue(depth: 0)
                 parser.skipWhitespace()
-                if parser.index != bytes.count { throw JSONParseError(offset: parser.index, message: "unexpected text after the JSON value") }
+                if parser.index != bytes.count {
+                    throw JSONParseError(offset: parser.index, message: "unexpected text after the JSON value")
+                }
             } catch {
                 throw LineError(.notJSON, "not JSON: \(error)")
             }
@@ -75,11 +78,13 @@ struct LineScanner {
             // Known names have no escapes: match their raw bytes; anything else goes through the full string parser.
             let nameStart = parser.index + 1
             var nameEnd = nameStart
-            while nameEnd < bytes.count, bytes[nameEnd] != UInt8(ascii: "\""), bytes[nameEnd] != UInt8(ascii: "\\"), bytes[nameEnd] >= 0x20 { nameEnd += 1 }
+            while nameEnd < bytes.count, bytes[nameEnd] != UInt8(ascii: "\""), bytes[nameEnd] != UInt8(ascii: "\\"), bytes[nameEnd] >= 0x20
+            { nameEnd += 1 }
             let field: LineFields.Field?
             let name: String
             if nameEnd < bytes.count, bytes[nameEnd] == UInt8(ascii: "\""),
-               let known = LineFields.Field.match(UnsafeBufferPointer(rebasing: bytes[nameStart..<nameEnd])) {
+                let known = LineFields.Field.match(UnsafeBufferPointer(rebasing: bytes[nameStart..<nameEnd]))
+            {
                 field = known
                 name = known.rawValue
                 parser.index = nameEnd + 1
@@ -94,8 +99,14 @@ struct LineScanner {
             try body(field, { name }, &self)
             parser.skipWhitespace()
             guard parser.index < bytes.count else { throw notJSON("unexpected end of input") }
-            if bytes[parser.index] == UInt8(ascii: ",") { parser.index += 1; continue }
-            if bytes[parser.index] == UInt8(ascii: "}") { parser.index += 1; return }
+            if bytes[parser.index] == UInt8(ascii: ",") {
+                parser.index += 1
+                continue
+            }
+            if bytes[parser.index] == UInt8(ascii: "}") {
+                parser.index += 1
+                return
+            }
             throw notJSON("expected ',' or '}'")
         }
     }

@@ -3,9 +3,10 @@ import GRDB
 import Report
 import TallyConfig
 import TallyCore
-@testable import TallyLedger
 import UsageLog
+
 @testable import Auditor
+@testable import TallyLedger
 
 /// A temp folder with a small config, a log directory and a ledger path; each test gets its own.
 struct AuditFixture {
@@ -68,18 +69,25 @@ struct AuditFixture {
     var ledgerPath: String { root + "/ledger/tally.sqlite" }
 
     /// A v1 line for a call at `ts` with the given usage.
-    static func line(id: String? = nil, ts: String, key: String = "k-alice", model: String = "m1",
-                     outcome: UsageEvent.Outcome = .ok, status: Int = 200, usage: UsageEvent.Usage?, user: String? = nil,
-                     tags: [String: String] = [:], prompt: String? = nil, sim: UInt64? = nil) -> String {
-        UsageEvent(id: id ?? EventID.make(milliseconds: Timestamp.parse(ts)!), timestamp: Timestamp.parse(ts)!, collector: "c1", key: key, provider: "openai", endpoint: .chatCompletions,
-                   model: model, status: status, outcome: outcome, stream: false, usage: usage,
-                   promptHash: prompt.map { Hex.sha256($0) }, promptSim: sim ?? prompt.map { UInt64(Hex.sha256("sim " + $0).prefix(16), radix: 16)! },
-                   user: user, tags: tags).jsonLine
+    static func line(
+        id: String? = nil, ts: String, key: String = "k-alice", model: String = "m1",
+        outcome: UsageEvent.Outcome = .ok, status: Int = 200, usage: UsageEvent.Usage?, user: String? = nil,
+        tags: [String: String] = [:], prompt: String? = nil, sim: UInt64? = nil
+    ) -> String {
+        UsageEvent(
+            id: id ?? EventID.make(milliseconds: Timestamp.parse(ts)!), timestamp: Timestamp.parse(ts)!, collector: "c1", key: key,
+            provider: "openai", endpoint: .chatCompletions,
+            model: model, status: status, outcome: outcome, stream: false, usage: usage,
+            promptHash: prompt.map { Hex.sha256($0) },
+            promptSim: sim ?? prompt.map { UInt64(Hex.sha256("sim " + $0).prefix(16), radix: 16)! },
+            user: user, tags: tags
+        ).jsonLine
     }
 
     /// Writes `lines` as a segment of collector `collector`: gzipped (closed) unless `open`.
     @discardableResult
-    func segment(_ lines: [String], collector: String = "c1", stem: String = "20261110T000000Z-000001", open: Bool = false) throws -> String {
+    func segment(_ lines: [String], collector: String = "c1", stem: String = "20261110T000000Z-000001", open: Bool = false) throws -> String
+    {
         let folder = root + "/log/" + collector
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let plain = folder + "/" + stem + ".jsonl"
@@ -96,8 +104,9 @@ struct AuditFixture {
 
     func breakdown(_ period: String = "2026-11", by: String = "team") throws -> SpendBreakdown {
         let ledger = try Ledger(path: ledgerPath, readOnly: true)
-        return try AttributionQuery.breakdown(ledger: ledger, period: try Period(parsing: period), by: try SpendDimension.list(by),
-                                              timezone: config.audit.timezone, currency: config.currency)
+        return try AttributionQuery.breakdown(
+            ledger: ledger, period: try Period(parsing: period), by: try SpendDimension.list(by),
+            timezone: config.audit.timezone, currency: config.currency)
     }
 
     func query<T: DatabaseValueConvertible>(_ sql: String) throws -> [T] {

@@ -1,11 +1,12 @@
 import Foundation
 import Report
-import TallyCore
-@testable import TallyLedger
-import Testing
 import TallyConfig
+import TallyCore
+import Testing
 import UsageLog
+
 @testable import Auditor
+@testable import TallyLedger
 
 /// Budgets in their calendar periods (Europe/Berlin), breaches, the priority bypass, expiry, and the revocation list.
 @Suite("Budgets and the revocation list")
@@ -128,22 +129,25 @@ struct BudgetTests {
         _ = try await f.outcome(asOf: "2026-11-10T12:00:00Z")
         let at = Timestamp.parse("2026-11-10T12:05:00Z")!
 
-        let revoked = try KeyDecisions.record(KeyDecision(key: "k-alice", action: .revoke, reason: "leaked in a chat", until: nil, at: at, by: "ops"),
-                                              config: f.config)
+        let revoked = try KeyDecisions.record(
+            KeyDecision(key: "k-alice", action: .revoke, reason: "leaked in a chat", until: nil, at: at, by: "ops"),
+            config: f.config)
         #expect(try list(f) == ["k-alice manual -"])
         #expect(revoked.list.entries.first?.message == "leaked in a chat (by ops)")
         // The next audit keeps what the person decided.
         _ = try await f.outcome(asOf: "2026-11-10T12:10:00Z")
         #expect(try list(f) == ["k-alice manual -"])
 
-        _ = try KeyDecisions.record(KeyDecision(key: "k-alice", action: .restore, reason: "rotated", until: nil, at: at + 600_000, by: "ops"),
-                                    config: f.config)
+        _ = try KeyDecisions.record(
+            KeyDecision(key: "k-alice", action: .restore, reason: "rotated", until: nil, at: at + 600_000, by: "ops"),
+            config: f.config)
         #expect(try list(f).isEmpty)
         _ = try await f.outcome(asOf: "2026-11-10T12:20:00Z")
         #expect(try list(f).isEmpty)
 
         do {
-            _ = try KeyDecisions.record(KeyDecision(key: "k-nobody", action: .revoke, reason: "x", until: nil, at: at, by: "ops"), config: f.config)
+            _ = try KeyDecisions.record(
+                KeyDecision(key: "k-nobody", action: .revoke, reason: "x", until: nil, at: at, by: "ops"), config: f.config)
             Issue.record("a key the config does not list was revoked")
         } catch {
             #expect(error.code == .usage)
@@ -156,15 +160,19 @@ struct BudgetTests {
         // The team's 1.00 month budget: 0.60 at 09:00 crosses 50%; 1.20 at 10:00 crosses 80%, 90% and 100%.
         try f.segment([Self.call("2026-11-03T09:00:00Z"), Self.call("2026-11-03T10:00:00Z")])
         let first = try await f.outcome(asOf: "2026-11-12T12:00:00Z")
-        let described = first.alerts.map { "\($0.scope.rawValue) \($0.id) \($0.threshold.percent())% \(Timestamp.format(milliseconds: $0.crossedAt)) \($0.spend.exact)" }
-        #expect(described == [
-            "team search 50% 2026-11-03T09:00:00.000Z 0.60",
-            "team search 80% 2026-11-03T10:00:00.000Z 1.20",
-            "team search 90% 2026-11-03T10:00:00.000Z 1.20",
-            "team search 100% 2026-11-03T10:00:00.000Z 1.20",
-        ])
-        #expect(Alerts.describe(first.alerts[0], currency: "USD")
-            == "team search crossed 50% of its 1.00 USD month budget for 2026-11 at 2026-11-03T09:00:00.000Z (0.60 spent)")
+        let described = first.alerts.map {
+            "\($0.scope.rawValue) \($0.id) \($0.threshold.percent())% \(Timestamp.format(milliseconds: $0.crossedAt)) \($0.spend.exact)"
+        }
+        #expect(
+            described == [
+                "team search 50% 2026-11-03T09:00:00.000Z 0.60",
+                "team search 80% 2026-11-03T10:00:00.000Z 1.20",
+                "team search 90% 2026-11-03T10:00:00.000Z 1.20",
+                "team search 100% 2026-11-03T10:00:00.000Z 1.20",
+            ])
+        #expect(
+            Alerts.describe(first.alerts[0], currency: "USD")
+                == "team search crossed 50% of its 1.00 USD month budget for 2026-11 at 2026-11-03T09:00:00.000Z (0.60 spent)")
         // Once per budget and period.
         #expect(try await f.outcome(asOf: "2026-11-12T13:00:00Z").alerts.isEmpty)
     }

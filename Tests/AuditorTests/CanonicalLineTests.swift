@@ -1,9 +1,10 @@
 import Foundation
 import TallyCore
-@testable import TallyLedger
 import Testing
 import UsageLog
+
 @testable import Auditor
+@testable import TallyLedger
 
 /// The ingest's fast path must accept only what the full reader accepts, with the same values.
 @Suite("Canonical fast path against the full reader")
@@ -21,18 +22,25 @@ struct CanonicalLineTests {
     }
 
     func parse(_ bytes: [UInt8], fastPath: Bool) -> Outcome {
-        var segment = ParsedSegment(job: SegmentJob(file: SegmentFile(path: "/x/c1/20261110T000000Z-000001.jsonl.gz", collector: "c1",
-                                                                       name: "20261110T000000Z-000001.jsonl.gz")!,
-                                                     relativePath: "c1/x", size: 0, mtime: 0, offset: 0, firstLine: 1))
+        var segment = ParsedSegment(
+            job: SegmentJob(
+                file: SegmentFile(
+                    path: "/x/c1/20261110T000000Z-000001.jsonl.gz", collector: "c1",
+                    name: "20261110T000000Z-000001.jsonl.gz")!,
+                relativePath: "c1/x", size: 0, mtime: 0, offset: 0, firstLine: 1))
         bytes.withUnsafeBufferPointer { segment.accept(number: 7, line: $0, fastPath: fastPath) }
         if let q = segment.quarantined.first { return .quarantined(q.kind) }
         let e = segment.events[0]
         func s(_ i: Int32) -> String? { i >= 0 ? segment.strings[i] : nil }
-        return .event(Resolved(
-            id: e.idText >= 0 ? segment.strings[e.idText] : String(e.idHigh, radix: 16) + "-" + String(e.idLow, radix: 16),
-            row: [e.timestamp, Int64(e.line), Int64(e.endpoint), Int64(e.outcome), e.stream ? 1 : 0, e.hasUsage ? 1 : 0, Int64(e.status),
-                  e.tokens.input, e.tokens.output, e.tokens.cachedInput, e.tokens.cacheWrite, e.tokens.reasoning, e.latencyMs, e.ttftMs, e.promptHash, e.promptSim, e.promptChars],
-            strings: [s(e.collector), s(e.key), s(e.provider), s(e.model), s(e.endUser), s(e.tags), s(e.error)]))
+        return .event(
+            Resolved(
+                id: e.idText >= 0 ? segment.strings[e.idText] : String(e.idHigh, radix: 16) + "-" + String(e.idLow, radix: 16),
+                row: [
+                    e.timestamp, Int64(e.line), Int64(e.endpoint), Int64(e.outcome), e.stream ? 1 : 0, e.hasUsage ? 1 : 0, Int64(e.status),
+                    e.tokens.input, e.tokens.output, e.tokens.cachedInput, e.tokens.cacheWrite, e.tokens.reasoning, e.latencyMs, e.ttftMs,
+                    e.promptHash, e.promptSim, e.promptChars,
+                ],
+                strings: [s(e.collector), s(e.key), s(e.provider), s(e.model), s(e.endUser), s(e.tags), s(e.error)]))
     }
 
     static func sample() -> UsageEvent {
@@ -47,20 +55,38 @@ struct CanonicalLineTests {
     static let lines: [String] = {
         var e = sample()
         var lines = [e.jsonLine]
-        e.usage = nil; e.tags = [:]; e.promptSim = nil; e.promptHash = nil; e.user = nil; e.latencyMs = nil
+        e.usage = nil
+        e.tags = [:]
+        e.promptSim = nil
+        e.promptHash = nil
+        e.user = nil
+        e.latencyMs = nil
         lines.append(e.jsonLine)
-        e.id = "not-a-uuid"; e.error = "upstream said no"; e.outcome = .upstreamError; e.status = 502; e.stream = false
-        e.tags = ["only": "one"]; e.preview = "short preview"
+        e.id = "not-a-uuid"
+        e.error = "upstream said no"
+        e.outcome = .upstreamError
+        e.status = 502
+        e.stream = false
+        e.tags = ["only": "one"]
+        e.preview = "short preview"
         lines.append(e.jsonLine)
-        e.id = "0192F1C2-7D3E-7A00-8000-00000000000A"; e.promptHash = "not hex at all"; e.tags = ["b": "2", "a": "1", "c": "=cmd"]
+        e.id = "0192F1C2-7D3E-7A00-8000-00000000000A"
+        e.promptHash = "not hex at all"
+        e.tags = ["b": "2", "a": "1", "c": "=cmd"]
         lines.append(e.jsonLine)
-        e.preview = "quote \" and newline \n"; e.user = "é"
+        e.preview = "quote \" and newline \n"
+        e.user = "é"
         lines.append(e.jsonLine)
-        e = sample(); e.usage = .init(input: 10, output: 5, cachedInput: 8, cacheWrite: 5, reasoning: 0)  // cached + write > input
+        e = sample()
+        e.usage = .init(input: 10, output: 5, cachedInput: 8, cacheWrite: 5, reasoning: 0)  // cached + write > input
         lines.append(e.jsonLine)
-        e = sample(); e.usage = .init(input: 20_000_000_000, output: 0)  // implausible
+        e = sample()
+        e.usage = .init(input: 20_000_000_000, output: 0)  // implausible
         lines.append(e.jsonLine)
-        e = sample(); e.endpoint = .messages; e.outcome = .rejectedRevoked; e.usage = nil
+        e = sample()
+        e.endpoint = .messages
+        e.outcome = .rejectedRevoked
+        e.usage = nil
         lines.append(e.jsonLine)
         return lines.map { String($0.dropLast()) }
     }()

@@ -1,11 +1,12 @@
 import Foundation
-import TallyCore
-@testable import TallyLedger
-import Testing
 import Report
 import TallyConfig
+import TallyCore
+import Testing
 import UsageLog
+
 @testable import Auditor
+@testable import TallyLedger
 
 @Suite("Ingest into the ledger")
 struct IngestTests {
@@ -27,8 +28,9 @@ struct IngestTests {
             F.line(ts: "2026-11-15T00:00:00Z", usage: usageA),
             F.line(ts: "2026-11-20T12:00:00Z", key: "k-dan", model: "m2", usage: .init(input: 1_000_000, output: 100_000)),
             F.line(ts: "2026-11-20T12:01:00Z", key: "k-dan", model: "m2", outcome: .upstreamError, status: 500, usage: nil),
-            F.line(ts: "2026-11-20T12:02:00Z", key: "k-dan", model: "m2", outcome: .upstreamError, status: 500,
-                   usage: .init(input: 10_000, output: 0)),
+            F.line(
+                ts: "2026-11-20T12:02:00Z", key: "k-dan", model: "m2", outcome: .upstreamError, status: 500,
+                usage: .init(input: 10_000, output: 0)),
             F.line(ts: "2026-11-21T08:00:00Z", model: "mystery-model", usage: .init(input: 500, output: 50)),
             F.line(ts: "2026-11-21T09:00:00Z", key: "k-gone", model: "m2", usage: .init(input: 1_000_000, output: 0)),
         ]
@@ -61,7 +63,8 @@ struct IngestTests {
         #expect(byTeam.unpriced.first?.totals.tokens.input == 500)
 
         // Each priced call names the entry that priced it.
-        let sources: [String] = try f.query("""
+        let sources: [String] = try f.query(
+            """
             SELECT p.source || ' ' || COALESCE(p.from_ms, '-') || ' ' || p.input FROM events e JOIN prices p ON p.id = e.price
             WHERE e.ts < 1794787200000 ORDER BY e.ts
             """)
@@ -126,8 +129,10 @@ struct IngestTests {
         let negative = F.line(ts: "2026-11-10T09:01:00Z", usage: .init(input: 5, output: 1))
             .replacingOccurrences(of: #""output":1"#, with: #""output":-1"#)
         let future = F.line(ts: "2026-11-10T09:02:00Z", usage: nil).replacingOccurrences(of: #"{"v":1,"#, with: #"{"v":2,"#)
-        try f.segment([good, "this is not JSON\n", missingModel, negative, future,
-                       F.line(ts: "2026-11-10T09:03:00Z", usage: .init(input: 1_000_000, output: 0))])
+        try f.segment([
+            good, "this is not JSON\n", missingModel, negative, future,
+            F.line(ts: "2026-11-10T09:03:00Z", usage: .init(input: 1_000_000, output: 0)),
+        ])
         let result = try await f.audit()
         #expect(result.totals.events == 2)
         #expect(result.totals.quarantined == 4)

@@ -1,10 +1,11 @@
 import Foundation
-import TallyCore
-@testable import TallyLedger
-import Testing
 import TallyConfig
+import TallyCore
+import Testing
 import UsageLog
+
 @testable import Auditor
+@testable import TallyLedger
 
 @Suite("Exact pricing")
 struct PricingTests {
@@ -15,8 +16,10 @@ struct PricingTests {
     /// 600,000 plain input × 0.15e-6 = 0.09; 400,000 cached × 0.075e-6 = 0.03; 200,000 output (50,000 of them
     /// reasoning, no reasoning price) × 0.60e-6 = 0.12; total 0.24 exactly.
     @Test func cachedAndReasoningTokens() throws {
-        let entry = PriceEntry(ModelPrice(model: "gpt-4o-mini", input: try perMillion("0.15"), output: try perMillion("0.60"),
-                               cachedInput: try perMillion("0.075")), source: .config)
+        let entry = PriceEntry(
+            ModelPrice(
+                model: "gpt-4o-mini", input: try perMillion("0.15"), output: try perMillion("0.60"),
+                cachedInput: try perMillion("0.075")), source: .config)
         let cost = entry.cost(TokenCounts(input: 1_000_000, output: 200_000, cachedInput: 400_000, cacheWrite: 0, reasoning: 50_000))
         #expect(cost == (try money("0.24")))
         #expect(cost.formatted(places: 6) == "0.240000")
@@ -25,15 +28,21 @@ struct PricingTests {
     /// claude-sonnet-4-5: 2,000 plain input × 3e-6 = 0.006; 5,000 cache reads × 0.3e-6 = 0.0015;
     /// 3,000 cache writes × 3.75e-6 = 0.01125; 1,000 output × 15e-6 = 0.015; total 0.03375.
     @Test func cacheWritesAtTheirOwnPrice() throws {
-        let entry = PriceEntry(ModelPrice(model: "claude-sonnet-4-5", input: try perMillion("3.00"), output: try perMillion("15.00"),
-                               cachedInput: try perMillion("0.30"), cacheWrite: try perMillion("3.75")), source: .config)
-        #expect(entry.cost(TokenCounts(input: 10_000, output: 1_000, cachedInput: 5_000, cacheWrite: 3_000, reasoning: 0)) == (try money("0.03375")))
+        let entry = PriceEntry(
+            ModelPrice(
+                model: "claude-sonnet-4-5", input: try perMillion("3.00"), output: try perMillion("15.00"),
+                cachedInput: try perMillion("0.30"), cacheWrite: try perMillion("3.75")), source: .config)
+        #expect(
+            entry.cost(TokenCounts(input: 10_000, output: 1_000, cachedInput: 5_000, cacheWrite: 3_000, reasoning: 0))
+                == (try money("0.03375")))
     }
 
     /// Reasoning tokens at their own price when one is set: 600 × 8e-6 + 400 × 20e-6 = 0.0048 + 0.008 = 0.0128;
     /// plus 100 input × 2e-6 = 0.0002.
     @Test func reasoningPriceWhenSet() throws {
-        let entry = PriceEntry(ModelPrice(model: "o3", input: try perMillion("2"), output: try perMillion("8"), reasoning: try perMillion("20")), source: .config)
+        let entry = PriceEntry(
+            ModelPrice(model: "o3", input: try perMillion("2"), output: try perMillion("8"), reasoning: try perMillion("20")),
+            source: .config)
         #expect(entry.cost(TokenCounts(input: 100, output: 1_000, cachedInput: 0, cacheWrite: 0, reasoning: 400)) == (try money("0.013")))
     }
 
@@ -48,7 +57,8 @@ struct PricingTests {
         let changeDay = Timestamp.parse("2026-11-15T00:00:00Z")!
         let book = PriceBook(entries: [
             PriceEntry(ModelPrice(model: "m", input: try perMillion("1.00"), output: try perMillion("2.00")), source: .config),
-            PriceEntry(ModelPrice(model: "m", input: try perMillion("1.50"), output: try perMillion("2.00"), from: changeDay), source: .config),
+            PriceEntry(
+                ModelPrice(model: "m", input: try perMillion("1.50"), output: try perMillion("2.00"), from: changeDay), source: .config),
         ])
         let before = try #require(book.price(model: "m", provider: "openai", at: changeDay - 1))
         let after = try #require(book.price(model: "m", provider: "openai", at: changeDay))
@@ -71,12 +81,13 @@ struct PricingTests {
          "o3": {"input_cost_per_token": 2e-06, "output_cost_per_token": 8e-06, "output_cost_per_reasoning_token": 1.6e-05},
          "dall-e-3": {"output_cost_per_image": 0.04}}
         """.write(toFile: file, atomically: true, encoding: .utf8)
-        var config = try Config.parse(yaml: """
-        pricing:
-          litellm_file: \(file)
-          models:
-            - {model: gpt-4o-mini, input: 0.10, output: 0.50}
-        """)
+        var config = try Config.parse(
+            yaml: """
+                pricing:
+                  litellm_file: \(file)
+                  models:
+                    - {model: gpt-4o-mini, input: 0.10, output: 0.50}
+                """)
         config.baseDirectory = "/"
         let book = try PriceBook(config: config)
         let now = Timestamp.parse("2026-11-22T12:00:00Z")!
@@ -88,7 +99,9 @@ struct PricingTests {
         #expect(book.price(model: "gemini-2.5-flash", provider: "gemini", at: now)?.model == "gemini/gemini-2.5-flash", "provider prefix")
         #expect(book.price(model: "o3", provider: "openai", at: now)?.reasoning == TokenPrice(picosPerToken: 16_000_000))
         #expect(book.price(model: "claude-haiku-4-5", provider: "anthropic", at: now)?.source == .builtin(taken: BuiltinPrices.taken))
-        #expect(book.price(model: "claude-3-5-haiku-20241022", provider: "anthropic", at: now)?.cacheWrite == TokenPrice(picosPerToken: 1_000_000))
+        #expect(
+            book.price(model: "claude-3-5-haiku-20241022", provider: "anthropic", at: now)?.cacheWrite
+                == TokenPrice(picosPerToken: 1_000_000))
         #expect(book.price(model: "dall-e-3", provider: "openai", at: now) == nil, "entries without token prices are not prices")
         #expect(book.price(model: "my-own-model", provider: "openai", at: now) == nil, "unpriced, never zero")
     }
@@ -102,7 +115,10 @@ struct PricingTests {
         #expect(BuiltinPrices.entries(currency: "EUR").isEmpty, "USD list prices are not EUR prices")
     }
 
-    @Test(arguments: [("gpt-4o-2024-08-06", "gpt-4o"), ("claude-3-5-haiku-20241022", "claude-3-5-haiku"), ("gpt-4o", nil), ("o4-mini", nil), ("model-12345678", nil)])
+    @Test(arguments: [
+        ("gpt-4o-2024-08-06", "gpt-4o"), ("claude-3-5-haiku-20241022", "claude-3-5-haiku"), ("gpt-4o", nil), ("o4-mini", nil),
+        ("model-12345678", nil),
+    ])
     func datedSuffixes(model: String, stripped: String?) {
         #expect(PriceBook.strippedDate(model) == stripped)
     }

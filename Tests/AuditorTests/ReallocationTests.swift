@@ -1,12 +1,13 @@
 import Foundation
 import GRDB
 import Report
-import TallyCore
-@testable import TallyLedger
-import Testing
 import TallyConfig
+import TallyCore
+import Testing
 import UsageLog
+
 @testable import Auditor
+@testable import TallyLedger
 
 /// Away releases, pool draws, proposals and approvals, and the hash-chained journal that records them.
 @Suite("Reallocation and the journal")
@@ -78,7 +79,9 @@ struct ReallocationTests {
         #expect(bob.drawn == money("50.00") && bob.limit == money("350.00") && !bob.isBreached)
         // Dan's team has no pool: his key is revoked.
         #expect(outcome.enforcement.list.entries.map(\.keyID) == ["k-dan"])
-        let moves = outcome.enforcement.reallocation.moves.map { "\($0.user) \($0.kind.rawValue) \($0.days) \($0.amount.formatted(places: 2))" }
+        let moves = outcome.enforcement.reallocation.moves.map {
+            "\($0.user) \($0.kind.rawValue) \($0.days) \($0.amount.formatted(places: 2))"
+        }
         #expect(moves == ["alice release 10 100.00", "bob draw 0 50.00"])
 
         // At half time, bob is on pace for 700.00 of 350.00; alice for 100.00 of 200.00 and carol for 200.00 of 300.00.
@@ -88,8 +91,9 @@ struct ReallocationTests {
         #expect(try Reallocation.proposals(ledger: ledger).map(\.id) == ["2026-11:alice:bob", "2026-11:carol:bob", "2026-11:erin:dan"])
 
         // Approving erin's spare budget for dan lifts dan's revocation at once, and is recorded with who and when.
-        let (approval, result) = try Reallocation.approve(id: "2026-11:erin:dan", config: f.config, by: "finance-lead",
-                                                          at: Timestamp.parse(Self.asOf)!)
+        let (approval, result) = try Reallocation.approve(
+            id: "2026-11:erin:dan", config: f.config, by: "finance-lead",
+            at: Timestamp.parse(Self.asOf)!)
         #expect(approval.amount == money("80.00") && approval.by == "finance-lead")
         #expect(result.list.entries.isEmpty)
         let dan = try #require(result.statuses.first { $0.id == "dan" })
@@ -107,7 +111,8 @@ struct ReallocationTests {
         defer { f.remove() }
         try f.segment(Self.lines)
         let outcome = try await f.outcome(asOf: Self.asOf)
-        #expect(outcome.enforcement.reallocation.approved.map(\.proposal) == ["2026-11:alice:bob", "2026-11:carol:bob", "2026-11:erin:dan"])
+        #expect(
+            outcome.enforcement.reallocation.approved.map(\.proposal) == ["2026-11:alice:bob", "2026-11:carol:bob", "2026-11:erin:dan"])
         #expect(outcome.enforcement.reallocation.approved.allSatisfy { $0.by == "tally audit (auto_approve)" })
         #expect(outcome.enforcement.list.entries.isEmpty)
         #expect(outcome.enforcement.reallocation.proposals.isEmpty)
@@ -120,8 +125,10 @@ struct ReallocationTests {
         _ = try await f.outcome(asOf: Self.asOf)
         _ = try Reallocation.approve(id: "2026-11:erin:dan", config: f.config, by: "finance-lead", at: Timestamp.parse(Self.asOf)!)
         // A raised budget is journalled on the next run.
-        let raised = try f.reconfigured(Self.yaml().replacingOccurrences(of: "{id: carol, team: search, budget: {limit: 300.00",
-                                                                         with: "{id: carol, team: search, budget: {limit: 400.00"))
+        let raised = try f.reconfigured(
+            Self.yaml().replacingOccurrences(
+                of: "{id: carol, team: search, budget: {limit: 300.00",
+                with: "{id: carol, team: search, budget: {limit: 400.00"))
         _ = try await raised.outcome(asOf: Self.asOf)
 
         let kinds: [String] = try f.query("SELECT kind || ' ' || subject FROM journal ORDER BY id")
@@ -137,12 +144,16 @@ struct ReallocationTests {
 
         let queue = try DatabaseQueue(path: f.ledgerPath)
         let row = try #require((try f.query("SELECT MIN(id) FROM journal WHERE subject = 'user carol'") as [Int]).first)
-        try await queue.write { db in try db.execute(sql: "UPDATE journal SET detail = '900.00 USD a month, hard' WHERE id = ?", arguments: [row]) }
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE journal SET detail = '900.00 USD a month, hard' WHERE id = ?", arguments: [row])
+        }
         let altered = try Journal.verify(ledger: ledger)
         #expect(altered.problems.first?.hasPrefix("journal row \(row) (budget user carol)") == true)
         #expect(altered.problems.first?.hasSuffix("was altered: its hash does not match its content") == true)
 
-        try await queue.write { db in try db.execute(sql: "UPDATE journal SET detail = ? WHERE id = ?", arguments: ["300.00 USD a month, hard", row]) }
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE journal SET detail = ? WHERE id = ?", arguments: ["300.00 USD a month, hard", row])
+        }
         #expect(try Journal.verify(ledger: ledger).problems.isEmpty)
         try await queue.write { db in try db.execute(sql: "DELETE FROM journal WHERE id = (SELECT MAX(id) FROM journal)") }
         #expect(try Journal.verify(ledger: ledger).problems.first?.contains("rows were removed from the end") == true)

@@ -1,11 +1,12 @@
 import Foundation
-import TallyCore
-@testable import TallyLedger
-import Testing
 import Report
 import TallyConfig
+import TallyCore
+import Testing
 import UsageLog
+
 @testable import Auditor
+@testable import TallyLedger
 
 /// What each audit leaves in `audit.reports_dir`: the month in progress, final reports for closed months, late calls.
 @Suite("report publishing")
@@ -33,8 +34,9 @@ struct ReportPublishingTests {
         defer { f.remove() }
         // 31 October 23:30 UTC is already 1 November in Berlin.
         try f.segment([Self.call("2026-10-20T10:00:00Z"), Self.call("2026-10-31T23:30:00Z", input: 1000)], stem: "20261020T000000Z-000001")
-        try f.segment([Self.call("2026-11-05T10:00:00Z"), Self.call("2026-11-06T10:00:00Z"), Self.call("2026-11-07T10:00:00Z")],
-                      stem: "20261105T000000Z-000001")
+        try f.segment(
+            [Self.call("2026-11-05T10:00:00Z"), Self.call("2026-11-06T10:00:00Z"), Self.call("2026-11-07T10:00:00Z")],
+            stem: "20261105T000000Z-000001")
         let first = try await f.outcome(asOf: "2026-11-10T12:00:00Z")
         #expect(first.reports.written.map(\.period) == ["2026-10", "2026-11"])
         #expect(first.reports.written.map(\.isFinal) == [true, false])
@@ -75,8 +77,9 @@ struct ReportPublishingTests {
 
         // `tally report` writes the same files from the ledger alone.
         let ledger = try Ledger(path: f.ledgerPath, readOnly: true)
-        let again = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
-                                                  asOf: Timestamp.parse("2026-11-11T12:00:00Z")!)
+        let again = try PeriodReportBuilder.build(
+            ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
+            asOf: Timestamp.parse("2026-11-11T12:00:00Z")!)
         #expect(AttributionCSV().render(again) == (try read(f, "2026-11/attribution.csv")))
         #expect(FocusCSV().render(again) == (try read(f, "2026-11/focus.csv")))
     }

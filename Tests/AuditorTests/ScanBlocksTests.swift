@@ -1,10 +1,11 @@
 import Foundation
 import GRDB
 import TallyCore
-@testable import TallyLedger
 import Testing
 import UsageLog
+
 @testable import Auditor
+@testable import TallyLedger
 
 /// The packed copies of calls that the waste scan reads (`scan_blocks`): every field back as written, in the scan's
 /// order across overlapping blocks, and damage reported rather than read as calls.
@@ -27,12 +28,15 @@ struct ScanBlocksTests {
         }
         return (0..<count).map { i in
             let r = next()
-            let flags = (r & 1 == 0 ? ScanCall.ok : ScanCall.failed) | (r & 2 == 0 ? ScanCall.hasHash : 0) | (r & 4 == 0 ? ScanCall.hasSim : 0) | (r & 8 == 0 ? ScanCall.priced : 0)
-            return ScanCall(ts: start + Int64(next() % UInt64(spread)),
-                            hash: flags & ScanCall.hasHash != 0 ? Int64(bitPattern: next()) : 0,
-                            sim: flags & ScanCall.hasSim != 0 ? next() : 0,
-                            cost: i % 97 == 0 ? -Int64(next() % 1_000) : (i % 89 == 0 ? .max : Int64(next() % 5_000_000_000)),
-                            attr: i % 101 == 0 ? .max : Int32(next() % 40), model: i % 103 == 0 ? -1 : Int32(next() % 7), flags: flags)
+            let flags =
+                (r & 1 == 0 ? ScanCall.ok : ScanCall.failed) | (r & 2 == 0 ? ScanCall.hasHash : 0) | (r & 4 == 0 ? ScanCall.hasSim : 0)
+                | (r & 8 == 0 ? ScanCall.priced : 0)
+            return ScanCall(
+                ts: start + Int64(next() % UInt64(spread)),
+                hash: flags & ScanCall.hasHash != 0 ? Int64(bitPattern: next()) : 0,
+                sim: flags & ScanCall.hasSim != 0 ? next() : 0,
+                cost: i % 97 == 0 ? -Int64(next() % 1_000) : (i % 89 == 0 ? .max : Int64(next() % 5_000_000_000)),
+                attr: i % 101 == 0 ? .max : Int32(next() % 40), model: i % 103 == 0 ? -1 : Int32(next() % 7), flags: flags)
         }
     }
 
@@ -73,7 +77,11 @@ struct ScanBlocksTests {
             Self.calls(count: 9_000, start: start + day, spread: 3 * day, seed: 2),
             Self.calls(count: 500, start: start + 5 * day, spread: 1_000, seed: 3),
         ]
-        groups[1] += groups[1].prefix(50).map { var copy = $0; copy.cost += 1; return copy }
+        groups[1] += groups[1].prefix(50).map {
+            var copy = $0
+            copy.cost += 1
+            return copy
+        }
         try Self.write(ledger, groups)
 
         let all = groups.flatMap { $0 }.sorted(by: ScanCall.precedes)

@@ -1,6 +1,7 @@
-@testable import TallyLedger
 import Testing
+
 @testable import Auditor
+@testable import TallyLedger
 
 /// The waste scan's hash table: what it keeps through sweeps is still found, what it drops is gone.
 @Suite("UInt64Table")

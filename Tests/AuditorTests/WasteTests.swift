@@ -1,12 +1,13 @@
 import Foundation
 import GRDB
 import Report
-import TallyCore
-@testable import TallyLedger
-import Testing
 import TallyConfig
+import TallyCore
+import Testing
 import UsageLog
+
 @testable import Auditor
+@testable import TallyLedger
 
 /// Duplicate prompts, near duplicates, retry loops and runaway keys, from hand-built calls with exact expectations.
 @Suite("Waste")
@@ -47,10 +48,13 @@ struct WasteTests {
     }
 
     /// A call of `prompt` costing `dollars` on m1 (a million input tokens per dollar).
-    static func call(_ ts: String, _ prompt: String, key: String = "k-alice", model: String = "m1", dollars: Int64 = 1,
-                     outcome: UsageEvent.Outcome = .ok, sim: UInt64? = nil, id: String? = nil) -> String {
-        F.line(id: id, ts: ts, key: key, model: model, outcome: outcome, status: outcome == .ok ? 200 : 500,
-               usage: .init(input: dollars * 1_000_000 / (model == "m2" ? 2 : 1), output: 0), prompt: prompt, sim: sim)
+    static func call(
+        _ ts: String, _ prompt: String, key: String = "k-alice", model: String = "m1", dollars: Int64 = 1,
+        outcome: UsageEvent.Outcome = .ok, sim: UInt64? = nil, id: String? = nil
+    ) -> String {
+        F.line(
+            id: id, ts: ts, key: key, model: model, outcome: outcome, status: outcome == .ok ? 200 : 500,
+            usage: .init(input: dollars * 1_000_000 / (model == "m2" ? 2 : 1), output: 0), prompt: prompt, sim: sim)
     }
 
     func findings(_ f: F, asOf: String = "2026-11-30T00:00:00Z") async throws -> WasteResult {
@@ -120,11 +124,12 @@ struct WasteTests {
     @Test func aLedgerFromBeforeTheScanBlocksGetsThemOnceAndFindsTheSame() async throws {
         let f = try F(yaml: Self.yaml())
         defer { f.remove() }
-        try f.segment(Self.callsWithOddIDs + [
-            Self.call("2026-11-10T12:30:00Z", "classify", key: "k-bob", outcome: .rejectedRevoked),
-            Self.call("2026-11-12T09:00:00Z", "draft a reply to Ann", sim: 0x0123_4567_89AB_CDEF),
-            Self.call("2026-11-12T09:05:00Z", "draft a reply to Anne", sim: 0x0123_4567_89AB_CDEF ^ 0b101),
-        ] + (0..<6).map { Self.call("2026-11-14T08:00:\(10 + $0)Z", "retry me", outcome: .upstreamError) })
+        try f.segment(
+            Self.callsWithOddIDs + [
+                Self.call("2026-11-10T12:30:00Z", "classify", key: "k-bob", outcome: .rejectedRevoked),
+                Self.call("2026-11-12T09:00:00Z", "draft a reply to Ann", sim: 0x0123_4567_89AB_CDEF),
+                Self.call("2026-11-12T09:05:00Z", "draft a reply to Anne", sim: 0x0123_4567_89AB_CDEF ^ 0b101),
+            ] + (0..<6).map { Self.call("2026-11-14T08:00:\(10 + $0)Z", "retry me", outcome: .upstreamError) })
         let before = try await findings(f)
         let blocks: [Int] = try f.query("SELECT SUM(calls) FROM scan_blocks")
         #expect(blocks == [12])  // every call but the refused one
@@ -182,29 +187,37 @@ struct WasteTests {
             let day = String(format: "2026-11-%02dT%02d", 2 + p % 5, 8 + p % 7)
             for (key, minute) in [("k-alice", 0), ("k-alice", 5), ("k-dan", 1), ("k-dan", 6)] {
                 for prompt in ["prompt \(p)", "twin \(p)"] {
-                    lines.append(Self.call("\(day):\(String(format: "%02d", minute + p % 3)):00Z", prompt, key: key, dollars: Int64(1 + p % 2)))
+                    lines.append(
+                        Self.call("\(day):\(String(format: "%02d", minute + p % 3)):00Z", prompt, key: key, dollars: Int64(1 + p % 2)))
                 }
             }
         }
         for second in [0, 10, 20, 30, 40, 50] {
-            lines.append(Self.call(String(format: "2026-11-20T09:00:%02dZ", second), "retry me", key: "k-bob", outcome: second < 40 ? .upstreamError : .ok))
+            lines.append(
+                Self.call(
+                    String(format: "2026-11-20T09:00:%02dZ", second), "retry me", key: "k-bob", outcome: second < 40 ? .upstreamError : .ok)
+            )
         }
         try f.segment(lines)
         let waste = try await findings(f)
         #expect(waste.count(.exactDuplicate) == 97 && waste.count(.retryLoop) == 1)
 
         let ledger = try Ledger(path: f.ledgerPath, readOnly: true)
-        let report = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
-                                                  asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
+        let report = try PeriodReportBuilder.build(
+            ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
+            asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
         var rows: [WasteFinding] = []
         try report.waste.forEach { rows.append($0) }
         #expect(rows.count == waste.findings.count)
-        #expect(Set(rows.map { "\($0.kind) \($0.subject) \($0.team) \($0.firstSeen)" })
+        #expect(
+            Set(rows.map { "\($0.kind) \($0.subject) \($0.team) \($0.firstSeen)" })
                 == Set(waste.findings.map { "\($0.kind.rawValue) \($0.subject) \($0.team) \($0.firstSeen)" }))
         // waste.csv's order: by kind, costliest first, then oldest, then by subject.
         let rank = WasteKind.known
         for (a, b) in zip(rows, rows.dropFirst()) {
-            let (x, y) = ((rank.firstIndex(of: a.kind)!, -a.cost.picos, a.firstSeen), (rank.firstIndex(of: b.kind)!, -b.cost.picos, b.firstSeen))
+            let (x, y) = (
+                (rank.firstIndex(of: a.kind)!, -a.cost.picos, a.firstSeen), (rank.firstIndex(of: b.kind)!, -b.cost.picos, b.firstSeen)
+            )
             #expect(x < y || (x == y && !b.subject.utf8.lexicographicallyPrecedes(a.subject.utf8)), "\(a) before \(b)")
         }
         // The totals and the page's list, from the ledger, are those of the rows in memory.
@@ -220,28 +233,32 @@ struct WasteTests {
         let file = try WasteCSV().text(report)
         let writable = try Ledger(path: f.ledgerPath)
         try writable.access { db in
-            try db.execute(sql: """
-                CREATE TEMP TABLE reversed AS SELECT * FROM waste WHERE period = '2026-11' ORDER BY rowid DESC;
-                DELETE FROM waste WHERE period = '2026-11';
-                INSERT INTO waste SELECT * FROM reversed;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TEMP TABLE reversed AS SELECT * FROM waste WHERE period = '2026-11' ORDER BY rowid DESC;
+                    DELETE FROM waste WHERE period = '2026-11';
+                    INSERT INTO waste SELECT * FROM reversed;
+                    """)
         }
-        let again = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
-                                                 asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
+        let again = try PeriodReportBuilder.build(
+            ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
+            asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
         #expect((again.waste.source as? LedgerWasteRows)?.inOrder == false)
         #expect(try WasteCSV().text(again) == file)
         #expect(again.waste.costliest == report.waste.costliest && again.waste.kinds == report.waste.kinds)
 
         // `tally report` builds and writes in one snapshot: an audit replacing the rows meanwhile changes nothing in it.
         let inSnapshot = try ledger.snapshot { () throws(AuditError) -> String in
-            let report = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
-                                                      asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
+            let report = try PeriodReportBuilder.build(
+                ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
+                asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
             try writable.access { db in try db.execute(sql: "DELETE FROM waste WHERE period = '2026-11'") }
             do throws(FileIOError) { return try WasteCSV().text(report) } catch { throw AuditError(.io, error.message) }
         }
         #expect(inSnapshot == file)
-        let after = try PeriodReportBuilder.build(ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
-                                                 asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
+        let after = try PeriodReportBuilder.build(
+            ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"),
+            asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
         #expect(after.waste.count == 0)
     }
 

@@ -3,12 +3,13 @@ import Hummingbird
 import Logging
 import Report
 import Synchronization
-import TallyCore
-@testable import TallyLedger
-import Testing
 import TallyConfig
+import TallyCore
+import Testing
 import UsageLog
+
 @testable import Auditor
+@testable import TallyLedger
 
 /// Alerts posted to a Slack-compatible webhook on loopback: once each, retried, and kept for later when it is down.
 @Suite("Alert webhook")
@@ -26,14 +27,22 @@ struct WebhookTests {
             let router = Router()
             router.post("/hook") { request, context -> Response in
                 let body = try await request.body.collect(upTo: 1 << 20)
-                let n = self.seen.withLock { $0 += 1; return $0 }
+                let n = self.seen.withLock {
+                    $0 += 1
+                    return $0
+                }
                 guard n > self.failures else { return Response(status: .internalServerError) }
                 self.posts.withLock { $0.append(String(buffer: body)) }
                 return Response(status: .ok)
             }
-            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                                  onServerRunning: { await onPort($0.localAddress!.port!) },
-                                  logger: { var l = Logger(label: "hook"); l.logLevel = .critical; return l }())
+            let app = Application(
+                router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: { await onPort($0.localAddress!.port!) },
+                logger: {
+                    var l = Logger(label: "hook")
+                    l.logLevel = .critical
+                    return l
+                }())
             try await app.run()
         }
     }

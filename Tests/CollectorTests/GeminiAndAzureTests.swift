@@ -1,16 +1,18 @@
 import AsyncHTTPClient
 import Foundation
 import Synchronization
+import TallyConfig
 import TallyCore
 import Testing
-import TallyConfig
 import UsageLog
+
 @testable import Collector
 
 /// The two providers added as one adapter file each: Google Gemini (native API) and Azure OpenAI.
 @Suite("Gemini and Azure OpenAI, end to end on loopback")
 struct GeminiAndAzureTests {
-    static let geminiRequest = #"{"contents":[{"role":"user","parts":[{"text":"Say hello to jane.doe@example.com"}]}],"systemInstruction":{"parts":[{"text":"Be brief."}]},"generationConfig":{"temperature":0.2}}"#
+    static let geminiRequest =
+        #"{"contents":[{"role":"user","parts":[{"text":"Say hello to jane.doe@example.com"}]}],"systemInstruction":{"parts":[{"text":"Be brief."}]},"generationConfig":{"temperature":0.2}}"#
     /// 100 prompt + 20 tool-use prompt tokens in; 30 candidates + 12 thoughts out; 40 of the input cached.
     static let geminiUsage = UsageEvent.Usage(input: 120, output: 42, cachedInput: 40, reasoning: 12)
 
@@ -22,13 +24,15 @@ struct GeminiAndAzureTests {
             #expect(plain.body == h.mock.sent.withLock { $0["plain"] })
 
             // The google-genai SDK streams with ?alt=sse; a key in the query is a credential like the header.
-            let sse = try await h.call(model + ":streamGenerateContent?alt=sse&key=\(Harness.aliceSecret)", body: Self.geminiRequest,
-                                       key: nil, testID: "sse")
+            let sse = try await h.call(
+                model + ":streamGenerateContent?alt=sse&key=\(Harness.aliceSecret)", body: Self.geminiRequest,
+                key: nil, testID: "sse")
             #expect(sse.status == 200 && sse.contentType.hasPrefix("text/event-stream"))
             #expect(sse.body == h.mock.sent.withLock { $0["sse"] }, "the stream reaches the client byte for byte")
 
             // Without alt=sse the stream is one JSON array; its last element holds the final counts.
-            let array = try await h.call(model + ":streamGenerateContent", body: Self.geminiRequest, keyHeader: "x-goog-api-key", testID: "array")
+            let array = try await h.call(
+                model + ":streamGenerateContent", body: Self.geminiRequest, keyHeader: "x-goog-api-key", testID: "array")
             #expect(array.status == 200)
             #expect(array.body == h.mock.sent.withLock { $0["array"] })
 
@@ -40,9 +44,12 @@ struct GeminiAndAzureTests {
                 #expect(!(call.query ?? "").contains("key="), "the client's key never goes upstream")
                 #expect(!String(decoding: call.body, as: UTF8.self).contains("tk-"))
             }
-            #expect(received.map(\.path) == ["/v1beta/models/gemini-2.5-flash:generateContent",
-                                             "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-                                             "/v1beta/models/gemini-2.5-flash:streamGenerateContent"])
+            #expect(
+                received.map(\.path) == [
+                    "/v1beta/models/gemini-2.5-flash:generateContent",
+                    "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                    "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                ])
             #expect(received.map(\.query) == [nil, "alt=sse", nil])
         }
         #expect(events.count == 3)
@@ -71,17 +78,23 @@ struct GeminiAndAzureTests {
         let base = try hash(flash, Self.geminiRequest)
         #expect(base != nil)
         // Generation settings are not the prompt; key order is not either.
-        #expect(try hash(flash, #"{"generationConfig":{"temperature":0.9},"systemInstruction":{"parts":[{"text":"Be brief."}]},"contents":[{"role":"user","parts":[{"text":"Say hello to jane.doe@example.com"}]}]}"#) == base)
+        #expect(
+            try hash(
+                flash,
+                #"{"generationConfig":{"temperature":0.9},"systemInstruction":{"parts":[{"text":"Be brief."}]},"contents":[{"role":"user","parts":[{"text":"Say hello to jane.doe@example.com"}]}]}"#
+            ) == base)
         #expect(try hash("/v1beta/models/gemini-2.5-pro:generateContent", Self.geminiRequest) != base)
         #expect(try hash(flash, #"{"contents":[{"role":"user","parts":[{"text":"Say hello to jane.doe@example.com"}]}]}"#) != base)
     }
 
     @Test func geminiPathsAndUsageAreReadAsTheAPIDefinesThem() throws {
         let adapter = GeminiAdapter()
-        #expect(adapter.classify(path: "/v1beta/models/gemini-2.5-pro:generateContent") ==
-                ClassifiedPath(endpoint: .generateContent, model: "gemini-2.5-pro"))
-        #expect(adapter.classify(path: "/v1/models/gemini-2.0-flash:streamGenerateContent") ==
-                ClassifiedPath(endpoint: .generateContent, model: "gemini-2.0-flash", streams: true))
+        #expect(
+            adapter.classify(path: "/v1beta/models/gemini-2.5-pro:generateContent")
+                == ClassifiedPath(endpoint: .generateContent, model: "gemini-2.5-pro"))
+        #expect(
+            adapter.classify(path: "/v1/models/gemini-2.0-flash:streamGenerateContent")
+                == ClassifiedPath(endpoint: .generateContent, model: "gemini-2.0-flash", streams: true))
         #expect(adapter.classify(path: "/v1beta/models/gemini-embedding-001:embedContent").endpoint == .embeddings)
         #expect(adapter.classify(path: "/v1beta/models/gemini-2.5-pro:countTokens").endpoint == .other)
         #expect(adapter.classify(path: "/v1beta/models").endpoint == .other)
@@ -91,7 +104,8 @@ struct GeminiAndAzureTests {
         #expect(adapter.presentedKey(query: "alt=sse&key=tk-a%2Bb") == "tk-a+b")
 
         // Thinking tokens are output but not inside candidatesTokenCount; cached tokens are inside promptTokenCount.
-        let metadata = try JSONValue.parse(Array(#"{"promptTokenCount":1000,"cachedContentTokenCount":600,"candidatesTokenCount":50,"thoughtsTokenCount":200}"#.utf8))
+        let metadata = try JSONValue.parse(
+            Array(#"{"promptTokenCount":1000,"cachedContentTokenCount":600,"candidatesTokenCount":50,"thoughtsTokenCount":200}"#.utf8))
         #expect(GeminiAdapter.usage(metadata) == UsageEvent.Usage(input: 1000, output: 250, cachedInput: 600, reasoning: 200))
         // An embedding answer counts only the prompt.
         let embedding = try JSONValue.parse(Array(#"{"promptTokenCount":8,"totalTokenCount":8}"#.utf8))
@@ -100,8 +114,9 @@ struct GeminiAndAzureTests {
 
     @Test func geminiRefusalsComeInGooglesErrorShape() async throws {
         let events = try await Harness.run { h in
-            let unknown = try await h.call("/gemini/v1beta/models/gemini-2.5-flash:generateContent", body: Self.geminiRequest,
-                                           key: "tk-nobody-knows-this-key-000000000000000", keyHeader: "x-goog-api-key")
+            let unknown = try await h.call(
+                "/gemini/v1beta/models/gemini-2.5-flash:generateContent", body: Self.geminiRequest,
+                key: "tk-nobody-knows-this-key-000000000000000", keyHeader: "x-goog-api-key")
             #expect(unknown.status == 401)
             let body = try JSONValue.parse(unknown.body)
             #expect(body["error"]?["code"]?.int64Value == 401 && body["error"]?["status"]?.stringValue == "UNAUTHENTICATED")
@@ -120,8 +135,9 @@ struct GeminiAndAzureTests {
             #expect(plain.body == h.mock.sent.withLock { $0["plain"] })
 
             // A stream that did not ask for usage: Tally asks on its behalf and leaves the usage chunk out.
-            let streamed = try await h.call(deployment, body: #"{"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
-                                            keyHeader: "api-key", testID: "streamed")
+            let streamed = try await h.call(
+                deployment, body: #"{"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+                keyHeader: "api-key", testID: "streamed")
             let upstream = String(decoding: h.mock.sent.withLock { $0["streamed"] ?? [] }, as: UTF8.self)
             let expected = upstream.components(separatedBy: "\n\n").filter { !$0.isEmpty && !$0.contains(#""choices":[],"usage""#) }
                 .map { $0 + "\n\n" }.joined()
@@ -132,8 +148,11 @@ struct GeminiAndAzureTests {
             #expect(v1.status == 200)
 
             let received = h.mock.received.withLock { $0 }
-            #expect(received.map(\.path) == ["/openai/deployments/gpt4o-prod/chat/completions",
-                                             "/openai/deployments/gpt4o-prod/chat/completions", "/openai/v1/chat/completions"])
+            #expect(
+                received.map(\.path) == [
+                    "/openai/deployments/gpt4o-prod/chat/completions",
+                    "/openai/deployments/gpt4o-prod/chat/completions", "/openai/v1/chat/completions",
+                ])
             #expect(received.map(\.query) == ["api-version=2024-10-21", "api-version=2024-10-21", nil])
             #expect(received.allSatisfy { $0.headers["api-key"] == MockUpstream.realAzureKey && $0.headers["authorization"] == nil })
             #expect(try JSONValue.parse(received[1].body)["stream_options"]?["include_usage"]?.boolValue == true)
@@ -150,8 +169,9 @@ struct GeminiAndAzureTests {
 
     @Test func anAzureCallRefusedBeforeAnyResponseIsLoggedUnderItsDeployment() async throws {
         let events = try await Harness.run { h in
-            let refused = try await h.call("/azure/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21",
-                                           body: "{}", key: Harness.expiredSecret, keyHeader: "api-key")
+            let refused = try await h.call(
+                "/azure/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21",
+                body: "{}", key: Harness.expiredSecret, keyHeader: "api-key")
             #expect(refused.status == 403)
             #expect(try JSONValue.parse(refused.body)["error"]?["code"]?.stringValue == "key_expired")
         }

@@ -55,8 +55,10 @@ struct Harness: Sendable {
     }
 
     /// Starts both, runs `body`, stops the collector gracefully, and returns every event it logged.
-    static func run(extraConfig: String = "", environment extraEnvironment: [String: String] = [:],
-                    prepare: (String) throws -> Void = { _ in }, _ body: @Sendable (Harness) async throws -> Void) async throws -> [UsageEvent] {
+    static func run(
+        extraConfig: String = "", environment extraEnvironment: [String: String] = [:],
+        prepare: (String) throws -> Void = { _ in }, _ body: @Sendable (Harness) async throws -> Void
+    ) async throws -> [UsageEvent] {
         let folder = NSTemporaryDirectory() + "tally-collector-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let mock = MockUpstream()
@@ -116,8 +118,10 @@ struct Harness: Sendable {
 
     /// One call through the collector; returns status, headers and the whole body.
     /// `keyHeader` names the header the key goes in instead (`x-goog-api-key`, `api-key`).
-    func call(_ path: String, body: String, key: String? = aliceSecret, anthropicStyle: Bool = false, keyHeader: String? = nil,
-              headers extra: [String: String] = [:], testID: String = UUID().uuidString) async throws -> (status: Int, body: [UInt8], contentType: String) {
+    func call(
+        _ path: String, body: String, key: String? = aliceSecret, anthropicStyle: Bool = false, keyHeader: String? = nil,
+        headers extra: [String: String] = [:], testID: String = UUID().uuidString
+    ) async throws -> (status: Int, body: [UInt8], contentType: String) {
         var request = HTTPClientRequest(url: base + path)
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")

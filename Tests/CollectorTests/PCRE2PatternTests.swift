@@ -1,5 +1,5 @@
-import Testing
 import Collector
+import Testing
 
 @Suite("PCRE2 patterns")
 struct PCRE2PatternTests {

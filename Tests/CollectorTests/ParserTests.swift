@@ -1,8 +1,9 @@
 import Foundation
+import TallyConfig
 import TallyCore
 import Testing
-import TallyConfig
 import UsageLog
+
 @testable import Collector
 
 @Suite("Usage parsing, byte by byte")
@@ -29,7 +30,9 @@ struct ParserTests {
 
     @Test func openAIUsageWhereverTheChunksSplit() {
         let bytes = Self.openAIStream.utf8.count
-        let withoutUsage = Self.openAIStream.components(separatedBy: "\n\n").filter { !$0.contains(#""choices":[],"#) && !$0.isEmpty }.map { $0 + "\n\n" }.joined()
+        let withoutUsage = Self.openAIStream.components(separatedBy: "\n\n").filter { !$0.contains(#""choices":[],"#) && !$0.isEmpty }.map {
+            $0 + "\n\n"
+        }.joined()
         for cut in 0...bytes {
             let (passed, parser) = feed(Self.openAIStream, cut: cut, kind: .openai, drop: false)
             #expect(passed == Self.openAIStream)
@@ -65,7 +68,8 @@ struct ParserTests {
         // A large embeddings body: usage at the end, after megabytes of numbers.
         var body = #"{"object":"list","data":[{"embedding":["#
         body += Array(repeating: "0.0123", count: 200_000).joined(separator: ",")
-        body += #"],"note":"a \"usage\": {\"prompt_tokens\": 999} inside a string"}],"model":"text-embedding-3-large","usage":{"prompt_tokens":42,"total_tokens":42}}"#
+        body +=
+            #"],"note":"a \"usage\": {\"prompt_tokens\": 999} inside a string"}],"model":"text-embedding-3-large","usage":{"prompt_tokens":42,"total_tokens":42}}"#
         var capture = TopLevelFieldCapture(wanted: ["usage", "model"])
         let bytes = Array(body.utf8)
         for start in stride(from: 0, to: bytes.count, by: 4093) {
@@ -154,8 +158,9 @@ struct RevocationListTests {
 struct EventQueueTests {
     @Test func aFullQueueMakesSendersWaitAndLosesNothing() async throws {
         let queue = EventQueue(capacity: 4)
-        let event = UsageEvent(id: "x", timestamp: 0, collector: "c", key: "k", provider: "p", endpoint: .other, model: "m",
-                               status: 200, outcome: .ok, stream: false, usage: nil)
+        let event = UsageEvent(
+            id: "x", timestamp: 0, collector: "c", key: "k", provider: "p", endpoint: .other, model: "m",
+            status: 200, outcome: .ok, stream: false, usage: nil)
         let senders = Task {
             for i in 0..<100 {
                 var e = event

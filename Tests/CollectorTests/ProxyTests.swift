@@ -3,10 +3,11 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import TallyConfig
 import TallyCore
 import Testing
-import TallyConfig
 import UsageLog
+
 @testable import Collector
 
 @Suite("Collector proxy, end to end on loopback")
@@ -18,17 +19,29 @@ struct ProxyTests {
             let calls: [(String, String, Bool)] = [
                 ("/openai/v1/chat/completions", Self.chat, false),
                 ("/v1/chat/completions", #"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#, false),
-                ("/openai/v1/chat/completions", #"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#, false),
+                (
+                    "/openai/v1/chat/completions",
+                    #"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#,
+                    false
+                ),
                 ("/openai/v1/completions", #"{"model":"gpt-3.5-turbo-instruct","prompt":"Say hi"}"#, false),
                 ("/openai/v1/completions", #"{"model":"gpt-3.5-turbo-instruct","prompt":"Say hi","stream":true}"#, false),
                 ("/openai/v1/responses", #"{"model":"gpt-4.1","input":"Say hi"}"#, false),
                 ("/openai/v1/responses", #"{"model":"gpt-4.1","input":"Say hi","stream":true}"#, false),
                 ("/openai/v1/embeddings", #"{"model":"text-embedding-3-small","input":"hello"}"#, false),
-                ("/anthropic/v1/messages", #"{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#, true),
-                ("/anthropic/v1/messages", #"{"model":"claude-sonnet-4-5","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#, true),
+                (
+                    "/anthropic/v1/messages",
+                    #"{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#, true
+                ),
+                (
+                    "/anthropic/v1/messages",
+                    #"{"model":"claude-sonnet-4-5","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#, true
+                ),
             ]
             for (i, (path, body, anthropic)) in calls.enumerated() {
-                let result = try await h.call(path, body: body, anthropicStyle: anthropic, headers: ["X-Tally-User": "end-user-\(i)", "X-Tally-Tags": "env=test, n=\(i)"])
+                let result = try await h.call(
+                    path, body: body, anthropicStyle: anthropic,
+                    headers: ["X-Tally-User": "end-user-\(i)", "X-Tally-Tags": "env=test, n=\(i)"])
                 #expect(result.status == 200, "\(path): \(String(decoding: result.body, as: UTF8.self))")
             }
         }
@@ -43,12 +56,18 @@ struct ProxyTests {
         let messages = UsageEvent.Usage(input: 18, output: 7, cachedInput: 5, cacheWrite: 3)
         #expect(u[8] == messages && u[9] == messages)
 
-        #expect(events.map(\.endpoint) == [.chatCompletions, .chatCompletions, .chatCompletions, .completions, .completions,
-                                          .responses, .responses, .embeddings, .messages, .messages])
+        #expect(
+            events.map(\.endpoint) == [
+                .chatCompletions, .chatCompletions, .chatCompletions, .completions, .completions,
+                .responses, .responses, .embeddings, .messages, .messages,
+            ])
         #expect(events.map(\.stream) == [false, true, true, false, true, false, true, false, false, true])
-        #expect(events.map(\.model) == ["gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18",
-                                        "gpt-3.5-turbo-instruct", "gpt-3.5-turbo-instruct", "gpt-4.1-2025-04-14", "gpt-4.1-2025-04-14",
-                                        "text-embedding-3-small", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929"])
+        #expect(
+            events.map(\.model) == [
+                "gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18",
+                "gpt-3.5-turbo-instruct", "gpt-3.5-turbo-instruct", "gpt-4.1-2025-04-14", "gpt-4.1-2025-04-14",
+                "text-embedding-3-small", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929",
+            ])
         #expect(events.allSatisfy { $0.outcome == .ok && $0.status == 200 && $0.key == "k-alice" && $0.collector == "test" })
         #expect(events.map(\.provider) == Array(repeating: "openai", count: 8) + ["anthropic", "anthropic"])
         #expect(events.allSatisfy { $0.promptHash?.count == 64 && $0.promptSim != nil && ($0.promptChars ?? 0) > 0 })
@@ -77,15 +96,21 @@ struct ProxyTests {
             #expect(String(decoding: injected.body, as: UTF8.self) == expected)
             #expect(injected.contentType.hasPrefix("text/event-stream"))
 
-            let anthropic = try await h.call("/anthropic/v1/messages", body: #"{"model":"claude-sonnet-4-5","stream":true,"messages":[]}"#, anthropicStyle: true, testID: "anthropic")
+            let anthropic = try await h.call(
+                "/anthropic/v1/messages", body: #"{"model":"claude-sonnet-4-5","stream":true,"messages":[]}"#, anthropicStyle: true,
+                testID: "anthropic")
             #expect(anthropic.body == h.mock.sent.withLock { $0["anthropic"] })
 
             let received = h.mock.received.withLock { $0 }
-            #expect(received.allSatisfy { r in
-                let sawVirtual = r.headers.values.contains { $0.contains("tk-test") }
-                return !sawVirtual
-            }, "the virtual key never reaches the provider")
-            #expect(received.filter { $0.path.hasSuffix("/messages") }.allSatisfy { $0.headers["x-api-key"] == MockUpstream.realAnthropicKey && $0.headers["authorization"] == nil })
+            #expect(
+                received.allSatisfy { r in
+                    let sawVirtual = r.headers.values.contains { $0.contains("tk-test") }
+                    return !sawVirtual
+                }, "the virtual key never reaches the provider")
+            #expect(
+                received.filter { $0.path.hasSuffix("/messages") }.allSatisfy {
+                    $0.headers["x-api-key"] == MockUpstream.realAnthropicKey && $0.headers["authorization"] == nil
+                })
             // include_usage was added only where the client had not asked, and the rest of the body is unchanged.
             let injectedBody = String(decoding: received.first { $0.headers["x-test-id"] == "injected" }!.body, as: UTF8.self)
             #expect(injectedBody == #"{"stream_options":{"include_usage":true},"model":"gpt-4o-mini","stream":true,"messages":[]}"#)
@@ -104,7 +129,8 @@ struct ProxyTests {
             #expect(detail?.keys.sorted() == ["code", "message", "param", "type"])
             #expect(!String(decoding: unknown.body, as: UTF8.self).contains("tk-nobody"), "the secret never appears in an error")
 
-            let anthropic = try await h.call("/anthropic/v1/messages", body: "{}", key: "tk-nobody-knows-this-key-000000000000000", anthropicStyle: true)
+            let anthropic = try await h.call(
+                "/anthropic/v1/messages", body: "{}", key: "tk-nobody-knows-this-key-000000000000000", anthropicStyle: true)
             let shape = try JSONSerialization.jsonObject(with: Data(anthropic.body)) as? [String: Any]
             #expect(anthropic.status == 401 && shape?["type"] as? String == "error")
             #expect((shape?["error"] as? [String: Any])?["type"] as? String == "authentication_error")
@@ -128,16 +154,19 @@ struct ProxyTests {
             #expect(try await h.call("/openai/v1/chat/completions", body: Self.chat, key: Harness.bobSecret).status == 200)
 
             let until = Timestamp.parse("2099-12-01T00:00:00Z")!
-            try h.writeRevocations(RevocationList(entries: [
-                .init(keyID: "k-bob", reason: "budget: team search spent 103% of its 5000.00 USD budget for 2026-11", until: until),
-                .init(keyID: "k-private", reason: "manual: left the company", until: nil),
-            ]))
+            try h.writeRevocations(
+                RevocationList(entries: [
+                    .init(keyID: "k-bob", reason: "budget: team search spent 103% of its 5000.00 USD budget for 2026-11", until: until),
+                    .init(keyID: "k-private", reason: "manual: left the company", until: nil),
+                ]))
             try await Task.sleep(for: .milliseconds(400))
             let refused = try await h.call("/openai/v1/chat/completions", body: Self.chat, key: Harness.bobSecret)
             #expect(refused.status == 429)
             let detail = (try JSONSerialization.jsonObject(with: Data(refused.body)) as? [String: Any])?["error"] as? [String: Any]
             #expect(detail?["type"] as? String == "insufficient_quota")
-            #expect((detail?["message"] as? String)?.contains("key k-bob is revoked until 2099-12-01T00:00:00.000Z: team search spent 103%") == true)
+            #expect(
+                (detail?["message"] as? String)?.contains("key k-bob is revoked until 2099-12-01T00:00:00.000Z: team search spent 103%")
+                    == true)
             let anthropic = try await h.call("/anthropic/v1/messages", body: "{}", key: Harness.bobSecret, anthropicStyle: true)
             #expect(anthropic.status == 429)
             #expect(try await h.call("/openai/v1/chat/completions", body: Self.chat, key: Harness.privateSecret).status == 403)
@@ -160,7 +189,8 @@ struct ProxyTests {
         }
         let outcomes = events.map(\.outcome)
         #expect(outcomes.filter { $0 == .rejectedRevoked }.count == 4)
-        #expect(events.filter { $0.outcome == .rejectedRevoked }.allSatisfy { $0.usage == nil && ($0.key == "k-bob" || $0.key == "k-private") })
+        #expect(
+            events.filter { $0.outcome == .rejectedRevoked }.allSatisfy { $0.usage == nil && ($0.key == "k-bob" || $0.key == "k-private") })
     }
 
     @Test func upstreamErrorsPassThroughUnchanged() async throws {
@@ -200,7 +230,8 @@ struct ProxyTests {
         let events = try await Harness.run { h in
             let calls = (0..<5).map { i in
                 Task {
-                    try await h.call("/v1/chat/completions", body: #"{"model":"slow","stream":true,"messages":[{"role":"user","content":"n\#(i)"}]}"#)
+                    try await h.call(
+                        "/v1/chat/completions", body: #"{"model":"slow","stream":true,"messages":[{"role":"user","content":"n\#(i)"}]}"#)
                 }
             }
             try await Task.sleep(for: .milliseconds(300))
@@ -221,7 +252,9 @@ struct ProxyTests {
             #expect(try await h.get("/healthz").status == 200)
             #expect(try await h.get("/readyz").status == 200)
             let text = try await h.get("/metrics").text
-            #expect(text.contains(#"tally_requests_total{provider="openai",endpoint="chat.completions",model="gpt-4o-mini-2024-07-18",outcome="ok"} 1"#))
+            #expect(
+                text.contains(
+                    #"tally_requests_total{provider="openai",endpoint="chat.completions",model="gpt-4o-mini-2024-07-18",outcome="ok"} 1"#))
             #expect(text.contains(#"tally_tokens_total{provider="openai",model="gpt-4o-mini-2024-07-18",kind="input"} 12"#))
             #expect(text.contains("tally_added_latency_seconds_count 1"))
             #expect(!text.contains("tk-test"))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Collector
 
 /// `/reports/` as a finance person's browser and an attacker's script see it.
@@ -25,8 +26,10 @@ struct ReportDownloadTests {
     }
 
     @Test func theAdminTokenOpensTheReportsAndNothingElseDoes() async throws {
-        _ = try await Harness.run(extraConfig: "audit: {reports_dir: $FOLDER/reports}", environment: ["TALLY_ADMIN_TOKEN": Self.token],
-                                  prepare: Self.prepare) { h in
+        _ = try await Harness.run(
+            extraConfig: "audit: {reports_dir: $FOLDER/reports}", environment: ["TALLY_ADMIN_TOKEN": Self.token],
+            prepare: Self.prepare
+        ) { h in
             // No credentials, a wrong token, a virtual key: 401 with a Basic challenge so a browser asks.
             for authorization in [nil, Self.basic("wrong"), "Bearer \(Harness.aliceSecret)", Self.basic(Harness.aliceSecret)] {
                 let r = try await RawHTTP.get(port: h.collectorPort, path: "/reports/2026-11/attribution.csv", authorization: authorization)
@@ -40,7 +43,8 @@ struct ReportDownloadTests {
             let month = try await RawHTTP.get(port: h.collectorPort, path: "/reports/2026-11/", authorization: auth)
             #expect(month.status == 200 && month.body.contains("attribution.csv") && !month.body.contains(".tmp"))
 
-            let csv = try await RawHTTP.get(port: h.collectorPort, path: "/reports/latest/attribution.csv", authorization: Self.basic(Self.token, user: ""))
+            let csv = try await RawHTTP.get(
+                port: h.collectorPort, path: "/reports/latest/attribution.csv", authorization: Self.basic(Self.token, user: ""))
             #expect(csv.status == 200)
             #expect(csv.body == "date,cost\r\n2026-11-01,1.000000\r\n")
             #expect(csv.header("content-type") == "text/csv; charset=utf-8")
@@ -49,18 +53,25 @@ struct ReportDownloadTests {
             #expect(html.status == 200 && html.header("content-type") == "text/html; charset=utf-8")
             #expect(html.header("content-disposition")?.hasPrefix("inline;") == true)
             #expect(html.header("content-security-policy")?.contains("default-src 'none'") == true)
-            #expect(try await RawHTTP.get(port: h.collectorPort, path: "/reports/2026-11/manifest.json", authorization: auth).header("content-type") == "application/json")
+            #expect(
+                try await RawHTTP.get(port: h.collectorPort, path: "/reports/2026-11/manifest.json", authorization: auth).header(
+                    "content-type") == "application/json")
 
             // Traversal, plain and encoded, hidden files, a link out of the folder, other methods: refused.
-            for path in ["/reports/../secret.txt", "/reports/2026-11/../../secret.txt", "/reports/%2e%2e/secret.txt",
-                         "/reports/2026-11/%2e%2e%2f%2e%2e%2fsecret.txt", "/reports/2026-11/..%2F..%2Fsecret.txt", "/reports/..%5csecret.txt",
-                         "/reports/2026-11/escape.csv", "/reports/2026-11/.attribution.csv.tmp-1", "/reports//secret.txt",
-                         "/reports/2026-11/attribution.csv/", "/reports/2026-11/nothing.csv", "/reports/%00/x.csv"] {
+            for path in [
+                "/reports/../secret.txt", "/reports/2026-11/../../secret.txt", "/reports/%2e%2e/secret.txt",
+                "/reports/2026-11/%2e%2e%2f%2e%2e%2fsecret.txt", "/reports/2026-11/..%2F..%2Fsecret.txt", "/reports/..%5csecret.txt",
+                "/reports/2026-11/escape.csv", "/reports/2026-11/.attribution.csv.tmp-1", "/reports//secret.txt",
+                "/reports/2026-11/attribution.csv/", "/reports/2026-11/nothing.csv", "/reports/%00/x.csv",
+            ] {
                 let r = try await RawHTTP.get(port: h.collectorPort, path: path, authorization: auth)
                 #expect(r.status == 404 || r.status == 400, "\(path) answered \(r.status)")
                 #expect(!r.body.contains("TOP SECRET"), "\(path) leaked the file")
             }
-            #expect(try await RawHTTP.get(port: h.collectorPort, path: "/reports/2026-11/attribution.csv", authorization: auth, method: "DELETE").status == 405)
+            #expect(
+                try await RawHTTP.get(
+                    port: h.collectorPort, path: "/reports/2026-11/attribution.csv", authorization: auth, method: "DELETE"
+                ).status == 405)
             #expect(try await RawHTTP.get(port: h.collectorPort, path: "/reports", authorization: auth).status == 301)
         }
     }
@@ -120,7 +131,8 @@ enum RawHTTP {
             let head = text[..<split.lowerBound].lowercased()
             let bodyBytes = text[split.upperBound...].utf8.count
             if let line = head.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
-               let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) {
+                let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+            {
                 return bodyBytes >= length
             }
             if head.contains("transfer-encoding: chunked") { return text.hasSuffix("\r\n0\r\n\r\n") }

@@ -1,8 +1,9 @@
 import Foundation
+import TallyConfig
 import TallyCore
 import Testing
-import TallyConfig
 import UsageLog
+
 @testable import Report
 
 /// The report files as finance and an executive read them, from hand-built values with hostile names.
@@ -15,10 +16,12 @@ struct PeriodReportTests {
         let start = Timestamp.parse("2026-11-01T00:00:00Z")!
         let day: Int64 = 86_400_000
         func row(_ date: Int, team: String, user: String, model: String, cost: String, unpriced: Int64 = 0) -> AttributionRow {
-            AttributionRow(date: String(format: "2026-11-%02d", date), dayStart: start + Int64(date - 1) * day, dayEnd: start + Int64(date) * day,
-                           org: "acme", team: team, project: "ranking", user: user, key: "k-\(user)", provider: "openai", model: model,
-                           requests: 3, tokens: TokenCounts(input: 1000, output: 300, cachedInput: 200, cacheWrite: 0, reasoning: 50), cost: money(cost),
-                           unpricedRequests: unpriced)
+            AttributionRow(
+                date: String(format: "2026-11-%02d", date), dayStart: start + Int64(date - 1) * day, dayEnd: start + Int64(date) * day,
+                org: "acme", team: team, project: "ranking", user: user, key: "k-\(user)", provider: "openai", model: model,
+                requests: 3, tokens: TokenCounts(input: 1000, output: 300, cachedInput: 200, cacheWrite: 0, reasoning: 50),
+                cost: money(cost),
+                unpricedRequests: unpriced)
         }
         return PeriodReport(
             period: "2026-11", firstDay: "2026-11-01", lastDay: "2026-11-30", start: start, end: start + 30 * day, timezone: "UTC",
@@ -30,12 +33,22 @@ struct PeriodReportTests {
                 row(3, team: "-2+3", user: "\tindent", model: "gpt,4o \"quoted\"\nnext", cost: "0.000000000001"),
                 row(4, team: "search", user: "bob", model: "mystery", cost: "0", unpriced: 3),
             ],
-            budgets: [BudgetStatus(scope: .team, id: "search", budget: Budget(limit: money("10"), period: .month, hard: true), firstDay: 0,
-                                   lastDay: 0, periodLabel: "2026-11", periodStart: 0, periodEnd: 0, spend: money("8.25"), projected: money("16.5"))],
-            waste: [WasteFinding(kind: "exact_duplicate", subject: "abc123", model: "<img src=x onerror=alert(2)>", team: "search", keys: ["k-a"],
-                             users: ["=1+1"], firstSeen: start, lastSeen: start + 1000, calls: 3, repeats: 2, errors: 0, cost: money("0.02"),
-                             countsAsWaste: true, detail: "")],
-            unpriced: [UnpricedRow(provider: "openai", model: "mystery", requests: 3, tokens: TokenCounts(input: 1000, output: 300, cachedInput: 200, cacheWrite: 0, reasoning: 50))],
+            budgets: [
+                BudgetStatus(
+                    scope: .team, id: "search", budget: Budget(limit: money("10"), period: .month, hard: true), firstDay: 0,
+                    lastDay: 0, periodLabel: "2026-11", periodStart: 0, periodEnd: 0, spend: money("8.25"), projected: money("16.5"))
+            ],
+            waste: [
+                WasteFinding(
+                    kind: "exact_duplicate", subject: "abc123", model: "<img src=x onerror=alert(2)>", team: "search", keys: ["k-a"],
+                    users: ["=1+1"], firstSeen: start, lastSeen: start + 1000, calls: 3, repeats: 2, errors: 0, cost: money("0.02"),
+                    countsAsWaste: true, detail: "")
+            ],
+            unpriced: [
+                UnpricedRow(
+                    provider: "openai", model: "mystery", requests: 3,
+                    tokens: TokenCounts(input: 1000, output: 300, cachedInput: 200, cacheWrite: 0, reasoning: 50))
+            ],
             providerNames: ["openai": "OpenAI"])
     }
 
@@ -66,18 +79,23 @@ struct PeriodReportTests {
         let html = HTMLReport.render(report)
         #expect(html.contains("<span data-exact-total>2.623456789101</span>"))
         #expect(html.contains("2.62 <small>USD</small>"))
-        #expect(CSVParser.parse(BudgetsCSV().render(report))[1] == ["team", "search", "month", "2026-11", "true", "10.000000", "10.000000", "8.250000",
-                                                            "0.8250", "16.500000", "at_risk", "USD"])
+        #expect(
+            CSVParser.parse(BudgetsCSV().render(report))[1] == [
+                "team", "search", "month", "2026-11", "true", "10.000000", "10.000000", "8.250000",
+                "0.8250", "16.500000", "at_risk", "USD",
+            ])
     }
 
     @Test func focusHasTheMandatoryColumnsInItsFormats() throws {
         let rows = CSVParser.parse(FocusCSV().render(Self.hostile))
         let header = rows[0]
-        let mandatory = ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId", "BillingAccountName", "BillingCurrency",
-                         "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ChargeClass",
-                         "ChargeDescription", "InvoiceIssuerName", "ProviderName", "PublisherName", "ServiceName", "ServiceCategory",
-                         "PricingQuantity", "PricingUnit", "ChargeFrequency", "ServiceSubcategory", "ConsumedQuantity", "ConsumedUnit",
-                         "SubAccountId", "SubAccountName", "Tags", "ResourceId", "SkuId"]
+        let mandatory = [
+            "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId", "BillingAccountName", "BillingCurrency",
+            "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ChargeClass",
+            "ChargeDescription", "InvoiceIssuerName", "ProviderName", "PublisherName", "ServiceName", "ServiceCategory",
+            "PricingQuantity", "PricingUnit", "ChargeFrequency", "ServiceSubcategory", "ConsumedQuantity", "ConsumedUnit",
+            "SubAccountId", "SubAccountName", "Tags", "ResourceId", "SkuId",
+        ]
         for column in mandatory { #expect(header.contains(column), "missing \(column)") }
         // Our own columns come after FOCUS's, all prefixed x_.
         let firstOwn = try #require(header.firstIndex { $0.hasPrefix("x_") })
@@ -93,11 +111,15 @@ struct PeriodReportTests {
                 #expect(cell[column]!.wholeMatch(of: number) != nil, "\(column) = \(cell[column]!) is not a plain number")
             }
             #expect(cell["ChargeCategory"] == "Usage" && cell["ChargeFrequency"] == "Usage-Based" && cell["ChargeClass"] == "")
-            #expect(cell["ServiceCategory"] == "AI and Machine Learning" && cell["ConsumedUnit"] == "Tokens" && cell["PricingUnit"] == "Tokens")
+            #expect(
+                cell["ServiceCategory"] == "AI and Machine Learning" && cell["ConsumedUnit"] == "Tokens" && cell["PricingUnit"] == "Tokens")
             #expect(cell["BillingCurrency"] == "USD" && cell["ProviderName"] == "OpenAI")
             #expect(cell["ConsumedQuantity"] == "1300")  // input + output; cached and reasoning tokens are parts of them
             let tags = try #require(try? JSONValue.parse(Array(cell["Tags"]!.utf8)))
-            guard case .object(let members) = tags else { Issue.record("Tags is not a JSON object"); continue }
+            guard case .object(let members) = tags else {
+                Issue.record("Tags is not a JSON object")
+                continue
+            }
             #expect(Set(members.map(\.key)) == ["org", "team", "project", "user", "key"])
         }
         #expect(rows[1][header.firstIndex(of: "SubAccountId")!] == "search")
@@ -185,10 +207,12 @@ struct WasteSourceTests {
 
     /// Costs fall with `i` and repeat in pairs (ties); every tenth has several keys and a name that needs guarding.
     static func row(_ i: Int) -> WasteFinding {
-        WasteFinding(kind: i < 20_000 ? "exact_duplicate" : "near_duplicate", subject: String(format: "%012x", i * 7919), model: "m\(i % 3)",
-                 team: i % 10 == 0 ? "=team" : "search", keys: i % 10 == 0 ? ["k-a", "k-b", "k-c"] : ["k-a"], users: ["alice"],
-                 firstSeen: 1_700_000_000_000 + Int64(i) * 1000, lastSeen: 1_700_000_000_000 + Int64(i) * 1000 + 500, calls: 3, repeats: 2,
-                 errors: Int64(i % 2), cost: Money(picos: Int128(1_000_000_000 - (i % 20_000) / 2 * 1000)), countsAsWaste: i < 20_000, detail: "")
+        WasteFinding(
+            kind: i < 20_000 ? "exact_duplicate" : "near_duplicate", subject: String(format: "%012x", i * 7919), model: "m\(i % 3)",
+            team: i % 10 == 0 ? "=team" : "search", keys: i % 10 == 0 ? ["k-a", "k-b", "k-c"] : ["k-a"], users: ["alice"],
+            firstSeen: 1_700_000_000_000 + Int64(i) * 1000, lastSeen: 1_700_000_000_000 + Int64(i) * 1000 + 500, calls: 3, repeats: 2,
+            errors: Int64(i % 2), cost: Money(picos: Int128(1_000_000_000 - (i % 20_000) / 2 * 1000)), countsAsWaste: i < 20_000, detail: ""
+        )
     }
 
     @Test func aSourcesRowsGiveTheSameFilesAsRowsInMemoryAndAFailedReadKeepsTheOldOnes() throws {
@@ -210,10 +234,15 @@ struct WasteSourceTests {
         #expect(Hex.sha256(bytes: Array(bytes)) == fromSource[ReportFolder.fileNames.firstIndex(of: "waste.csv")!].sha256)
 
         // The totals and the page's list come from the summary, whatever the rows.
-        #expect(inMemory.kinds["exact_duplicate"] == WasteFindings.KindTotal(findings: 20_000, cost: (0..<20_000).reduce(Money.zero) { $0 + Self.row($1).cost },
-                                                                             countsAsWaste: true))
-        #expect(inMemory.costliest.map(\.subject) == [0, 1, 20_000, 20_001, 2, 3, 20_002, 20_003, 4, 5, 20_004, 20_005, 6, 7, 20_006].map { Self.row($0).subject },
-                "equal costs: exact before near, then by subject")
+        #expect(
+            inMemory.kinds["exact_duplicate"]
+                == WasteFindings.KindTotal(
+                    findings: 20_000, cost: (0..<20_000).reduce(Money.zero) { $0 + Self.row($1).cost },
+                    countsAsWaste: true))
+        #expect(
+            inMemory.costliest.map(\.subject)
+                == [0, 1, 20_000, 20_001, 2, 3, 20_002, 20_003, 4, 5, 20_004, 20_005, 6, 7, 20_006].map { Self.row($0).subject },
+            "equal costs: exact before near, then by subject")
 
         let manifest = try Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json"))
         report.waste = WasteFindings(kinds: inMemory.kinds, costliest: inMemory.costliest, source: Rows(count: count, failAfter: 25_000))
@@ -238,14 +267,33 @@ enum CSVParser {
         while let c = chars.popFirst() {
             if quoted {
                 if c == "\"" {
-                    if chars.first == "\"" { cell.append("\""); chars.removeFirst() } else { quoted = false }
-                } else { cell.append(c) }
-            } else if c == "\"" { quoted = true }
-            else if c == "," { row.append(cell); cell = "" }
-            else if c == "\r\n" || c == "\n" { row.append(cell); rows.append(row); row = []; cell = "" }
-            else { cell.append(c) }
+                    if chars.first == "\"" {
+                        cell.append("\"")
+                        chars.removeFirst()
+                    } else {
+                        quoted = false
+                    }
+                } else {
+                    cell.append(c)
+                }
+            } else if c == "\"" {
+                quoted = true
+            } else if c == "," {
+                row.append(cell)
+                cell = ""
+            } else if c == "\r\n" || c == "\n" {
+                row.append(cell)
+                rows.append(row)
+                row = []
+                cell = ""
+            } else {
+                cell.append(c)
+            }
         }
-        if !cell.isEmpty || !row.isEmpty { row.append(cell); rows.append(row) }
+        if !cell.isEmpty || !row.isEmpty {
+            row.append(cell)
+            rows.append(row)
+        }
         return rows
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
+import TallyConfig
 import TallyCore
 import Testing
-import TallyConfig
+
 @testable import Report
 
 @Suite struct SpendTests {
@@ -17,17 +18,23 @@ import TallyConfig
         b.cost = Money(picos: 130_000_000_000)  // 0.13
         var total = a
         total.add(b)
-        return SpendBreakdown(period: "2026-11", firstDay: "2026-11-01", lastDay: "2026-11-30", timezone: "Europe/Berlin",
-                              currency: "USD", dimensions: ["team", "model"],
-                              lines: [SpendLine(values: ["search", "gpt-4o"], totals: a),
-                                      SpendLine(values: ["=HYPERLINK(\"x\")", "a,b"], totals: b)],
-                              total: total, unpriced: [])
+        return SpendBreakdown(
+            period: "2026-11", firstDay: "2026-11-01", lastDay: "2026-11-30", timezone: "Europe/Berlin",
+            currency: "USD", dimensions: ["team", "model"],
+            lines: [
+                SpendLine(values: ["search", "gpt-4o"], totals: a),
+                SpendLine(values: ["=HYPERLINK(\"x\")", "a,b"], totals: b),
+            ],
+            total: total, unpriced: [])
     }
 
     @Test func csvIsExactAndGuardsFormulas() throws {
         let csv = try breakdown().csv()
         let lines = csv.components(separatedBy: "\r\n")
-        #expect(lines[0] == "team,model,requests,failed,rejected,unpriced,input_tokens,output_tokens,cached_input_tokens,cache_write_tokens,reasoning_tokens,cost,currency")
+        #expect(
+            lines[0]
+                == "team,model,requests,failed,rejected,unpriced,input_tokens,output_tokens,cached_input_tokens,cache_write_tokens,reasoning_tokens,cost,currency"
+        )
         #expect(lines[1] == "search,gpt-4o,1200,0,0,0,1500000,20000,0,0,0,12.345678901234,USD")
         #expect(lines[2] == "\"'=HYPERLINK(\"\"x\"\")\",\"a,b\",3,0,0,1,0,0,0,0,0,0.13,USD")
         #expect(lines[3] == "TOTAL,,1203,0,0,1,1500000,20000,0,0,0,12.475678901234,USD")

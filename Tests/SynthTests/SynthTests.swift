@@ -1,8 +1,8 @@
 import Foundation
-import TallyCore
-import Testing
 import Synth
 import TallyConfig
+import TallyCore
+import Testing
 import UsageLog
 
 @Suite("Synthetic logs")
@@ -37,7 +37,8 @@ struct SynthTests {
         func digest(seed: UInt64) async throws -> [String: Data] {
             let out = try temporary()
             defer { try? FileManager.default.removeItem(atPath: out) }
-            _ = try await Synth.run(config: config, options: SynthOptions(events: 3000, days: 7, seed: seed, outDirectory: out, end: Self.end))
+            _ = try await Synth.run(
+                config: config, options: SynthOptions(events: 3000, days: 7, seed: seed, outDirectory: out, end: Self.end))
             var files: [String: Data] = [:]
             for segment in try LogDirectory.segments(root: out) {
                 files[segment.collector + "/" + segment.stem] = try Data(contentsOf: URL(fileURLWithPath: segment.path))
@@ -55,7 +56,8 @@ struct SynthTests {
         let config = try Self.demoConfig
         let out = try temporary()
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let summary = try await Synth.run(config: config, options: SynthOptions(events: 20_000, days: 30, seed: 1, outDirectory: out, end: Self.end))
+        let summary = try await Synth.run(
+            config: config, options: SynthOptions(events: 20_000, days: 30, seed: 1, outDirectory: out, end: Self.end))
         let all = try events(in: out)
         #expect(all.count == 20_000 && summary.events == 20_000)
         #expect(Set(all.map(\.id)).count == all.count, "ids are unique")
@@ -73,7 +75,9 @@ struct SynthTests {
         let perKey = Dictionary(grouping: all, by: \.key).mapValues(\.count)
         #expect(perKey.values.max()! > 3 * all.count / config.keys.count)
         // Exact duplicates from the same key.
-        let repeats = Dictionary(grouping: all.filter { $0.promptHash != nil }, by: { "\($0.key)|\($0.promptHash!)" }).values.filter { $0.count > 1 }
+        let repeats = Dictionary(grouping: all.filter { $0.promptHash != nil }, by: { "\($0.key)|\($0.promptHash!)" }).values.filter {
+            $0.count > 1
+        }
         #expect(repeats.count > 100)
         // Cached, cache-write and reasoning tokens, errors and streams all appear.
         #expect(all.contains { ($0.usage?.cachedInput ?? 0) > 0 })
@@ -106,7 +110,8 @@ struct SynthTests {
         var config = try Self.demoConfig
         config.pricing.models = []
         await #expect(throws: SynthError.self) {
-            _ = try await Synth.run(config: config, options: SynthOptions(events: 10, days: 1, seed: 1, outDirectory: try temporary(), end: Self.end))
+            _ = try await Synth.run(
+                config: config, options: SynthOptions(events: 10, days: 1, seed: 1, outDirectory: try temporary(), end: Self.end))
         }
     }
 }

@@ -1,14 +1,15 @@
 import ArgumentParser
 import Foundation
 import GRDB
-import TallyCore
-@testable import TallyLedger
-import Testing
-@testable import Auditor
-@testable import TallyCLI
 import Report
 import TallyConfig
+import TallyCore
+import Testing
 import UsageLog
+
+@testable import Auditor
+@testable import TallyCLI
+@testable import TallyLedger
 
 /// `tally audit` and `tally report` as cron and finance use them: exit codes, a kill in the middle, re-runs.
 @Suite("tally audit")
@@ -37,14 +38,16 @@ struct AuditCLITests {
     static var executable: String {
         let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tally").path
         if FileManager.default.isExecutableFile(atPath: besideTests) { return besideTests }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/tally").standardized.path
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/tally").standardized
+            .path
     }
 
     func breakdown(config path: String) throws -> SpendBreakdown {
         let config = try Config.load(path: path)
         let ledger = try Ledger(path: config.resolve(config.audit.db), readOnly: true)
-        return try AttributionQuery.breakdown(ledger: ledger, period: Period(firstDay: 0, lastDay: 100_000, label: "all"),
-                                              by: [.team, .key, .model, .day], timezone: config.audit.timezone, currency: config.currency)
+        return try AttributionQuery.breakdown(
+            ledger: ledger, period: Period(firstDay: 0, lastDay: 100_000, label: "all"),
+            by: [.team, .key, .model, .day], timezone: config.audit.timezone, currency: config.currency)
     }
 
     @Test func aKilledAuditFollowedByACleanRunGivesTheExactTotals() async throws {
@@ -53,8 +56,11 @@ struct AuditCLITests {
         // More events than one ingest batch (`IngestWriter.batchEvents`), so that the ingest commits some segments while
         // others are still to be read: the kill below then lands inside the ingest, not after it.
         let total = 600_000
-        #expect(await run(["synth", "--config", w.configPath, "--events", "\(total)", "--collectors", "6",
-                           "--end", "2026-11-20T00:00:00Z"]) == 0)
+        #expect(
+            await run([
+                "synth", "--config", w.configPath, "--events", "\(total)", "--collectors", "6",
+                "--end", "2026-11-20T00:00:00Z",
+            ]) == 0)
 
         // Kill the audit with SIGKILL once it has committed some segments but not all.
         let process = Process()
@@ -67,7 +73,9 @@ struct AuditCLITests {
         while process.isRunning, Date() < deadline {
             try await Task.sleep(for: .milliseconds(20))
             guard FileManager.default.fileExists(atPath: w.ledgerPath) else { continue }
-            committed = (try? await DatabaseQueue(path: w.ledgerPath).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM segments") ?? 0 }) ?? 0
+            committed =
+                (try? await DatabaseQueue(path: w.ledgerPath).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM segments") ?? 0 })
+                ?? 0
             if committed >= 3 { break }
         }
         kill(process.processIdentifier, SIGKILL)
@@ -93,7 +101,9 @@ struct AuditCLITests {
         }
         #expect(recovered.total.requests == Int64(total), "\(listing())")
         #expect(recovered == once, "\(listing())")
-        let events: [Int] = try await DatabaseQueue(path: w.ledgerPath).read { db in try Int.fetchAll(db, sql: "SELECT count(*) FROM events") }
+        let events: [Int] = try await DatabaseQueue(path: w.ledgerPath).read { db in
+            try Int.fetchAll(db, sql: "SELECT count(*) FROM events")
+        }
         #expect(events == [total])
     }
 
@@ -103,10 +113,13 @@ struct AuditCLITests {
         // Nothing but bad lines: 65, and the lines are kept in quarantine.
         try FileManager.default.createDirectory(atPath: w.root + "/log/c1", withIntermediateDirectories: true)
         try "not json\n{\"v\":1}\n".write(toFile: w.root + "/log/c1/20261110T000000Z-000001.jsonl", atomically: true, encoding: .utf8)
-        try Gzip.compressFile(source: w.root + "/log/c1/20261110T000000Z-000001.jsonl", destination: w.root + "/log/c1/20261110T000000Z-000001.jsonl.gz")
+        try Gzip.compressFile(
+            source: w.root + "/log/c1/20261110T000000Z-000001.jsonl", destination: w.root + "/log/c1/20261110T000000Z-000001.jsonl.gz")
         try FileManager.default.removeItem(atPath: w.root + "/log/c1/20261110T000000Z-000001.jsonl")
         #expect(await run(["audit", "--config", w.configPath, "--quiet"]) == 65)
-        let quarantined: [Int] = try await DatabaseQueue(path: w.ledgerPath).read { db in try Int.fetchAll(db, sql: "SELECT count(*) FROM quarantine") }
+        let quarantined: [Int] = try await DatabaseQueue(path: w.ledgerPath).read { db in
+            try Int.fetchAll(db, sql: "SELECT count(*) FROM quarantine")
+        }
         #expect(quarantined == [2])
         // A re-run with nothing new is not an error.
         #expect(await run(["audit", "--config", w.configPath, "--quiet"]) == 0)
@@ -120,7 +133,9 @@ struct AuditCLITests {
         #expect(await run(["report", "attribution", "--config", w.configPath, "--period", "2026-13"]) == 64)
         #expect(await run(["report", "attribution", "--config", w.configPath, "--by", "team,colour"]) == 64)
         #expect(await run(["audit", "--config", w.configPath, "--as-of", "yesterday"]) == 64)
-        #expect(await run(["report", "attribution", "--config", w.configPath, "--period", "2026-11", "--by", "team,model", "--format", "csv"]) == 0)
+        #expect(
+            await run(["report", "attribution", "--config", w.configPath, "--period", "2026-11", "--by", "team,model", "--format", "csv"])
+                == 0)
 
         // A missing log directory is an I/O error that names it: 74.
         try FileManager.default.removeItem(atPath: w.root + "/log")
@@ -132,7 +147,10 @@ struct AuditCLITests {
         defer { w.remove() }
         // No ledger yet: an I/O error that says to run the audit first.
         #expect(await run(["verify", "--config", w.configPath]) == 74)
-        #expect(await run(["synth", "--config", w.configPath, "--events", "20000", "--days", "30", "--seed", "3", "--end", "2026-11-22T00:00:00Z"]) == 0)
+        #expect(
+            await run([
+                "synth", "--config", w.configPath, "--events", "20000", "--days", "30", "--seed", "3", "--end", "2026-11-22T00:00:00Z",
+            ]) == 0)
         #expect(await run(["audit", "--config", w.configPath, "--quiet", "--as-of", "2026-11-22T00:00:00Z"]) == 0)
         #expect(await run(["verify", "--config", w.configPath]) == 0)
         #expect(await run(["realloc", "list", "--config", w.configPath]) == 0)

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Crypto
 import Foundation
-import TallyCore
-@testable import TallyLedger
-import Testing
-@testable import TallyCLI
 import TallyConfig
+import TallyCore
+import Testing
 import UsageLog
+
+@testable import TallyCLI
+@testable import TallyLedger
 
 /// The CLI through its real argument parsing.
 @Suite("tally CLI")
@@ -62,12 +63,12 @@ struct CLITests {
         var generator = SystemRandomNumberGenerator()
         let secret = KeySecret.generate(using: &generator)
         let yaml = """
-        orgs: [{id: o}]
-        teams: [{id: t, org: o}]
-        users: [{id: u, team: t}]
-        keys:
-          - {id: k-new, sha256: \(Hex.sha256(secret)), user: u}
-        """
+            orgs: [{id: o}]
+            teams: [{id: t, org: o}]
+            users: [{id: u, team: t}]
+            keys:
+              - {id: k-new, sha256: \(Hex.sha256(secret)), user: u}
+            """
         let config = try Config.parse(yaml: yaml)
         #expect(config.keys.first?.sha256 == Hex.sha256(secret))
     }

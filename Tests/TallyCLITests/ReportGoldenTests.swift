@@ -1,10 +1,11 @@
 import Foundation
-import TallyCore
-@testable import TallyLedger
-import Testing
 import Report
 import TallyConfig
+import TallyCore
+import Testing
+
 @testable import TallyCLI
+@testable import TallyLedger
 
 /// The demo organisation's reports, byte for byte: a diff here is a change in what finance receives.
 /// Regenerate with `TALLY_UPDATE_GOLDEN=1 swift test --filter ReportGoldenTests` and read the diff before committing.
@@ -31,7 +32,9 @@ struct ReportGoldenTests {
                     continue
                 }
                 let expected = try String(contentsOfFile: path, encoding: .utf8)
-                #expect(actual == expected, "\(month)/\(name) differs from \(path); if the change is intended, regenerate with TALLY_UPDATE_GOLDEN=1")
+                #expect(
+                    actual == expected,
+                    "\(month)/\(name) differs from \(path); if the change is intended, regenerate with TALLY_UPDATE_GOLDEN=1")
             }
         }
 
@@ -55,7 +58,8 @@ struct ReportGoldenTests {
         // `tally report` writes the same month from the ledger alone, into any folder.
         let out = w.root + "/by-hand"
         #expect(await run(["report", "--config", w.configPath, "--period", "2026-10", "--out", out, "--as-of", Self.asOf]) == 0)
-        #expect(try String(contentsOfFile: out + "/attribution.csv", encoding: .utf8)
+        #expect(
+            try String(contentsOfFile: out + "/attribution.csv", encoding: .utf8)
                 == String(contentsOfFile: "\(w.root)/reports/2026-10/attribution.csv", encoding: .utf8))
         #expect(try String(contentsOfFile: out + "/manifest.json", encoding: .utf8).contains(#""final":true"#))
         #expect(await run(["report", "--config", w.configPath, "--period", "2026-W47", "--out", out]) == 64)
@@ -69,13 +73,24 @@ struct CSVRows {
 
     init(_ text: String) {
         var all: [[String]] = []
-        var row: [String] = [], cell = "", quoted = false
+        var row: [String] = []
+        var cell = ""
+        var quoted = false
         for c in text {
-            if quoted { if c == "\"" { quoted = false } else { cell.append(c) }; continue }
+            if quoted {
+                if c == "\"" { quoted = false } else { cell.append(c) }
+                continue
+            }
             switch c {
             case "\"": quoted = true
-            case ",": row.append(cell); cell = ""
-            case "\r\n", "\n": row.append(cell); all.append(row); row = []; cell = ""
+            case ",":
+                row.append(cell)
+                cell = ""
+            case "\r\n", "\n":
+                row.append(cell)
+                all.append(row)
+                row = []
+                cell = ""
             default: cell.append(c)
             }
         }

@@ -1,28 +1,29 @@
 import Foundation
 import TallyCore
 import Testing
+
 @testable import TallyConfig
 
 @Suite("Config file")
 struct ConfigTests {
     static let minimal = """
-    currency: EUR
-    default_provider: openai
-    providers:
-      - {name: openai, kind: openai, base_url: https://api.openai.com, api_key_env: OPENAI_API_KEY}
-    orgs: [{id: acme}]
-    teams:
-      - {id: search, org: acme, pool: true, budget: {limit: 5000.00, period: month}}
-    users:
-      - {id: alice, team: search, budget: {limit: 500.00, period: month}, away: [{from: 2026-12-20, to: 2027-01-03}]}
-    projects:
-      - {id: ranking, team: search}
-    keys:
-      - {id: k-alice-dev, sha256: \(String(repeating: "a1", count: 32)), user: alice, project: ranking, budget: {limit: 20.00, period: day}, privacy: true}
-    pricing:
-      models:
-        - {model: gpt-4o-mini, input: 0.15, output: 0.60, cached_input: 0.075}
-    """
+        currency: EUR
+        default_provider: openai
+        providers:
+          - {name: openai, kind: openai, base_url: https://api.openai.com, api_key_env: OPENAI_API_KEY}
+        orgs: [{id: acme}]
+        teams:
+          - {id: search, org: acme, pool: true, budget: {limit: 5000.00, period: month}}
+        users:
+          - {id: alice, team: search, budget: {limit: 500.00, period: month}, away: [{from: 2026-12-20, to: 2027-01-03}]}
+        projects:
+          - {id: ranking, team: search}
+        keys:
+          - {id: k-alice-dev, sha256: \(String(repeating: "a1", count: 32)), user: alice, project: ranking, budget: {limit: 20.00, period: day}, privacy: true}
+        pricing:
+          models:
+            - {model: gpt-4o-mini, input: 0.15, output: 0.60, cached_input: 0.075}
+        """
 
     func problems(_ yaml: String) -> [ConfigDiagnostic] {
         do {
@@ -48,15 +49,19 @@ struct ConfigTests {
 
     @Test func wasteAndReallocationSettingsHaveDefaultsAndAreChecked() throws {
         let defaults = try Config.parse(yaml: Self.minimal, file: "t.yaml").audit
-        #expect(defaults.nearDuplicates == AuditSettings.NearDuplicates() && defaults.nearDuplicates.maxDistance == 3 && !defaults.nearDuplicates.countAsWaste)
+        #expect(
+            defaults.nearDuplicates == AuditSettings.NearDuplicates() && defaults.nearDuplicates.maxDistance == 3
+                && !defaults.nearDuplicates.countAsWaste)
         #expect(defaults.runaway.cooldownMs == 3_600_000 && !defaults.autoApprove)
-        let set = try Config.parse(yaml: Self.minimal + """
+        let set = try Config.parse(
+            yaml: Self.minimal + """
 
-            audit:
-              runaway: {action: revoke, cooldown: 15m}
-              near_duplicates: {max_distance: 5, count_as_waste: true}
-              auto_approve: true
-            """, file: "t.yaml").audit
+                audit:
+                  runaway: {action: revoke, cooldown: 15m}
+                  near_duplicates: {max_distance: 5, count_as_waste: true}
+                  auto_approve: true
+                """, file: "t.yaml"
+        ).audit
         #expect(set.runaway.action == .revoke && set.runaway.cooldownMs == 900_000)
         #expect(set.nearDuplicates.maxDistance == 5 && set.nearDuplicates.countAsWaste && set.autoApprove)
         let found = problems(Self.minimal + "\naudit:\n  near_duplicates: {max_distance: 20}\n  auto_approve: sometimes\n")
@@ -64,7 +69,8 @@ struct ConfigTests {
     }
 
     @Test func theDemoConfigLoads() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../fixtures/demo/tally.yaml").standardized.path
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../fixtures/demo/tally.yaml")
+            .standardized.path
         let config = try Config.load(path: path)
         #expect(config.keys.count == 12 && config.teams.count == 3 && config.users.count == 8)
         #expect(Set(config.providers.map(\.kind)) == Set(ProviderKind.allCases))
@@ -100,7 +106,8 @@ struct ConfigTests {
     }
 
     @Test func duplicateIdsAreErrors() {
-        let yaml = Self.minimal.replacingOccurrences(of: "  - {id: ranking, team: search}", with: "  - {id: ranking, team: search}\n  - {id: ranking, team: search}")
+        let yaml = Self.minimal.replacingOccurrences(
+            of: "  - {id: ranking, team: search}", with: "  - {id: ranking, team: search}\n  - {id: ranking, team: search}")
         let found = problems(yaml)
         #expect(found.map(\.field) == ["projects[1].id"])
         #expect(found.first?.message.contains("already used by projects[0]") == true)
@@ -160,7 +167,9 @@ struct MoneyTests {
     }
 
     @Test func everyMoneyTextComesFromOneFormatter() throws {
-        let small = try Money(parsing: "0.0031"), large = try Money(parsing: "1234567.5"), tiny = try Money(parsing: "0.000000375")
+        let small = try Money(parsing: "0.0031")
+        let large = try Money(parsing: "1234567.5")
+        let tiny = try Money(parsing: "0.000000375")
         // Exports: exact, at least two decimals (JSON) or six (CSV, through the byte writer).
         #expect(small.exact == "0.0031" && large.exact == "1234567.50" && tiny.exact == "0.000000375")
         for (money, text) in [(small, "0.003100"), (large, "1234567.500000"), (tiny, "0.000000375"), (-tiny, "-0.000000375")] {

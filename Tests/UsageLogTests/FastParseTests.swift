@@ -1,6 +1,7 @@
 import Foundation
 import TallyCore
 import Testing
+
 @testable import UsageLog
 
 /// The ingest's fast reader must accept and refuse exactly what the generic reader does.
@@ -12,11 +13,15 @@ struct FastParseTests {
     }
 
     func generic(_ bytes: [UInt8]) -> Outcome {
-        do { return .event(try bytes.withUnsafeBufferPointer { try UsageEvent(jsonLine: $0) }) } catch let error as LineError { return .error(error.kind) } catch { return .error(.notJSON) }
+        do { return .event(try bytes.withUnsafeBufferPointer { try UsageEvent(jsonLine: $0) }) } catch let error as LineError {
+            return .error(error.kind)
+        } catch { return .error(.notJSON) }
     }
 
     func fast(_ bytes: [UInt8]) -> Outcome {
-        do { return .event(try bytes.withUnsafeBufferPointer { try UsageEvent(fastLine: $0) }) } catch let error as LineError { return .error(error.kind) } catch { return .error(.notJSON) }
+        do { return .event(try bytes.withUnsafeBufferPointer { try UsageEvent(fastLine: $0) }) } catch let error as LineError {
+            return .error(error.kind)
+        } catch { return .error(.notJSON) }
     }
 
     static let lines: [String] = {

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import TallyCore
 import Testing
+
 @testable import UsageLog
 
 @Suite("Canonical prompt hashing and SimHash")
@@ -13,15 +14,18 @@ struct PromptHasherTests {
     }
 
     @Test func keyOrderAndWhitespaceDoNotChangeTheHash() throws {
-        let a = try request(#"{"model":"gpt-4o","temperature":0.2,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Summarise the Q3 report"}]}"#)
-        let b = try request("""
-        {
-          "messages": [ {"content": "Be brief.", "role": "system"},
-                        {"content": "Summarise the Q3 report", "role": "user"} ],
-          "stream": true,
-          "model": "gpt-4o"
-        }
-        """)
+        let a = try request(
+            #"{"model":"gpt-4o","temperature":0.2,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Summarise the Q3 report"}]}"#
+        )
+        let b = try request(
+            """
+            {
+              "messages": [ {"content": "Be brief.", "role": "system"},
+                            {"content": "Summarise the Q3 report", "role": "user"} ],
+              "stream": true,
+              "model": "gpt-4o"
+            }
+            """)
         let fa = try #require(hasher.fingerprint(model: "gpt-4o", request: a))
         let fb = try #require(hasher.fingerprint(model: "gpt-4o", request: b))
         #expect(fa.hash == fb.hash)
@@ -51,7 +55,9 @@ struct PromptHasherTests {
 
     /// The documented canonical form, checked byte for byte, and its HMAC against swift-crypto directly.
     @Test func canonicalFormIsTheDocumentedOne() throws {
-        let body = try request(#"{"system":"S","model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"Hi\n"}]}]}"#)
+        let body = try request(
+            #"{"system":"S","model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"Hi\n"}]}]}"#
+        )
         let canonical = try #require(PromptHasher.canonicalForm(model: "claude-sonnet-4-5", request: body))
         let expected = #"{"messages":[{"content":[{"text":"Hi\n","type":"text"}],"role":"user"}],"model":"claude-sonnet-4-5","system":"S"}"#
         #expect(String(decoding: canonical, as: UTF8.self) == expected)
@@ -71,17 +77,19 @@ struct PromptHasherTests {
     }
 
     static let paragraph = """
-    You are a careful financial analyst. Read the attached quarterly statement for the retail division and write a \
-    short summary for the executive team. Cover revenue against plan, gross margin, operating costs, inventory levels \
-    and cash flow. Point out anything that moved by more than five percent since the previous quarter and suggest two \
-    questions the board should ask. Keep the tone neutral, avoid jargon, and do not speculate beyond what the figures \
-    show. Use plain sentences and finish with a one line outlook for the next quarter based on the trend so far.
-    """
+        You are a careful financial analyst. Read the attached quarterly statement for the retail division and write a \
+        short summary for the executive team. Cover revenue against plan, gross margin, operating costs, inventory levels \
+        and cash flow. Point out anything that moved by more than five percent since the previous quarter and suggest two \
+        questions the board should ask. Keep the tone neutral, avoid jargon, and do not speculate beyond what the figures \
+        show. Use plain sentences and finish with a one line outlook for the next quarter based on the trend so far.
+        """
 
     @Test func oneWordEditStaysClose() {
         let base = SimHash.compute(Self.paragraph)
         let edited = SimHash.compute(Self.paragraph.replacingOccurrences(of: "retail division", with: "online division"))
-        let unrelated = SimHash.compute("Translate the following German sentence into English and explain its grammar in detail for a beginner who is learning the language at home with no teacher.")
+        let unrelated = SimHash.compute(
+            "Translate the following German sentence into English and explain its grammar in detail for a beginner who is learning the language at home with no teacher."
+        )
         #expect(SimHash.distance(base, edited) <= 3)
         #expect(SimHash.distance(base, unrelated) >= 16)
         #expect(SimHash.compute(Self.paragraph.uppercased()) == base, "case does not matter")

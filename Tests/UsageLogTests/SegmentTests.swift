@@ -1,6 +1,7 @@
 import Foundation
 import TallyCore
 import Testing
+
 @testable import UsageLog
 
 @Suite("Segment writer and reader")
@@ -17,9 +18,10 @@ struct SegmentTests {
         var ids: [String] = []
         var summaries: [SegmentReadSummary] = []
         for segment in try LogDirectory.segments(root: root) {
-            summaries.append(try SegmentReader.read(path: segment.path) { _, line in
-                ids.append(try UsageEvent(jsonLine: line).id)
-            })
+            summaries.append(
+                try SegmentReader.read(path: segment.path) { _, line in
+                    ids.append(try UsageEvent(jsonLine: line).id)
+                })
         }
         return (ids, summaries)
     }
@@ -60,7 +62,7 @@ struct SegmentTests {
         let writer = try SegmentWriter(logDirectory: root, collector: "c9", options: options)
         try writer.append(event(1, at: Self.t0), now: Self.t0)
         try writer.append(event(2, at: Self.t0 + 61_000), now: Self.t0 + 61_000)  // past max age: a new segment
-        try writer.tick(now: Self.t0 + 200_000)                                 // idle segment closes on tick
+        try writer.tick(now: Self.t0 + 200_000)  // idle segment closes on tick
         let names = try LogDirectory.segments(root: root).map { ($0.path as NSString).lastPathComponent }
         #expect(names == ["20261122T100000Z-000001.jsonl.gz", "20261122T100101Z-000001.jsonl.gz"])
     }
@@ -114,7 +116,7 @@ struct SegmentTests {
 
         var lines: [Int] = []
         let summary = try SegmentReader.read(path: path) { number, line in
-            _ = try UsageEvent(jsonLine: line)   // every line handed over is complete
+            _ = try UsageEvent(jsonLine: line)  // every line handed over is complete
             lines.append(number)
         }
         #expect(summary.damage != nil)
@@ -136,7 +138,8 @@ struct SegmentTests {
     @Test func concatenatedGzipMembersAreOneSegment() throws {
         let root = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let a = root + "/a.jsonl", b = root + "/b.jsonl"
+        let a = root + "/a.jsonl"
+        let b = root + "/b.jsonl"
         try event(1, at: Self.t0).jsonLine.write(toFile: a, atomically: false, encoding: .utf8)
         try event(2, at: Self.t0).jsonLine.write(toFile: b, atomically: false, encoding: .utf8)
         try SegmentWriter.compress(a, level: 6)

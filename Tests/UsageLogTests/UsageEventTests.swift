@@ -1,6 +1,7 @@
 import Foundation
 import TallyCore
 import Testing
+
 @testable import UsageLog
 
 @Suite("Usage events as v1 log lines")
@@ -23,7 +24,8 @@ struct UsageEventTests {
     }
 
     @Test func nullsAndAbsentOptionalFieldsRead() throws {
-        let line = #"{"v":1,"id":"x","ts":"2026-11-22T15:43:01Z","collector":"c1","key":"k","provider":"openai","endpoint":"embeddings","model":"m","status":500,"outcome":"upstream_error","future_field":{"a":[1,2]}}"#
+        let line =
+            #"{"v":1,"id":"x","ts":"2026-11-22T15:43:01Z","collector":"c1","key":"k","provider":"openai","endpoint":"embeddings","model":"m","status":500,"outcome":"upstream_error","future_field":{"a":[1,2]}}"#
         let event = try UsageEvent(jsonLine: line)
         #expect(event.usage == nil)
         #expect(event.stream == false)
@@ -148,7 +150,10 @@ struct TimestampTests {
         #expect(Timestamp.parse("2026-11-22T15:43:01.5Z")! % 1000 == 500)
     }
 
-    @Test(arguments: ["2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-22 15:43", "2026-11-22T15:43:01", "2026-11-22T25:00:00Z", "2026-11-22T15:43:01.Z"])
+    @Test(arguments: [
+        "2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-22 15:43", "2026-11-22T15:43:01", "2026-11-22T25:00:00Z",
+        "2026-11-22T15:43:01.Z",
+    ])
     func rejectsWhatIsNotRFC3339(text: String) {
         #expect(Timestamp.parse(text) == nil)
     }

@@ -9,7 +9,8 @@ extension Attribution {
         }
         let user = entry.user ?? ""
         let project = entry.project ?? ""
-        let team = entry.project.flatMap { id in config.projects.first { $0.id == id }?.team }
+        let team =
+            entry.project.flatMap { id in config.projects.first { $0.id == id }?.team }
             ?? entry.user.flatMap { id in config.users.first { $0.id == id }?.team } ?? ""
         let org = config.teams.first { $0.id == team }?.org ?? ""
         return Attribution(key: key, known: true, user: user, project: project, team: team, org: org)
@@ -20,4 +21,3 @@ extension Attribution {
         Dictionary(uniqueKeysWithValues: config.keys.map { ($0.id, resolving(key: $0.id, config: config)) })
     }
 }
-

@@ -98,8 +98,10 @@ public enum AttributionQuery {
         return value.isEmpty ? none : value
     }
 
-    public static func breakdown(ledger: Ledger, period: Period, by dimensions: [SpendDimension], timezone: String,
-                                 currency: String) throws(AuditError) -> SpendBreakdown {
+    public static func breakdown(
+        ledger: Ledger, period: Period, by dimensions: [SpendDimension], timezone: String,
+        currency: String
+    ) throws(AuditError) -> SpendBreakdown {
         // Group the rollups by the ids the dimensions need, then by their values here, summing cost in Int128.
         var grouping: RollupGrouping = []
         if dimensions.contains(where: { [.day, .week, .month].contains($0) }) { grouping.insert(.day) }
@@ -155,7 +157,8 @@ public enum AttributionQuery {
                 case .endUser: endUserID == 0 ? AttributionQuery.none : dims[endUserID] ?? AttributionQuery.unknown
                 case .tag(let name): tagsID == 0 ? AttributionQuery.none : tagSet(tagsID)[name] ?? AttributionQuery.none
                 case .tags:
-                    tagsID == 0 ? AttributionQuery.none
+                    tagsID == 0
+                        ? AttributionQuery.none
                         : tagSet(tagsID).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
                 }
             }
@@ -168,7 +171,8 @@ public enum AttributionQuery {
             t.requests = row.requests
             t.tokens = row.tokens
             guard t.unpriced > 0 else { continue }
-            unpriced[[dims[row.provider] ?? AttributionQuery.unknown, dims[row.model] ?? AttributionQuery.unknown], default: SpendTotals()].add(t)
+            unpriced[[dims[row.provider] ?? AttributionQuery.unknown, dims[row.model] ?? AttributionQuery.unknown], default: SpendTotals()]
+                .add(t)
         }
         let chronological = dimensions.contains { [.day, .week, .month].contains($0) }
         let sorted = lines.map { SpendLine(values: $0.key, totals: $0.value) }.sorted { a, b in
@@ -176,7 +180,8 @@ public enum AttributionQuery {
             return a.values.lexicographicallyPrecedes(b.values)
         }
         return SpendBreakdown(
-            period: period.label, firstDay: Timestamp.formatDate(days: period.firstDay), lastDay: Timestamp.formatDate(days: period.lastDay),
+            period: period.label, firstDay: Timestamp.formatDate(days: period.firstDay),
+            lastDay: Timestamp.formatDate(days: period.lastDay),
             timezone: timezone, currency: currency, dimensions: dimensions.map(\.description), lines: sorted, total: total,
             unpriced: unpriced.map { UnpricedModel(provider: $0.key[0], model: $0.key[1], totals: $0.value) }
                 .sorted { ($0.totals.unpriced, $1.model) > ($1.totals.unpriced, $0.model) })

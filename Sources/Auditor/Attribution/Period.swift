@@ -27,7 +27,8 @@ public struct Period: Sendable, Equatable, CustomStringConvertible {
         let bytes = Array(text.utf8)
         func number(_ range: Range<Int>) -> Int? {
             guard range.upperBound <= bytes.count, !range.isEmpty,
-                  range.allSatisfy({ bytes[$0] >= 0x30 && bytes[$0] <= 0x39 }) else { return nil }
+                range.allSatisfy({ bytes[$0] >= 0x30 && bytes[$0] <= 0x39 })
+            else { return nil }
             return range.reduce(0) { $0 * 10 + Int(bytes[$1] - 0x30) }
         }
         if let day = Timestamp.parseDate(text) {
@@ -36,13 +37,16 @@ public struct Period: Sendable, Equatable, CustomStringConvertible {
         }
         if bytes.count == 7, bytes[4] == UInt8(ascii: "-"), let year = number(0..<4), let month = number(5..<7), (1...12).contains(month) {
             let first = Timestamp.daysFromCivil(year: year, month: month, day: 1)
-            let next = month == 12 ? Timestamp.daysFromCivil(year: year + 1, month: 1, day: 1)
+            let next =
+                month == 12
+                ? Timestamp.daysFromCivil(year: year + 1, month: 1, day: 1)
                 : Timestamp.daysFromCivil(year: year, month: month + 1, day: 1)
             self.init(firstDay: first, lastDay: next - 1, label: text)
             return
         }
         if bytes.count == 8, bytes[4] == UInt8(ascii: "-"), bytes[5] == UInt8(ascii: "W") || bytes[5] == UInt8(ascii: "w"),
-           let year = number(0..<4), let week = number(6..<8), week >= 1, week <= Self.isoWeeks(in: year) {
+            let year = number(0..<4), let week = number(6..<8), week >= 1, week <= Self.isoWeeks(in: year)
+        {
             let monday = Self.isoWeekOneMonday(year) + (week - 1) * 7
             self.init(firstDay: monday, lastDay: monday + 6, label: "\(year)-W\(week < 10 ? "0" : "")\(week)")
             return

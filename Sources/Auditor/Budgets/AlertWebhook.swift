@@ -33,16 +33,21 @@ public enum AlertWebhook {
     static let maxAttempts = 10
     static let unreachablePrefix = "the webhook could not be reached"
 
-    public static func deliver(ledger: Ledger, config: Config, environment: [String: String], currency: String,
-                               limits: Limits = Limits()) async throws(AuditError) -> WebhookDelivery {
+    public static func deliver(
+        ledger: Ledger, config: Config, environment: [String: String], currency: String,
+        limits: Limits = Limits()
+    ) async throws(AuditError) -> WebhookDelivery {
         guard let variable = config.audit.webhookURLEnv else { return WebhookDelivery() }
         let pending = try ledger.undeliveredAlerts(maxAttempts: maxAttempts)
         guard !pending.isEmpty else { return WebhookDelivery() }
         guard let text = environment[variable], !text.isEmpty else {
-            return WebhookDelivery(pending: pending.count, problems: ["$\(variable) is not set: \(pending.count) alert(s) wait to be posted"])
+            return WebhookDelivery(
+                pending: pending.count, problems: ["$\(variable) is not set: \(pending.count) alert(s) wait to be posted"])
         }
         guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
-            return WebhookDelivery(pending: pending.count, problems: ["$\(variable) does not hold an http(s) URL: \(pending.count) alert(s) wait to be posted"])
+            return WebhookDelivery(
+                pending: pending.count, problems: ["$\(variable) does not hold an http(s) URL: \(pending.count) alert(s) wait to be posted"]
+            )
         }
         var delivery = WebhookDelivery()
         let started = ContinuousClock.now

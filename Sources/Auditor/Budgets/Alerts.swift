@@ -75,8 +75,9 @@ public enum Alerts {
             for item in pending {
                 let (at, spend) = item.found ?? (dayEnd, item.running)
                 let status = item.status
-                let alert = Alert(scope: status.scope, id: status.id, period: status.budget.period, periodLabel: status.periodLabel,
-                                  threshold: item.threshold, crossedAt: at, spend: spend, limit: status.limit)
+                let alert = Alert(
+                    scope: status.scope, id: status.id, period: status.budget.period, periodLabel: status.periodLabel,
+                    threshold: item.threshold, crossedAt: at, spend: spend, limit: status.limit)
                 try ledger.record(alert, recordedAt: Timestamp.now())
                 alerts.append(alert)
             }

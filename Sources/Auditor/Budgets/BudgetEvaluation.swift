@@ -13,8 +13,11 @@ import UsageLog
 public enum BudgetEvaluation {
     /// Every budget's status, and the spend per key and local day they were summed from (from the start of the
     /// earliest current period to today), which the alerts reuse.
-    static func statuses(ledger: Ledger, config: Config, asOf: Int64) throws(AuditError)
-        -> (statuses: [BudgetStatus], spendByKeyAndDay: [String: [Int: Money]]) {
+    static func statuses(
+        ledger: Ledger, config: Config, asOf: Int64
+    ) throws(AuditError)
+        -> (statuses: [BudgetStatus], spendByKeyAndDay: [String: [Int: Money]])
+    {
         var calendar = try LocalCalendar.audit(config)
         let today = calendar.day(of: asOf)
         var budgets: [(BudgetScope, String, Budget)] = []
@@ -38,9 +41,10 @@ public enum BudgetEvaluation {
                 guard let owner = owners[key], counts(owner, toward: scope, id) else { continue }
                 for (day, money) in days where day >= period.firstDay && day <= period.lastDay { spend += money }
             }
-            return BudgetStatus(scope: scope, id: id, budget: budget, firstDay: period.firstDay, lastDay: period.lastDay,
-                                periodLabel: period.label, periodStart: calendar.start(ofDay: period.firstDay),
-                                periodEnd: calendar.start(ofDay: period.lastDay + 1), spend: spend)
+            return BudgetStatus(
+                scope: scope, id: id, budget: budget, firstDay: period.firstDay, lastDay: period.lastDay,
+                periodLabel: period.label, periodStart: calendar.start(ofDay: period.firstDay),
+                periodEnd: calendar.start(ofDay: period.lastDay + 1), spend: spend)
         }
         return (statuses, perKeyDay)
     }

@@ -34,7 +34,8 @@ public enum Enforcement {
         let path = config.resolve(config.collector.revocations)
         let existing: RevocationList?
         do { existing = try RevocationList.read(path: path) } catch {
-            throw AuditError(.io, "the revocation list \(path) cannot be read (\(error)); fix or remove it, then run the audit again", cause: error)
+            throw AuditError(
+                .io, "the revocation list \(path) cannot be read (\(error)); fix or remove it, then run the audit again", cause: error)
         }
 
         var chosen: [String: RevocationList.Entry] = [:]
@@ -48,33 +49,46 @@ public enum Enforcement {
         let owners = Attribution.owners(config)
         for status in statuses where status.isBreached {
             for key in config.keys {
-                guard let owner = owners[key.id], BudgetEvaluation.counts(owner, toward: status.scope, status.id), status.budget.hard else { continue }
+                guard let owner = owners[key.id], BudgetEvaluation.counts(owner, toward: status.scope, status.id), status.budget.hard else {
+                    continue
+                }
                 if key.priority {
                     overrides.append((key.id, status))
                     continue
                 }
-                propose(RevocationList.Entry(keyID: key.id, reason: "budget: " + describe(status, currency: config.currency), until: status.periodEnd))
+                propose(
+                    RevocationList.Entry(
+                        keyID: key.id, reason: "budget: " + describe(status, currency: config.currency), until: status.periodEnd))
             }
         }
         // Runaway keys, for `runaway.action: revoke`: until the cool-down after their last call over the limit. Without
         // a fresh scan (`tally keys`), the last audit's findings stand.
         if config.audit.runaway.action == .revoke {
             let runaways: [WasteFinding]
-            if let waste { runaways = waste.findings.filter { $0.kind == .runaway } } else { runaways = try WasteScan.storedRunaways(ledger: ledger) }
+            if let waste {
+                runaways = waste.findings.filter { $0.kind == .runaway }
+            } else {
+                runaways = try WasteScan.storedRunaways(ledger: ledger)
+            }
             for finding in runaways where finding.lastSeen + config.audit.runaway.cooldownMs > asOf {
                 guard let key = config.keys.first(where: { $0.id == finding.subject }) else { continue }
                 if key.priority {
                     runawayOverrides.append(finding)
                     continue
                 }
-                propose(RevocationList.Entry(keyID: key.id, reason: "runaway: \(finding.detail) from \(Timestamp.format(milliseconds: finding.firstSeen)) "
-                                                + "to \(Timestamp.format(milliseconds: finding.lastSeen)) (\(finding.cost.brief) \(config.currency))",
-                                             until: finding.lastSeen + config.audit.runaway.cooldownMs))
+                propose(
+                    RevocationList.Entry(
+                        keyID: key.id,
+                        reason: "runaway: \(finding.detail) from \(Timestamp.format(milliseconds: finding.firstSeen)) "
+                            + "to \(Timestamp.format(milliseconds: finding.lastSeen)) (\(finding.cost.brief) \(config.currency))",
+                        until: finding.lastSeen + config.audit.runaway.cooldownMs))
             }
         }
         for key in config.keys {
             if let expires = key.expires, expires <= asOf {
-                propose(RevocationList.Entry(keyID: key.id, reason: "expired: the key expired on \(Timestamp.format(milliseconds: expires))", until: nil))
+                propose(
+                    RevocationList.Entry(
+                        keyID: key.id, reason: "expired: the key expired on \(Timestamp.format(milliseconds: expires))", until: nil))
             }
         }
         // What people decided: `tally keys revoke` until restored, and manual entries other tools wrote into the file
@@ -94,13 +108,18 @@ public enum Enforcement {
         try journalChanges(from: existing ?? RevocationList(), to: list, ledger: ledger, asOf: asOf)
         if rewritten {
             do {
-                try list.write(to: path, comments: ["written by tally audit at \(Timestamp.format(milliseconds: Timestamp.now())) (as of \(Timestamp.format(milliseconds: asOf)))"])
+                try list.write(
+                    to: path,
+                    comments: [
+                        "written by tally audit at \(Timestamp.format(milliseconds: Timestamp.now())) (as of \(Timestamp.format(milliseconds: asOf)))"
+                    ])
             } catch {
                 throw AuditError(.io, "cannot write the revocation list \(path): \(error.message)", cause: error)
             }
         }
-        return EnforcementResult(statuses: statuses, list: list, overrides: overrides, runawayOverrides: runawayOverrides,
-                                 reallocation: reallocation, rewritten: rewritten, path: path, spendByKeyAndDay: spendByKeyAndDay)
+        return EnforcementResult(
+            statuses: statuses, list: list, overrides: overrides, runawayOverrides: runawayOverrides,
+            reallocation: reallocation, rewritten: rewritten, path: path, spendByKeyAndDay: spendByKeyAndDay)
     }
 
     /// A journal row for each budget the config sets, changes or drops since the journal last saw it.
@@ -108,7 +127,8 @@ public enum Enforcement {
         var now: [String: String] = [:]
         func note(_ scope: BudgetScope, _ id: String, _ budget: Budget?) {
             guard let budget else { return }
-            now["\(scope.rawValue) \(id)"] = "\(budget.limit.exact) \(config.currency) a \(budget.period.rawValue), \(budget.hard ? "hard" : "soft")"
+            now["\(scope.rawValue) \(id)"] =
+                "\(budget.limit.exact) \(config.currency) a \(budget.period.rawValue), \(budget.hard ? "hard" : "soft")"
         }
         for org in config.orgs { note(.org, org.id, org.budget) }
         for team in config.teams { note(.team, team.id, team.budget) }
@@ -132,11 +152,13 @@ public enum Enforcement {
         guard before != after else { return }
         try ledger.write { transaction in
             for (key, entry) in after.sorted(by: { $0.key < $1.key }) where before[key] != entry {
-                try transaction.appendJournal(at: asOf, kind: "revoke", subject: "key \(key)",
-                                              detail: "\(entry.reason) (until \(entry.until.map { Timestamp.format(milliseconds: $0) } ?? "further notice"))")
+                try transaction.appendJournal(
+                    at: asOf, kind: "revoke", subject: "key \(key)",
+                    detail: "\(entry.reason) (until \(entry.until.map { Timestamp.format(milliseconds: $0) } ?? "further notice"))")
             }
             for key in before.keys.sorted() where after[key] == nil {
-                try transaction.appendJournal(at: asOf, kind: "restore", subject: "key \(key)", detail: "no longer revoked: \(before[key]!.reason)")
+                try transaction.appendJournal(
+                    at: asOf, kind: "restore", subject: "key \(key)", detail: "no longer revoked: \(before[key]!.reason)")
             }
         }
     }

@@ -1,12 +1,13 @@
+import TallyConfig
+import TallyCore
+import TallyLedger
+import UsageLog
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyConfig
-import TallyCore
-import TallyLedger
-import UsageLog
 
 /// Records manual revoke and restore decisions and rewrites the revocation list at once, so the collector acts on
 /// them within its reload interval instead of at the next cron run.
@@ -19,9 +20,10 @@ public enum KeyDecisions {
         defer { lock.release() }
         try ledger.write { transaction in
             try transaction.record(decision)
-            try transaction.appendJournal(at: decision.at, kind: "decision", subject: "key \(decision.key)",
-                                          detail: "\(decision.action.rawValue) by \(decision.by): \(decision.reason)"
-                                              + (decision.until.map { " (until \(Timestamp.format(milliseconds: $0)))" } ?? ""))
+            try transaction.appendJournal(
+                at: decision.at, kind: "decision", subject: "key \(decision.key)",
+                detail: "\(decision.action.rawValue) by \(decision.by): \(decision.reason)"
+                    + (decision.until.map { " (until \(Timestamp.format(milliseconds: $0)))" } ?? ""))
         }
         return try Enforcement.run(ledger: ledger, config: config, asOf: decision.at)
     }

@@ -25,7 +25,9 @@ public struct ReallocationResult: Sendable {
 public enum Reallocation {
     static let cent = Money(picos: Money.scale / 100)
 
-    static func apply(to statuses: inout [BudgetStatus], ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> ReallocationResult {
+    static func apply(
+        to statuses: inout [BudgetStatus], ledger: Ledger, config: Config, asOf: Int64
+    ) throws(AuditError) -> ReallocationResult {
         var approved: [ReallocationApproval] = []
         var result = try evaluate(&statuses, ledger: ledger, config: config, asOf: asOf)
         if config.audit.autoApprove, !result.proposals.isEmpty {
@@ -39,7 +41,9 @@ public enum Reallocation {
         return result
     }
 
-    static func evaluate(_ statuses: inout [BudgetStatus], ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> ReallocationResult {
+    static func evaluate(
+        _ statuses: inout [BudgetStatus], ledger: Ledger, config: Config, asOf: Int64
+    ) throws(AuditError) -> ReallocationResult {
         let users = Dictionary(uniqueKeysWithValues: config.users.map { ($0.id, $0) })
         let pools = Set(config.teams.filter(\.pool).map(\.id))
         let labels = Set(statuses.filter { $0.scope == .user }.map(\.periodLabel))
@@ -87,7 +91,11 @@ public enum Reallocation {
                 }
                 // The pool covers overruns, smallest first; a member at exactly the limit is covered at no cost.
                 let over = members.filter { statuses[$0].spend >= statuses[$0].limit }
-                    .sorted { (statuses[$0].spend - statuses[$0].limit, statuses[$0].id) < (statuses[$1].spend - statuses[$1].limit, statuses[$1].id) }
+                    .sorted {
+                        (statuses[$0].spend - statuses[$0].limit, statuses[$0].id) < (
+                            statuses[$1].spend - statuses[$1].limit, statuses[$1].id
+                        )
+                    }
                 for index in over where pool > .zero {
                     let overrun = statuses[index].spend - statuses[index].limit
                     let draw = min(pool, overrun)
@@ -106,7 +114,8 @@ public enum Reallocation {
     /// Donors to receivers within one team and period, at the pace so far.
     static func propose(_ members: [BudgetStatus], team: String, label: String, asOf: Int64, currency: String) -> [ReallocationProposal] {
         guard let first = members.first, asOf > first.periodStart, asOf < first.periodEnd else { return [] }
-        let elapsed = Int128(asOf - first.periodStart), total = Int128(first.periodEnd - first.periodStart)
+        let elapsed = Int128(asOf - first.periodStart)
+        let total = Int128(first.periodEnd - first.periodStart)
         var donors: [(id: String, spare: Money, projected: Money, limit: Money)] = []
         var receivers: [(id: String, need: Money, projected: Money, limit: Money)] = []
         for status in members {
@@ -128,10 +137,12 @@ public enum Reallocation {
             while receiver.need > .zero, d < donors.count {
                 let amount = min(receiver.need, donors[d].spare)
                 let donor = donors[d]
-                proposals.append(ReallocationProposal(
-                    id: "\(label):\(donor.id):\(receiver.id)", periodLabel: label, team: team, from: donor.id, to: receiver.id, amount: amount,
-                    reason: "\(receiver.id) is on pace for \(receiver.projected.brief) of \(receiver.limit.brief) \(currency) "
-                        + "and \(donor.id) for \(donor.projected.brief) of \(donor.limit.brief) by the end of \(label)"))
+                proposals.append(
+                    ReallocationProposal(
+                        id: "\(label):\(donor.id):\(receiver.id)", periodLabel: label, team: team, from: donor.id, to: receiver.id,
+                        amount: amount,
+                        reason: "\(receiver.id) is on pace for \(receiver.projected.brief) of \(receiver.limit.brief) \(currency) "
+                            + "and \(donor.id) for \(donor.projected.brief) of \(donor.limit.brief) by the end of \(label)"))
                 receiver.need -= amount
                 donors[d].spare -= amount
                 if donors[d].spare < cent { d += 1 }
@@ -166,13 +177,18 @@ public enum Reallocation {
     }
 
     /// Records an approval (and its journal row) at the amount proposed.
-    static func approve(_ proposal: ReallocationProposal, by: String, at: Int64, ledger: Ledger) throws(AuditError) -> ReallocationApproval {
-        let approval = ReallocationApproval(proposal: proposal.id, periodLabel: proposal.periodLabel, team: proposal.team, from: proposal.from,
-                                            to: proposal.to, amount: proposal.amount, by: by, at: at)
+    static func approve(_ proposal: ReallocationProposal, by: String, at: Int64, ledger: Ledger) throws(AuditError) -> ReallocationApproval
+    {
+        let approval = ReallocationApproval(
+            proposal: proposal.id, periodLabel: proposal.periodLabel, team: proposal.team, from: proposal.from,
+            to: proposal.to, amount: proposal.amount, by: by, at: at)
         try ledger.write { transaction in
             try transaction.record(approval)
-            try transaction.appendJournal(at: at, kind: "approval", subject: "user \(approval.to)",
-                                          detail: "\(approval.amount.exact) moved from user \(approval.from) for \(approval.periodLabel) (\(proposal.id)), approved by \(by)")
+            try transaction.appendJournal(
+                at: at, kind: "approval", subject: "user \(approval.to)",
+                detail:
+                    "\(approval.amount.exact) moved from user \(approval.from) for \(approval.periodLabel) (\(proposal.id)), approved by \(by)"
+            )
         }
         return approval
     }
@@ -186,16 +202,20 @@ public enum Reallocation {
             for move in result.moves {
                 let key = PoolMoveKey(period: move.periodLabel, team: move.team, user: move.user, kind: move.kind.rawValue)
                 if before[key] != Int64(clamping: move.amount.picos) {
-                    let what = move.kind == .release ? "released to the \(move.team) pool for \(move.days) days away" : "drawn from the \(move.team) pool"
-                    try transaction.appendJournal(at: asOf, kind: move.kind.rawValue, subject: "user \(move.user)",
-                                                  detail: "\(move.amount.exact) \(what) in \(move.periodLabel)")
+                    let what =
+                        move.kind == .release
+                        ? "released to the \(move.team) pool for \(move.days) days away" : "drawn from the \(move.team) pool"
+                    try transaction.appendJournal(
+                        at: asOf, kind: move.kind.rawValue, subject: "user \(move.user)",
+                        detail: "\(move.amount.exact) \(what) in \(move.periodLabel)")
                 }
                 before[key] = nil
             }
             // Moves of these periods that no longer stand.
             for key in before.keys.sorted(by: { ($0.period, $0.team, $0.user, $0.kind) < ($1.period, $1.team, $1.user, $1.kind) })
-                where labels.contains(key.period) {
-                try transaction.appendJournal(at: asOf, kind: key.kind, subject: "user \(key.user)", detail: "0 (\(key.kind) withdrawn) in \(key.period)")
+            where labels.contains(key.period) {
+                try transaction.appendJournal(
+                    at: asOf, kind: key.kind, subject: "user \(key.user)", detail: "0 (\(key.kind) withdrawn) in \(key.period)")
             }
             try transaction.replaceProposals(with: result.proposals, proposedAt: asOf)
         }
@@ -205,14 +225,18 @@ public enum Reallocation {
 extension Reallocation {
     /// `tally realloc approve ID`: approves a standing proposal at its amount, under the audit lock, and rewrites the
     /// revocation list at once (a member the move covers is no longer in breach).
-    public static func approve(id: String, config: Config, by: String, at: Int64) throws(AuditError) -> (ReallocationApproval, EnforcementResult) {
+    public static func approve(
+        id: String, config: Config, by: String, at: Int64
+    ) throws(AuditError) -> (ReallocationApproval, EnforcementResult) {
         let (lock, ledger) = try Ledger.openLocked(config, purpose: "tally realloc approve")
         defer { lock.release() }
         let standing = try proposals(ledger: ledger)
         guard let proposal = standing.first(where: { $0.id == id }) else {
             let ids = standing.map(\.id)
-            throw AuditError(.usage, "there is no standing proposal '\(id)'"
-                             + (ids.isEmpty ? ": the last audit proposed none" : "; the last audit proposed: \(ids.joined(separator: ", "))"))
+            throw AuditError(
+                .usage,
+                "there is no standing proposal '\(id)'"
+                    + (ids.isEmpty ? ": the last audit proposed none" : "; the last audit proposed: \(ids.joined(separator: ", "))"))
         }
         let approval = try approve(proposal, by: by, at: at, ledger: ledger)
         return (approval, try Enforcement.run(ledger: ledger, config: config, asOf: at))

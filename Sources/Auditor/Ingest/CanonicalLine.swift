@@ -1,11 +1,12 @@
+import TallyCore
+import TallyLedger
+import UsageLog
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyCore
-import TallyLedger
-import UsageLog
 
 /// The ingest's fast path: a line laid out exactly as Tally's own writer lays it out (`UsageEvent.appendJSONLine`:
 /// fixed field order, no spaces, ASCII strings without escapes, sorted tags) is read field by field straight into a
@@ -35,7 +36,8 @@ struct CanonicalLine {
         var row = ParsedEvent()
         row.line = Int32(clamping: number)
         guard literal(#"{"v":"#), let version = integer(), version >= 1, version <= Int64(UsageEvent.currentVersion),
-              literal(#","id":"#), let id = string(), id.count > 0 else { return nil }
+            literal(#","id":"#), let id = string(), id.count > 0
+        else { return nil }
         if id.count == 36, let uuid = Self.uuid(id) {
             (row.idHigh, row.idLow) = uuid
         } else {
@@ -44,13 +46,14 @@ struct CanonicalLine {
         guard literal(#","ts":"#), let ts = string(), let millis = Timestamp.parse(bytes: ts) else { return nil }
         row.timestamp = millis
         guard literal(#","collector":"#), let collector = string(),
-              literal(#","key":"#), let key = string(),
-              literal(#","provider":"#), let provider = string(),
-              literal(#","endpoint":"#), let endpoint = string(), let endpointIndex = Self.index(of: endpoint, in: Self.endpoints),
-              literal(#","model":"#), let model = string(),
-              literal(#","status":"#), let status = integer(), (0...999).contains(status),
-              literal(#","outcome":"#), let outcome = string(), let outcomeIndex = Self.index(of: outcome, in: Self.outcomes),
-              literal(#","stream":"#) else { return nil }
+            literal(#","key":"#), let key = string(),
+            literal(#","provider":"#), let provider = string(),
+            literal(#","endpoint":"#), let endpoint = string(), let endpointIndex = Self.index(of: endpoint, in: Self.endpoints),
+            literal(#","model":"#), let model = string(),
+            literal(#","status":"#), let status = integer(), (0...999).contains(status),
+            literal(#","outcome":"#), let outcome = string(), let outcomeIndex = Self.index(of: outcome, in: Self.outcomes),
+            literal(#","stream":"#)
+        else { return nil }
         row.collector = strings.intern(bytes: collector)
         row.key = strings.intern(bytes: key)
         row.provider = strings.intern(bytes: provider)
@@ -63,23 +66,25 @@ struct CanonicalLine {
         guard literal(#","usage":"#) else { return nil }
         if !literal("null") {
             guard literal(#"{"input":"#), let input = integer(), literal(#","output":"#), let output = integer(),
-                  literal(#","cached_input":"#), let cached = integer(), literal(#","cache_write":"#), let write = integer(),
-                  literal(#","reasoning":"#), let reasoning = integer(), literal("}") else { return nil }
+                literal(#","cached_input":"#), let cached = integer(), literal(#","cache_write":"#), let write = integer(),
+                literal(#","reasoning":"#), let reasoning = integer(), literal("}")
+            else { return nil }
             let usage = UsageEvent.Usage(input: input, output: output, cachedInput: cached, cacheWrite: write, reasoning: reasoning)
             guard usage.violation == nil else { return nil }
             row.hasUsage = true
             row.tokens = usage
         }
         guard literal(#","latency_ms":"#), let latency = optionalInteger(),
-              literal(#","ttft_ms":"#), let ttft = optionalInteger(),
-              literal(#","prompt_hash":"#), let hash = optionalString(),
-              literal(#","prompt_sim":"#), let sim = optionalString(),
-              literal(#","prompt_chars":"#), let chars = optionalInteger(),
-              literal(#","preview":"#), optionalString() != nil,
-              literal(#","user":"#), let user = optionalString(),
-              literal(#","tags":"#), let tags = tagObject(),
-              literal(#","error":"#), let error = optionalString(),
-              literal("}"), p == end else { return nil }
+            literal(#","ttft_ms":"#), let ttft = optionalInteger(),
+            literal(#","prompt_hash":"#), let hash = optionalString(),
+            literal(#","prompt_sim":"#), let sim = optionalString(),
+            literal(#","prompt_chars":"#), let chars = optionalInteger(),
+            literal(#","preview":"#), optionalString() != nil,
+            literal(#","user":"#), let user = optionalString(),
+            literal(#","tags":"#), let tags = tagObject(),
+            literal(#","error":"#), let error = optionalString(),
+            literal("}"), p == end
+        else { return nil }
         row.latencyMs = latency.value
         row.ttftMs = ttft.value
         if let hash = hash.value { row.promptHash = Self.hashPrefix(hash) }
@@ -186,7 +191,9 @@ struct CanonicalLine {
 
     @inline(__always)
     static func index(of bytes: UnsafeBufferPointer<UInt8>, in names: [[UInt8]]) -> Int? {
-        names.firstIndex { name in name.count == bytes.count && name.withUnsafeBufferPointer { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 } }
+        names.firstIndex { name in
+            name.count == bytes.count && name.withUnsafeBufferPointer { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
+        }
     }
 
     /// `8-4-4-4-12` hex digits (36 bytes) to 16 bytes.
@@ -219,7 +226,10 @@ struct CanonicalLine {
             var value: UInt64 = 0
             var ok = true
             for i in 0..<16 {
-                guard let nibble = Hex.value(b[i]) else { ok = false; break }
+                guard let nibble = Hex.value(b[i]) else {
+                    ok = false
+                    break
+                }
                 value = value << 4 | UInt64(nibble)
             }
             if ok { return Int64(bitPattern: value) }

@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import TallyConfig
 import TallyCore
 import TallyLedger
 import UsageLog
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How far an ingest has got, for a progress bar.
 public struct IngestProgress: Sendable {
@@ -57,7 +58,8 @@ public enum Ingest {
         let logDir = config.resolve(config.collector.logDir)
         let files: [SegmentFile]
         do { files = try LogDirectory.segments(root: logDir) } catch {
-            throw AuditError(.io, "cannot list the log directory \(logDir) (collector.log_dir in the config): \(error.message)", cause: error)
+            throw AuditError(
+                .io, "cannot list the log directory \(logDir) (collector.log_dir in the config): \(error.message)", cause: error)
         }
         let calendar = try LocalCalendar.audit(config)
 
@@ -88,7 +90,10 @@ public enum Ingest {
             var job = SegmentJob(file: file, relativePath: relative, size: size, mtime: mtime, offset: 0, firstLine: 1)
             if let seen = known[relative] {
                 if file.isClosed {
-                    if seen.size == size && seen.mtime == mtime { totals.segmentsUnchanged += 1; continue }
+                    if seen.size == size && seen.mtime == mtime {
+                        totals.segmentsUnchanged += 1
+                        continue
+                    }
                 } else if seen.offset == size {
                     totals.segmentsUnchanged += 1
                     continue
@@ -117,11 +122,14 @@ public enum Ingest {
                     let job = jobs[next]
                     next += 1
                     group.addTask {
-                        (job, Result { () throws(FileIOError) in
-                            var parsed = try ParsedSegment.parse(job)
-                            parsed.prepare(config: config, prices: prices, calendar: calendar)
-                            return parsed
-                        })
+                        (
+                            job,
+                            Result { () throws(FileIOError) in
+                                var parsed = try ParsedSegment.parse(job)
+                                parsed.prepare(config: config, prices: prices, calendar: calendar)
+                                return parsed
+                            }
+                        )
                     }
                 }
                 for _ in 0..<options.parallelism { launch() }
@@ -135,8 +143,10 @@ public enum Ingest {
                     }
                     done += 1
                     bytesDone += job.size - job.offset
-                    progress(IngestProgress(segmentsDone: done, segmentsTotal: jobs.count, bytesDone: bytesDone,
-                                            bytesTotal: bytesTotal, events: writer.totals.events))
+                    progress(
+                        IngestProgress(
+                            segmentsDone: done, segmentsTotal: jobs.count, bytesDone: bytesDone,
+                            bytesTotal: bytesTotal, events: writer.totals.events))
                 }
                 try ledger.commit(&writer)
             }

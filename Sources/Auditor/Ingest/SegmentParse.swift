@@ -1,11 +1,12 @@
+import TallyCore
+import TallyLedger
+import UsageLog
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyCore
-import TallyLedger
-import UsageLog
 
 extension ParsedSegment {
     /// The most tokens one call may report; more is refused as implausible, which also keeps every sum in 64 bits.
@@ -48,9 +49,11 @@ extension ParsedSegment {
             return
         }
         if let usage = event.usage,
-           max(usage.input, usage.output, usage.cachedInput, usage.cacheWrite, usage.reasoning) > Self.maxTokens {
-            quarantine(number: number, line: line, kind: LineError.Kind.invalidUsage.rawValue,
-                       reason: "a token count above \(Self.maxTokens) is not plausible for one call")
+            max(usage.input, usage.output, usage.cachedInput, usage.cacheWrite, usage.reasoning) > Self.maxTokens
+        {
+            quarantine(
+                number: number, line: line, kind: LineError.Kind.invalidUsage.rawValue,
+                reason: "a token count above \(Self.maxTokens) is not plausible for one call")
             return
         }
         var row = ParsedEvent()
@@ -86,8 +89,10 @@ extension ParsedSegment {
     }
 
     mutating func quarantine(number: Int, line: UnsafeBufferPointer<UInt8>, kind: String, reason: String) {
-        quarantined.append(QuarantinedLine(line: number, kind: kind, reason: reason, length: line.count,
-                                           text: Array(line.prefix(SegmentReadSummary.tailKeep))))
+        quarantined.append(
+            QuarantinedLine(
+                line: number, kind: kind, reason: reason, length: line.count,
+                text: Array(line.prefix(SegmentReadSummary.tailKeep))))
     }
 
     /// The 16 bytes of a UUID written `8-4-4-4-12` in hex (either case), or nil.

@@ -16,7 +16,9 @@ extension ParsedSegment {
             guard events[i].hasUsage else { continue }
             let pair = Int64(events[i].model) << 32 | Int64(events[i].provider)
             let schedule: PriceSchedule
-            if let known = schedules[pair] { schedule = known } else {
+            if let known = schedules[pair] {
+                schedule = known
+            } else {
                 schedule = prices.schedule(model: strings[events[i].model], provider: strings[events[i].provider])
                 schedules[pair] = schedule
             }
@@ -25,13 +27,17 @@ extension ParsedSegment {
             let money = entry.cost(e.tokens)
             guard let picos = Int64(exactly: money.picos) else {
                 overflowing.append(i)
-                quarantined.append(QuarantinedLine(line: Int(e.line), kind: LineError.Kind.invalidUsage.rawValue,
-                                                   reason: "the call's cost (\(money)) is more than the ledger holds for one call",
-                                                   length: 0, text: []))
+                quarantined.append(
+                    QuarantinedLine(
+                        line: Int(e.line), kind: LineError.Kind.invalidUsage.rawValue,
+                        reason: "the call's cost (\(money)) is more than the ledger holds for one call",
+                        length: 0, text: []))
                 continue
             }
             let ref: Int32
-            if let known = entryRefs[entry] { ref = known } else {
+            if let known = entryRefs[entry] {
+                ref = known
+            } else {
                 ref = Int32(priceRows.count)
                 priceRows.append(StoredPrice(entry))
                 entryRefs[entry] = ref
@@ -50,12 +56,12 @@ extension ParsedSegment {
     }
 }
 
-
 extension StoredPrice {
     /// How the ledger stores a price entry: its source as text, the model and from, and the per-token prices.
     init(_ entry: PriceEntry) {
         let p = entry.price
-        self.init(source: entry.source.description, model: p.model, from: p.from, input: p.input, output: p.output,
-                  cachedInput: p.cachedInput, cacheWrite: p.cacheWrite, reasoning: p.reasoning)
+        self.init(
+            source: entry.source.description, model: p.model, from: p.from, input: p.input, output: p.output,
+            cachedInput: p.cachedInput, cacheWrite: p.cacheWrite, reasoning: p.reasoning)
     }
 }

@@ -29,8 +29,10 @@ public enum BuiltinPrices {
         return table.map { row in
             // The table is fixed text checked by tests; a typo would fail them, not production.
             func price(_ text: String) -> TokenPrice { try! TokenPrice(perToken: text) }
-            return PriceEntry(ModelPrice(model: row.0, input: price(row.1), output: price(row.2), cachedInput: row.3.map(price),
-                                         cacheWrite: row.4.map(price)), source: .builtin(taken: taken))
+            return PriceEntry(
+                ModelPrice(
+                    model: row.0, input: price(row.1), output: price(row.2), cachedInput: row.3.map(price),
+                    cacheWrite: row.4.map(price)), source: .builtin(taken: taken))
         }
     }
 }

@@ -33,10 +33,12 @@ public enum LiteLLMPrices {
                 return try? TokenPrice(perToken: literal)
             }
             guard let input = price("input_cost_per_token") else { continue }
-            entries.append(PriceEntry(ModelPrice(
-                model: model, input: input, output: price("output_cost_per_token") ?? TokenPrice(picosPerToken: 0),
-                cachedInput: price("cache_read_input_token_cost"), cacheWrite: price("cache_creation_input_token_cost"),
-                reasoning: price("output_cost_per_reasoning_token")), source: .litellm(file: name)))
+            entries.append(
+                PriceEntry(
+                    ModelPrice(
+                        model: model, input: input, output: price("output_cost_per_token") ?? TokenPrice(picosPerToken: 0),
+                        cachedInput: price("cache_read_input_token_cost"), cacheWrite: price("cache_creation_input_token_cost"),
+                        reasoning: price("output_cost_per_reasoning_token")), source: .litellm(file: name)))
         }
         return entries
     }

@@ -66,7 +66,8 @@ public struct PriceBook: Sendable {
         func digits(_ range: Range<Int>) -> Bool { range.allSatisfy { bytes[$0] >= 0x30 && bytes[$0] <= 0x39 } }
         let n = bytes.count
         if n > 11, bytes[n - 11] == UInt8(ascii: "-"), bytes[n - 6] == UInt8(ascii: "-"), bytes[n - 3] == UInt8(ascii: "-"),
-           digits(n - 10..<n - 6), digits(n - 5..<n - 3), digits(n - 2..<n) {
+            digits(n - 10..<n - 6), digits(n - 5..<n - 3), digits(n - 2..<n)
+        {
             return String(decoding: bytes[0..<(n - 11)], as: UTF8.self)
         }
         if n > 9, bytes[n - 9] == UInt8(ascii: "-"), digits(n - 8..<n), bytes[n - 8] == UInt8(ascii: "2") {

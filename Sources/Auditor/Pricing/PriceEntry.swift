@@ -59,4 +59,3 @@ public struct PriceEntry: Sendable, Hashable {
             + (price.reasoning ?? price.output).cost(tokens: tokens.reasoning)
     }
 }
-

@@ -11,21 +11,25 @@ import UsageLog
 /// applied but nothing written. Waste is what the audits stored for the month.
 public enum PeriodReportBuilder {
     /// The report of `period` (a month) as of `asOf`, which is held to the period's last millisecond.
-    public static func build(ledger: Ledger, config: Config, period: Period, asOf: Int64, isFinal: Bool = false,
-                             late: LateEvents? = nil) throws(AuditError) -> PeriodReport {
+    public static func build(
+        ledger: Ledger, config: Config, period: Period, asOf: Int64, isFinal: Bool = false,
+        late: LateEvents? = nil
+    ) throws(AuditError) -> PeriodReport {
         var calendar = try LocalCalendar.audit(config)
         let start = calendar.start(ofDay: period.firstDay)
         let end = calendar.start(ofDay: period.lastDay + 1)
         let at = min(asOf, end - 1)
         var report = PeriodReport(
-            period: period.label, firstDay: Timestamp.formatDate(days: period.firstDay), lastDay: Timestamp.formatDate(days: period.lastDay),
+            period: period.label, firstDay: Timestamp.formatDate(days: period.firstDay),
+            lastDay: Timestamp.formatDate(days: period.lastDay),
             start: start, end: end, timezone: config.audit.timezone, currency: config.currency,
             organisations: config.orgs.map { $0.name ?? $0.id }, asOf: isFinal ? end : at, isFinal: isFinal, late: late)
-        report.providerNames = Dictionary(config.providers.map { provider in
-            // A provider named after its kind is shown by the API's name ("OpenAI"); others by their own name.
-            let display = provider.name == provider.kind.rawValue ? provider.kind.displayName : provider.name
-            return (provider.name, display)
-        }, uniquingKeysWith: { a, _ in a })
+        report.providerNames = Dictionary(
+            config.providers.map { provider in
+                // A provider named after its kind is shown by the API's name ("OpenAI"); others by their own name.
+                let display = provider.name == provider.kind.rawValue ? provider.kind.displayName : provider.name
+                return (provider.name, display)
+            }, uniquingKeysWith: { a, _ in a })
 
         try spend(into: &report, ledger: ledger, period: period, calendar: &calendar)
         report.previous = try previous(ledger: ledger, period: period, at: at, calendar: &calendar)
@@ -35,7 +39,8 @@ public enum PeriodReportBuilder {
             // The list in force now, for the current period.
             if let list = try? RevocationList.read(path: config.resolve(config.collector.revocations)) {
                 for entry in list.entries {
-                    report.revocations.append(RevocationRow(at: nil, key: entry.keyID, action: "in_force", reason: entry.reason, until: entry.until))
+                    report.revocations.append(
+                        RevocationRow(at: nil, key: entry.keyID, action: "in_force", reason: entry.reason, until: entry.until))
                 }
             }
         }
@@ -44,7 +49,9 @@ public enum PeriodReportBuilder {
 
     // MARK: Spend
 
-    private static func spend(into report: inout PeriodReport, ledger: Ledger, period: Period, calendar: inout LocalCalendar) throws(AuditError) {
+    private static func spend(
+        into report: inout PeriodReport, ledger: Ledger, period: Period, calendar: inout LocalCalendar
+    ) throws(AuditError) {
         struct Group: Hashable { var day: Int, attr: Int64, provider: Int64, model: Int64 }
         let names = try ledger.names()
         let (attributions, dims) = (names.attributions, names.dims)
@@ -58,9 +65,10 @@ public enum PeriodReportBuilder {
             let model = dims[group.model] ?? AttributionQuery.unknown
             if rows[group] == nil {
                 func owner(_ field: KeyPath<Attribution, String>) -> String { AttributionQuery.label(attribution, field) }
-                rows[group] = AttributionRow(date: Timestamp.formatDate(days: group.day), dayStart: 0, dayEnd: 0, org: owner(\.org),
-                                             team: owner(\.team), project: owner(\.project), user: owner(\.user), key: owner(\.key),
-                                             provider: provider, model: model)
+                rows[group] = AttributionRow(
+                    date: Timestamp.formatDate(days: group.day), dayStart: 0, dayEnd: 0, org: owner(\.org),
+                    team: owner(\.team), project: owner(\.project), user: owner(\.user), key: owner(\.key),
+                    provider: provider, model: model)
             }
             rows[group]!.requests += r.requests
             rows[group]!.tokens += r.tokens
@@ -79,7 +87,9 @@ public enum PeriodReportBuilder {
         var dayBounds: [Int: (Int64, Int64)] = [:]
         var list = rows.map { group, row in
             var row = row
-            if dayBounds[group.day] == nil { dayBounds[group.day] = (calendar.start(ofDay: group.day), calendar.start(ofDay: group.day + 1)) }
+            if dayBounds[group.day] == nil {
+                dayBounds[group.day] = (calendar.start(ofDay: group.day), calendar.start(ofDay: group.day + 1))
+            }
             (row.dayStart, row.dayEnd) = dayBounds[group.day]!
             return row
         }
@@ -93,7 +103,9 @@ public enum PeriodReportBuilder {
     }
 
     /// The month before: its total, and its spend over as many days as `period` has run by `at`.
-    private static func previous(ledger: Ledger, period: Period, at: Int64, calendar: inout LocalCalendar) throws(AuditError) -> PreviousPeriod? {
+    private static func previous(
+        ledger: Ledger, period: Period, at: Int64, calendar: inout LocalCalendar
+    ) throws(AuditError) -> PreviousPeriod? {
         let before = Period.month(containing: period.firstDay - 1)
         let daysRun = min(calendar.day(of: at), period.lastDay) - period.firstDay + 1
         let sameDay = period.lastDay <= calendar.day(of: at) ? before.lastDay : min(before.lastDay, before.firstDay + daysRun - 1)
@@ -118,16 +130,20 @@ public enum PeriodReportBuilder {
         // Breaches: every 100% crossing the alerts recorded in the period, and the budgets over their limit now.
         let owners = Attribution.owners(config)
         let priority = Set(config.keys.filter(\.priority).map(\.id))
-        func breach(scope: String, id: String, budgetPeriod: String, label: String, crossedAt: Int64?, spent: Money, limit: Money,
-                    hard: Bool, covered: Bool) -> BreachRow {
+        func breach(
+            scope: String, id: String, budgetPeriod: String, label: String, crossedAt: Int64?, spent: Money, limit: Money,
+            hard: Bool, covered: Bool
+        ) -> BreachRow {
             let keys = owners.values.filter { owner in
                 BudgetScope(rawValue: scope).map { BudgetEvaluation.counts(owner, toward: $0, id) } ?? false
             }.map(\.key).sorted()
             let revoked = hard && !covered ? keys.filter { !priority.contains($0) } : []
             let overrides = hard && !covered ? keys.filter { priority.contains($0) } : []
-            let action = !hard ? "alert_only" : covered ? "covered_by_pool" : !revoked.isEmpty ? "revoked" : !overrides.isEmpty ? "override" : "none"
-            return BreachRow(scope: scope, id: id, budgetPeriod: budgetPeriod, periodLabel: label, crossedAt: crossedAt, spent: spent,
-                             limit: limit, hard: hard, action: action, revokedKeys: revoked, overrideKeys: overrides)
+            let action =
+                !hard ? "alert_only" : covered ? "covered_by_pool" : !revoked.isEmpty ? "revoked" : !overrides.isEmpty ? "override" : "none"
+            return BreachRow(
+                scope: scope, id: id, budgetPeriod: budgetPeriod, periodLabel: label, crossedAt: crossedAt, spent: spent,
+                limit: limit, hard: hard, action: action, revokedKeys: revoked, overrideKeys: overrides)
         }
         var seen: Set<String> = []
         var rows: [BreachRow] = []
@@ -137,24 +153,32 @@ public enum PeriodReportBuilder {
             let signature = "\(alert.scope.rawValue)/\(alert.id)/\(alert.periodLabel)"
             guard seen.insert(signature).inserted else { continue }
             let now = current[signature]
-            rows.append(breach(scope: alert.scope.rawValue, id: alert.id, budgetPeriod: alert.period.rawValue, label: alert.periodLabel,
-                               crossedAt: alert.crossedAt, spent: now?.spend ?? alert.spend, limit: now?.limit ?? alert.limit,
-                               hard: hardness["\(alert.scope.rawValue)/\(alert.id)"] ?? true,
-                               covered: now.map { $0.coveredByPool && !$0.isBreached } ?? false))
+            rows.append(
+                breach(
+                    scope: alert.scope.rawValue, id: alert.id, budgetPeriod: alert.period.rawValue, label: alert.periodLabel,
+                    crossedAt: alert.crossedAt, spent: now?.spend ?? alert.spend, limit: now?.limit ?? alert.limit,
+                    hard: hardness["\(alert.scope.rawValue)/\(alert.id)"] ?? true,
+                    covered: now.map { $0.coveredByPool && !$0.isBreached } ?? false))
         }
         for s in statuses where s.isBreached {
             let signature = "\(s.scope.rawValue)/\(s.id)/\(s.periodLabel)"
             guard seen.insert(signature).inserted else { continue }
-            rows.append(breach(scope: s.scope.rawValue, id: s.id, budgetPeriod: s.budget.period.rawValue, label: s.periodLabel, crossedAt: nil,
-                               spent: s.spend, limit: s.limit, hard: s.budget.hard, covered: false))
+            rows.append(
+                breach(
+                    scope: s.scope.rawValue, id: s.id, budgetPeriod: s.budget.period.rawValue, label: s.periodLabel, crossedAt: nil,
+                    spent: s.spend, limit: s.limit, hard: s.budget.hard, covered: false))
         }
-        report.breaches = rows.sorted { ($0.crossedAt ?? .max, $0.scope, $0.id, $0.periodLabel) < ($1.crossedAt ?? .max, $1.scope, $1.id, $1.periodLabel) }
+        report.breaches = rows.sorted {
+            ($0.crossedAt ?? .max, $0.scope, $0.id, $0.periodLabel) < ($1.crossedAt ?? .max, $1.scope, $1.id, $1.periodLabel)
+        }
     }
 
     // MARK: What the ledger lists
 
-    private static func ledgerLists(into report: inout PeriodReport, ledger: Ledger, config: Config, period: Period, start: Int64,
-                                    end: Int64) throws(AuditError) {
+    private static func ledgerLists(
+        into report: inout PeriodReport, ledger: Ledger, config: Config, period: Period, start: Int64,
+        end: Int64
+    ) throws(AuditError) {
         let label = period.label
         let alerts = try ledger.alerts(from: start, to: end)
         let revocations = try ledger.journal(kinds: ["revoke", "restore"], from: start, to: end).map { entry -> RevocationRow in
@@ -165,7 +189,8 @@ public enum PeriodReportBuilder {
                 until = Timestamp.parse(reason[open.upperBound..<reason.index(before: reason.endIndex)])
                 reason = String(reason[..<open.lowerBound])
             }
-            return RevocationRow(at: entry.at, key: key, action: entry.kind == "revoke" ? "revoked" : "restored", reason: reason, until: until)
+            return RevocationRow(
+                at: entry.at, key: key, action: entry.kind == "revoke" ? "revoked" : "restored", reason: reason, until: until)
         }
         let reallocation = try ledger.reallocationRows(period: label)
         let quarantine = try ledger.quarantineRows(runsFrom: start, to: end)

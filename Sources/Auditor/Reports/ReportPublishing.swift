@@ -48,12 +48,15 @@ public enum ReportPublishing {
                     }
                     // The whole month's waste, now that it has ended.
                     let end = calendar.start(ofDay: month.lastDay + 1)
-                    _ = try WasteScan.run(ledger: ledger, config: config, from: calendar.start(ofDay: month.firstDay), to: end - 1, label: month.label)
-                    let report = try PeriodReportBuilder.build(ledger: ledger, config: config, period: month, asOf: end - 1, isFinal: true, late: late)
+                    _ = try WasteScan.run(
+                        ledger: ledger, config: config, from: calendar.start(ofDay: month.firstDay), to: end - 1, label: month.label)
+                    let report = try PeriodReportBuilder.build(
+                        ledger: ledger, config: config, period: month, asOf: end - 1, isFinal: true, late: late)
                     let path = folder + "/" + month.label
                     try write(report, to: path)
-                    try ledger.recordReport(period: month.label, final: true, at: asOf, requests: requests, cost: cost,
-                                            firstFinal: snapshot?.final != true, lateFoundAt: late?.foundAt)
+                    try ledger.recordReport(
+                        period: month.label, final: true, at: asOf, requests: requests, cost: cost,
+                        firstFinal: snapshot?.final != true, lateFoundAt: late?.foundAt)
                     written.append(.init(period: month.label, folder: path, isFinal: true, late: late))
                 }
                 Audit.releaseFreedMemory()
@@ -66,8 +69,9 @@ public enum ReportPublishing {
         try write(report, to: path)
         // The report's rows are the month's rollups, so their sums are what `totals` would read again.
         let requests = report.attribution.reduce(Int64(0)) { $0 + $1.requests }
-        try ledger.recordReport(period: current.label, final: false, at: asOf, requests: requests, cost: report.total, firstFinal: false,
-                                lateFoundAt: nil)
+        try ledger.recordReport(
+            period: current.label, final: false, at: asOf, requests: requests, cost: report.total, firstFinal: false,
+            lateFoundAt: nil)
         written.append(.init(period: current.label, folder: path, isFinal: false, late: nil))
         let latest = folder + "/" + latestName
         do { try AtomicFile.link(latest, to: current.label) } catch {
@@ -80,8 +84,9 @@ public enum ReportPublishing {
     public static func write(_ report: PeriodReport, to path: String) throws(AuditError) {
         do { try ReportFolder.write(report, to: path) } catch {
             // A failed system call is about the folder; anything else (the ledger) says what it is itself.
-            throw AuditError(.io, "cannot write the reports in \(path): \(error.message)\(error.errno == nil ? "" : "; check audit.reports_dir")",
-                             cause: error)
+            throw AuditError(
+                .io, "cannot write the reports in \(path): \(error.message)\(error.errno == nil ? "" : "; check audit.reports_dir")",
+                cause: error)
         }
     }
 }

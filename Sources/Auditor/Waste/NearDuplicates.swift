@@ -1,4 +1,5 @@
 import CMemory
+
 #if canImport(Glibc)
 import Glibc
 import TallyLedger
@@ -17,7 +18,14 @@ struct NearDuplicates {
 
     // SimHash bands; each bucket holds the most recent calls whose band had that value.
     /// What a bucket scan reads (16 bytes, so a bucket of 8 is two cache lines), and the rest, read only for a match.
-    private struct NearEntry { var ts: Int64; var sim: UInt64; var hash: Int64; var model: Int32; var team: Int32; var attr: Int32 }
+    private struct NearEntry {
+        var ts: Int64
+        var sim: UInt64
+        var hash: Int64
+        var model: Int32
+        var team: Int32
+        var attr: Int32
+    }
     private let bandShifts: [UInt64]
     private let bandBits: UInt64
     /// The calls inside the window, numbered in time order from `live` up to `next`: call `n` is in slot
@@ -109,7 +117,8 @@ struct NearDuplicates {
                 guard slot >> 32 >= firstLive, (UInt32(truncatingIfNeeded: slot) ^ fragment).nonzeroBitCount <= distance else { continue }
                 let entry = recent[Int(slot >> 32) & ring]
                 guard (entry.sim ^ sim).nonzeroBitCount <= distance, entry.hash != hash, entry.model == call.model,
-                      entry.team == call.team, entry.ts > match?.ts ?? .min else { continue }
+                    entry.team == call.team, entry.ts > match?.ts ?? .min
+                else { continue }
                 match = entry
             }
             bucket[oldest] = number << 32 | UInt64(fragment)

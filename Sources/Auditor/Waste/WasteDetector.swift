@@ -1,4 +1,5 @@
 import TallyLedger
+
 /// One call as the waste rules see it: ids are the ledger's (attribution, model), money is pico-units.
 struct WasteCall {
     var ts: Int64
@@ -93,7 +94,11 @@ struct WasteDetector {
     private(set) var runawayPeaks: [(requests: Int, spend: Int128)] = []
 
     // Exact duplicates: per (prompt, model, team), the start of the open window and the cluster, if any.
-    private struct PromptState { var windowStart: Int64; var opener: Int32; var cluster: Int32 }
+    private struct PromptState {
+        var windowStart: Int64
+        var opener: Int32
+        var cluster: Int32
+    }
     private var prompts = UInt64Table(placeholder: PromptState(windowStart: 0, opener: 0, cluster: -1))
     private var promptsAtSweep = 1 << 16
 
@@ -105,14 +110,28 @@ struct WasteDetector {
     }
 
     // Retry loops: per (key, prompt), the calls within `retryWithin`.
-    private struct LoopCall { var ts: Int64; var cost: Int64; var failed: Bool; var attr: Int32; var counted: Bool }
+    private struct LoopCall {
+        var ts: Int64
+        var cost: Int64
+        var failed: Bool
+        var attr: Int32
+        var counted: Bool
+    }
     /// A prompt seen once in the window keeps its call in `lone`; an array is only made for a second one.
-    private struct LoopState { var lone: LoopCall?; var calls: [LoopCall] = []; var episode: Int32 = -1; var last: Int64 = .min }
+    private struct LoopState {
+        var lone: LoopCall?
+        var calls: [LoopCall] = []
+        var episode: Int32 = -1
+        var last: Int64 = .min
+    }
     private var retries = UInt64Table(capacity: 1 << 14, placeholder: LoopState())
     private var retriesAtSweep = 1 << 14
 
     // Runaways: per key, the calls of the last hour.
-    private struct RateCall { var ts: Int64; var cost: Int64 }
+    private struct RateCall {
+        var ts: Int64
+        var cost: Int64
+    }
     private struct RateState {
         var calls: [RateCall] = []
         var head = 0
@@ -173,8 +192,9 @@ struct WasteDetector {
 
     /// Whether `call` repeats a successful call of the same prompt within the window (and so is waste).
     private mutating func duplicate(_ call: WasteCall, hash: Int64, counts: Bool) -> Bool {
-        let position = prompts.findOrInsert(Self.promptKey(hash, call.model, call.team),
-                                            PromptState(windowStart: .min, opener: call.attr, cluster: -1))
+        let position = prompts.findOrInsert(
+            Self.promptKey(hash, call.model, call.team),
+            PromptState(windowStart: .min, opener: call.attr, cluster: -1))
         if prompts[position].windowStart != .min, call.ts - prompts[position].windowStart <= rules.duplicateWindow {
             guard counts else { return true }
             if prompts[position].cluster < 0 {

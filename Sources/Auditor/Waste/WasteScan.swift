@@ -44,7 +44,9 @@ public enum WasteScan {
     /// Reads the calls of the range in time order and runs the rules over them. This thread reads the ledger and finds
     /// exact duplicates, retry loops and runaways; the calls that are not repeats go on, batch by batch, to the
     /// near-duplicate rule on another thread.
-    private static func scan(ledger: Ledger, rules: WasteRules, names: Names, from: Int64, to: Int64) throws(AuditError) -> WasteDetector.Found {
+    private static func scan(
+        ledger: Ledger, rules: WasteRules, names: Names, from: Int64, to: Int64
+    ) throws(AuditError) -> WasteDetector.Found {
         var detector = WasteDetector(rules: rules, periodStart: from)
         let pipeline = NearThread(NearDuplicates(rules: rules, periodStart: from))
         defer { _ = pipeline.finish() }  // on a failed read, so the thread ends
@@ -66,10 +68,12 @@ public enum WasteScan {
         }
         try ledger.scanCalls(from: from - rules.lookBack, to: to) { call in
             let owner = names.owner(Int(call.attr))
-            send(WasteCall(ts: call.ts, attr: call.attr, key: owner.key, team: owner.team, model: call.model,
-                           ok: call.flags & ScanCall.ok != 0, failed: call.flags & ScanCall.failed != 0, cost: call.cost,
-                           hash: call.flags & ScanCall.hasHash != 0 ? call.hash : nil,
-                           sim: call.flags & ScanCall.hasSim != 0 ? call.sim : nil))
+            send(
+                WasteCall(
+                    ts: call.ts, attr: call.attr, key: owner.key, team: owner.team, model: call.model,
+                    ok: call.flags & ScanCall.ok != 0, failed: call.flags & ScanCall.failed != 0, cost: call.cost,
+                    hash: call.flags & ScanCall.hasHash != 0 ? call.hash : nil,
+                    sim: call.flags & ScanCall.hasSim != 0 ? call.sim : nil))
         }
         flush()
         pipeline.send(forNear)
@@ -165,14 +169,30 @@ public enum WasteScan {
         var modelBytes: [Int32: [UInt8]] = [:]
 
         init(attributions: [Int64: Attribution], models: [Int64: String]) {
-            var attrKey: [Int32: String] = [:], attrUser: [Int32: String] = [:]
+            var attrKey: [Int32: String] = [:]
+            var attrUser: [Int32: String] = [:]
             var keyIndex: [String: Int32] = [:]
             var teamIndex: [String: Int32] = [:]
             // In id order, as the ledger lists them, so that names get their indexes in a stable order.
             for (id64, attribution) in attributions.sorted(by: { $0.key < $1.key }) {
-                let id = Int(id64), key = attribution.key, user = attribution.user, team = attribution.team
-                let k = keyIndex[key] ?? { keyIndex[key] = Int32(keyNames.count); keyNames.append(key); return Int32(keyNames.count - 1) }()
-                let t = teamIndex[team] ?? { teamIndex[team] = Int32(teamNames.count); teamNames.append(team); return Int32(teamNames.count - 1) }()
+                let id = Int(id64)
+                let key = attribution.key
+                let user = attribution.user
+                let team = attribution.team
+                let k =
+                    keyIndex[key]
+                    ?? {
+                        keyIndex[key] = Int32(keyNames.count)
+                        keyNames.append(key)
+                        return Int32(keyNames.count - 1)
+                    }()
+                let t =
+                    teamIndex[team]
+                    ?? {
+                        teamIndex[team] = Int32(teamNames.count)
+                        teamNames.append(team)
+                        return Int32(teamNames.count - 1)
+                    }()
                 if id >= owners.count { owners += Array(repeating: (-1, -1), count: id + 1 - owners.count) }
                 owners[id] = (k, t)
                 attrKey[Int32(id)] = key
@@ -183,7 +203,8 @@ public enum WasteScan {
             for (place, k) in keyNames.indices.sorted(by: { keyNames[$0].utf8.lexicographicallyPrecedes(keyNames[$1].utf8) }).enumerated() {
                 keyByteRank[k] = Int32(place)
             }
-            let keys = Array(Set(attrKey.values)).sorted(), users = Array(Set(attrUser.values.filter { !$0.isEmpty })).sorted()
+            let keys = Array(Set(attrKey.values)).sorted()
+            let users = Array(Set(attrUser.values.filter { !$0.isEmpty })).sorted()
             keysInOrder = keys.map { Array($0.utf8) }
             usersInOrder = users.map { Array($0.utf8) }
             let keyPlace = Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($1, Int32($0)) })
@@ -201,7 +222,9 @@ public enum WasteScan {
         /// Each cluster with its kind and its rank within the kind, in waste.csv's order (`docs/reports.md`): most costly
         /// first, then oldest, then by subject (the hash prefix, or the key's name, as bytes), then by hash. Stored in
         /// this order, a month's rows need no sort when a report reads them. The order is worked out on plain numbers.
-        func forEachCluster(_ found: WasteDetector.Found, _ body: (WasteDetector.Cluster, WasteKind, _ rank: Int, _ index: Int) throws -> Void) rethrows {
+        func forEachCluster(
+            _ found: WasteDetector.Found, _ body: (WasteDetector.Cluster, WasteKind, _ rank: Int, _ index: Int) throws -> Void
+        ) rethrows {
             let groups: [(WasteKind, [WasteDetector.Cluster])] = [
                 (.exactDuplicate, found.exact), (.nearDuplicate, found.near), (.retryLoop, found.loops), (.runaway, found.runaways),
             ]
@@ -223,9 +246,12 @@ public enum WasteScan {
         }
 
         /// The `waste` row for a cluster: the same text `finding` gives, built from bytes kept per id.
-        func row(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String,
-                 peak: (requests: Int, spend: Int128)?) -> WasteRecord {
-            var subject: [UInt8], detail = ""
+        func row(
+            _ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String,
+            peak: (requests: Int, spend: Int128)?
+        ) -> WasteRecord {
+            var subject: [UInt8]
+            var detail = ""
             switch kind {
             case .exactDuplicate, .nearDuplicate:
                 subject = Self.hashPrefix(c.hash)
@@ -234,10 +260,12 @@ public enum WasteScan {
                 subject = Array(finding.subject.utf8)
                 detail = finding.detail
             }
-            return WasteRecord(kind: kind, subject: subject, model: c.model >= 0 ? modelBytes[c.model] ?? [] : [],
-                       team: c.team >= 0 ? teamBytes[Int(c.team)] : [], keys: joined(c, attrKeyPlace, keysInOrder), users: joined(c, attrUserPlace, usersInOrder),
-                       first: c.first, last: c.last, calls: c.calls, repeats: c.repeats, errors: c.errors, cost: c.cost,
-                       countsAsWaste: rules.countsAsWaste(kind), detail: detail)
+            return WasteRecord(
+                kind: kind, subject: subject, model: c.model >= 0 ? modelBytes[c.model] ?? [] : [],
+                team: c.team >= 0 ? teamBytes[Int(c.team)] : [], keys: joined(c, attrKeyPlace, keysInOrder),
+                users: joined(c, attrUserPlace, usersInOrder),
+                first: c.first, last: c.last, calls: c.calls, repeats: c.repeats, errors: c.errors, cost: c.cost,
+                countsAsWaste: rules.countsAsWaste(kind), detail: detail)
         }
 
         /// The first 12 hex digits of a prompt hash.
@@ -255,7 +283,10 @@ public enum WasteScan {
             var places = c.attrs.map { Self.place($0, place) }.filter { $0 >= 0 }
             places.sort()
             var previous: Int32 = -1
-            places.removeAll { at in defer { previous = at }; return at == previous }
+            places.removeAll { at in
+                defer { previous = at }
+                return at == previous
+            }
             return places
         }
 
@@ -269,27 +300,33 @@ public enum WasteScan {
             return Array(places(c, place).map { names[Int($0)] }.joined(separator: [UInt8(ascii: ",")]))
         }
 
-        func finding(_ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String,
-                     peak: (requests: Int, spend: Int128)?) -> WasteFinding {
+        func finding(
+            _ c: WasteDetector.Cluster, _ kind: WasteKind, rules: WasteRules, currency: String,
+            peak: (requests: Int, spend: Int128)?
+        ) -> WasteFinding {
             func list(_ place: [Int32], _ names: [[UInt8]]) -> [String] {
                 places(c, place).map { String(decoding: names[Int($0)], as: UTF8.self) }
             }
             let hashText = String(decoding: Self.hashPrefix(c.hash), as: UTF8.self)
-            let subject: String, detail: String
+            let subject: String
+            let detail: String
             switch kind {
             case .exactDuplicate, .nearDuplicate: (subject, detail) = (hashText, "")
             case .retryLoop:
                 (subject, detail) = (keyNames[Int(c.key)], "\(c.calls) identical prompts (\(hashText)), \(c.errors) failed")
             default:  // runaways
-                (subject, detail) = (keyNames[Int(c.key)],
-                                     "peak \(peak?.requests ?? 0) requests/min, \(Money(picos: peak?.spend ?? 0).brief) \(currency) in an hour")
+                (subject, detail) = (
+                    keyNames[Int(c.key)],
+                    "peak \(peak?.requests ?? 0) requests/min, \(Money(picos: peak?.spend ?? 0).brief) \(currency) in an hour"
+                )
             }
-            return WasteFinding(kind: kind, subject: subject, model: c.model >= 0 ? models[c.model] ?? "" : "",
-                                team: c.team >= 0 ? teamNames[Int(c.team)] : "", keys: list(attrKeyPlace, keysInOrder),
-                                users: list(attrUserPlace, usersInOrder),
-                                firstSeen: c.first, lastSeen: c.last, calls: Int64(c.calls), repeats: Int64(c.repeats),
-                                errors: Int64(c.errors), cost: Money(picos: Int128(c.cost)), countsAsWaste: rules.countsAsWaste(kind),
-                                detail: detail)
+            return WasteFinding(
+                kind: kind, subject: subject, model: c.model >= 0 ? models[c.model] ?? "" : "",
+                team: c.team >= 0 ? teamNames[Int(c.team)] : "", keys: list(attrKeyPlace, keysInOrder),
+                users: list(attrUserPlace, usersInOrder),
+                firstSeen: c.first, lastSeen: c.last, calls: Int64(c.calls), repeats: Int64(c.repeats),
+                errors: Int64(c.errors), cost: Money(picos: Int128(c.cost)), countsAsWaste: rules.countsAsWaste(kind),
+                detail: detail)
         }
     }
 }

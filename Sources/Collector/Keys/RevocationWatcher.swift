@@ -34,8 +34,9 @@ public struct RevocationWatcher: Service {
     static func stamp(_ path: String) -> Stamp? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
-        return Stamp(size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
-                     inode: UInt64(info.st_ino))
+        return Stamp(
+            size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
+            inode: UInt64(info.st_ino))
     }
 
     /// Loads the file now; returns the stamp it saw.
@@ -57,11 +58,13 @@ public struct RevocationWatcher: Service {
             keys.install(list)
             metrics.reloads.add(1, ordering: .relaxed)
             metrics.revokedKeys.store(list.entries.count, ordering: .relaxed)
-            logger.info("revocation list loaded", metadata: ["collector.revocations": "\(path)", "collector.revoked_keys": "\(list.entries.count)"])
+            logger.info(
+                "revocation list loaded", metadata: ["collector.revocations": "\(path)", "collector.revoked_keys": "\(list.entries.count)"])
         } catch {
             metrics.reloadFailures.add(1, ordering: .relaxed)
-            logger.error("revocation list refused; the previous list stays in force",
-                         metadata: ["collector.revocations": "\(path)", "error": "\(error)"])
+            logger.error(
+                "revocation list refused; the previous list stays in force",
+                metadata: ["collector.revocations": "\(path)", "error": "\(error)"])
         }
         return current
     }

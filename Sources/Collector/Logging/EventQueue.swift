@@ -27,7 +27,11 @@ public final class EventQueue: Sendable {
     /// (a request finishing during shutdown must not lose its record) and drained by the writer's last batch.
     public func send(_ event: UsageEvent) async {
         // Fast path: room in the buffer, or the writer is waiting.
-        enum Outcome { case done, resume(CheckedContinuation<[UsageEvent]?, Never>, [UsageEvent]), wait }
+        enum Outcome {
+            case done
+            case resume(CheckedContinuation<[UsageEvent]?, Never>, [UsageEvent])
+            case wait
+        }
         let outcome: Outcome = state.withLock { s in
             if let receiver = s.waitingReceiver {
                 s.waitingReceiver = nil
@@ -64,7 +68,10 @@ public final class EventQueue: Sendable {
 
     /// The next batch of events (everything queued), waiting for one; nil once closed and empty.
     public func nextBatch() async -> [UsageEvent]? {
-        enum Outcome { case batch([UsageEvent], [CheckedContinuation<Void, Never>]), end, wait }
+        enum Outcome {
+            case batch([UsageEvent], [CheckedContinuation<Void, Never>])
+            case end, wait
+        }
         let outcome: Outcome = state.withLock { s in
             if !s.buffer.isEmpty || !s.waitingSenders.isEmpty {
                 var batch = s.buffer

@@ -17,8 +17,10 @@ public struct LogWriterService: Service {
     let metrics: CollectorMetrics
     let logger: Logger
 
-    public init(queue: EventQueue, logDirectory: String, collectorID: String, options: SegmentWriterOptions,
-                metrics: CollectorMetrics, logger: Logger) {
+    public init(
+        queue: EventQueue, logDirectory: String, collectorID: String, options: SegmentWriterOptions,
+        metrics: CollectorMetrics, logger: Logger
+    ) {
         self.queue = queue
         self.logDirectory = logDirectory
         self.collectorID = collectorID
@@ -57,7 +59,8 @@ public struct LogWriterService: Service {
                             try SegmentWriter.compress(path, level: options.gzipLevel)
                         } catch {
                             // The plain file stays; the next writer start gzips it, and `audit --include-open` reads it.
-                            logger.error("could not compress a closed segment", metadata: ["collector.segment": "\(path)", "error": "\(error)"])
+                            logger.error(
+                                "could not compress a closed segment", metadata: ["collector.segment": "\(path)", "error": "\(error)"])
                         }
                     }
                 }

@@ -19,7 +19,9 @@ public final class CollectorMetrics: Sendable {
     }
 
     struct Histogram {
-        static let bounds: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+        static let bounds: [Double] = [
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+        ]
         var counts = [UInt64](repeating: 0, count: bounds.count)
         var sum = 0.0
         var count: UInt64 = 0
@@ -50,9 +52,15 @@ public final class CollectorMetrics: Sendable {
     /// Counts one finished call and its tokens.
     public func record(_ event: UsageEvent) {
         state.withLock { s in
-            s.requests[RequestLabels(provider: event.provider, endpoint: event.endpoint.rawValue, model: event.model, outcome: event.outcome.rawValue), default: 0] += 1
+            s.requests[
+                RequestLabels(
+                    provider: event.provider, endpoint: event.endpoint.rawValue, model: event.model, outcome: event.outcome.rawValue),
+                default: 0] += 1
             if let u = event.usage {
-                for (kind, n) in [("input", u.input), ("output", u.output), ("cached_input", u.cachedInput), ("cache_write", u.cacheWrite), ("reasoning", u.reasoning)] where n > 0 {
+                for (kind, n) in [
+                    ("input", u.input), ("output", u.output), ("cached_input", u.cachedInput), ("cache_write", u.cacheWrite),
+                    ("reasoning", u.reasoning),
+                ] where n > 0 {
                     s.tokens[TokenLabels(provider: event.provider, model: event.model, kind: kind), default: 0] += UInt64(n)
                 }
             }
@@ -75,19 +83,25 @@ public final class CollectorMetrics: Sendable {
         var out = ""
         out += "# HELP tally_requests_total Calls through the collector.\n# TYPE tally_requests_total counter\n"
         for (labels, n) in s.requests.sorted(by: { "\($0.key)" < "\($1.key)" }) {
-            out += "tally_requests_total{provider=\"\(escape(labels.provider))\",endpoint=\"\(escape(labels.endpoint))\",model=\"\(escape(labels.model))\",outcome=\"\(labels.outcome)\"} \(n)\n"
+            out +=
+                "tally_requests_total{provider=\"\(escape(labels.provider))\",endpoint=\"\(escape(labels.endpoint))\",model=\"\(escape(labels.model))\",outcome=\"\(labels.outcome)\"} \(n)\n"
         }
-        out += "# HELP tally_tokens_total Tokens reported by providers, by kind (input includes cached_input and cache_write; output includes reasoning).\n# TYPE tally_tokens_total counter\n"
+        out +=
+            "# HELP tally_tokens_total Tokens reported by providers, by kind (input includes cached_input and cache_write; output includes reasoning).\n# TYPE tally_tokens_total counter\n"
         for (labels, n) in s.tokens.sorted(by: { "\($0.key)" < "\($1.key)" }) {
-            out += "tally_tokens_total{provider=\"\(escape(labels.provider))\",model=\"\(escape(labels.model))\",kind=\"\(labels.kind)\"} \(n)\n"
+            out +=
+                "tally_tokens_total{provider=\"\(escape(labels.provider))\",model=\"\(escape(labels.model))\",kind=\"\(labels.kind)\"} \(n)\n"
         }
         out += histogram("tally_upstream_latency_seconds", "Time from sending a request upstream to its response head.", s.upstreamLatency)
         out += histogram("tally_added_latency_seconds", "Time the collector added to a call, outside the provider.", s.addedLatency)
         out += gauge("tally_event_queue_depth", "Usage events waiting for the log writer.", queueDepth.load(ordering: .relaxed))
         out += counter("tally_revocation_reloads_total", "Revocation lists loaded.", reloads.load(ordering: .relaxed))
-        out += counter("tally_revocation_reload_failures_total", "Revocation files refused (the previous list stayed in force).", reloadFailures.load(ordering: .relaxed))
+        out += counter(
+            "tally_revocation_reload_failures_total", "Revocation files refused (the previous list stayed in force).",
+            reloadFailures.load(ordering: .relaxed))
         out += gauge("tally_revoked_keys", "Keys on the revocation list in force.", revokedKeys.load(ordering: .relaxed))
-        out += counter("tally_log_write_errors_total", "Failed attempts to write the usage log (retried).", logWriteErrors.load(ordering: .relaxed))
+        out += counter(
+            "tally_log_write_errors_total", "Failed attempts to write the usage log (retried).", logWriteErrors.load(ordering: .relaxed))
         return out
     }
 

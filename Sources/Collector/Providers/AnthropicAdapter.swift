@@ -17,14 +17,15 @@ struct AnthropicAdapter: ProviderAdapter {
     }
 
     func refusal(_ reason: RefusalReason, message: String) -> (status: Int, body: [UInt8]) {
-        let (status, type): (Int, String) = switch reason {
-        case .unknownKey: (401, "authentication_error")
-        case .revoked(.budget), .revoked(.runaway): (429, "rate_limit_error")
-        case .revoked: (403, "permission_error")
-        case .unknownRoute: (404, "not_found_error")
-        case .requestTooLarge: (413, "invalid_request_error")
-        case .noProviderKey, .upstreamUnreachable: (502, "api_error")
-        }
+        let (status, type): (Int, String) =
+            switch reason {
+            case .unknownKey: (401, "authentication_error")
+            case .revoked(.budget), .revoked(.runaway): (429, "rate_limit_error")
+            case .revoked: (403, "permission_error")
+            case .unknownRoute: (404, "not_found_error")
+            case .requestTooLarge: (413, "invalid_request_error")
+            case .noProviderKey, .upstreamUnreachable: (502, "api_error")
+            }
         // {"type":"error","error":{"type":…,"message":…}}
         var out: [UInt8] = []
         out.append(contentsOf: #"{"type":"error","error":{"type":"#.utf8)
@@ -55,7 +56,8 @@ struct AnthropicAdapter: ProviderAdapter {
         let base = int("input_tokens")
         let write = int("cache_creation_input_tokens")
         let read = int("cache_read_input_tokens")
-        return UsageEvent.Usage(input: base + write + read, output: int("output_tokens"), cachedInput: read, cacheWrite: write, reasoning: 0)
+        return UsageEvent.Usage(
+            input: base + write + read, output: int("output_tokens"), cachedInput: read, cacheWrite: write, reasoning: 0)
     }
 
     /// `message_start` carries the input side, each `message_delta` cumulative counts (the last value wins, never a

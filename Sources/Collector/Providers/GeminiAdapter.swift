@@ -59,14 +59,15 @@ struct GeminiAdapter: ProviderAdapter {
     }
 
     func refusal(_ reason: RefusalReason, message: String) -> (status: Int, body: [UInt8]) {
-        let (code, status): (Int, String) = switch reason {
-        case .unknownKey: (401, "UNAUTHENTICATED")
-        case .revoked(.budget), .revoked(.runaway): (429, "RESOURCE_EXHAUSTED")
-        case .revoked: (403, "PERMISSION_DENIED")
-        case .unknownRoute: (404, "NOT_FOUND")
-        case .requestTooLarge: (413, "INVALID_ARGUMENT")
-        case .noProviderKey, .upstreamUnreachable: (502, "UNAVAILABLE")
-        }
+        let (code, status): (Int, String) =
+            switch reason {
+            case .unknownKey: (401, "UNAUTHENTICATED")
+            case .revoked(.budget), .revoked(.runaway): (429, "RESOURCE_EXHAUSTED")
+            case .revoked: (403, "PERMISSION_DENIED")
+            case .unknownRoute: (404, "NOT_FOUND")
+            case .requestTooLarge: (413, "INVALID_ARGUMENT")
+            case .noProviderKey, .upstreamUnreachable: (502, "UNAVAILABLE")
+            }
         // {"error":{"code":…,"message":…,"status":…}}, as Google's APIs answer.
         var out: [UInt8] = []
         out.append(contentsOf: #"{"error":{"code":"#.utf8)
@@ -100,8 +101,9 @@ struct GeminiAdapter: ProviderAdapter {
         guard counts["promptTokenCount"] != nil || counts["candidatesTokenCount"] != nil else { return nil }
         let input = int("promptTokenCount") + int("toolUsePromptTokenCount")
         let thoughts = int("thoughtsTokenCount")
-        return UsageEvent.Usage(input: input, output: int("candidatesTokenCount") + thoughts,
-                                cachedInput: min(int("cachedContentTokenCount"), input), cacheWrite: 0, reasoning: thoughts)
+        return UsageEvent.Usage(
+            input: input, output: int("candidatesTokenCount") + thoughts,
+            cachedInput: min(int("cachedContentTokenCount"), input), cacheWrite: 0, reasoning: thoughts)
     }
 
     /// With `alt=sse` every event is a `GenerateContentResponse`; each carries the counts so far (the last wins).
@@ -120,7 +122,8 @@ struct GeminiAdapter: ProviderAdapter {
             if let name = json["modelVersion"]?.stringValue, !name.isEmpty { model = name }
             if let metadata = json["usageMetadata"], let read = GeminiAdapter.usage(metadata) { usage = read }
             if case .array(let candidates)? = json["candidates"],
-               candidates.contains(where: { $0["finishReason"]?.stringValue != nil }) {
+                candidates.contains(where: { $0["finishReason"]?.stringValue != nil })
+            {
                 completed = true
             }
             if let error = json["error"], !error.isNull {

@@ -24,7 +24,8 @@ struct OpenAIAdapter: ProviderAdapter {
         let stream = json["stream"]?.boolValue ?? false
         var reading = RequestReading(model: json["model"]?.stringValue, stream: stream, user: json["user"]?.stringValue)
         if stream, endpoint == .chatCompletions || endpoint == .completions,
-           json["stream_options"]?["include_usage"]?.boolValue != true {
+            json["stream_options"]?["include_usage"]?.boolValue != true
+        {
             reading.rewrittenBody = requestingUsage(bytes, json)
         }
         return reading
@@ -56,15 +57,16 @@ struct OpenAIAdapter: ProviderAdapter {
 
     /// Refusals in OpenAI's error shape (shared with Azure OpenAI, whose SDK reads the same shape).
     static func refusal(_ reason: RefusalReason, message: String) -> (status: Int, body: [UInt8]) {
-        let (status, type, code): (Int, String, String?) = switch reason {
-        case .unknownKey: (401, "invalid_request_error", "invalid_api_key")
-        case .revoked(.budget), .revoked(.runaway): (429, "insufficient_quota", "insufficient_quota")
-        case .revoked(.expired): (403, "permission_error", "key_expired")
-        case .revoked: (403, "permission_error", "key_revoked")
-        case .unknownRoute: (404, "not_found_error", "unknown_route")
-        case .requestTooLarge: (413, "invalid_request_error", "request_too_large")
-        case .noProviderKey, .upstreamUnreachable: (502, "api_error", nil)
-        }
+        let (status, type, code): (Int, String, String?) =
+            switch reason {
+            case .unknownKey: (401, "invalid_request_error", "invalid_api_key")
+            case .revoked(.budget), .revoked(.runaway): (429, "insufficient_quota", "insufficient_quota")
+            case .revoked(.expired): (403, "permission_error", "key_expired")
+            case .revoked: (403, "permission_error", "key_revoked")
+            case .unknownRoute: (404, "not_found_error", "unknown_route")
+            case .requestTooLarge: (413, "invalid_request_error", "request_too_large")
+            case .noProviderKey, .upstreamUnreachable: (502, "api_error", nil)
+            }
         return (status, errorBody(type: type, code: code, message: message))
     }
 

@@ -67,12 +67,11 @@ struct ClassifiedPath: Sendable, Equatable {
         var path = path
         while path.hasSuffix("/") { path = path.dropLast() }
         endpoint =
-            if path.hasSuffix("/chat/completions") { .chatCompletions }
-            else if path.hasSuffix("/completions") { .completions }
-            else if path.hasSuffix("/responses") { .responses }
-            else if path.hasSuffix("/embeddings") { .embeddings }
-            else if path.hasSuffix("/messages") { .messages }
-            else { .other }
+            if path.hasSuffix("/chat/completions") { .chatCompletions } else if path.hasSuffix("/completions") {
+                .completions
+            } else if path.hasSuffix("/responses") { .responses } else if path.hasSuffix("/embeddings") {
+                .embeddings
+            } else if path.hasSuffix("/messages") { .messages } else { .other }
     }
 }
 

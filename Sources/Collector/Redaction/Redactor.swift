@@ -21,12 +21,15 @@ public struct Redactor: Sendable {
             Rule(pattern: try PCRE2Pattern(#"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"#), label: "[KEY]"),
             Rule(pattern: try PCRE2Pattern(#"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*"#), label: "[TOKEN]"),
             Rule(pattern: try PCRE2Pattern(#"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"#), label: "[EMAIL]"),
-            Rule(pattern: try PCRE2Pattern(#"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"#), label: "[IBAN]",
-                 check: { Redactor.isIBAN($0) }),
-            Rule(pattern: try PCRE2Pattern(#"(?<![\d-])(?:\d[ \-]?){12,18}\d(?![\d-])"#), label: "[CARD]",
-                 check: { Redactor.passesLuhn($0) }),
-            Rule(pattern: try PCRE2Pattern(#"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .\-]?\(?\d{2,4}\)?){2,5}(?![\w])"#), label: "[PHONE]",
-                 check: { text in (7...15).contains(text.filter(\.isNumber).count) }),   // E.164: at most 15 digits
+            Rule(
+                pattern: try PCRE2Pattern(#"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"#), label: "[IBAN]",
+                check: { Redactor.isIBAN($0) }),
+            Rule(
+                pattern: try PCRE2Pattern(#"(?<![\d-])(?:\d[ \-]?){12,18}\d(?![\d-])"#), label: "[CARD]",
+                check: { Redactor.passesLuhn($0) }),
+            Rule(
+                pattern: try PCRE2Pattern(#"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .\-]?\(?\d{2,4}\)?){2,5}(?![\w])"#), label: "[PHONE]",
+                check: { text in (7...15).contains(text.filter(\.isNumber).count) }),  // E.164: at most 15 digits
         ]
         for pattern in extraPatterns {
             rules.append(Rule(pattern: try PCRE2Pattern(pattern), label: "[REDACTED]"))
@@ -72,7 +75,9 @@ public struct Redactor: Sendable {
         let rearranged = compact.dropFirst(4) + compact.prefix(4)
         var remainder = 0
         for ch in rearranged {
-            guard let value = ch.isNumber ? ch.wholeNumberValue : (ch.isUppercase && ch.isASCII ? Int(ch.asciiValue! - 55) : nil) else { return false }
+            guard let value = ch.isNumber ? ch.wholeNumberValue : (ch.isUppercase && ch.isASCII ? Int(ch.asciiValue! - 55) : nil) else {
+                return false
+            }
             for digit in String(value) {
                 remainder = (remainder * 10 + digit.wholeNumberValue!) % 97
             }

@@ -20,8 +20,10 @@ struct CallRecord: Sendable {
     private var event: UsageEvent
     let started: ContinuousClock.Instant
 
-    init(route: Route?, providerName: String?, collector: String, tags: [String: String], started: ContinuousClock.Instant,
-         now: Int64) {
+    init(
+        route: Route?, providerName: String?, collector: String, tags: [String: String], started: ContinuousClock.Instant,
+        now: Int64
+    ) {
         self.started = started
         event = UsageEvent(
             id: EventID.make(milliseconds: now), timestamp: now, collector: collector, key: "unknown",
@@ -77,8 +79,10 @@ struct CallRecord: Sendable {
     }
 
     /// How a forwarded call's answer went; gives its log event.
-    mutating func ended(usage: UsageEvent.Usage?, servedModel: String?, streamError: String?, clientGone: Bool,
-                        upstreamFailed: Bool, at instant: ContinuousClock.Instant) -> UsageEvent {
+    mutating func ended(
+        usage: UsageEvent.Usage?, servedModel: String?, streamError: String?, clientGone: Bool,
+        upstreamFailed: Bool, at instant: ContinuousClock.Instant
+    ) -> UsageEvent {
         precondition(state == .forwarded)
         event.usage = usage
         if let servedModel, !servedModel.isEmpty { event.model = servedModel }
@@ -97,8 +101,10 @@ struct CallRecord: Sendable {
     }
 
     /// The collector answered the call itself (a refusal, or the provider could not be reached); gives its log event.
-    mutating func refused(_ outcome: UsageEvent.Outcome, status: Int, message: String, error: String? = nil,
-                          at instant: ContinuousClock.Instant) -> UsageEvent {
+    mutating func refused(
+        _ outcome: UsageEvent.Outcome, status: Int, message: String, error: String? = nil,
+        at instant: ContinuousClock.Instant
+    ) -> UsageEvent {
         precondition(state == .received || state == .requestRead)
         event.outcome = outcome
         event.status = status

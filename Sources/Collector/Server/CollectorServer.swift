@@ -43,7 +43,9 @@ public enum CollectorServer {
     ) async throws {
         let c = config.collector
         guard let secret = environment[c.hashSecretEnv], !secret.isEmpty else {
-            throw CollectorError("\(c.hashSecretEnv) is not set: the collector hashes prompts with a secret from it. Set it to a long random string, the same on every collector (for example: export \(c.hashSecretEnv)=$(head -c 32 /dev/urandom | base64))")
+            throw CollectorError(
+                "\(c.hashSecretEnv) is not set: the collector hashes prompts with a secret from it. Set it to a long random string, the same on every collector (for example: export \(c.hashSecretEnv)=$(head -c 32 /dev/urandom | base64))"
+            )
         }
         guard !config.providers.isEmpty else { throw CollectorError("the config has no providers: there is nowhere to forward to") }
         var providerKeys: [String: String] = [:]
@@ -51,7 +53,9 @@ public enum CollectorServer {
             if let key = environment[provider.apiKeyEnv], !key.isEmpty {
                 providerKeys[provider.name] = key
             } else {
-                logger.warning("provider key not set; calls to this provider will get 502", metadata: ["collector.provider": "\(provider.name)", "collector.env": "\(provider.apiKeyEnv)"])
+                logger.warning(
+                    "provider key not set; calls to this provider will get 502",
+                    metadata: ["collector.provider": "\(provider.name)", "collector.env": "\(provider.apiKeyEnv)"])
             }
         }
         guard let (host, port) = listenAddress(c.listen) else { throw CollectorError("collector.listen '\(c.listen)' is not host:port") }
@@ -80,13 +84,16 @@ public enum CollectorServer {
         let metrics = CollectorMetrics()
         let keys = KeyState(keys: config.keys)
         let queue = EventQueue()
-        let proxy = Proxy(config: config, keys: keys, httpClient: httpClient, queue: queue, metrics: metrics,
-                          hasher: PromptHasher(secret: Array(secret.utf8)), redactor: redactor, providerKeys: providerKeys,
-                          logger: logger)
-        let writer = LogWriterService(queue: queue, logDirectory: logDirectory, collectorID: c.id,
-                                      options: segmentOptions, metrics: metrics, logger: logger)
-        let watcher = RevocationWatcher(path: config.resolve(c.revocations), interval: .milliseconds(c.reloadIntervalMs),
-                                        keys: keys, metrics: metrics, logger: logger)
+        let proxy = Proxy(
+            config: config, keys: keys, httpClient: httpClient, queue: queue, metrics: metrics,
+            hasher: PromptHasher(secret: Array(secret.utf8)), redactor: redactor, providerKeys: providerKeys,
+            logger: logger)
+        let writer = LogWriterService(
+            queue: queue, logDirectory: logDirectory, collectorID: c.id,
+            options: segmentOptions, metrics: metrics, logger: logger)
+        let watcher = RevocationWatcher(
+            path: config.resolve(c.revocations), interval: .milliseconds(c.reloadIntervalMs),
+            keys: keys, metrics: metrics, logger: logger)
 
         let downloads = ReportDownloads(config: config, environment: environment)
         let responder = CallbackResponder<BasicRequestContext> { request, context in

@@ -54,27 +54,32 @@ struct Proxy: Sendable {
             return errorResponse(ProviderAdapters.adapter(for: kind).refusal(.unknownRoute, message: message))
         }
         let adapter = route.adapter
-        var call = CallRecord(route: route, providerName: nil, collector: config.collector.id, tags: Self.tags(request.headers),
-                              started: started, now: now)
+        var call = CallRecord(
+            route: route, providerName: nil, collector: config.collector.id, tags: Self.tags(request.headers),
+            started: started, now: now)
 
         // The key: refused keys never reach the provider.
         guard let secret = Self.presentedKey(request.headers, query: request.uri.query, adapter: adapter) else {
-            return await refuse(&call, .rejectedUnknownKey, .unknownKey, adapter: adapter,
-                                message: "no API key: send a Tally key (tk-…) as 'Authorization: Bearer' or 'x-api-key'")
+            return await refuse(
+                &call, .rejectedUnknownKey, .unknownKey, adapter: adapter,
+                message: "no API key: send a Tally key (tk-…) as 'Authorization: Bearer' or 'x-api-key'")
         }
         switch keys.verdict(secret: secret, now: now) {
         case .unknown:
-            return await refuse(&call, .rejectedUnknownKey, .unknownKey, adapter: adapter,
-                                message: "the API key is not a Tally key this collector knows")
+            return await refuse(
+                &call, .rejectedUnknownKey, .unknownKey, adapter: adapter,
+                message: "the API key is not a Tally key this collector knows")
         case .revoked(let key, let entry):
             call.identified(keyID: key.id)
             let until = entry.until.map { " until \(Timestamp.format(milliseconds: $0))" } ?? ""
-            return await refuse(&call, .rejectedRevoked, .revoked(entry.kind), adapter: adapter,
-                                message: "key \(key.id) is revoked\(until): \(entry.message)")
+            return await refuse(
+                &call, .rejectedRevoked, .revoked(entry.kind), adapter: adapter,
+                message: "key \(key.id) is revoked\(until): \(entry.message)")
         case .expired(let key):
             call.identified(keyID: key.id)
-            return await refuse(&call, .rejectedRevoked, .revoked(.expired), adapter: adapter,
-                                message: "key \(key.id) expired at \(Timestamp.format(milliseconds: key.expires ?? now))")
+            return await refuse(
+                &call, .rejectedRevoked, .revoked(.expired), adapter: adapter,
+                message: "key \(key.id) expired at \(Timestamp.format(milliseconds: key.expires ?? now))")
         case .ok(let key):
             call.identified(keyID: key.id)
             return try await forward(request, route: route, key: key, call: call)
@@ -91,8 +96,9 @@ struct Proxy: Sendable {
         do {
             body = try await request.collectBody(upTo: Self.maxRequestBytes)
         } catch {
-            return await refuse(&call, .rejectedInvalid, .requestTooLarge, adapter: adapter,
-                                message: "the request body is larger than \(Self.maxRequestBytes >> 20) MiB")
+            return await refuse(
+                &call, .rejectedInvalid, .requestTooLarge, adapter: adapter,
+                message: "the request body is larger than \(Self.maxRequestBytes >> 20) MiB")
         }
 
         // Read what the log needs from the request; a body that is not JSON is forwarded as it is.
@@ -115,8 +121,9 @@ struct Proxy: Sendable {
         if let headerUser = request.headers[Self.tallyUser], !headerUser.isEmpty { call.endUser(headerUser) }
 
         guard let realKey = providerKeys[route.provider.name] else {
-            return await refuse(&call, .upstreamError, .noProviderKey, adapter: adapter,
-                                message: "the collector has no key for provider \(route.provider.name) (set \(route.provider.apiKeyEnv))")
+            return await refuse(
+                &call, .upstreamError, .noProviderKey, adapter: adapter,
+                message: "the collector has no key for provider \(route.provider.name) (set \(route.provider.apiKeyEnv))")
         }
         let query = adapter.upstreamQuery(request.uri.query.map { Substring($0) })
         var upstream = HTTPClientRequest(url: route.provider.baseURL + route.upstreamPath + (query.map { "?" + $0 } ?? ""))
@@ -137,8 +144,9 @@ struct Proxy: Sendable {
             response = try await httpClient.current.execute(upstream, timeout: .seconds(600), logger: logger)
         } catch {
             logger.warning("upstream unreachable", metadata: ["collector.provider": "\(route.provider.name)", "error": "\(error)"])
-            return await refuse(&call, .upstreamError, .upstreamUnreachable, adapter: adapter,
-                                message: "the collector could not reach \(route.provider.name)", error: "upstream unreachable")
+            return await refuse(
+                &call, .upstreamError, .upstreamUnreachable, adapter: adapter,
+                message: "the collector could not reach \(route.provider.name)", error: "upstream unreachable")
         }
         let afterUpstream = ContinuousClock.now
         metrics.observeUpstream(seconds: (afterUpstream - beforeUpstream).seconds)
@@ -177,8 +185,10 @@ struct Proxy: Sendable {
     }
 
     /// Passes the upstream body to the client chunk by chunk, reads usage on the side, then logs the call.
-    private func stream(_ body: HTTPClientResponse.Body, to writer: inout any ResponseBodyWriter, reader: UsageReader,
-                        call: CallRecord) async {
+    private func stream(
+        _ body: HTTPClientResponse.Body, to writer: inout any ResponseBodyWriter, reader: UsageReader,
+        call: CallRecord
+    ) async {
         var call = call
         var reader = reader
         var clientGone = false
@@ -222,17 +232,24 @@ struct Proxy: Sendable {
         let read: (usage: UsageEvent.Usage?, model: String?, error: String?) =
             switch reader {
             case .stream(let parser): (parser.usage, parser.model, parser.streamError)
-            case .plain(let capture, let adapter): { let r = adapter.readResponse(capture); return (r.usage, r.model, nil) }()
+            case .plain(let capture, let adapter):
+                {
+                    let r = adapter.readResponse(capture)
+                    return (r.usage, r.model, nil)
+                }()
             }
-        let event = call.ended(usage: read.usage, servedModel: read.model, streamError: read.error, clientGone: clientGone,
-                               upstreamFailed: upstreamFailed, at: ContinuousClock.now)
+        let event = call.ended(
+            usage: read.usage, servedModel: read.model, streamError: read.error, clientGone: clientGone,
+            upstreamFailed: upstreamFailed, at: ContinuousClock.now)
         await log(event)
     }
 
     // MARK: Helpers
 
-    private func refuse(_ call: inout CallRecord, _ outcome: UsageEvent.Outcome, _ reason: RefusalReason,
-                        adapter: any ProviderAdapter, message: String, error: String? = nil) async -> Response {
+    private func refuse(
+        _ call: inout CallRecord, _ outcome: UsageEvent.Outcome, _ reason: RefusalReason,
+        adapter: any ProviderAdapter, message: String, error: String? = nil
+    ) async -> Response {
         let refusal = adapter.refusal(reason, message: message)
         await log(call.refused(outcome, status: refusal.status, message: message, error: error, at: ContinuousClock.now))
         return errorResponse(refusal)
@@ -241,8 +258,9 @@ struct Proxy: Sendable {
     private func errorResponse(_ refusal: (status: Int, body: [UInt8])) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        return Response(status: HTTPResponse.Status(code: refusal.status), headers: headers,
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: refusal.body)))
+        return Response(
+            status: HTTPResponse.Status(code: refusal.status), headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: refusal.body)))
     }
 
     private func log(_ event: UsageEvent) async {

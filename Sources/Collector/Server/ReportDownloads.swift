@@ -41,7 +41,8 @@ struct ReportDownloads: Sendable {
             return Self.text("report downloads are off: the collector was started without \(adminTokenEnv) set\n", status: .notFound)
         }
         guard authorized(request, tokenDigest) else {
-            var response = Self.text("the reports need the admin token as the password (HTTP Basic; any user name)\n", status: .unauthorized)
+            var response = Self.text(
+                "the reports need the admin token as the password (HTTP Basic; any user name)\n", status: .unauthorized)
             response.headers[.wwwAuthenticate] = "Basic realm=\"Tally reports\", charset=\"UTF-8\""
             return response
         }
@@ -68,8 +69,9 @@ struct ReportDownloads: Sendable {
 
     private func authorized(_ request: Request, _ digest: [UInt8]) -> Bool {
         guard let header = request.headers[.authorization], header.count > 6, header.prefix(6).lowercased() == "basic ",
-              let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-              let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else { return false }
+            let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let colon = decoded.firstIndex(of: UInt8(ascii: ":"))
+        else { return false }
         let password = Array(decoded[decoded.index(after: colon)...])
         let presented = Array(SHA256.hash(data: password))
         // Equal-length digests compared in constant time.
@@ -85,7 +87,8 @@ struct ReportDownloads: Sendable {
         if raws.last?.isEmpty == true { raws.removeLast() }  // a trailing slash names a folder
         for raw in raws {
             guard let part = String(raw).removingPercentEncoding, !part.isEmpty, !part.hasPrefix("."),
-                  !part.contains("/"), !part.contains("\\"), !part.contains("\0") else { return nil }
+                !part.contains("/"), !part.contains("\\"), !part.contains("\0")
+            else { return nil }
             parts.append(part)
         }
         return parts
@@ -115,11 +118,13 @@ struct ReportDownloads: Sendable {
         var rows = ""
         for month in months {
             let manifest = resolve([month, "manifest.json"]).flatMap { FileManager.default.contents(atPath: $0) }
-            let state = manifest.map { String(decoding: $0, as: UTF8.self).contains("\"final\":true") ? "final" : "in progress" } ?? "incomplete"
+            let state =
+                manifest.map { String(decoding: $0, as: UTF8.self).contains("\"final\":true") ? "final" : "in progress" } ?? "incomplete"
             let label = month == "latest" ? "latest (the current month)" : month
             rows += "<li><a href=\"\(Self.percentEncode(month))/\">\(HTML.escape(label))</a> — \(state)</li>\n"
         }
-        return Self.page(title: "Tally reports", body: months.isEmpty ? "<p>No reports yet: the audit writes them.</p>" : "<ul>\n\(rows)</ul>")
+        return Self.page(
+            title: "Tally reports", body: months.isEmpty ? "<p>No reports yet: the audit writes them.</p>" : "<ul>\n\(rows)</ul>")
     }
 
     private func folderIndex(_ month: String) -> Response {
@@ -135,7 +140,8 @@ struct ReportDownloads: Sendable {
 
     private func file(_ month: String, _ name: String, request: Request, context: some RequestContext) async throws -> Response {
         guard let path = resolve([month, name]), !Self.isDirectory(path),
-              let type = Self.contentTypes.first(where: { name.hasSuffix($0.key) })?.value else {
+            let type = Self.contentTypes.first(where: { name.hasSuffix($0.key) })?.value
+        else {
             return Self.text("not found\n", status: .notFound)
         }
         var headers = HTTPFields()

@@ -8,12 +8,18 @@ public struct BudgetsCSV: TextReportFile {
 
     public func render(_ report: PeriodReport) -> String {
         var out = ""
-        CSV.append(["scope", "id", "budget_period", "period", "hard", "configured_limit", "limit", "spent", "utilisation",
-                    "projected", "status", "currency"], to: &out)
+        CSV.append(
+            [
+                "scope", "id", "budget_period", "period", "hard", "configured_limit", "limit", "spent", "utilisation",
+                "projected", "status", "currency",
+            ], to: &out)
         for b in report.budgets {
-            CSV.append([b.scope.rawValue, CSV.text(b.id), b.budget.period.rawValue, b.periodLabel, b.budget.hard ? "true" : "false",
-                        CSV.money(b.budget.limit), CSV.money(b.limit), CSV.money(b.spend), BudgetsCSV.ratio(b.spend, b.limit),
-                        CSV.money(b.projected ?? b.spend), b.state.rawValue, CSV.text(report.currency)], to: &out)
+            CSV.append(
+                [
+                    b.scope.rawValue, CSV.text(b.id), b.budget.period.rawValue, b.periodLabel, b.budget.hard ? "true" : "false",
+                    CSV.money(b.budget.limit), CSV.money(b.limit), CSV.money(b.spend), BudgetsCSV.ratio(b.spend, b.limit),
+                    CSV.money(b.projected ?? b.spend), b.state.rawValue, CSV.text(report.currency),
+                ], to: &out)
         }
         return out
     }

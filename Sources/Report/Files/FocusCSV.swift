@@ -33,27 +33,33 @@ public struct FocusCSV: TextReportFile {
             let cost = CSV.money(r.cost)
             let tokens = r.tokens.input + r.tokens.output
             let providerName = CSV.text(report.providerNames[r.provider] ?? r.provider)
-            let description = "\(r.model) on \(report.providerNames[r.provider] ?? r.provider): \(r.requests) requests, \(r.tokens.input) input and "
+            let description =
+                "\(r.model) on \(report.providerNames[r.provider] ?? r.provider): \(r.requests) requests, \(r.tokens.input) input and "
                 + "\(r.tokens.output) output tokens" + (r.unpricedRequests > 0 ? " (\(r.unpricedRequests) unpriced)" : "")
             var tags: [UInt8] = [UInt8(ascii: "{")]
-            for (i, (name, value)) in [("org", r.org), ("team", r.team), ("project", r.project), ("user", r.user), ("key", r.key)].enumerated() {
+            for (i, (name, value)) in [("org", r.org), ("team", r.team), ("project", r.project), ("user", r.user), ("key", r.key)]
+                .enumerated()
+            {
                 if i > 0 { tags.append(UInt8(ascii: ",")) }
                 JSONWriter.appendString(name, to: &tags)
                 tags.append(UInt8(ascii: ":"))
                 JSONWriter.appendString(value, to: &tags)
             }
             tags.append(UInt8(ascii: "}"))
-            CSV.append([
-                cost, CSV.text(r.org), CSV.text(r.org), currency, billingEnd, billingStart,
-                "Usage", "", CSV.text(description), "Usage-Based", CSV.time(r.dayEnd), CSV.time(r.dayStart),
-                String(tokens), "Tokens", cost, cost, providerName, cost, "Standard",
-                String(tokens), "Tokens", providerName, providerName, CSV.text(r.key), CSV.text(r.key), "API Key",
-                "AI and Machine Learning", CSV.text((report.providerNames[r.provider] ?? r.provider) + " API"), "Generative AI",
-                CSV.text(r.provider + "/" + r.model), CSV.text(r.team), CSV.text(r.team), CSV.text(String(decoding: tags, as: UTF8.self)),
-                CSV.text(r.org), CSV.text(r.team), CSV.text(r.project), CSV.text(r.user), CSV.text(r.key), CSV.text(r.provider),
-                CSV.text(r.model), String(r.requests), String(r.tokens.input), String(r.tokens.cachedInput), String(r.tokens.cacheWrite), String(r.tokens.output),
-                String(r.tokens.reasoning), String(r.unpricedRequests), report.period,
-            ], to: &out)
+            CSV.append(
+                [
+                    cost, CSV.text(r.org), CSV.text(r.org), currency, billingEnd, billingStart,
+                    "Usage", "", CSV.text(description), "Usage-Based", CSV.time(r.dayEnd), CSV.time(r.dayStart),
+                    String(tokens), "Tokens", cost, cost, providerName, cost, "Standard",
+                    String(tokens), "Tokens", providerName, providerName, CSV.text(r.key), CSV.text(r.key), "API Key",
+                    "AI and Machine Learning", CSV.text((report.providerNames[r.provider] ?? r.provider) + " API"), "Generative AI",
+                    CSV.text(r.provider + "/" + r.model), CSV.text(r.team), CSV.text(r.team),
+                    CSV.text(String(decoding: tags, as: UTF8.self)),
+                    CSV.text(r.org), CSV.text(r.team), CSV.text(r.project), CSV.text(r.user), CSV.text(r.key), CSV.text(r.provider),
+                    CSV.text(r.model), String(r.requests), String(r.tokens.input), String(r.tokens.cachedInput),
+                    String(r.tokens.cacheWrite), String(r.tokens.output),
+                    String(r.tokens.reasoning), String(r.unpricedRequests), report.period,
+                ], to: &out)
         }
         return out
     }

@@ -10,7 +10,8 @@ public struct QuarantineCSV: TextReportFile {
         var out = ""
         CSV.append(["found_at", "segment", "line", "kind", "reason", "length"], to: &out)
         for q in report.quarantine {
-            CSV.append([CSV.time(q.at), CSV.text(q.segment), String(q.line), CSV.text(q.kind), CSV.text(q.reason), String(q.length)], to: &out)
+            CSV.append(
+                [CSV.time(q.at), CSV.text(q.segment), String(q.line), CSV.text(q.kind), CSV.text(q.reason), String(q.length)], to: &out)
         }
         return out
     }

@@ -10,8 +10,12 @@ public struct ReallocationCSV: TextReportFile {
         var out = ""
         CSV.append(["kind", "id", "team", "from", "to", "amount", "currency", "days_away", "at", "by", "reason"], to: &out)
         for r in report.reallocation {
-            CSV.append([r.kind, CSV.text(r.id), CSV.text(r.team), CSV.text(r.from), CSV.text(r.to), CSV.money(r.amount), CSV.text(report.currency),
-                        r.days.map(String.init) ?? "", CSV.time(r.at), CSV.text(r.by), CSV.text(r.reason)], to: &out)
+            CSV.append(
+                [
+                    r.kind, CSV.text(r.id), CSV.text(r.team), CSV.text(r.from), CSV.text(r.to), CSV.money(r.amount),
+                    CSV.text(report.currency),
+                    r.days.map(String.init) ?? "", CSV.time(r.at), CSV.text(r.by), CSV.text(r.reason),
+                ], to: &out)
         }
         return out
     }

@@ -10,8 +10,10 @@ public struct WasteCSV: ReportFile {
     public func write(_ report: PeriodReport, to write: ([UInt8]) throws(FileIOError) -> Void) throws(FileIOError) {
         let piece = 1 << 20
         var out = CSVBuffer(capacity: piece + (piece >> 2))
-        for name in ["kind", "subject", "model", "team", "keys", "users", "first_seen", "last_seen", "calls", "repeats", "errors",
-                     "cost", "currency", "counts_as_waste", "detail"] { out.raw(name) }
+        for name in [
+            "kind", "subject", "model", "team", "keys", "users", "first_seen", "last_seen", "calls", "repeats", "errors",
+            "cost", "currency", "counts_as_waste", "detail",
+        ] { out.raw(name) }
         out.endRow()
         let currency = report.currency
         try report.waste.forEach { (w: WasteFinding) throws(FileIOError) in

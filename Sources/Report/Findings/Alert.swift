@@ -18,8 +18,11 @@ public struct Alert: Sendable, Equatable {
     /// Why the last post failed, if it did.
     public var notifyError: String?
 
-    public init(scope: BudgetScope, id: String, period: BudgetPeriod, periodLabel: String, threshold: Ratio, crossedAt: Int64, spend: Money, limit: Money,
-                notifiedAt: Int64? = nil, notifyError: String? = nil) {
+    public init(
+        scope: BudgetScope, id: String, period: BudgetPeriod, periodLabel: String, threshold: Ratio, crossedAt: Int64, spend: Money,
+        limit: Money,
+        notifiedAt: Int64? = nil, notifyError: String? = nil
+    ) {
         self.scope = scope
         self.id = id
         self.period = period

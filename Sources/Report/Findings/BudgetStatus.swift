@@ -41,9 +41,11 @@ public struct BudgetStatus: Sendable, Equatable {
     /// Spend projected to the period's end at the pace so far, when a report has projected it.
     public var projected: Money?
 
-    public init(scope: BudgetScope, id: String, budget: Budget, firstDay: Int, lastDay: Int, periodLabel: String, periodStart: Int64,
-                periodEnd: Int64, spend: Money, released: Money = .zero, drawn: Money = .zero, movedIn: Money = .zero,
-                movedOut: Money = .zero, coveredByPool: Bool = false, projected: Money? = nil) {
+    public init(
+        scope: BudgetScope, id: String, budget: Budget, firstDay: Int, lastDay: Int, periodLabel: String, periodStart: Int64,
+        periodEnd: Int64, spend: Money, released: Money = .zero, drawn: Money = .zero, movedIn: Money = .zero,
+        movedOut: Money = .zero, coveredByPool: Bool = false, projected: Money? = nil
+    ) {
         self.scope = scope
         self.id = id
         self.budget = budget

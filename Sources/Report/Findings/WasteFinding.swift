@@ -30,8 +30,10 @@ public struct WasteFinding: Sendable, Equatable {
     /// A line for people: `peak 1,204 requests/min, 212.40 USD/h`.
     public var detail: String
 
-    public init(kind: WasteKind, subject: String, model: String, team: String, keys: [String], users: [String], firstSeen: Int64,
-                lastSeen: Int64, calls: Int64, repeats: Int64, errors: Int64, cost: Money, countsAsWaste: Bool, detail: String) {
+    public init(
+        kind: WasteKind, subject: String, model: String, team: String, keys: [String], users: [String], firstSeen: Int64,
+        lastSeen: Int64, calls: Int64, repeats: Int64, errors: Int64, cost: Money, countsAsWaste: Bool, detail: String
+    ) {
         self.kind = kind
         self.subject = subject
         self.model = model

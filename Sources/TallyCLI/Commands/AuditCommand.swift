@@ -13,17 +13,17 @@ struct AuditCommand: AsyncParsableCommand {
         commandName: "audit",
         abstract: "Ingest new usage logs into the ledger, price every call and attribute its cost.",
         discussion: """
-        Safe to run as often as you like (cron every few minutes): each event is counted once, however often it is \
-        read. Then finds this month's waste (duplicate prompts, retry loops, runaway keys), evaluates every budget \
-        in its current period with team pools and approved reallocations, records alerts (posted to the webhook if \
-        one is configured), proposes reallocations, journals what changed, and writes the revocation list the \
-        collector enforces (breached hard budgets until the period ends, expired keys, runaway keys with \
-        `runaway.action: revoke`, people's decisions; priority keys are reported, not revoked), and writes this \
-        month's reports (CSV and HTML) into audit.reports_dir/<month>/ with latest/ pointing there; a month that has \
-        ended gets a final report once, and again only if late calls for it arrive. Prints one summary line; on a terminal also a progress bar. Bad lines are quarantined in the \
-        ledger, never dropped. Exit codes: 0 done, 64 usage, 65 nothing could be ingested, 74 I/O error, 75 another audit \
-        holds the lock, 78 config error.
-        """
+            Safe to run as often as you like (cron every few minutes): each event is counted once, however often it is \
+            read. Then finds this month's waste (duplicate prompts, retry loops, runaway keys), evaluates every budget \
+            in its current period with team pools and approved reallocations, records alerts (posted to the webhook if \
+            one is configured), proposes reallocations, journals what changed, and writes the revocation list the \
+            collector enforces (breached hard budgets until the period ends, expired keys, runaway keys with \
+            `runaway.action: revoke`, people's decisions; priority keys are reported, not revoked), and writes this \
+            month's reports (CSV and HTML) into audit.reports_dir/<month>/ with latest/ pointing there; a month that has \
+            ended gets a final report once, and again only if late calls for it arrive. Prints one summary line; on a terminal also a progress bar. Bad lines are quarantined in the \
+            ledger, never dropped. Exit codes: 0 done, 64 usage, 65 nothing could be ingested, 74 I/O error, 75 another audit \
+            holds the lock, 78 config error.
+            """
     )
 
     @OptionGroup var config: ConfigOption
@@ -63,7 +63,8 @@ struct AuditCommand: AsyncParsableCommand {
             }
             let enforcement = outcome.enforcement
             for (key, status) in enforcement.overrides {
-                printError("tally audit: priority key \(key) is not revoked although \(Enforcement.describe(status, currency: loaded.currency))")
+                printError(
+                    "tally audit: priority key \(key) is not revoked although \(Enforcement.describe(status, currency: loaded.currency))")
             }
             for finding in enforcement.runawayOverrides {
                 printError("tally audit: priority key \(finding.subject) is not revoked although it ran away: \(finding.detail)")
@@ -73,29 +74,36 @@ struct AuditCommand: AsyncParsableCommand {
             let runaways = outcome.waste.findings.filter { $0.kind == .runaway }
             let loops = outcome.waste.findings.filter { $0.kind == .retryLoop }
             for finding in runaways + loops.prefix(3) {
-                printError("tally audit: \(finding.kind == .runaway ? "runaway key" : "retry loop on key") \(finding.subject): \(finding.calls) calls "
-                           + "from \(Timestamp.format(milliseconds: finding.firstSeen)) to \(Timestamp.format(milliseconds: finding.lastSeen)), "
-                           + "\(finding.detail), \(finding.cost.brief) \(loaded.currency)")
+                printError(
+                    "tally audit: \(finding.kind == .runaway ? "runaway key" : "retry loop on key") \(finding.subject): \(finding.calls) calls "
+                        + "from \(Timestamp.format(milliseconds: finding.firstSeen)) to \(Timestamp.format(milliseconds: finding.lastSeen)), "
+                        + "\(finding.detail), \(finding.cost.brief) \(loaded.currency)")
             }
             for approval in enforcement.reallocation.approved {
-                printError("tally audit: approved (audit.auto_approve): \(approval.amount.formatted(places: 2)) \(loaded.currency) from \(approval.from) "
-                           + "to \(approval.to) for \(approval.periodLabel)")
+                printError(
+                    "tally audit: approved (audit.auto_approve): \(approval.amount.formatted(places: 2)) \(loaded.currency) from \(approval.from) "
+                        + "to \(approval.to) for \(approval.periodLabel)")
             }
             for problem in outcome.webhook.problems { printError("tally audit: alert webhook: \(problem)") }
-            if loops.count > 3 { printError("tally audit: and \(loops.count - 3) more retry loops (the waste table in the ledger lists them all)") }
+            if loops.count > 3 {
+                printError("tally audit: and \(loops.count - 3) more retry loops (the waste table in the ledger lists them all)")
+            }
             for written in outcome.reports.written where written.isFinal {
                 var line = "tally audit: final report for \(written.period) written to \(written.folder)"
                 if let late = written.late {
-                    line += " again: \(counted(Int(late.requests), "late call")) (\(late.cost.brief) \(loaded.currency)) arrived after it closed"
+                    line +=
+                        " again: \(counted(Int(late.requests), "late call")) (\(late.cost.brief) \(loaded.currency)) arrived after it closed"
                 }
                 printError(line)
             }
-            print(Self.summary(result) + Self.summary(enforcement) + ", \(counted(outcome.alerts.count, "new alert"))"
-                  + (outcome.webhook.posted > 0 ? " (\(outcome.webhook.posted) posted)" : "")
-                  + Self.summary(outcome.waste, currency: loaded.currency)
-                  + "; \(counted(enforcement.reallocation.proposals.count, "reallocation proposal"))"
-                  + String(format: "; evaluated in %.2f s", outcome.evaluationSeconds)
-                  + "; reports in \(outcome.reports.written.last?.folder ?? outcome.reports.latest)" + String(format: " (%.2f s)", outcome.reportSeconds))
+            print(
+                Self.summary(result) + Self.summary(enforcement) + ", \(counted(outcome.alerts.count, "new alert"))"
+                    + (outcome.webhook.posted > 0 ? " (\(outcome.webhook.posted) posted)" : "")
+                    + Self.summary(outcome.waste, currency: loaded.currency)
+                    + "; \(counted(enforcement.reallocation.proposals.count, "reallocation proposal"))"
+                    + String(format: "; evaluated in %.2f s", outcome.evaluationSeconds)
+                    + "; reports in \(outcome.reports.written.last?.folder ?? outcome.reports.latest)"
+                    + String(format: " (%.2f s)", outcome.reportSeconds))
             let t = result.totals
             if t.events + t.duplicates == 0 && t.quarantined > 0 {
                 printError("tally audit: no line could be ingested; see the quarantine table in \(outcome.ledgerPath)")
@@ -112,16 +120,19 @@ struct AuditCommand: AsyncParsableCommand {
     }
 
     static func summary(_ waste: WasteResult, currency: String) -> String {
-        return "; waste \(waste.periodLabel): \(waste.total.brief) \(currency) in \(counted(waste.count(.exactDuplicate), "duplicate cluster")), "
+        return
+            "; waste \(waste.periodLabel): \(waste.total.brief) \(currency) in \(counted(waste.count(.exactDuplicate), "duplicate cluster")), "
             + "\(counted(waste.count(.nearDuplicate), "near-duplicate cluster")), \(counted(waste.count(.retryLoop), "retry loop")), "
             + "\(counted(waste.count(.runaway), "runaway episode"))"
     }
 
     static func summary(_ result: IngestResult) -> String {
         let t = result.totals
-        var parts = ["\(t.segmentsRead) segments read (\(t.segmentsUnchanged) unchanged, \(t.segmentsLeft) left open)",
-                     "\(t.events) events ingested", "\(t.duplicates) duplicates skipped", "\(t.quarantined) quarantined",
-                     "\(t.unpriced) unpriced"]
+        var parts = [
+            "\(t.segmentsRead) segments read (\(t.segmentsUnchanged) unchanged, \(t.segmentsLeft) left open)",
+            "\(t.events) events ingested", "\(t.duplicates) duplicates skipped", "\(t.quarantined) quarantined",
+            "\(t.unpriced) unpriced",
+        ]
         if !t.damaged.isEmpty { parts.append("\(t.damaged.count) damaged") }
         parts.append(String(format: "%.2f s", result.seconds))
         return "tally audit: " + parts.joined(separator: ", ")
@@ -144,7 +155,8 @@ final class ProgressBar {
         let width = 30
         let filled = Int(fraction * Double(width))
         let seconds = (ContinuousClock.now - started).seconds
-        let line = "\r[\(String(repeating: "#", count: filled))\(String(repeating: " ", count: width - filled))] "
+        let line =
+            "\r[\(String(repeating: "#", count: filled))\(String(repeating: " ", count: width - filled))] "
             + String(format: "%3.0f%%", fraction * 100) + " \(p.segmentsDone)/\(p.segmentsTotal) segments, \(p.events) events, "
             + String(format: "%.1f s", seconds)
         FileHandle.standardError.write(Data(line.utf8))

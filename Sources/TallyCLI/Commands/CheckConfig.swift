@@ -26,7 +26,8 @@ struct CheckConfig: AsyncParsableCommand {
 
     static func summary(_ c: Config, path: String) -> String {
         let models = Set(c.pricing.models.map(\.model)).count
-        return "\(path): ok (\(counted(c.providers.count, "provider")), \(counted(c.orgs.count, "org")), \(counted(c.teams.count, "team")), "
+        return
+            "\(path): ok (\(counted(c.providers.count, "provider")), \(counted(c.orgs.count, "org")), \(counted(c.teams.count, "team")), "
             + "\(counted(c.users.count, "user")), \(counted(c.projects.count, "project")), \(counted(c.keys.count, "key")), "
             + "\(counted(models, "priced model")); currency \(c.currency))"
     }

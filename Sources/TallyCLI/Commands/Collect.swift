@@ -12,10 +12,10 @@ struct Collect: AsyncParsableCommand {
         commandName: "collect",
         abstract: "Run the collector: a passthrough proxy that logs every call's usage and refuses revoked keys.",
         discussion: """
-        Applications point their SDK's base URL at http://<listen>/<provider> (or /v1 for the default provider) and \
-        use a Tally key (tk-…) as their API key. SIGTERM or SIGINT stops accepting, lets calls in flight finish, \
-        and closes the active log segment; SIGHUP reloads the revocation list. Logs go to stderr as JSON lines.
-        """
+            Applications point their SDK's base URL at http://<listen>/<provider> (or /v1 for the default provider) and \
+            use a Tally key (tk-…) as their API key. SIGTERM or SIGINT stops accepting, lets calls in flight finish, \
+            and closes the active log segment; SIGHUP reloads the revocation list. Logs go to stderr as JSON lines.
+            """
     )
 
     @OptionGroup var config: ConfigOption

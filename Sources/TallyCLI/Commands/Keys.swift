@@ -33,16 +33,21 @@ struct Keys: AsyncParsableCommand {
 
         func validate() throws {
             guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--reason must not be empty") }
-            if let until, Timestamp.parse(until) == nil { throw ValidationError("--until must be an RFC 3339 time such as 2026-12-01T00:00:00Z") }
+            if let until, Timestamp.parse(until) == nil {
+                throw ValidationError("--until must be an RFC 3339 time such as 2026-12-01T00:00:00Z")
+            }
         }
 
         func run() async throws {
             try await runReportingFailures {
                 let loaded = try config.load()
-                let decision = KeyDecision(key: id, action: .revoke, reason: reason, until: until.flatMap { Timestamp.parse($0) },
-                                           at: Timestamp.now(), by: KeyDecisions.currentUser())
+                let decision = KeyDecision(
+                    key: id, action: .revoke, reason: reason, until: until.flatMap { Timestamp.parse($0) },
+                    at: Timestamp.now(), by: KeyDecisions.currentUser())
                 let result = try KeyDecisions.record(decision, config: loaded)
-                print("tally keys revoke: \(id) revoked\(until.map { " until \($0)" } ?? " until restored"); \(result.path) now lists \(counted(result.list.entries.count, "key"))")
+                print(
+                    "tally keys revoke: \(id) revoked\(until.map { " until \($0)" } ?? " until restored"); \(result.path) now lists \(counted(result.list.entries.count, "key"))"
+                )
             }
         }
     }
@@ -65,7 +70,8 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             try await runReportingFailures {
                 let loaded = try config.load()
-                let decision = KeyDecision(key: id, action: .restore, reason: reason, until: nil, at: Timestamp.now(), by: KeyDecisions.currentUser())
+                let decision = KeyDecision(
+                    key: id, action: .restore, reason: reason, until: nil, at: Timestamp.now(), by: KeyDecisions.currentUser())
                 let result = try KeyDecisions.record(decision, config: loaded)
                 let still = result.list.entries.first { $0.keyID == id }
                 print("tally keys restore: \(id) restored" + (still.map { "; still revoked: \($0.reason)" } ?? ""))
@@ -103,13 +109,14 @@ struct Keys: AsyncParsableCommand {
             if let project { entry += ", project: \(project)" }
             if user == nil, project == nil { entry += ", user: CHANGE-ME" }
             entry += "}"
-            print("""
-            Secret for key \(id) (shown once: give it to the application now; Tally keeps only its hash):
-            \(secret)
+            print(
+                """
+                Secret for key \(id) (shown once: give it to the application now; Tally keeps only its hash):
+                \(secret)
 
-            Add this entry under keys: in the config, then reload the collector:
-            \(entry)
-            """)
+                Add this entry under keys: in the config, then reload the collector:
+                \(entry)
+                """)
         }
     }
 }

@@ -11,15 +11,16 @@ struct Realloc: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "See and approve moves of unused user budget within a team.",
         discussion: """
-        Each audit projects every member's spend to the period's end and proposes moves from members who will not use \
-        their budget to members who will run out. It also releases away members' budget to pool teams and records \
-        what each member drew from the pool. With `audit.auto_approve: true` the audit approves its own proposals.
-        """,
+            Each audit projects every member's spend to the period's end and proposes moves from members who will not use \
+            their budget to members who will run out. It also releases away members' budget to pool teams and records \
+            what each member drew from the pool. With `audit.auto_approve: true` the audit approves its own proposals.
+            """,
         subcommands: [List.self, Approve.self]
     )
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Standing proposals, pool releases and draws, and approvals, from the last audit.")
+        static let configuration = CommandConfiguration(
+            abstract: "Standing proposals, pool releases and draws, and approvals, from the last audit.")
 
         @OptionGroup var config: ConfigOption
 
@@ -35,23 +36,37 @@ struct Realloc: AsyncParsableCommand {
                     print("No standing proposals.")
                 } else {
                     print("Proposals (approve with `tally realloc approve ID`):")
-                    print(TextTable.render(header: ["id", "team", "from", "to", "amount \(currency)", "why"],
-                                    rows: proposals.map { [$0.id, $0.team, $0.from, $0.to, $0.amount.formatted(places: 2), $0.reason] },
-                                    rightAligned: [4]), terminator: "")
+                    print(
+                        TextTable.render(
+                            header: ["id", "team", "from", "to", "amount \(currency)", "why"],
+                            rows: proposals.map { [$0.id, $0.team, $0.from, $0.to, $0.amount.formatted(places: 2), $0.reason] },
+                            rightAligned: [4]), terminator: "")
                 }
                 if !moves.isEmpty {
                     print("\nTeam pools:")
-                    print(TextTable.render(header: ["period", "team", "user", "move", "days away", "amount \(currency)"],
-                                    rows: moves.map { [$0.periodLabel, $0.team, $0.user, $0.kind == .release ? "released" : "drew",
-                                                       $0.kind == .release ? "\($0.days)" : "", $0.amount.formatted(places: 2)] },
-                                    rightAligned: [4, 5]), terminator: "")
+                    print(
+                        TextTable.render(
+                            header: ["period", "team", "user", "move", "days away", "amount \(currency)"],
+                            rows: moves.map {
+                                [
+                                    $0.periodLabel, $0.team, $0.user, $0.kind == .release ? "released" : "drew",
+                                    $0.kind == .release ? "\($0.days)" : "", $0.amount.formatted(places: 2),
+                                ]
+                            },
+                            rightAligned: [4, 5]), terminator: "")
                 }
                 if !approvals.isEmpty {
                     print("\nApproved:")
-                    print(TextTable.render(header: ["period", "team", "from", "to", "amount \(currency)", "by", "at"],
-                                    rows: approvals.map { [$0.periodLabel, $0.team, $0.from, $0.to, $0.amount.formatted(places: 2), $0.by,
-                                                           Timestamp.format(milliseconds: $0.at)] },
-                                    rightAligned: [4]), terminator: "")
+                    print(
+                        TextTable.render(
+                            header: ["period", "team", "from", "to", "amount \(currency)", "by", "at"],
+                            rows: approvals.map {
+                                [
+                                    $0.periodLabel, $0.team, $0.from, $0.to, $0.amount.formatted(places: 2), $0.by,
+                                    Timestamp.format(milliseconds: $0.at),
+                                ]
+                            },
+                            rightAligned: [4]), terminator: "")
                 }
             }
         }
@@ -69,9 +84,11 @@ struct Realloc: AsyncParsableCommand {
         func run() async throws {
             try await runReportingFailures {
                 let loaded = try config.load()
-                let (approval, result) = try Reallocation.approve(id: id, config: loaded, by: KeyDecisions.currentUser(), at: Timestamp.now())
-                print("tally realloc approve: \(approval.amount.formatted(places: 2)) \(loaded.currency) moved from \(approval.from) to \(approval.to) "
-                      + "for \(approval.periodLabel); \(result.path) now lists \(counted(result.list.entries.count, "key"))")
+                let (approval, result) = try Reallocation.approve(
+                    id: id, config: loaded, by: KeyDecisions.currentUser(), at: Timestamp.now())
+                print(
+                    "tally realloc approve: \(approval.amount.formatted(places: 2)) \(loaded.currency) moved from \(approval.from) to \(approval.to) "
+                        + "for \(approval.periodLabel); \(result.path) now lists \(counted(result.list.entries.count, "key"))")
             }
         }
     }
@@ -96,7 +113,9 @@ struct Verify: AsyncParsableCommand {
                 printError("tally verify: the journal of \(ledger.path) has been tampered with (\(result.rows) rows checked)")
                 throw ExitCode(1)
             }
-            print("tally verify: the journal is whole: \(result.rows) rows" + (result.head.isEmpty ? "" : ", last hash \(result.head.prefix(16))"))
+            print(
+                "tally verify: the journal is whole: \(result.rows) rows"
+                    + (result.head.isEmpty ? "" : ", last hash \(result.head.prefix(16))"))
         }
     }
 }

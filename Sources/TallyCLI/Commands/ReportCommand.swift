@@ -20,11 +20,11 @@ struct ReportCommand: AsyncParsableCommand {
             commandName: "files",
             abstract: "Write a month's report files (the CSV files, focus.csv and report.html) from the ledger alone.",
             discussion: """
-            The same files `tally audit` writes into audit.reports_dir/<month>/, for any month, into --out. A month that \
-            has ended is reported as of its end and marked final; the current month as of now. Reads the ledger only: \
-            it does not ingest, and does not need the audit lock. `tally report --period 2026-10 --out DIR` is short for \
-            `tally report files …`.
-            """
+                The same files `tally audit` writes into audit.reports_dir/<month>/, for any month, into --out. A month that \
+                has ended is reported as of its end and marked final; the current month as of now. Reads the ledger only: \
+                it does not ingest, and does not need the audit lock. `tally report --period 2026-10 --out DIR` is short for \
+                `tally report files …`.
+                """
         )
 
         @OptionGroup var config: ConfigOption
@@ -41,7 +41,8 @@ struct ReportCommand: AsyncParsableCommand {
         func validate() throws {
             if let asOf, Timestamp.parse(asOf) == nil { throw ValidationError("--as-of must be an RFC 3339 time") }
             if let period, period.utf8.count != 7 || (try? Period(parsing: period)) == nil {
-                throw ValidationError("--period must be a month such as 2026-11 (reports are monthly; `tally report attribution` takes weeks and days)")
+                throw ValidationError(
+                    "--period must be a month such as 2026-11 (reports are monthly; `tally report attribution` takes weeks and days)")
             }
         }
 
@@ -57,12 +58,14 @@ struct ReportCommand: AsyncParsableCommand {
                 let folder = out ?? loaded.resolve(loaded.audit.reportsDir) + "/" + month.label
                 // No audit lock is taken: one snapshot of the ledger keeps the files consistent if an audit runs meanwhile.
                 let report = try ledger.snapshot { () throws(AuditError) in
-                    let report = try PeriodReportBuilder.build(ledger: ledger, config: loaded, period: month, asOf: now, isFinal: now >= end)
+                    let report = try PeriodReportBuilder.build(
+                        ledger: ledger, config: loaded, period: month, asOf: now, isFinal: now >= end)
                     try ReportPublishing.write(report, to: folder)
                     return report
                 }
-                print("tally report: \(month.label)\(report.isFinal ? " (final)" : "") written to \(folder): \(ReportFolder.fileNames.count) files and "
-                      + "\(ReportFolder.manifestName); total \(report.total.formatted(places: 2)) \(loaded.currency)")
+                print(
+                    "tally report: \(month.label)\(report.isFinal ? " (final)" : "") written to \(folder): \(ReportFolder.fileNames.count) files and "
+                        + "\(ReportFolder.manifestName); total \(report.total.formatted(places: 2)) \(loaded.currency)")
             }
         }
     }
@@ -75,10 +78,10 @@ struct ReportCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Spend, requests and tokens by any combination of dimensions.",
             discussion: """
-            Dimensions: \(SpendDimension.names). A key the config no longer lists shows as 'unknown'; a missing value as \
-            '(none)'. Days, weeks and months are in the config's audit.timezone. Costs in CSV and JSON are exact; \
-            the table rounds to cents. Calls to models without a price are counted as unpriced and listed, never as zero.
-            """
+                Dimensions: \(SpendDimension.names). A key the config no longer lists shows as 'unknown'; a missing value as \
+                '(none)'. Days, weeks and months are in the config's audit.timezone. Costs in CSV and JSON are exact; \
+                the table rounds to cents. Calls to models without a price are counted as unpriced and listed, never as zero.
+                """
         )
 
         @OptionGroup var config: ConfigOption
@@ -122,8 +125,9 @@ struct ReportCommand: AsyncParsableCommand {
                     chosen = Period.month(containing: calendar.day(of: now))
                 }
                 let ledger = try Ledger.reading(loaded)
-                let breakdown = try AttributionQuery.breakdown(ledger: ledger, period: chosen, by: dimensions,
-                                                               timezone: loaded.audit.timezone, currency: loaded.currency)
+                let breakdown = try AttributionQuery.breakdown(
+                    ledger: ledger, period: chosen, by: dimensions,
+                    timezone: loaded.audit.timezone, currency: loaded.currency)
                 switch format {
                 case .table: print(breakdown.table(), terminator: "")
                 case .csv: print(breakdown.csv(), terminator: "")

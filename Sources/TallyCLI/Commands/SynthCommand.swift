@@ -12,10 +12,10 @@ struct SynthCommand: AsyncParsableCommand {
         commandName: "synth",
         abstract: "Write deterministic synthetic usage logs for the config's keys and priced models.",
         discussion: """
-        The same config, options and seed give the same files. The logs carry what an audit must find: a few heavy \
-        users, exact and near duplicate prompts, a retry loop after errors, one runaway key, cached and reasoning \
-        tokens, and upstream errors. Each synthetic collector (<collector.id>-1, -2, …) is generated on its own core.
-        """
+            The same config, options and seed give the same files. The logs carry what an audit must find: a few heavy \
+            users, exact and near duplicate prompts, a retry loop after errors, one runaway key, cached and reasoning \
+            tokens, and upstream errors. Each synthetic collector (<collector.id>-1, -2, …) is generated on its own core.
+            """
     )
 
     @OptionGroup var config: ConfigOption
@@ -63,17 +63,21 @@ struct SynthCommand: AsyncParsableCommand {
         let rate = seconds > 0 ? Int(Double(s.events) / seconds) : 0
         var lines = [
             "synth: \(s.events) events in \(s.segments) segments under \(out) (collectors \(s.collectors.joined(separator: ", ")))"
-                + " in \(String(format: "%.2f", seconds)) s, \(rate) events/s",
+                + " in \(String(format: "%.2f", seconds)) s, \(rate) events/s"
         ]
         if s.events > 0 {
             lines.append("  span \(Timestamp.format(milliseconds: s.firstTimestamp)) to \(Timestamp.format(milliseconds: s.lastTimestamp))")
         }
-        lines.append("  planted: \(s.exactDuplicates) exact duplicate prompts, \(s.nearDuplicates) near duplicates, \(s.upstreamErrors) upstream errors")
+        lines.append(
+            "  planted: \(s.exactDuplicates) exact duplicate prompts, \(s.nearDuplicates) near duplicates, \(s.upstreamErrors) upstream errors"
+        )
         if let loop = s.retryLoop {
             lines.append("  retry loop: key \(loop.key), \(loop.repeats) repeats from \(Timestamp.format(milliseconds: loop.start))")
         }
         if let runaway = s.runaway {
-            lines.append("  runaway: key \(runaway.key), \(runaway.requests) requests from \(Timestamp.format(milliseconds: runaway.start)) to \(Timestamp.format(milliseconds: runaway.end))")
+            lines.append(
+                "  runaway: key \(runaway.key), \(runaway.requests) requests from \(Timestamp.format(milliseconds: runaway.start)) to \(Timestamp.format(milliseconds: runaway.end))"
+            )
         }
         return lines.joined(separator: "\n")
     }

@@ -1,9 +1,10 @@
+import Crypto
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Crypto
 
 /// Files replaced whole: written to a temporary file in the same folder, fsynced, renamed over the target, and the
 /// folder fsynced, so a reader sees the old file or the new one, never half of one, even after a crash.
@@ -112,7 +113,9 @@ extension AtomicFile {
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = readlink(path, &buffer, buffer.count - 1)
         if length >= 0, String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) == target { return }
-        if length < 0, FileIO.exists(path) { throw FileIOError(code: .io, message: "\(path) is not a symbolic link; move it away so that it can be one") }
+        if length < 0, FileIO.exists(path) {
+            throw FileIOError(code: .io, message: "\(path) is not a symbolic link; move it away so that it can be one")
+        }
         let (folder, temporary) = temporary(beside: path)
         _ = unlink(temporary)
         guard symlink(target, temporary) == 0 else { throw FileIOError.system("cannot create the link", path: temporary) }

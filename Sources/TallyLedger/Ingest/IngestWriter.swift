@@ -54,19 +54,24 @@ package struct IngestWriter {
             let attribution = Attribution(key: row[1], known: row[2], user: row[3], project: row[4], team: row[5], org: row[6])
             attributionIDs[attribution] = row[0]
         }
-        let priceRows = try Row.fetchCursor(db, sql: "SELECT id, source, model, from_ms, input, output, cached_input, cache_write, reasoning FROM prices")
+        let priceRows = try Row.fetchCursor(
+            db, sql: "SELECT id, source, model, from_ms, input, output, cached_input, cache_write, reasoning FROM prices")
         var stored: [String: Int64] = [:]
         while let row = try priceRows.next() {
-            stored[Self.priceSignature(source: row[1], model: row[2], from: row[3], input: row[4], output: row[5],
-                                       cachedInput: row[6], cacheWrite: row[7], reasoning: row[8])] = row[0]
+            stored[
+                Self.priceSignature(
+                    source: row[1], model: row[2], from: row[3], input: row[4], output: row[5],
+                    cachedInput: row[6], cacheWrite: row[7], reasoning: row[8])] = row[0]
         }
         storedPrices = stored
     }
 
     private var storedPrices: [String: Int64]
 
-    private static func priceSignature(source: String, model: String, from: Int64?, input: String, output: String,
-                                       cachedInput: String?, cacheWrite: String?, reasoning: String?) -> String {
+    private static func priceSignature(
+        source: String, model: String, from: Int64?, input: String, output: String,
+        cachedInput: String?, cacheWrite: String?, reasoning: String?
+    ) -> String {
         [source, model, from.map(String.init) ?? "-", input, output, cachedInput ?? "-", cacheWrite ?? "-", reasoning ?? "-"]
             .joined(separator: "\u{1F}")
     }
@@ -83,8 +88,9 @@ package struct IngestWriter {
 
     private mutating func attributionID(_ attribution: Attribution, _ db: Database) throws -> Int64 {
         if let existing = attributionIDs[attribution] { return existing }
-        try db.execute(sql: "INSERT INTO attributions (key, known, user, project, team, org) VALUES (?, ?, ?, ?, ?, ?)",
-                       arguments: [attribution.key, attribution.known, attribution.user, attribution.project, attribution.team, attribution.org])
+        try db.execute(
+            sql: "INSERT INTO attributions (key, known, user, project, team, org) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [attribution.key, attribution.known, attribution.user, attribution.project, attribution.team, attribution.org])
         let id = db.lastInsertedRowID
         attributionIDs[attribution] = id
         return id
@@ -92,18 +98,23 @@ package struct IngestWriter {
 
     private mutating func priceID(_ p: StoredPrice, _ db: Database) throws -> Int64 {
         if let id = priceIDs[p] { return id }
-        let signature = Self.priceSignature(source: p.source, model: p.model, from: p.from, input: p.input.perMillion,
-                                            output: p.output.perMillion, cachedInput: p.cachedInput?.perMillion,
-                                            cacheWrite: p.cacheWrite?.perMillion, reasoning: p.reasoning?.perMillion)
+        let signature = Self.priceSignature(
+            source: p.source, model: p.model, from: p.from, input: p.input.perMillion,
+            output: p.output.perMillion, cachedInput: p.cachedInput?.perMillion,
+            cacheWrite: p.cacheWrite?.perMillion, reasoning: p.reasoning?.perMillion)
         let id: Int64
         if let stored = storedPrices[signature] {
             id = stored
         } else {
-            try db.execute(sql: """
-                INSERT INTO prices (source, model, from_ms, currency, input, output, cached_input, cache_write, reasoning)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [p.source, p.model, p.from, currency, p.input.perMillion, p.output.perMillion,
-                                 p.cachedInput?.perMillion, p.cacheWrite?.perMillion, p.reasoning?.perMillion])
+            try db.execute(
+                sql: """
+                    INSERT INTO prices (source, model, from_ms, currency, input, output, cached_input, cache_write, reasoning)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    p.source, p.model, p.from, currency, p.input.perMillion, p.output.perMillion,
+                    p.cachedInput?.perMillion, p.cacheWrite?.perMillion, p.reasoning?.perMillion,
+                ])
             id = db.lastInsertedRowID
             storedPrices[signature] = id
         }
@@ -143,12 +154,15 @@ package struct IngestWriter {
 
     private mutating func writeInTransaction(_ parsed: ParsedSegment, _ db: Database) throws {
         let job = parsed.job
-        guard let segmentID = try Int64.fetchOne(db, sql: """
-            INSERT INTO segments (path, collector, stem, closed, size, mtime, offset, lines, events, duplicates, quarantined, damage, run)
-            VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 0, NULL, ?)
-            ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, run = excluded.run
-            RETURNING id
-            """, arguments: [job.relativePath, job.file.collector, job.file.stem, job.file.isClosed, job.size, job.mtime, runID])
+        guard
+            let segmentID = try Int64.fetchOne(
+                db,
+                sql: """
+                    INSERT INTO segments (path, collector, stem, closed, size, mtime, offset, lines, events, duplicates, quarantined, damage, run)
+                    VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 0, NULL, ?)
+                    ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, run = excluded.run
+                    RETURNING id
+                    """, arguments: [job.relativePath, job.file.collector, job.file.stem, job.file.isClosed, job.size, job.mtime, runID])
         else { throw AuditError(.io, "the ledger did not return an id for segment \(job.relativePath)") }
 
         // Strings of this segment → dimension ids, looked up once per distinct string and kind.
@@ -170,12 +184,14 @@ package struct IngestWriter {
         var rollups = parsed.rollups
 
         let connection = db.sqliteConnection
-        let insert = try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO events (id, ts, attr, provider, model, collector, endpoint, status, outcome, stream,
-                input, output, cached_input, cache_write, reasoning, cost, price, latency_ms, ttft_ms,
-                prompt_hash, prompt_sim, prompt_chars, end_user, tags, error, segment, line)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).sqliteStatement
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT OR IGNORE INTO events (id, ts, attr, provider, model, collector, endpoint, status, outcome, stream,
+                    input, output, cached_input, cache_write, reasoning, cost, price, latency_ms, ttft_ms,
+                    prompt_hash, prompt_sim, prompt_chars, end_user, tags, error, segment, line)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).sqliteStatement
         let unordered = try db.cachedStatement(sql: "INSERT OR IGNORE INTO events_unordered (ts, id) VALUES (?, ?)").sqliteStatement
 
         var inserted = 0
@@ -245,8 +261,10 @@ package struct IngestWriter {
                 continue
             }
             inserted += 1
-            if let call = ScanCall(ts: event.timestamp, attr: owner.id, model: model, outcome: Int(event.outcome), cost: cost,
-                                   hash: event.promptHash, sim: event.promptSim) {
+            if let call = ScanCall(
+                ts: event.timestamp, attr: owner.id, model: model, outcome: Int(event.outcome), cost: cost,
+                hash: event.promptHash, sim: event.promptSim)
+            {
                 scanCalls.append(call)
             }
             // Calls whose id does not give their time (not a UUIDv7 of about their timestamp) are listed apart, so that
@@ -274,9 +292,10 @@ package struct IngestWriter {
         var unpriced = 0
         for (local, sums) in rollups where sums.requests > 0 {
             let owner = owners[Int(local.key)]
-            let key = RollupKey(day: Int64(local.day), attr: owner.id, provider: try dim(.provider, local.provider),
-                                model: try dim(.model, local.model), endUser: local.endUser >= 0 ? try dim(.endUser, local.endUser) : 0,
-                                tags: local.tags >= 0 ? try dim(.tags, local.tags) : 0, priced: local.priced)
+            let key = RollupKey(
+                day: Int64(local.day), attr: owner.id, provider: try dim(.provider, local.provider),
+                model: try dim(.model, local.model), endUser: local.endUser >= 0 ? try dim(.endUser, local.endUser) : 0,
+                tags: local.tags >= 0 ? try dim(.tags, local.tags) : 0, priced: local.priced)
             pendingRollups[key, default: RollupSums()].merge(sums)
             failed += Int(sums.failed)
             if !owner.known { totals.unknownKeys[parsed.strings[local.key], default: 0] += Int(sums.requests) }
@@ -289,26 +308,29 @@ package struct IngestWriter {
         // Bad lines, and the cut-short tail of a closed segment, are kept with their reasons.
         var quarantine = parsed.quarantined
         if job.file.isClosed, parsed.summary.skippedTailBytes > 0 {
-            quarantine.append(QuarantinedLine(
-                line: parsed.lastLine + 1, kind: "cut_short",
-                reason: "the segment ends inside a line (\(parsed.summary.skippedTailBytes) bytes without a newline)",
-                length: parsed.summary.skippedTailBytes, text: parsed.summary.tail))
+            quarantine.append(
+                QuarantinedLine(
+                    line: parsed.lastLine + 1, kind: "cut_short",
+                    reason: "the segment ends inside a line (\(parsed.summary.skippedTailBytes) bytes without a newline)",
+                    length: parsed.summary.skippedTailBytes, text: parsed.summary.tail))
         }
         var quarantined = 0
         for line in quarantine {
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO quarantine (segment, line, kind, reason, length, text, run) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [segmentID, line.line, line.kind, line.reason, line.length, Data(line.text), runID])
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO quarantine (segment, line, kind, reason, length, text, run) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [segmentID, line.line, line.kind, line.reason, line.length, Data(line.text), runID])
             quarantined += db.changesCount
         }
 
         pendingEvents += parsed.events.count
 
         let damage = parsed.summary.damage
-        try db.execute(sql: """
-            UPDATE segments SET offset = ?, lines = ?, events = events + ?, duplicates = duplicates + ?,
-                quarantined = quarantined + ?, damage = ? WHERE id = ?
-            """, arguments: [parsed.endOffset, parsed.lastLine, inserted, duplicates, quarantined, damage, segmentID])
+        try db.execute(
+            sql: """
+                UPDATE segments SET offset = ?, lines = ?, events = events + ?, duplicates = duplicates + ?,
+                    quarantined = quarantined + ?, damage = ? WHERE id = ?
+                """, arguments: [parsed.endOffset, parsed.lastLine, inserted, duplicates, quarantined, damage, segmentID])
 
         totals.segmentsRead += 1
         totals.events += inserted

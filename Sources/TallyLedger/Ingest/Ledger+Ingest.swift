@@ -67,11 +67,15 @@ extension Ledger {
     /// Closes the record of run `id` with what it did.
     package func finishRun(id: Int64, finishedAt: Int64, totals: IngestTotals) throws(AuditError) {
         try access { db in
-            try db.execute(sql: """
-                UPDATE runs SET finished_at = ?, segments = ?, events = ?, duplicates = ?, quarantined = ?, unpriced = ?, damaged = ?
-                WHERE id = ?
-                """, arguments: [finishedAt, totals.segmentsRead, totals.events, totals.duplicates,
-                                 totals.quarantined, totals.unpriced, totals.damaged.count, id])
+            try db.execute(
+                sql: """
+                    UPDATE runs SET finished_at = ?, segments = ?, events = ?, duplicates = ?, quarantined = ?, unpriced = ?, damaged = ?
+                    WHERE id = ?
+                    """,
+                arguments: [
+                    finishedAt, totals.segmentsRead, totals.events, totals.duplicates,
+                    totals.quarantined, totals.unpriced, totals.damaged.count, id,
+                ])
         }
     }
 }

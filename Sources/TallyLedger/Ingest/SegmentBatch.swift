@@ -1,10 +1,11 @@
+import TallyCore
+import UsageLog
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyCore
-import UsageLog
 
 // What the ingest hands the ledger for one segment: its calls compacted, their strings, prices, rollup sums, owners
 // and bad lines. The Auditor reads and prepares it (`ParsedSegment.parse`, `prepare`); `IngestWriter` stores it.
@@ -59,23 +60,38 @@ package struct ParsedEvent: Sendable {
 
     package var latencyMs: Int64? {
         get { present & 1 != 0 ? optionals.0 : nil }
-        set { optionals.0 = newValue ?? 0; present = newValue == nil ? present & ~1 : present | 1 }
+        set {
+            optionals.0 = newValue ?? 0
+            present = newValue == nil ? present & ~1 : present | 1
+        }
     }
     package var ttftMs: Int64? {
         get { present & 2 != 0 ? optionals.1 : nil }
-        set { optionals.1 = newValue ?? 0; present = newValue == nil ? present & ~2 : present | 2 }
+        set {
+            optionals.1 = newValue ?? 0
+            present = newValue == nil ? present & ~2 : present | 2
+        }
     }
     package var promptHash: Int64? {
         get { present & 4 != 0 ? optionals.2 : nil }
-        set { optionals.2 = newValue ?? 0; present = newValue == nil ? present & ~4 : present | 4 }
+        set {
+            optionals.2 = newValue ?? 0
+            present = newValue == nil ? present & ~4 : present | 4
+        }
     }
     package var promptSim: Int64? {
         get { present & 8 != 0 ? optionals.3 : nil }
-        set { optionals.3 = newValue ?? 0; present = newValue == nil ? present & ~8 : present | 8 }
+        set {
+            optionals.3 = newValue ?? 0
+            present = newValue == nil ? present & ~8 : present | 8
+        }
     }
     package var promptChars: Int64? {
         get { present & 16 != 0 ? optionals.4 : nil }
-        set { optionals.4 = newValue ?? 0; present = newValue == nil ? present & ~16 : present | 16 }
+        set {
+            optionals.4 = newValue ?? 0
+            present = newValue == nil ? present & ~16 : present | 16
+        }
     }
     /// Local day in the audit's timezone (set by `prepare`).
     package var day: Int32 = 0
@@ -129,7 +145,10 @@ package struct StringTable: Sendable {
             let index = slots[slot]
             if index < 0 { break }
             if hashes[Int(index)] == hash, bytes[Int(index)].count == value.count,
-               bytes[Int(index)].withUnsafeBufferPointer({ value.count == 0 || memcmp($0.baseAddress!, value.baseAddress!, value.count) == 0 }) {
+                bytes[Int(index)].withUnsafeBufferPointer({
+                    value.count == 0 || memcmp($0.baseAddress!, value.baseAddress!, value.count) == 0
+                })
+            {
                 return index
             }
             slot = (slot + 1) & mask

@@ -11,8 +11,10 @@ package struct StoredPrice: Sendable, Hashable {
     package var cacheWrite: TokenPrice?
     package var reasoning: TokenPrice?
 
-    package init(source: String, model: String, from: Int64?, input: TokenPrice, output: TokenPrice, cachedInput: TokenPrice?,
-                 cacheWrite: TokenPrice?, reasoning: TokenPrice?) {
+    package init(
+        source: String, model: String, from: Int64?, input: TokenPrice, output: TokenPrice, cachedInput: TokenPrice?,
+        cacheWrite: TokenPrice?, reasoning: TokenPrice?
+    ) {
         self.source = source
         self.model = model
         self.from = from

@@ -38,8 +38,9 @@ public struct PromptHasher: Sendable {
     public func fingerprint(model: String, request: JSONValue, fields: [String] = promptFields) -> PromptFingerprint? {
         guard let canonical = Self.canonicalForm(model: model, request: request, fields: fields) else { return nil }
         let text = PromptText.normalised(request: request, fields: fields)
-        return PromptFingerprint(hash: hash(canonical: canonical), sim: SimHash.compute(text),
-                                 chars: Int64(text.unicodeScalars.count), text: text)
+        return PromptFingerprint(
+            hash: hash(canonical: canonical), sim: SimHash.compute(text),
+            chars: Int64(text.unicodeScalars.count), text: text)
     }
 
     /// The HMAC of already canonical bytes, as lowercase hex.

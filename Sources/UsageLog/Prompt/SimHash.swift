@@ -12,37 +12,39 @@ public enum SimHash {
         var setCounts = [UInt32](repeating: 0, count: 64)
         var words: UInt32 = 0
         var text = text
-        text.withUTF8 { utf8 in setCounts.withUnsafeMutableBufferPointer { counts in
-            var hash: UInt64 = fnvOffset
-            var inWord = false
-            func endWord() {
-                guard inWord else { return }
-                let h = mix(hash)
-                for bit in 0..<64 { counts[bit] &+= UInt32(truncatingIfNeeded: (h >> UInt64(bit)) & 1) }
-                words &+= 1
-                hash = fnvOffset
-                inWord = false
-            }
-            for var byte in utf8 {
-                let isWordByte: Bool
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), 0x80...0xFF:
-                    isWordByte = true
-                case UInt8(ascii: "A")...UInt8(ascii: "Z"):
-                    byte += 32
-                    isWordByte = true
-                default:
-                    isWordByte = false
+        text.withUTF8 { utf8 in
+            setCounts.withUnsafeMutableBufferPointer { counts in
+                var hash: UInt64 = fnvOffset
+                var inWord = false
+                func endWord() {
+                    guard inWord else { return }
+                    let h = mix(hash)
+                    for bit in 0..<64 { counts[bit] &+= UInt32(truncatingIfNeeded: (h >> UInt64(bit)) & 1) }
+                    words &+= 1
+                    hash = fnvOffset
+                    inWord = false
                 }
-                if isWordByte {
-                    hash = (hash ^ UInt64(byte)) &* fnvPrime
-                    inWord = true
-                } else {
-                    endWord()
+                for var byte in utf8 {
+                    let isWordByte: Bool
+                    switch byte {
+                    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), 0x80...0xFF:
+                        isWordByte = true
+                    case UInt8(ascii: "A")...UInt8(ascii: "Z"):
+                        byte += 32
+                        isWordByte = true
+                    default:
+                        isWordByte = false
+                    }
+                    if isWordByte {
+                        hash = (hash ^ UInt64(byte)) &* fnvPrime
+                        inWord = true
+                    } else {
+                        endWord()
+                    }
                 }
+                endWord()
             }
-            endWord()
-        } }
+        }
         var result: UInt64 = 0
         for bit in 0..<64 where setCounts[bit] &* 2 > words { result |= 1 << UInt64(bit) }
         return result

@@ -1,9 +1,10 @@
+import TallyCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyCore
 
 extension RevocationList {
     /// The list in the file at `path`; nil when there is no file. A file that does not parse throws.

@@ -115,7 +115,8 @@ public struct RevocationList: Sendable, Equatable {
             guard let text = String(validating: line, as: UTF8.self) else { throw ParseError(line: number, message: "not UTF-8") }
             let fields = text.split(separator: "\t", omittingEmptySubsequences: false)
             guard fields.count == 3 else {
-                throw ParseError(line: number, message: "an entry needs three tab-separated fields (key_id, reason, until), found \(fields.count)")
+                throw ParseError(
+                    line: number, message: "an entry needs three tab-separated fields (key_id, reason, until), found \(fields.count)")
             }
             guard !fields[0].isEmpty else { throw ParseError(line: number, message: "empty key_id") }
             var until: Int64?

@@ -1,11 +1,12 @@
 import CDeflate
 import CZlib
+import TallyCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyCore
 
 /// Whole-file gzip compression for closing segments.
 public enum Gzip {
@@ -30,7 +31,10 @@ public enum Gzip {
         let bound = libdeflate_gzip_compress_bound(compressor, memberBytes)
         let inBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: memberBytes, alignment: 16)
         let outBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bound, alignment: 16)
-        defer { inBuffer.deallocate(); outBuffer.deallocate() }
+        defer {
+            inBuffer.deallocate()
+            outBuffer.deallocate()
+        }
 
         var wroteAny = false
         while true {

@@ -35,9 +35,11 @@ public struct SegmentFile: Sendable, Hashable, Comparable {
         }
         let parts = stem.split(separator: "-", maxSplits: 1)
         guard parts.count == 2, parts[0].utf8.count == 16, let sequence = Int(parts[1]), sequence >= 0,
-              parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+        else { return nil }
         let t = parts[0]
-        let iso = "\(t.prefix(4))-\(t.dropFirst(4).prefix(2))-\(t.dropFirst(6).prefix(2))T\(t.dropFirst(9).prefix(2)):\(t.dropFirst(11).prefix(2)):\(t.dropFirst(13).prefix(2))Z"
+        let iso =
+            "\(t.prefix(4))-\(t.dropFirst(4).prefix(2))-\(t.dropFirst(6).prefix(2))T\(t.dropFirst(9).prefix(2)):\(t.dropFirst(11).prefix(2)):\(t.dropFirst(13).prefix(2))Z"
         guard t.dropFirst(8).first == "T", t.last == "Z", let millis = Timestamp.parse(iso) else { return nil }
         self.path = path
         self.collector = collector
@@ -47,7 +49,9 @@ public struct SegmentFile: Sendable, Hashable, Comparable {
     }
 
     public static func < (lhs: SegmentFile, rhs: SegmentFile) -> Bool {
-        (lhs.collector, lhs.openedAt, lhs.sequence, lhs.isClosed ? 1 : 0) < (rhs.collector, rhs.openedAt, rhs.sequence, rhs.isClosed ? 1 : 0)
+        (lhs.collector, lhs.openedAt, lhs.sequence, lhs.isClosed ? 1 : 0) < (
+            rhs.collector, rhs.openedAt, rhs.sequence, rhs.isClosed ? 1 : 0
+        )
     }
 }
 

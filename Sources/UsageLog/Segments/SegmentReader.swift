@@ -1,9 +1,10 @@
+import TallyCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyCore
 
 /// What reading one segment found.
 public struct SegmentReadSummary: Sendable, Equatable {
@@ -45,8 +46,9 @@ public enum SegmentReader {
             precondition(offset == 0, "a gzip segment is read from its start")
             var source = try GzipChunkReader(path: path)
             defer { source.finish() }
-            var summary = try split(chunkSize: chunkSize, firstLineNumber: firstLineNumber,
-                                    next: { buffer throws(FileIOError) in try source.read(into: buffer) }, body)
+            var summary = try split(
+                chunkSize: chunkSize, firstLineNumber: firstLineNumber,
+                next: { buffer throws(FileIOError) in try source.read(into: buffer) }, body)
             summary.damage = source.damage
             return summary
         } else {
@@ -55,8 +57,9 @@ public enum SegmentReader {
             if offset > 0, lseek(fd, off_t(offset), SEEK_SET) < 0 {
                 throw FileIOError.system("cannot seek in", path: path)
             }
-            return try split(chunkSize: chunkSize, firstLineNumber: firstLineNumber,
-                             next: { buffer throws(FileIOError) in try FileIO.read(fd, into: buffer, path: path) }, body)
+            return try split(
+                chunkSize: chunkSize, firstLineNumber: firstLineNumber,
+                next: { buffer throws(FileIOError) in try FileIO.read(fd, into: buffer, path: path) }, body)
         }
     }
 

@@ -1,9 +1,10 @@
+import TallyCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TallyCore
 
 /// When the writer forces written lines to disk.
 public enum FsyncPolicy: Sendable, Equatable {
@@ -75,7 +76,9 @@ public final class SegmentWriter {
         lockFD = try FileIO.open(lockPath, O_RDWR | O_CREAT)
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
             Glibc.close(lockFD)
-            throw FileIOError(code: .locked, message: "another writer holds \(folder) (lock \(lockPath)); is a collector with id '\(collector)' already running?")
+            throw FileIOError(
+                code: .locked,
+                message: "another writer holds \(folder) (lock \(lockPath)); is a collector with id '\(collector)' already running?")
         }
         buffer.reserveCapacity(options.bufferBytes + 4096)
         do throws(FileIOError) {
@@ -129,7 +132,8 @@ public final class SegmentWriter {
     private func place(lineFrom start: Int, now: Int64) throws(FileIOError) {
         let length = Int64(buffer.count - start)
         if currentStem != nil, segmentBytes > 0,
-           segmentBytes + length > options.maxBytes || now - openedAt >= options.maxAgeMilliseconds {
+            segmentBytes + length > options.maxBytes || now - openedAt >= options.maxAgeMilliseconds
+        {
             // Write what precedes this line into the old segment, then close it.
             let line = Array(buffer[start...])
             buffer.removeSubrange(start...)
