@@ -18,9 +18,10 @@ let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
 
+// Tally builds and runs on Linux with glibc: the file and segment code calls Glibc directly, and CMemory uses
+// malloc_trim and mallopt. It declares no Apple platform, since it supports none.
 let package = Package(
     name: "Tally",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tally", targets: ["tally"]),
         .library(name: "TallyCore", targets: ["TallyCore"]),
