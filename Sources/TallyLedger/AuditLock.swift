@@ -25,6 +25,9 @@ public final class AuditLock {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.readHolder(fd)
             close(fd)
+            // `deinit` runs after this throw (every property is set) and releases: it must not truncate or close the
+            // number again, which another thread's file may have by then.
+            fd = -1
             throw AuditError(
                 .locked,
                 "another audit holds the ledger lock \(path)\(holder.isEmpty ? "" : " (\(holder))"); try again when it has finished")

@@ -46,7 +46,10 @@ public final class SegmentWriter {
     public let collector: String
     public let options: SegmentWriterOptions
 
-    private let lockFD: Int32
+    /// The lock on the folder; -1 once closed. A refused or failed init closes it itself, and `deinit` (which Swift
+    /// runs after an init throws, once every property is set) must not close the number again: by then it may be
+    /// another thread's file.
+    private var lockFD: Int32
     private var fd: Int32 = -1
     private var currentStem: String?
     private var openedAt: Int64 = 0
@@ -76,6 +79,7 @@ public final class SegmentWriter {
         lockFD = try FileIO.open(lockPath, O_RDWR | O_CREAT)
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
             Glibc.close(lockFD)
+            lockFD = -1
             throw FileIOError(
                 code: .locked,
                 message: "another writer holds \(folder) (lock \(lockPath)); is a collector with id '\(collector)' already running?")
@@ -85,13 +89,14 @@ public final class SegmentWriter {
             try recover()
         } catch {
             Glibc.close(lockFD)
+            lockFD = -1
             throw error
         }
     }
 
     deinit {
         if fd >= 0 { Glibc.close(fd) }
-        Glibc.close(lockFD)
+        if lockFD >= 0 { Glibc.close(lockFD) }
     }
 
     /// Finishes segments a previous writer left open.
