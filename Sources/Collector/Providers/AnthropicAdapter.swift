@@ -3,7 +3,7 @@ import TallyCore
 import UsageLog
 
 /// The Anthropic Messages API: key as `x-api-key`, usage whose `input_tokens` leaves out cache reads and writes.
-struct AnthropicAdapter: ProviderAdapter {
+struct AnthropicAdapter: UsageMemberAdapter {
     var keyHeaders: [String] { ["x-api-key"] }
 
     func classify(path: Substring) -> ClassifiedPath { ClassifiedPath(lastSegmentsOf: path) }
@@ -34,12 +34,6 @@ struct AnthropicAdapter: ProviderAdapter {
         JSONWriter.appendString(message, to: &out)
         out.append(contentsOf: "}}".utf8)
         return (status, out)
-    }
-
-    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { TopLevelFieldCapture(wanted: ["usage", "model"]) }
-
-    func readResponse(_ capture: TopLevelFieldCapture) -> (usage: UsageEvent.Usage?, model: String?) {
-        (capture.value("usage").flatMap(Self.usage), capture.value("model")?.stringValue)
     }
 
     func streamReader() -> any StreamEventReader { StreamReader() }

@@ -9,7 +9,7 @@ import UsageLog
 /// response names the model that served the call. Errors, usage and streams are OpenAI's, including the
 /// `include_usage` request Tally adds to streamed chat and completions calls (Azure honours it from api-version
 /// 2024-09-01-preview on).
-struct AzureOpenAIAdapter: ProviderAdapter {
+struct AzureOpenAIAdapter: UsageMemberAdapter {
     var keyHeaders: [String] { ["api-key", "x-api-key"] }
 
     func classify(path: Substring) -> ClassifiedPath {
@@ -35,11 +35,7 @@ struct AzureOpenAIAdapter: ProviderAdapter {
         OpenAIAdapter.refusal(reason, message: message)
     }
 
-    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { OpenAIAdapter().responseCapture(path: path) }
-
-    func readResponse(_ capture: TopLevelFieldCapture) -> (usage: UsageEvent.Usage?, model: String?) {
-        OpenAIAdapter().readResponse(capture)
-    }
+    static func usage(_ usage: JSONValue) -> UsageEvent.Usage? { OpenAIAdapter.usage(usage) }
 
     func streamReader() -> any StreamEventReader { OpenAIAdapter.StreamReader() }
 }

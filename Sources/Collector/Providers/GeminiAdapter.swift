@@ -15,6 +15,9 @@ struct GeminiAdapter: ProviderAdapter {
     /// The query parameter a client may put its key in.
     static let keyParameter = "key"
 
+    /// The request fields that make up a prompt in the Gemini API, hashed with the model from the path.
+    static let promptFields = ["contents", "systemInstruction", "system_instruction"]
+
     func classify(path: Substring) -> ClassifiedPath {
         // …/models/{model}:{method}; tuned models are …/tunedModels/{model}:{method}.
         let last = path.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
@@ -55,7 +58,7 @@ struct GeminiAdapter: ProviderAdapter {
     func credential(realKey: String) -> (name: String, value: String) { ("x-goog-api-key", realKey) }
 
     func readRequest(_ json: JSONValue, bytes: [UInt8], path: ClassifiedPath) -> RequestReading {
-        RequestReading(model: path.model, stream: path.streams, user: nil, promptFields: PromptHasher.geminiPromptFields)
+        RequestReading(model: path.model, stream: path.streams, user: nil, promptFields: Self.promptFields)
     }
 
     func refusal(_ reason: RefusalReason, message: String) -> (status: Int, body: [UInt8]) {

@@ -6,7 +6,7 @@ import UsageLog
 ///
 /// Streamed chat and completions calls report usage only when asked (`stream_options.include_usage`), so the adapter
 /// asks on the client's behalf and the stream reader leaves that one extra chunk out of what the client gets.
-struct OpenAIAdapter: ProviderAdapter {
+struct OpenAIAdapter: UsageMemberAdapter {
     var keyHeaders: [String] { ["x-api-key"] }
 
     func classify(path: Substring) -> ClassifiedPath { ClassifiedPath(lastSegmentsOf: path) }
@@ -81,12 +81,6 @@ struct OpenAIAdapter: ProviderAdapter {
         JSONWriter.appendOptionalString(code, to: &out)
         out.append(contentsOf: "}}".utf8)
         return out
-    }
-
-    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { TopLevelFieldCapture(wanted: ["usage", "model"]) }
-
-    func readResponse(_ capture: TopLevelFieldCapture) -> (usage: UsageEvent.Usage?, model: String?) {
-        (capture.value("usage").flatMap(Self.usage), capture.value("model")?.stringValue)
     }
 
     func streamReader() -> any StreamEventReader { StreamReader() }

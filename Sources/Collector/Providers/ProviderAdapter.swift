@@ -47,6 +47,21 @@ extension ProviderAdapter {
     func presentedKey(query: Substring?) -> String? { nil }
 }
 
+/// An adapter whose plain answers carry their usage and served model as top-level `usage` and `model` members (the
+/// OpenAI and Anthropic APIs): it only says how to read the usage object.
+protocol UsageMemberAdapter: ProviderAdapter {
+    /// The `usage` member in the log's terms.
+    static func usage(_ usage: JSONValue) -> UsageEvent.Usage?
+}
+
+extension UsageMemberAdapter {
+    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { TopLevelFieldCapture(wanted: ["usage", "model"]) }
+
+    func readResponse(_ capture: TopLevelFieldCapture) -> (usage: UsageEvent.Usage?, model: String?) {
+        (capture.value("usage").flatMap(Self.usage), capture.value("model")?.stringValue)
+    }
+}
+
 /// A client path as the adapter understands it.
 struct ClassifiedPath: Sendable, Equatable {
     var endpoint: UsageEvent.Endpoint

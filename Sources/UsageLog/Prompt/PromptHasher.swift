@@ -23,8 +23,6 @@ public struct PromptFingerprint: Sendable, Equatable {
 public struct PromptHasher: Sendable {
     /// The request fields that make up a prompt, across the OpenAI and Anthropic APIs.
     public static let promptFields: [String] = ["input", "instructions", "messages", "prompt", "system"]
-    /// The request fields that make up a prompt in Google's Gemini API (`generateContent`).
-    public static let geminiPromptFields: [String] = ["contents", "systemInstruction", "system_instruction"]
 
     private let key: SymmetricKey
 
