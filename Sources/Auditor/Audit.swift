@@ -43,6 +43,9 @@ public enum Audit {
         /// Seconds spent writing them.
         public var reportSeconds: Double
         public var ledgerPath: String
+        /// Price entries skipped because a price could not be held exactly (`PriceBook.warnings`): their models stay
+        /// unpriced until a config price covers them.
+        public var priceWarnings: [String] = []
     }
 
     public static func run(
@@ -74,7 +77,7 @@ public enum Audit {
         return Outcome(
             ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste, webhook: webhook,
             evaluationSeconds: evaluationSeconds, reports: reports, reportSeconds: (ContinuousClock.now - reportStart).seconds,
-            ledgerPath: ledger.path)
+            ledgerPath: ledger.path, priceWarnings: prices.warnings)
     }
 
     /// Hands the memory a phase freed back to the system. glibc keeps freed memory for reuse, in an arena per thread

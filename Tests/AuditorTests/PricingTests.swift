@@ -95,24 +95,88 @@ struct PricingTests {
         #expect(book.price(model: "gpt-4o-mini", provider: "openai", at: now)?.source == .config)
         #expect(book.price(model: "gpt-4o", provider: "openai", at: now)?.input == TokenPrice(picosPerToken: 2_400_000))
         #expect(book.price(model: "gpt-4o", provider: "openai", at: now)?.source == .litellm(file: "model_prices_and_context_window.json"))
-        #expect(book.price(model: "gpt-4o-2024-08-06", provider: "openai", at: now)?.model == "gpt-4o", "dated suffix stripped")
+        #expect(book.price(model: "gpt-4o-2099-01-01", provider: "openai", at: now)?.model == "gpt-4o", "dated suffix stripped")
         #expect(book.price(model: "gemini-2.5-flash", provider: "gemini", at: now)?.model == "gemini/gemini-2.5-flash", "provider prefix")
         #expect(book.price(model: "o3", provider: "openai", at: now)?.reasoning == TokenPrice(picosPerToken: 16_000_000))
         #expect(book.price(model: "claude-haiku-4-5", provider: "anthropic", at: now)?.source == .builtin(taken: BuiltinPrices.taken))
         #expect(
-            book.price(model: "claude-3-5-haiku-20241022", provider: "anthropic", at: now)?.cacheWrite
-                == TokenPrice(picosPerToken: 1_000_000))
+            book.price(model: "claude-haiku-4-5-20251001", provider: "anthropic", at: now)?.cacheWrite
+                == TokenPrice(picosPerToken: 1_250_000))
         #expect(book.price(model: "dall-e-3", provider: "openai", at: now) == nil, "entries without token prices are not prices")
         #expect(book.price(model: "my-own-model", provider: "openai", at: now) == nil, "unpriced, never zero")
     }
 
-    @Test func builtinTableIsExactAndUSDOnly() throws {
+    @Test func builtinPricesAreLiteLLMsFileAndUSDOnly() throws {
         let entries = BuiltinPrices.entries(currency: "USD")
-        #expect(entries.count == BuiltinPrices.table.count)
+        #expect(entries.count > 500 && BuiltinPrices.skipped.isEmpty)
+        #expect(entries.allSatisfy { $0.source == .builtin(taken: "litellm \(LiteLLMSnapshot.release)") })
         let mini = try #require(entries.first { $0.model == "gpt-4o-mini" })
         #expect(mini.cachedInput == TokenPrice(picosPerToken: 75_000))
         #expect(mini.cost(TokenCounts(input: 1, output: 0, cachedInput: 1, cacheWrite: 0, reasoning: 0)) == Money(picos: 75_000))
         #expect(BuiltinPrices.entries(currency: "EUR").isEmpty, "USD list prices are not EUR prices")
+    }
+
+    /// With no pricing section at all, today's models are priced, each by its own entry, and every price names the
+    /// LiteLLM release it came from. The figures are LiteLLM's per-token prices, times a million tokens.
+    @Test(arguments: [
+        ("gpt-5", "openai", "1.25"), ("gpt-5-mini", "openai", "0.25"), ("gpt-4.1", "openai", "2"), ("gpt-4.1-mini", "openai", "0.4"),
+        ("gpt-4.1-nano", "openai", "0.1"), ("o1", "openai", "15"), ("o3", "openai", "2"), ("o4-mini", "openai", "1.1"),
+        ("claude-opus-4-5", "anthropic", "5"), ("claude-sonnet-4-5-20250929", "anthropic", "3"), ("claude-haiku-4-5", "anthropic", "1"),
+        ("gemini-2.5-pro", "gemini", "1.25"), ("gemini-2.5-flash", "gemini", "0.3"), ("text-embedding-3-small", "openai", "0.02"),
+        ("gpt-4o", "azure", "2.5"),
+    ])
+    func currentModelsArePricedOutOfTheBox(model: String, provider: String, millionInputTokens: String) throws {
+        let config = try Config.parse(
+            yaml: """
+                providers:
+                  - {name: \(provider), kind: \(provider), base_url: "https://example.com", api_key_env: KEY}
+                """)
+        let book = try PriceBook(config: config)
+        let entry = try #require(book.price(model: model, provider: provider, at: Timestamp.parse("2026-11-22T12:00:00Z")!), "\(model)")
+        #expect(entry.cost(TokenCounts(input: 1_000_000)) == (try money(millionInputTokens)), "\(model): \(entry.model)")
+        #expect(entry.source.description == "builtin:litellm \(LiteLLMSnapshot.release)")
+        #expect(book.warnings.isEmpty)
+    }
+
+    @Test func anExactNameInAnySourceBeatsAFuzzyMatchAndTheProvidersNameBeatsABareOne() throws {
+        let book = PriceBook(
+            entries: [
+                PriceEntry(ModelPrice(model: "gpt-4o", input: try perMillion("2.50"), output: try perMillion("10")), source: .config),
+                PriceEntry(
+                    ModelPrice(model: "gpt-4o-2024-05-13", input: try perMillion("5"), output: try perMillion("15")),
+                    source: .builtin(taken: "litellm test")),
+                PriceEntry(
+                    ModelPrice(model: "gemini-2.5-pro", input: try perMillion("9"), output: try perMillion("9")),
+                    source: .litellm(file: "f.json")),
+                PriceEntry(
+                    ModelPrice(model: "gemini/gemini-2.5-pro", input: try perMillion("1.25"), output: try perMillion("10")),
+                    source: .litellm(file: "f.json")),
+            ],
+            providers: [Provider(name: "google", kind: .gemini, baseURL: "https://example.com", apiKeyEnv: "K")])
+        let now = Timestamp.parse("2026-11-22T12:00:00Z")!
+        // The dated name is its own price (twice gpt-4o's), not gpt-4o's through the stripped name in a higher source.
+        #expect(book.price(model: "gpt-4o-2024-05-13", provider: "openai", at: now)?.input == (try perMillion("5")))
+        // A dated name no source lists still falls back to the stripped one.
+        #expect(book.price(model: "gpt-4o-2024-08-06", provider: "openai", at: now)?.input == (try perMillion("2.50")))
+        // Through a provider of kind gemini (whatever its name), LiteLLM's gemini/ entry beats the bare one.
+        #expect(book.price(model: "gemini-2.5-pro", provider: "google", at: now)?.model == "gemini/gemini-2.5-pro")
+        #expect(book.price(model: "gemini-2.5-pro", provider: "vertex", at: now)?.model == "gemini-2.5-pro")
+    }
+
+    @Test func aPriceFinerThanAPicoIsSkippedAndNamedNeverReadAsZero() throws {
+        let json = """
+            {"fine": {"input_cost_per_token": 1.5e-13, "output_cost_per_token": 1e-06},
+             "fine-cache": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "cache_read_input_token_cost": 3.3e-13},
+             "ok": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}}
+            """
+        let parsed = try LiteLLMPrices.parse(Array(json.utf8), source: .litellm(file: "f.json"), what: "f.json")
+        #expect(parsed.entries.map(\.model) == ["ok"], "the file is still used")
+        #expect(parsed.skipped.count == 2)
+        #expect(parsed.skipped[0].hasPrefix("fine-cache: cache_read_input_token_cost = 3.3e-13 is not a price Tally can hold exactly"))
+        #expect(parsed.skipped[1].hasPrefix("fine: input_cost_per_token = 1.5e-13"))
+        let book = PriceBook(entries: parsed.entries, warnings: parsed.skipped)
+        #expect(book.price(model: "fine", provider: "openai", at: 0) == nil, "unpriced: counted and listed, not free")
+        #expect(book.warnings.count == 2)
     }
 
     @Test(arguments: [

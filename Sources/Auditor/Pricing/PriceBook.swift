@@ -4,15 +4,22 @@ import TallyLedger
 
 /// Every known price, and the rule that picks the one for a call.
 ///
-/// Sources in falling priority: the config's `pricing.models`, the LiteLLM file, the built-in table. Within a source,
-/// the name is matched exactly, then with the provider as a prefix (`openai/gpt-4o`), then with a dated suffix
-/// stripped (`gpt-4o-2024-08-06` → `gpt-4o`, `claude-3-5-haiku-20241022` → `claude-3-5-haiku`); of that name's
-/// entries the one with the latest `from` not after the call is used.
+/// Sources in falling priority: the config's `pricing.models`, the LiteLLM file, the built-in prices. A price is found
+/// the way a person would look it up (`docs/pricing.md`): an exact name in any source beats a fuzzy match in any
+/// source, and within a source a name qualified by the provider beats the bare one. So:
+/// 1. the exact name, source by source: qualified by the provider (`gemini/gemini-2.5-pro`, `azure/gpt-4o`: its
+///    configured name, then the prefix LiteLLM uses for its kind), then bare (`gpt-4o-2024-05-13`);
+/// 2. the name with a dated suffix stripped (`gpt-4o-2024-08-06` → `gpt-4o`), source by source, qualified then bare.
+/// Of the entries found, the one with the latest `from` not after the call is used.
 public struct PriceBook: Sendable {
     /// Entries by source rank, then by name, each list sorted by `from` (nil first).
     private let bySource: [[String: [PriceEntry]]]
+    /// The name prefixes of each provider, by its configured name: the name itself, and LiteLLM's for its kind.
+    private let prefixes: [String: [String]]
+    /// Price entries that were skipped because a price could not be held exactly: their models stay unpriced.
+    public let warnings: [String]
 
-    public init(entries: [PriceEntry]) {
+    public init(entries: [PriceEntry], providers: [Provider] = [], warnings: [String] = []) {
         var bySource: [[String: [PriceEntry]]] = [[:], [:], [:]]
         for entry in entries { bySource[entry.source.rank][entry.price.model, default: []].append(entry) }
         for rank in bySource.indices {
@@ -21,16 +28,36 @@ public struct PriceBook: Sendable {
             }
         }
         self.bySource = bySource
+        var prefixes: [String: [String]] = [:]
+        for provider in providers {
+            var names = [provider.name]
+            if let litellm = Self.litellmPrefix(provider.kind), litellm != provider.name { names.append(litellm) }
+            prefixes[provider.name] = names
+        }
+        self.prefixes = prefixes
+        self.warnings = warnings
     }
 
-    /// The book for a config: its own prices, the LiteLLM file it names (if any) and the built-in table.
+    /// The book for a config: its own prices, the LiteLLM file it names (if any) and the built-in prices.
     public init(config: Config) throws(LiteLLMPrices.LoadError) {
         var entries = BuiltinPrices.entries(currency: config.currency)
+        var warnings = config.currency == "USD" ? BuiltinPrices.skipped.map { "built-in prices: \($0)" } : []
         if let file = config.pricing.litellmFile {
-            entries += try LiteLLMPrices.load(path: config.resolve(file))
+            let parsed = try LiteLLMPrices.load(path: config.resolve(file))
+            entries += parsed.entries
+            warnings += parsed.skipped.map { "pricing.litellm_file: \($0)" }
         }
         entries += config.pricing.models.map { PriceEntry($0, source: .config) }
-        self.init(entries: entries)
+        self.init(entries: entries, providers: config.providers, warnings: warnings)
+    }
+
+    /// LiteLLM's name prefix for a provider kind's models, where its file qualifies them (`gemini/…`, `azure/…`).
+    static func litellmPrefix(_ kind: ProviderKind) -> String? {
+        switch kind {
+        case .gemini: "gemini"
+        case .azure: "azure"
+        case .openai, .anthropic: nil
+        }
     }
 
     /// The entry that prices a call to `model` through `provider` at `timestamp` (milliseconds), or nil if none does.
@@ -42,22 +69,24 @@ public struct PriceBook: Sendable {
     /// once per model and ask it per call.
     public func schedule(model: String, provider: String?) -> PriceSchedule {
         var lists: [[PriceEntry]] = []
-        for source in bySource {
-            for name in Self.candidateNames(model: model, provider: provider) {
-                if let list = source[name] { lists.append(list) }
+        for tier in candidateNames(model: model, provider: provider) {
+            for source in bySource {
+                for name in tier {
+                    if let list = source[name] { lists.append(list) }
+                }
             }
         }
         return PriceSchedule(lists: lists)
     }
 
-    static func candidateNames(model: String, provider: String?) -> [String] {
-        var names = [model]
-        if let provider, !provider.isEmpty { names.append("\(provider)/\(model)") }
-        if let stripped = strippedDate(model) {
-            names.append(stripped)
-            if let provider, !provider.isEmpty { names.append("\(provider)/\(stripped)") }
-        }
-        return names
+    /// The names to look up in tiers, best first: the exact name (qualified, then bare), then the name with a dated
+    /// suffix stripped. Each tier is tried in every source before the next.
+    func candidateNames(model: String, provider: String?) -> [[String]] {
+        let qualifiers = provider.map { prefixes[$0] ?? ($0.isEmpty ? [] : [$0]) } ?? []
+        func tier(_ name: String) -> [String] { qualifiers.map { "\($0)/\(name)" } + [name] }
+        var tiers = [tier(model)]
+        if let stripped = Self.strippedDate(model) { tiers.append(tier(stripped)) }
+        return tiers
     }
 
     /// `model` without a trailing `-YYYY-MM-DD` or `-YYYYMMDD`, or nil if it has none.
