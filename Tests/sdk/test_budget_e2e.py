@@ -32,7 +32,9 @@ def collector():
         collector_port = port
     config = folder / "tally.yaml"
     # The mock answers every chat call with 12 input tokens (4 cached) and 5 output tokens. At 1,000.00 per million
-    # input tokens and nothing for output, one call costs 0.012: over the 0.01 day budget.
+    # input tokens and nothing for output, one call costs 0.012: over the 0.01 day budget. The price names the model
+    # the mock reports (gpt-4o-mini-2024-07-18): LiteLLM's built-in prices list that name, and an exact name in any
+    # source beats a config price for the undated one.
     config.write_text(f"""
 default_provider: openai
 providers:
@@ -45,7 +47,7 @@ keys:
   - {{id: k-free, sha256: {sha(FREE)}, user: bob}}
 pricing:
   models:
-    - {{model: gpt-4o-mini, input: 1000.00, output: 0}}
+    - {{model: gpt-4o-mini-2024-07-18, input: 1000.00, output: 0}}
 collector:
   id: e2e
   listen: 127.0.0.1:{collector_port}
