@@ -27,7 +27,7 @@ protocol ProviderAdapter: Sendable {
     /// The header that carries the provider's real key upstream.
     func credential(realKey: String) -> (name: String, value: String)
 
-    /// What the log reads from a request body that parsed as a JSON object; `route` is the classified path.
+    /// What the log reads from a request body that parsed as a JSON object, sent to the classified `path`.
     func readRequest(_ json: JSONValue, bytes: [UInt8], path: ClassifiedPath) -> RequestReading
 
     /// The status and body, in the provider's own error shape, for a call the collector answers itself.
@@ -81,13 +81,14 @@ struct ClassifiedPath: Sendable, Equatable {
     init(lastSegmentsOf path: Substring) {
         var path = path
         while path.hasSuffix("/") { path = path.dropLast() }
-        endpoint =
-            if path.hasSuffix("/chat/completions") { .chatCompletions } else if path.hasSuffix("/completions") {
-                .completions
-            } else if path.hasSuffix("/responses") { .responses } else if path.hasSuffix("/embeddings") {
-                .embeddings
-            } else if path.hasSuffix("/messages") { .messages } else { .other }
+        endpoint = Self.lastSegments.first { path.hasSuffix($0.suffix) }?.endpoint ?? .other
     }
+
+    /// Longest first where one ends another (`/chat/completions` before `/completions`).
+    private static let lastSegments: [(suffix: String, endpoint: UsageEvent.Endpoint)] = [
+        ("/chat/completions", .chatCompletions), ("/completions", .completions), ("/responses", .responses),
+        ("/embeddings", .embeddings), ("/messages", .messages),
+    ]
 }
 
 /// What the log reads from a request body.
@@ -100,7 +101,7 @@ struct RequestReading: Sendable {
     /// The request fields that make up the prompt, for the prompt hash (`PromptHasher.promptFields` unless the API
     /// names them otherwise).
     var promptFields: [String] = PromptHasher.promptFields
-    /// The body to forward instead of the client's (Tally asked for streamed usage), and whether it did so.
+    /// The body to forward instead of the client's, when Tally asks for streamed usage on the client's behalf.
     var rewrittenBody: [UInt8]?
 }
 

@@ -20,18 +20,14 @@ struct CallRecord: Sendable {
     private var event: UsageEvent
     let started: ContinuousClock.Instant
 
-    init(
-        route: Route?, providerName: String?, collector: String, tags: [String: String], started: ContinuousClock.Instant,
-        now: Int64
-    ) {
+    init(route: Route, collector: String, tags: [String: String], started: ContinuousClock.Instant, now: Int64) {
         self.started = started
         event = UsageEvent(
             id: EventID.make(milliseconds: now), timestamp: now, collector: collector, key: "unknown",
-            provider: route?.provider.name ?? providerName ?? "unknown", endpoint: route?.endpoint ?? .other,
-            model: route?.path.model ?? "", status: 0, outcome: .ok, stream: false, usage: nil, tags: tags)
+            provider: route.provider.name, endpoint: route.endpoint, model: route.path.model ?? "", status: 0, outcome: .ok,
+            stream: false, usage: nil, tags: tags)
     }
 
-    var keyID: String { event.key }
     var provider: String { event.provider }
 
     /// The configured key the call presented.

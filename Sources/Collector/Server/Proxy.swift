@@ -55,7 +55,7 @@ struct Proxy: Sendable {
         }
         let adapter = route.adapter
         var call = CallRecord(
-            route: route, providerName: nil, collector: config.collector.id, tags: Self.tags(request.headers),
+            route: route, collector: config.collector.id, tags: Self.tags(request.headers),
             started: started, now: now)
 
         // The key: refused keys never reach the provider.
@@ -167,43 +167,34 @@ struct Proxy: Sendable {
 
         let this = self
         let finalCall = call
-        let reader: UsageReader =
-            isStream
-            ? .stream(SSEUsageParser(reader: adapter.streamReader(), dropInjectedUsageChunk: injectedUsage))
-            : .plain(adapter.responseCapture(path: route.path), adapter)
+        let classified = route.path
+        let injected = injectedUsage
         metrics.observeAdded(seconds: ((beforeUpstream - call.started) + (ContinuousClock.now - afterUpstream)).seconds)
         let responseBody = ResponseBody(contentLength: contentLength) { writer in
-            await this.stream(response.body, to: &writer, reader: reader, call: finalCall)
+            await this.stream(
+                response.body, to: &writer, adapter: adapter, path: classified, isStream: isStream, injectedUsage: injected,
+                call: finalCall)
         }
         return Response(status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers, body: responseBody)
     }
 
-    /// How usage is read from an answer as it passes: events of a stream, or chosen members of a plain body.
-    enum UsageReader {
-        case stream(SSEUsageParser)
-        case plain(TopLevelFieldCapture, any ProviderAdapter)
-    }
-
-    /// Passes the upstream body to the client chunk by chunk, reads usage on the side, then logs the call.
+    /// Passes the upstream body to the client chunk by chunk, reads usage on the side (events of a stream, or chosen
+    /// members of a plain body, each parser changed in place), then logs the call.
     private func stream(
-        _ body: HTTPClientResponse.Body, to writer: inout any ResponseBodyWriter, reader: UsageReader,
-        call: CallRecord
+        _ body: HTTPClientResponse.Body, to writer: inout any ResponseBodyWriter, adapter: any ProviderAdapter,
+        path: ClassifiedPath, isStream: Bool, injectedUsage: Bool, call: CallRecord
     ) async {
         var call = call
-        var reader = reader
+        var sse = isStream ? SSEUsageParser(reader: adapter.streamReader(), dropInjectedUsageChunk: injectedUsage) : nil
+        var plain = isStream ? nil : adapter.responseCapture(path: path)
         var clientGone = false
         var upstreamFailed = false
         do {
             for try await chunk in body {
+                if isStream { call.firstByte(at: ContinuousClock.now) }
                 var out: [UInt8]?
-                switch reader {
-                case .stream(var parser):
-                    call.firstByte(at: ContinuousClock.now)
-                    out = chunk.withUnsafeReadableBytes { parser.feed($0) }
-                    reader = .stream(parser)
-                case .plain(var capture, let adapter):
-                    chunk.withUnsafeReadableBytes { capture.feed($0) }
-                    reader = .plain(capture, adapter)
+                chunk.withUnsafeReadableBytes { raw in
+                    if sse != nil { out = sse!.feed(raw) } else { plain!.feed(raw) }
                 }
                 do {
                     if let out {
@@ -220,26 +211,17 @@ struct Proxy: Sendable {
             upstreamFailed = true
             logger.warning("upstream stream broke off", metadata: ["collector.provider": "\(call.provider)", "error": "\(error)"])
         }
-        if case .stream(var parser) = reader {
-            let rest = parser.finish()
+        if sse != nil {
+            let rest = sse!.finish()
             if !clientGone, !rest.isEmpty { try? await writer.write(ByteBuffer(bytes: rest)) }
-            reader = .stream(parser)
         }
         if !clientGone {
             do { try await writer.finish(nil) } catch { clientGone = true }
         }
 
-        let read: (usage: UsageEvent.Usage?, model: String?, error: String?) =
-            switch reader {
-            case .stream(let parser): (parser.usage, parser.model, parser.streamError)
-            case .plain(let capture, let adapter):
-                {
-                    let r = adapter.readResponse(capture)
-                    return (r.usage, r.model, nil)
-                }()
-            }
+        let read = sse.map { (usage: $0.usage, model: $0.model) } ?? adapter.readResponse(plain!)
         let event = call.ended(
-            usage: read.usage, servedModel: read.model, streamError: read.error, clientGone: clientGone,
+            usage: read.usage, servedModel: read.model, streamError: sse?.streamError, clientGone: clientGone,
             upstreamFailed: upstreamFailed, at: ContinuousClock.now)
         await log(event)
     }
