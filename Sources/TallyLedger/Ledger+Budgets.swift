@@ -30,16 +30,6 @@ extension Ledger {
         }
     }
 
-    /// The key id of every attribution, by its id.
-    package func attributionKeys() throws(AuditError) -> [Int64: String] {
-        try access { db in
-            Dictionary(
-                uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, key FROM attributions").map {
-                    ($0[0] as Int64, $0[1] as String)
-                })
-        }
-    }
-
     /// The priced calls from `from` to `to` (both included) in time order, as (time, cost in pico-units, attribution
     /// id), from the scan blocks.
     package func pricedCalls(from: Int64, to: Int64) throws(AuditError) -> [(ts: Int64, cost: Int64, attr: Int64)] {

@@ -42,14 +42,21 @@ package struct LedgerNames: Sendable {
 extension Ledger {
     /// Every attribution and dimension string, by id.
     package func names() throws(AuditError) -> LedgerNames {
-        try access { db in
-            let attributions = try Dictionary(
-                uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, key, known, user, project, team, org FROM attributions").map {
-                    ($0[0] as Int64, Attribution(key: $0[1], known: $0[2], user: $0[3], project: $0[4], team: $0[5], org: $0[6]))
-                })
+        let attributions = try attributions()
+        return try access { db in
             let dims = try Dictionary(
                 uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, value FROM dims").map { ($0[0] as Int64, $0[1] as String) })
             return LedgerNames(attributions: attributions, dims: dims)
+        }
+    }
+
+    /// Every attribution, by id.
+    package func attributions() throws(AuditError) -> [Int64: Attribution] {
+        try access { db in
+            try Dictionary(
+                uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, key, known, user, project, team, org FROM attributions").map {
+                    ($0[0] as Int64, Attribution(key: $0[1], known: $0[2], user: $0[3], project: $0[4], team: $0[5], org: $0[6]))
+                })
         }
     }
 

@@ -45,7 +45,7 @@ public enum Alerts {
                 byDay[crossingDay, default: []].append(Pending(status: status, threshold: threshold, running: before))
             }
         }
-        let attrKeys = try ledger.attributionKeys()
+        let attrKeys = try ledger.attributions().mapValues(\.key)
         var alerts: [Alert] = []
         for (day, var pending) in byDay.sorted(by: { $0.key < $1.key }) {
             let dayStart = calendar.start(ofDay: day)

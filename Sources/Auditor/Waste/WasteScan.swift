@@ -11,7 +11,7 @@ public enum WasteScan {
     /// Findings for calls from `from` up to `to` (milliseconds, both included), labelled `label`.
     public static func run(ledger: Ledger, config: Config, from: Int64, to: Int64, label: String) throws(AuditError) -> WasteResult {
         let rules = WasteRules(config.audit)
-        let names = Names(attributions: try ledger.names().attributions, models: try ledger.dimensionValues(.model))
+        let names = Names(attributions: try ledger.attributions(), models: try ledger.dimensionValues(.model))
         // The rules' tables (most of the scan's memory) are gone once `scan` returns: the store needs only the clusters.
         let found = try scan(ledger: ledger, rules: rules, names: names, from: from, to: to)
         // Clusters go into the ledger straight from the detector's numbers; a finding (with its strings) is made only
