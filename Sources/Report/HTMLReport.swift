@@ -553,6 +553,17 @@ private struct Page {
             "<li>\(count(q.rejectedRequests)) calls refused by the collector; \(count(q.failedRequests)) failed upstream or were aborted.</li>\n"
         let unpricedCalls = report.unpriced.reduce(Int64(0)) { $0 + $1.requests }
         out += "<li>\(count(unpricedCalls)) calls to models without a price (not in the spend).</li>\n"
+        for gap in PriceGapRow.Gap.allCases {
+            let calls = report.priceGaps.filter { $0.gap == gap }.reduce(Int64(0)) { $0 + $1.requests }
+            guard calls > 0 else { continue }
+            let what =
+                switch gap {
+                case .serviceTier: "served on a tier their price does not list (priced at the standard rates)"
+                case .cacheWrite1h: "with one-hour cache writes their price does not list (priced at the five-minute rate)"
+                case .webSearch: "with web searches their price does not list (the searches are not in the spend)"
+                }
+            out += "<li>\(count(calls)) calls \(what); listed in price-gaps.csv.</li>\n"
+        }
         if let late = report.late {
             out += "<li>\(count(late.requests)) late calls (\(money(late.cost)) \(currency)) arrived after the final report.</li>\n"
         }

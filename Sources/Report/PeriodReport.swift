@@ -32,6 +32,9 @@ public struct PeriodReport: Sendable, Equatable {
     public var waste: WasteFindings
     public var reallocation: [ReallocationRow]
     public var unpriced: [UnpricedRow]
+    /// Calls priced as far as their price allows: a served tier, one-hour cache writes or web searches it has no price
+    /// for (`price-gaps.csv`).
+    public var priceGaps: [PriceGapRow] = []
     public var quarantine: [QuarantineRow]
     public var dataQuality: DataQuality
     /// Display names of providers by config name (`openai` → `OpenAI`), for FOCUS.
@@ -135,6 +138,9 @@ public struct AttributionRow: Sendable, Equatable {
     public var cost: Money
     /// Calls with usage but no price for their model.
     public var unpricedRequests: Int64
+    /// The parts of the row served on a reported tier or priced with notes (long context, a gap, an estimate), each
+    /// with its own sums; the row's own sums include them. FOCUS shows them as rows of their own.
+    public var splits: [PricingSplit] = []
 
     public init(
         date: String, dayStart: Int64, dayEnd: Int64, org: String, team: String, project: String, user: String, key: String,
@@ -366,6 +372,78 @@ public struct ReallocationRow: Sendable, Equatable {
         self.at = at
         self.by = by
         self.reason = reason
+    }
+}
+
+/// The calls of an attribution row that share a served tier and price notes.
+public struct PricingSplit: Sendable, Equatable {
+    /// The tier the provider reported, as reported; nil when none was.
+    public var serviceTier: String?
+    public var notes: PriceNotes
+    public var requests: Int64
+    public var tokens: TokenCounts
+    public var cost: Money
+    public var unpricedRequests: Int64
+
+    public init(
+        serviceTier: String?, notes: PriceNotes, requests: Int64, tokens: TokenCounts, cost: Money, unpricedRequests: Int64 = 0
+    ) {
+        self.serviceTier = serviceTier
+        self.notes = notes
+        self.requests = requests
+        self.tokens = tokens
+        self.cost = cost
+        self.unpricedRequests = unpricedRequests
+    }
+}
+
+/// Calls of one provider, model and served tier that needed a price their entry does not have.
+public struct PriceGapRow: Sendable, Equatable {
+    /// What was missing, as `price-gaps.csv` names it.
+    public enum Gap: String, Sendable, CaseIterable {
+        /// The served tier: the calls were priced at the standard rates.
+        case serviceTier = "service_tier"
+        /// One-hour cache writes: priced at the five-minute cache-write rate.
+        case cacheWrite1h = "cache_write_1h"
+        /// Web searches: not in the cost.
+        case webSearch = "web_search"
+
+        public var note: PriceNotes {
+            switch self {
+            case .serviceTier: .tierUnpriced
+            case .cacheWrite1h: .cacheWrite1hUnpriced
+            case .webSearch: .webSearchUnpriced
+            }
+        }
+
+        /// What the quantity counts.
+        public var unit: String { self == .webSearch ? "requests" : "tokens" }
+
+        /// How the calls were priced instead.
+        public var pricedAs: String {
+            switch self {
+            case .serviceTier: "standard tier rates"
+            case .cacheWrite1h: "five-minute cache-write rate"
+            case .webSearch: "not in the cost"
+            }
+        }
+    }
+
+    public var provider: String
+    public var model: String
+    public var serviceTier: String?
+    public var gap: Gap
+    public var requests: Int64
+    /// Tokens (all input and output for a tier; the one-hour writes) or web searches.
+    public var quantity: Int64
+
+    public init(provider: String, model: String, serviceTier: String?, gap: Gap, requests: Int64, quantity: Int64) {
+        self.provider = provider
+        self.model = model
+        self.serviceTier = serviceTier
+        self.gap = gap
+        self.requests = requests
+        self.quantity = quantity
     }
 }
 

@@ -9,7 +9,7 @@ public enum ReportFolder {
     /// set in memory.
     public static let files: [any ReportFile] = [
         AttributionCSV(), FocusCSV(), BudgetsCSV(), AlertsCSV(), BreachesCSV(), RevocationsCSV(), WasteCSV(), ReallocationCSV(),
-        UnpricedCSV(), QuarantineCSV(), HTMLReport(),
+        UnpricedCSV(), PriceGapsCSV(), QuarantineCSV(), HTMLReport(),
     ]
     /// The files' names, in the order written.
     public static let fileNames = files.map(\.name)

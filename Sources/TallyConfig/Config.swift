@@ -161,22 +161,36 @@ public struct Pricing: Sendable, Equatable {
 }
 
 /// Prices for one model from a given moment.
+///
+/// The plain per-token rates are the standard tier's for calls of any length. A price may add what the provider
+/// charges beyond them (`docs/pricing.md`): rates per served tier, rates above long-context thresholds, a one-hour
+/// cache-write rate and a price per web search. Each is optional; what a call needs and the price lacks is listed.
 public struct ModelPrice: Sendable, Hashable {
     public var model: String
     public var input: TokenPrice
     public var output: TokenPrice
     /// Price of input tokens read from a prompt cache; nil means the input price.
     public var cachedInput: TokenPrice?
-    /// Price of input tokens written to a prompt cache; nil means the input price.
+    /// Price of input tokens written to a prompt cache (the default, five-minute lifetime); nil means the input price.
     public var cacheWrite: TokenPrice?
     /// Price of reasoning tokens; nil means the output price.
     public var reasoning: TokenPrice?
     /// When this price takes effect, milliseconds since the epoch; nil means always.
     public var from: Int64?
+    /// Price of input tokens written to a prompt cache with a one-hour lifetime; nil means none is known.
+    public var cacheWrite1h: TokenPrice?
+    /// Price of one server-side web search; nil means none is known.
+    public var webSearchRequest: Money?
+    /// Rates for calls served on other tiers, by `ServiceTier.priceKey` name (`priority`, `flex`, `batch`, …). A tier
+    /// is priced when its rates give an input price; a rate it leaves out is the standard one.
+    public var tiers: [String: TokenRates]
+    /// Rates for calls whose whole input is above a threshold, lowest threshold first.
+    public var longContext: [LongContextRates]
 
     public init(
         model: String, input: TokenPrice, output: TokenPrice, cachedInput: TokenPrice? = nil,
-        cacheWrite: TokenPrice? = nil, reasoning: TokenPrice? = nil, from: Int64? = nil
+        cacheWrite: TokenPrice? = nil, reasoning: TokenPrice? = nil, from: Int64? = nil, cacheWrite1h: TokenPrice? = nil,
+        webSearchRequest: Money? = nil, tiers: [String: TokenRates] = [:], longContext: [LongContextRates] = []
     ) {
         self.model = model
         self.input = input
@@ -185,6 +199,52 @@ public struct ModelPrice: Sendable, Hashable {
         self.cacheWrite = cacheWrite
         self.reasoning = reasoning
         self.from = from
+        self.cacheWrite1h = cacheWrite1h
+        self.webSearchRequest = webSearchRequest
+        self.tiers = tiers
+        self.longContext = longContext.sorted { $0.above < $1.above }
+    }
+
+    /// The standard rates as a `TokenRates`.
+    public var standardRates: TokenRates {
+        TokenRates(input: input, output: output, cachedInput: cachedInput, cacheWrite: cacheWrite, cacheWrite1h: cacheWrite1h)
+    }
+}
+
+/// Per-token rates that override others where they are set (a tier's, a long-context threshold's).
+public struct TokenRates: Sendable, Hashable {
+    public var input: TokenPrice?
+    public var output: TokenPrice?
+    public var cachedInput: TokenPrice?
+    public var cacheWrite: TokenPrice?
+    public var cacheWrite1h: TokenPrice?
+
+    public init(
+        input: TokenPrice? = nil, output: TokenPrice? = nil, cachedInput: TokenPrice? = nil, cacheWrite: TokenPrice? = nil,
+        cacheWrite1h: TokenPrice? = nil
+    ) {
+        self.input = input
+        self.output = output
+        self.cachedInput = cachedInput
+        self.cacheWrite = cacheWrite
+        self.cacheWrite1h = cacheWrite1h
+    }
+
+    public var isEmpty: Bool { self == TokenRates() }
+}
+
+/// The rates of calls whose whole input (plain, cached and cache writes) is more than `above` tokens.
+public struct LongContextRates: Sendable, Hashable {
+    public var above: Int64
+    /// Standard-tier rates above the threshold; a rate left out is the one below it.
+    public var rates: TokenRates
+    /// Per-tier rates above the threshold; a rate left out is the standard one above it.
+    public var tiers: [String: TokenRates]
+
+    public init(above: Int64, rates: TokenRates, tiers: [String: TokenRates] = [:]) {
+        self.above = above
+        self.rates = rates
+        self.tiers = tiers
     }
 }
 

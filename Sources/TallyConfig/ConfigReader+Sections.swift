@@ -205,7 +205,11 @@ extension ConfigReader {
         pricing.models = list(f["models"], "pricing.models") { reader, node, path in
             guard
                 let m = reader.mapping(
-                    node, path, allowed: ["model", "input", "output", "cached_input", "cache_write", "reasoning", "from"])
+                    node, path,
+                    allowed: [
+                        "model", "input", "output", "cached_input", "cache_write", "cache_write_1h", "reasoning", "web_search_request",
+                        "tiers", "long_context", "from",
+                    ])
             else { return nil }
             let model = reader.string(m, "model", path, required: true, parentNode: node)
             func price(_ key: String, required: Bool) -> TokenPrice? {
@@ -216,12 +220,38 @@ extension ConfigReader {
             let output = price("output", required: true)
             let cached = price("cached_input", required: false)
             let write = price("cache_write", required: false)
+            let write1h = price("cache_write_1h", required: false)
             let reasoning = price("reasoning", required: false)
+            let perSearch = reader.parsed(m, "web_search_request", path) { (text: String) throws(ValueError) -> Money in
+                let amount = try Money(parsing: text)
+                guard amount >= .zero else { throw ValueError("a price cannot be negative") }
+                return amount
+            }
+            let tiers = m["tiers"].map { reader.readTiers($0, "\(path).tiers") } ?? [:]
+            let longContext: [LongContextRates] = reader.list(m["long_context"], "\(path).long_context") {
+                (reader: inout ConfigReader, node: Node, path: String) -> (LongContextRates, Node)? in
+                guard
+                    let band = reader.mapping(
+                        node, path, allowed: ["above", "input", "output", "cached_input", "cache_write", "cache_write_1h", "tiers"])
+                else { return nil }
+                guard let above = reader.integer(band, "above", path, range: 1...1_000_000_000) else {
+                    if band["above"] == nil { reader.report(node, "\(path).above", "is required (input tokens the call must exceed)") }
+                    return nil
+                }
+                guard let rates = reader.readRates(band, path, node: node, inputRequired: true) else { return nil }
+                let tiers = band["tiers"].map { reader.readTiers($0, "\(path).tiers") } ?? [:]
+                return (LongContextRates(above: Int64(above), rates: rates, tiers: tiers), node)
+            }
+            var thresholds: Set<Int64> = []
+            for band in longContext where !thresholds.insert(band.above).inserted {
+                reader.report(m["long_context"], "\(path).long_context", "threshold \(band.above) is given twice")
+            }
             let from = reader.parsed(m, "from", path, ConfigReader.time)
             guard let model, let input, let output else { return nil }
             return (
                 ModelPrice(
-                    model: model, input: input, output: output, cachedInput: cached, cacheWrite: write, reasoning: reasoning, from: from),
+                    model: model, input: input, output: output, cachedInput: cached, cacheWrite: write, reasoning: reasoning, from: from,
+                    cacheWrite1h: write1h, webSearchRequest: perSearch, tiers: tiers, longContext: longContext),
                 node
             )
         }
@@ -234,6 +264,53 @@ extension ConfigReader {
             }
         }
         return pricing
+    }
+
+    /// `tiers: {priority: {input: …, output: …}, batch: {…}}`: rates per served tier, by the names providers report
+    /// (`ServiceTier.priceKey`: `batches` is `batch`; the standard tier's names are refused, its rates are the plain ones).
+    mutating func readTiers(_ node: Node, _ path: String) -> [String: TokenRates] {
+        guard case .mapping(let mapping) = node else {
+            report(node, path, "must be a mapping of tier names to rates, got \(describe(node))")
+            return [:]
+        }
+        var tiers: [String: TokenRates] = [:]
+        for (keyNode, value) in mapping {
+            guard case .scalar(let scalar) = keyNode else {
+                report(keyNode, path, "keys must be tier names")
+                continue
+            }
+            let name = scalar.string
+            guard let key = ServiceTier.priceKey(name) else {
+                report(keyNode, "\(path).\(name)", "is the standard tier: its rates are the model's own input and output")
+                continue
+            }
+            guard tiers[key] == nil else {
+                report(keyNode, "\(path).\(name)", "is given twice")
+                continue
+            }
+            guard
+                let fields = self.mapping(
+                    value, "\(path).\(name)", allowed: ["input", "output", "cached_input", "cache_write", "cache_write_1h"]),
+                let rates = readRates(fields, "\(path).\(name)", node: value, inputRequired: true)
+            else { continue }
+            tiers[key] = rates
+        }
+        return tiers
+    }
+
+    /// The per-million rates of a tier or a long-context band; `input` is required where the rates stand for a price.
+    mutating func readRates(_ fields: [String: Node], _ path: String, node: Node, inputRequired: Bool) -> TokenRates? {
+        func price(_ key: String) -> TokenPrice? {
+            parsed(fields, key, path) { (text: String) throws(ValueError) in try TokenPrice(perMillion: text) }
+        }
+        let rates = TokenRates(
+            input: price("input"), output: price("output"), cachedInput: price("cached_input"), cacheWrite: price("cache_write"),
+            cacheWrite1h: price("cache_write_1h"))
+        if inputRequired, rates.input == nil {
+            if fields["input"] == nil { report(node, "\(path).input", "is required (price per million tokens)") }
+            return nil
+        }
+        return rates
     }
 
     mutating func readCollector(_ node: Node) -> CollectorSettings {

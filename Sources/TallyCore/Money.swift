@@ -29,6 +29,11 @@ public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
         picos = try Decimal12.parse(text, maxPlaces: Money.scaleDigits, what: "amount")
     }
 
+    /// Parses an amount as JSON price files write it (`0.01`, `1e-02`): plain or E notation, exact to 10⁻¹².
+    public init(parsingScientific text: some StringProtocol) throws(ValueError) {
+        picos = try Decimal12.parseScientific(text)
+    }
+
     public static func < (lhs: Money, rhs: Money) -> Bool { lhs.picos < rhs.picos }
     public static func + (lhs: Money, rhs: Money) -> Money { Money(picos: lhs.picos + rhs.picos) }
     public static func - (lhs: Money, rhs: Money) -> Money { Money(picos: lhs.picos - rhs.picos) }

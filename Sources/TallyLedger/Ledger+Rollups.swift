@@ -142,3 +142,55 @@ extension Ledger {
         }
     }
 }
+
+/// One group of `rollup_daily_pricing`: calls of one day, key, provider and model with a served tier or price notes.
+package struct PricingRollupRow: Sendable {
+    package var day = 0
+    package var attribution: Int64 = 0
+    package var provider: Int64 = 0
+    package var model: Int64 = 0
+    package var priced = true
+    /// The served tier as reported; nil when none was.
+    package var serviceTier: String?
+    package var notes = PriceNotes()
+    package var requests: Int64 = 0
+    package var tokens = TokenCounts()
+    package var cost = Money.zero
+}
+
+extension Ledger {
+    /// The calls of local days `fromDay...toDay` that had a served tier or price notes, by day, attribution, provider,
+    /// model, tier and notes (`rollup_daily_pricing`): the parts of `rollup_daily`'s rows that reports show apart.
+    package func pricingRollups(fromDay: Int, toDay: Int) throws(AuditError) -> [PricingRollupRow] {
+        try access { db in
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT r.day, r.attr, r.provider, r.model, r.priced, t.value, r.notes, r.requests, r.input, r.output,
+                        r.cached_input, r.cache_write, r.reasoning, r.cache_write_1h, r.web_search_requests,
+                        r.cost_hi, r.cost_lo / 1000000, r.cost_lo % 1000000
+                    FROM rollup_daily_pricing r LEFT JOIN dims t ON t.id = r.service_tier
+                    WHERE r.day BETWEEN ? AND ?
+                    ORDER BY r.day, r.attr, r.provider, r.model, r.priced, r.service_tier, r.notes
+                    """, arguments: [fromDay, toDay])
+            var result: [PricingRollupRow] = []
+            while let row = try rows.next() {
+                var r = PricingRollupRow()
+                r.day = row[0]
+                r.attribution = row[1]
+                r.provider = row[2]
+                r.model = row[3]
+                r.priced = row[4] as Int64 != 0
+                r.serviceTier = row[5]
+                r.notes = PriceNotes(rawValue: UInt8(truncatingIfNeeded: row[6] as Int64))
+                r.requests = row[7]
+                r.tokens = TokenCounts(
+                    input: row[8], output: row[9], cachedInput: row[10], cacheWrite: row[11], reasoning: row[12], cacheWrite1h: row[13],
+                    webSearchRequests: row[14])
+                r.cost = Ledger.summedCost(row, at: 15)
+                result.append(r)
+            }
+            return result
+        }
+    }
+}

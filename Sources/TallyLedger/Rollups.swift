@@ -15,6 +15,10 @@ package struct RollupKey: Hashable {
     package var tags: Int64
     /// False for calls with usage but no price.
     package var priced: Bool
+    /// `dims.id` of the served tier; 0 when none was reported. Kept only by `rollup_daily_pricing`.
+    package var serviceTier: Int64 = 0
+    /// `PriceNotes` raw value. Kept only by `rollup_daily_pricing`.
+    package var notes: Int64 = 0
 }
 
 /// Sums over the calls of one rollup row; cost in pico-units.
@@ -41,52 +45,91 @@ package struct RollupSums {
 
 enum Rollups {
     /// Adds `sums` to `rollup_daily_detail`, and folded over end users and tags to `rollup_daily`, carrying cost
-    /// between `cost_lo` (below 10^18 pico-units) and `cost_hi`.
+    /// between `cost_lo` (below 10^18 pico-units) and `cost_hi`. Calls with a served tier or price notes are also
+    /// summed, by tier and notes, into `rollup_daily_pricing`.
     static func add(_ sums: [RollupKey: RollupSums], _ db: Database) throws {
+        var detail: [RollupKey: RollupSums] = [:]
         var coarse: [RollupKey: RollupSums] = [:]
+        var pricing: [RollupKey: RollupSums] = [:]
         for (key, sum) in sums {
-            var folded = key
+            var plain = key
+            plain.serviceTier = 0
+            plain.notes = 0
+            detail[plain, default: RollupSums()].merge(sum)
+            var folded = plain
             folded.endUser = 0
             folded.tags = 0
             coarse[folded, default: RollupSums()].merge(sum)
+            if key.serviceTier != 0 || key.notes != 0 {
+                var priced = key
+                priced.endUser = 0
+                priced.tags = 0
+                pricing[priced, default: RollupSums()].merge(sum)
+            }
         }
-        try upsert(sums, detail: true, db)
-        try upsert(coarse, detail: false, db)
+        try upsert(detail, table: .detail, db)
+        try upsert(coarse, table: .daily, db)
+        try upsert(pricing, table: .pricing, db)
     }
 
-    private static func upsert(_ sums: [RollupKey: RollupSums], detail: Bool, _ db: Database) throws {
-        let keyColumns = detail ? "day, attr, provider, model, end_user, tags, priced" : "day, attr, provider, model, priced"
+    enum Table {
+        case daily, detail, pricing
+
+        var name: String {
+            switch self {
+            case .daily: "rollup_daily"
+            case .detail: "rollup_daily_detail"
+            case .pricing: "rollup_daily_pricing"
+            }
+        }
+
+        var keyColumns: [String] {
+            switch self {
+            case .daily: ["day", "attr", "provider", "model", "priced"]
+            case .detail: ["day", "attr", "provider", "model", "end_user", "tags", "priced"]
+            case .pricing: ["day", "attr", "provider", "model", "priced", "service_tier", "notes"]
+            }
+        }
+
+        var sumColumns: [String] {
+            let common = ["requests", "failed", "rejected", "input", "output", "cached_input", "cache_write", "reasoning"]
+            return self == .pricing ? common + ["cache_write_1h", "web_search_requests"] : common
+        }
+
+        func keys(_ key: RollupKey) -> [Int64] {
+            switch self {
+            case .daily: [key.day, key.attr, key.provider, key.model, key.priced ? 1 : 0]
+            case .detail: [key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced ? 1 : 0]
+            case .pricing: [key.day, key.attr, key.provider, key.model, key.priced ? 1 : 0, key.serviceTier, key.notes]
+            }
+        }
+
+        func sums(_ sum: RollupSums) -> [Int64] {
+            let t = sum.tokens
+            let common = [sum.requests, sum.failed, sum.rejected, t.input, t.output, t.cachedInput, t.cacheWrite, t.reasoning]
+            return self == .pricing ? common + [t.cacheWrite1h, t.webSearchRequests] : common
+        }
+    }
+
+    private static func upsert(_ sums: [RollupKey: RollupSums], table: Table, _ db: Database) throws {
+        guard !sums.isEmpty else { return }
+        let keyColumns = table.keyColumns.joined(separator: ", ")
+        let sumColumns = table.sumColumns
         let statement = try db.cachedStatement(
             sql: """
-                INSERT INTO \(detail ? "rollup_daily_detail" : "rollup_daily") (\(keyColumns), requests, failed, rejected,
-                    input, output, cached_input, cache_write, reasoning, cost_hi, cost_lo)
-                VALUES (\(Array(repeating: "?", count: detail ? 17 : 15).joined(separator: ", ")))
+                INSERT INTO \(table.name) (\(keyColumns), \(sumColumns.joined(separator: ", ")), cost_hi, cost_lo)
+                VALUES (\(Array(repeating: "?", count: table.keyColumns.count + sumColumns.count + 2).joined(separator: ", ")))
                 ON CONFLICT (\(keyColumns)) DO UPDATE SET
-                    requests = requests + excluded.requests,
-                    failed = failed + excluded.failed,
-                    rejected = rejected + excluded.rejected,
-                    input = input + excluded.input,
-                    output = output + excluded.output,
-                    cached_input = cached_input + excluded.cached_input,
-                    cache_write = cache_write + excluded.cache_write,
-                    reasoning = reasoning + excluded.reasoning,
+                    \(sumColumns.map { "\($0) = \($0) + excluded.\($0)" }.joined(separator: ",\n"))
+                    ,
                     cost_hi = cost_hi + excluded.cost_hi + (cost_lo + excluded.cost_lo) / 1000000000000000000,
                     cost_lo = (cost_lo + excluded.cost_lo) % 1000000000000000000
                 """)
         // Raw binds: a batch holds up to a few hundred thousand groups, and GRDB's argument arrays cost more than SQLite.
         let raw = statement.sqliteStatement
         for (key, sum) in sums {
-            let keys: [Int64] =
-                detail
-                ? [key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced ? 1 : 0]
-                : [key.day, key.attr, key.provider, key.model, key.priced ? 1 : 0]
             let values: [Int64] =
-                keys + [
-                    sum.requests, sum.failed, sum.rejected, sum.tokens.input, sum.tokens.output, sum.tokens.cachedInput,
-                    sum.tokens.cacheWrite,
-                    sum.tokens.reasoning,
-                    Int64(sum.cost / Ledger.costSplit), Int64(sum.cost % Ledger.costSplit),
-                ]
+                table.keys(key) + table.sums(sum) + [Int64(sum.cost / Ledger.costSplit), Int64(sum.cost % Ledger.costSplit)]
             sqlite3_reset(raw)
             for (i, value) in values.enumerated() { sqlite3_bind_int64(raw, Int32(i + 1), value) }
             let rc = sqlite3_step(raw)
@@ -99,15 +142,16 @@ enum Rollups {
         sqlite3_reset(raw)
     }
 
-    /// Rebuilds both rollups from the events, for a ledger whose days were counted in another timezone.
+    /// Rebuilds the rollups from the events, for a ledger whose days were counted in another timezone.
     static func rebuild(day: (Int64) -> Int, _ db: Database) throws {
-        try db.execute(sql: "DELETE FROM rollup_daily; DELETE FROM rollup_daily_detail")
+        try db.execute(sql: "DELETE FROM rollup_daily; DELETE FROM rollup_daily_detail; DELETE FROM rollup_daily_pricing")
         var sums: [RollupKey: RollupSums] = [:]
         let rows = try Row.fetchCursor(
             db,
             sql: """
                 SELECT ts, attr, provider, model, COALESCE(end_user, 0), COALESCE(tags, 0), outcome,
-                    input, output, cached_input, cache_write, reasoning, cost
+                    input, output, cached_input, cache_write, reasoning, cost, COALESCE(service_tier, 0), price_notes,
+                    cache_write_1h, web_search_requests
                 FROM events
                 """)
         while let row = try rows.next() {
@@ -115,12 +159,12 @@ enum Rollups {
             let cost = row[12] as Int64?
             let key = RollupKey(
                 day: Int64(day(row[0])), attr: row[1], provider: row[2], model: row[3],
-                endUser: row[4], tags: row[5], priced: !(hasUsage && cost == nil))
+                endUser: row[4], tags: row[5], priced: !(hasUsage && cost == nil), serviceTier: row[13], notes: row[14])
             sums[key, default: RollupSums()].add(
                 outcome: row[6],
                 tokens: TokenCounts(
                     input: row[7] ?? 0, output: row[8] ?? 0, cachedInput: row[9] ?? 0, cacheWrite: row[10] ?? 0,
-                    reasoning: row[11] ?? 0),
+                    reasoning: row[11] ?? 0, cacheWrite1h: row[15] ?? 0, webSearchRequests: row[16] ?? 0),
                 cost: cost ?? 0)
             if sums.count >= 200_000 {
                 try add(sums, db)

@@ -306,6 +306,32 @@ enum Schema {
             // The calls of a ledger written before the blocks existed, once.
             try ScanBlocks.backfill(db)
         }
+        migrator.registerMigration("v8-price-dimensions") { db in
+            // What each call was priced by beyond its five token counts (`docs/pricing.md`), and the dimensions of a
+            // price beyond its plain rates. Calls ingested before stay as they were: null counts, no notes.
+            try db.execute(
+                sql: """
+                    ALTER TABLE events ADD COLUMN service_tier INTEGER;
+                    ALTER TABLE events ADD COLUMN cache_write_1h INTEGER;
+                    ALTER TABLE events ADD COLUMN web_search_requests INTEGER;
+                    ALTER TABLE events ADD COLUMN price_notes INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE prices ADD COLUMN dimensions TEXT;
+
+                    CREATE TABLE rollup_daily_pricing (
+                        day INTEGER NOT NULL,
+                        attr INTEGER NOT NULL,
+                        provider INTEGER NOT NULL,
+                        model INTEGER NOT NULL,
+                        priced INTEGER NOT NULL,
+                        service_tier INTEGER NOT NULL,
+                        notes INTEGER NOT NULL,
+                        \(sumColumns)
+                        cache_write_1h INTEGER NOT NULL,
+                        web_search_requests INTEGER NOT NULL,
+                        PRIMARY KEY (day, attr, provider, model, priced, service_tier, notes)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }
@@ -331,6 +357,7 @@ package enum DimensionKind: Int, CaseIterable, Sendable {
     case endUser = 4
     case tags = 5
     case error = 6
+    case serviceTier = 7
 }
 
 /// How the ledger stores `outcome` and `endpoint`: the position in these lists. Append only.

@@ -18,6 +18,8 @@ struct LineFields {
         case promptHash = "prompt_hash"
         case promptSim = "prompt_sim"
         case promptChars = "prompt_chars"
+        case serviceTier = "service_tier"
+        case usageEstimated = "usage_estimated"
 
         /// The field's slot in `LineFields.values`.
         var index: Int {
@@ -43,11 +45,13 @@ struct LineFields {
             case .promptHash: 18
             case .promptSim: 19
             case .promptChars: 20
+            case .serviceTier: 21
+            case .usageEstimated: 22
             }
         }
 
-        /// `stream`, `usage` and `tags` are kept as parsed values; the others as `Raw` scalars.
-        var isStructured: Bool { self == .stream || self == .usage || self == .tags }
+        /// `stream`, `usage_estimated`, `usage` and `tags` are kept as parsed values; the others as `Raw` scalars.
+        var isStructured: Bool { self == .stream || self == .usage || self == .tags || self == .usageEstimated }
 
         /// The field a raw (unescaped) member name names, without making a String.
         static func match(_ name: UnsafeBufferPointer<UInt8>) -> Field? {
@@ -66,7 +70,8 @@ struct LineFields {
             case 9: return equals("collector") ? .collector : nil
             case 10: return equals("latency_ms") ? .latencyMs : equals("prompt_sim") ? .promptSim : nil
             case 11: return equals("prompt_hash") ? .promptHash : nil
-            case 12: return equals("prompt_chars") ? .promptChars : nil
+            case 12: return equals("prompt_chars") ? .promptChars : equals("service_tier") ? .serviceTier : nil
+            case 15: return equals("usage_estimated") ? .usageEstimated : nil
             default: return nil
             }
         }
@@ -94,6 +99,7 @@ struct LineFields {
     private var stream: JSONValue?
     private var usage: JSONValue?
     private var tags: JSONValue?
+    private var usageEstimated: JSONValue?
     private var seenKnown: UInt32 = 0
     private var seenUnknown = Set<String>()
     /// The first member name seen twice, if any.
@@ -117,6 +123,7 @@ struct LineFields {
         case .stream: stream = value
         case .usage: usage = value
         case .tags: tags = value
+        case .usageEstimated: usageEstimated = value
         default: scalars[field.index] = Raw(value)
         }
     }
@@ -130,12 +137,13 @@ struct LineFields {
     }
 
     subscript(_ field: Field) -> Raw? { scalars[field.index] }
-    /// The parsed value of `stream`, `usage` or `tags`.
+    /// The parsed value of `stream`, `usage_estimated`, `usage` or `tags`.
     func value(_ field: Field) -> JSONValue? {
         switch field {
         case .stream: stream
         case .usage: usage
         case .tags: tags
+        case .usageEstimated: usageEstimated
         default: nil
         }
     }
@@ -224,7 +232,8 @@ extension UsageEvent {
             }
             let usage = Usage(
                 input: try count("input"), output: try count("output"), cachedInput: try count("cached_input"),
-                cacheWrite: try count("cache_write"), reasoning: try count("reasoning"))
+                cacheWrite: try count("cache_write"), reasoning: try count("reasoning"), cacheWrite1h: try count("cache_write_1h"),
+                webSearchRequests: try count("web_search_requests"))
             if let violation = usage.violation { throw LineError(.invalidUsage, violation) }
             self.usage = usage
         } else {
@@ -255,5 +264,12 @@ extension UsageEvent {
         }
         self.tags = tags
         error = try optionalString(.error)
+        serviceTier = try optionalString(.serviceTier)
+        if let value = fields.value(.usageEstimated), !value.isNull {
+            guard let b = value.boolValue else { throw LineError(.invalidField, "field 'usage_estimated' must be true or false") }
+            usageEstimated = b
+        } else {
+            usageEstimated = false
+        }
     }
 }

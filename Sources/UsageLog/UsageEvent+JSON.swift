@@ -29,7 +29,9 @@ public struct LineError: Error, Sendable, Equatable, CustomStringConvertible {
 extension UsageEvent {
     /// Appends this event as one v1 log line, ending in `\n`, to `out`.
     ///
-    /// Field order is fixed (as in `docs/usage-log.md`) and tags are sorted, so equal events give equal bytes.
+    /// Field order is fixed (as in `docs/usage-log.md`) and tags are sorted, so equal events give equal bytes. The
+    /// fields added after the first v1 writers (`service_tier`, `usage_estimated`, the usage members `cache_write_1h`
+    /// and `web_search_requests`) are written only when they say something, so lines without them stay as they were.
     public func appendJSONLine(to out: inout [UInt8]) {
         JSONWriter.appendRaw(#"{"v":"#, to: &out)
         JSONWriter.appendInteger(version, to: &out)
@@ -63,6 +65,14 @@ extension UsageEvent {
             JSONWriter.appendInteger(usage.cacheWrite, to: &out)
             JSONWriter.appendRaw(#","reasoning":"#, to: &out)
             JSONWriter.appendInteger(usage.reasoning, to: &out)
+            if usage.cacheWrite1h != 0 {
+                JSONWriter.appendRaw(#","cache_write_1h":"#, to: &out)
+                JSONWriter.appendInteger(usage.cacheWrite1h, to: &out)
+            }
+            if usage.webSearchRequests != 0 {
+                JSONWriter.appendRaw(#","web_search_requests":"#, to: &out)
+                JSONWriter.appendInteger(usage.webSearchRequests, to: &out)
+            }
             out.append(UInt8(ascii: "}"))
         } else {
             out.append(contentsOf: "null".utf8)
@@ -96,6 +106,11 @@ extension UsageEvent {
         }
         JSONWriter.appendRaw(#"},"error":"#, to: &out)
         JSONWriter.appendOptionalString(error, to: &out)
+        if let serviceTier {
+            JSONWriter.appendRaw(#","service_tier":"#, to: &out)
+            JSONWriter.appendString(serviceTier, to: &out)
+        }
+        if usageEstimated { JSONWriter.appendRaw(#","usage_estimated":true"#, to: &out) }
         out.append(contentsOf: "}\n".utf8)
     }
 

@@ -45,13 +45,19 @@ public struct UsageEvent: Sendable, Equatable {
     public var tags: [String: String]
     /// A short message when the call failed.
     public var error: String?
+    /// The service tier the provider says it served the call on (`default`, `flex`, `priority`, `scale`, `standard`,
+    /// `batch`, …), exactly as reported; nil when it reported none.
+    public var serviceTier: String?
+    /// Whether `usage` is the collector's estimate rather than the provider's report (a call cut off before the
+    /// provider reported its usage).
+    public var usageEstimated: Bool
 
     public init(
         version: Int = UsageEvent.currentVersion, id: String, timestamp: Int64, collector: String, key: String,
         provider: String, endpoint: Endpoint, model: String, status: Int, outcome: Outcome, stream: Bool,
         usage: Usage?, latencyMs: Int64? = nil, ttftMs: Int64? = nil, promptHash: String? = nil, promptSim: UInt64? = nil,
         promptChars: Int64? = nil, preview: String? = nil, user: String? = nil, tags: [String: String] = [:],
-        error: String? = nil
+        error: String? = nil, serviceTier: String? = nil, usageEstimated: Bool = false
     ) {
         self.version = version
         self.id = id
@@ -74,6 +80,8 @@ public struct UsageEvent: Sendable, Equatable {
         self.user = user
         self.tags = tags
         self.error = error
+        self.serviceTier = serviceTier
+        self.usageEstimated = usageEstimated
     }
 
     /// The API a call went to.

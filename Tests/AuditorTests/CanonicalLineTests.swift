@@ -38,9 +38,9 @@ struct CanonicalLineTests {
                 row: [
                     e.timestamp, Int64(e.line), Int64(e.endpoint), Int64(e.outcome), e.stream ? 1 : 0, e.hasUsage ? 1 : 0, Int64(e.status),
                     e.tokens.input, e.tokens.output, e.tokens.cachedInput, e.tokens.cacheWrite, e.tokens.reasoning, e.latencyMs, e.ttftMs,
-                    e.promptHash, e.promptSim, e.promptChars,
+                    e.promptHash, e.promptSim, e.promptChars, e.tokens.cacheWrite1h, e.tokens.webSearchRequests, e.usageEstimated ? 1 : 0,
                 ],
-                strings: [s(e.collector), s(e.key), s(e.provider), s(e.model), s(e.endUser), s(e.tags), s(e.error)]))
+                strings: [s(e.collector), s(e.key), s(e.provider), s(e.model), s(e.endUser), s(e.tags), s(e.error), s(e.serviceTier)]))
     }
 
     static func sample() -> UsageEvent {
@@ -55,6 +55,12 @@ struct CanonicalLineTests {
     static let lines: [String] = {
         var e = sample()
         var lines = [e.jsonLine]
+        // The fields added later in v1: a served tier, one-hour cache writes, web searches, an estimate.
+        e.usage = .init(input: 1200, output: 300, cachedInput: 100, cacheWrite: 900, reasoning: 0, cacheWrite1h: 600, webSearchRequests: 3)
+        e.serviceTier = "priority"
+        e.usageEstimated = true
+        lines.append(e.jsonLine)
+        e.serviceTier = nil
         e.usage = nil
         e.tags = [:]
         e.promptSim = nil
@@ -81,6 +87,9 @@ struct CanonicalLineTests {
         e.usage = .init(input: 10, output: 5, cachedInput: 8, cacheWrite: 5, reasoning: 0)  // cached + write > input
         lines.append(e.jsonLine)
         e = sample()
+        e.usage = .init(input: 10, output: 5, cachedInput: 0, cacheWrite: 5, reasoning: 0, cacheWrite1h: 6)  // 1h > write
+        lines.append(e.jsonLine)
+        e = sample()
         e.usage = .init(input: 20_000_000_000, output: 0)  // implausible
         lines.append(e.jsonLine)
         e = sample()
@@ -93,7 +102,7 @@ struct CanonicalLineTests {
 
     @Test func takesTheWritersOwnLinesAndAgrees() {
         // The writer's lines without escapes take the fast path.
-        for line in Self.lines.prefix(4) {
+        for line in Self.lines.prefix(5) {
             var strings = StringTable()
             #expect(Array(line.utf8).withUnsafeBufferPointer { CanonicalLine.read($0, number: 1, strings: &strings) } != nil, "\(line)")
         }

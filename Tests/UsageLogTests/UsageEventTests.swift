@@ -23,6 +23,31 @@ struct UsageEventTests {
         #expect(try UsageEvent(jsonLine: line) == event)
     }
 
+    /// The fields added to v1 later (`service_tier`, `usage_estimated`, `usage.cache_write_1h`,
+    /// `usage.web_search_requests`) are written only when they say something, so other lines keep their bytes, and
+    /// both readers read them back.
+    @Test func laterFieldsAreWrittenOnlyWhenTheySaySomething() throws {
+        var event = Self.sample()
+        let plain = event.jsonLine
+        #expect(!plain.contains("service_tier") && !plain.contains("cache_write_1h") && !plain.contains("usage_estimated"))
+        #expect(plain.hasSuffix(#","error":null}"# + "\n"))
+        event.usage = .init(
+            input: 1200, output: 300, cachedInput: 100, cacheWrite: 900, reasoning: 0, cacheWrite1h: 600, webSearchRequests: 2)
+        event.serviceTier = "priority"
+        event.usageEstimated = true
+        let line = event.jsonLine
+        #expect(line.contains(#""reasoning":0,"cache_write_1h":600,"web_search_requests":2},"#))
+        #expect(line.hasSuffix(#","error":null,"service_tier":"priority","usage_estimated":true}"# + "\n"))
+        #expect(try UsageEvent(jsonLine: line) == event)
+        let fast = try Array(line.utf8).withUnsafeBufferPointer { buffer throws(LineError) in try UsageEvent(fastLine: buffer) }
+        #expect(fast == event)
+        // A 1-hour part larger than the cache writes it is part of is refused.
+        event.usage?.cacheWrite1h = 901
+        #expect(throws: LineError(.invalidUsage, "usage.cache_write_1h exceeds usage.cache_write")) {
+            try UsageEvent(jsonLine: event.jsonLine)
+        }
+    }
+
     @Test func nullsAndAbsentOptionalFieldsRead() throws {
         let line =
             #"{"v":1,"id":"x","ts":"2026-11-22T15:43:01Z","collector":"c1","key":"k","provider":"openai","endpoint":"embeddings","model":"m","status":500,"outcome":"upstream_error","future_field":{"a":[1,2]}}"#

@@ -64,27 +64,32 @@ class Handler(BaseHTTPRequestHandler):
             if not stream:
                 return self.send_json(200, {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
                                             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the mock!"}, "finish_reason": "stop"}],
-                                            "usage": CHAT_USAGE})
+                                            "usage": CHAT_USAGE, "service_tier": "default"})
             include = (request.get("stream_options") or {}).get("include_usage", False)
             words = ["Hello", " from", " the", " mock!"] * (10 if slow else 1)
             events = []
             for w in words:
                 chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18",
-                         "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+                         "service_tier": "default", "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
                 if include:
                     chunk["usage"] = None
                 events.append("data: " + json.dumps(chunk) + "\n\n")
             if include:
-                events.append("data: " + json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18", "choices": [], "usage": CHAT_USAGE}) + "\n\n")
+                events.append("data: " + json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18",
+                                                     "service_tier": "default", "choices": [], "usage": CHAT_USAGE}) + "\n\n")
             events.append("data: [DONE]\n\n")
             return self.send_sse(events, pause=0.1 if slow else 0.005)
         if self.path.endswith("/messages"):
-            usage = {"input_tokens": 10, "cache_creation_input_tokens": 3, "cache_read_input_tokens": 5, "output_tokens": 7}
+            # Three cache writes, two of them with the one-hour lifetime; one server-side web search; the priority tier.
+            usage = {"input_tokens": 10, "cache_creation_input_tokens": 3, "cache_read_input_tokens": 5, "output_tokens": 7,
+                     "cache_creation": {"ephemeral_5m_input_tokens": 1, "ephemeral_1h_input_tokens": 2},
+                     "server_tool_use": {"web_search_requests": 1}, "service_tier": "priority"}
             message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
                        "content": [{"type": "text", "text": "Hello from the mock!"}], "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
             if not stream:
                 return self.send_json(200, message)
-            start = dict(message, content=[], stop_reason=None, usage=dict(usage, output_tokens=1))
+            start_usage = {k: v for k, v in usage.items() if k != "server_tool_use"}
+            start = dict(message, content=[], stop_reason=None, usage=dict(start_usage, output_tokens=1))
 
             def ev(name, obj):
                 return "event: %s\ndata: %s\n\n" % (name, json.dumps(obj))
@@ -94,7 +99,7 @@ class Handler(BaseHTTPRequestHandler):
                 ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello from"}}),
                 ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " the mock!"}}),
                 ev("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 7}}),
+                ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 7, "server_tool_use": {"web_search_requests": 1}}}),
                 ev("message_stop", {"type": "message_stop"}),
             ])
         if self.path.endswith("/embeddings"):

@@ -237,7 +237,10 @@ def test_sigterm_with_a_stream_in_flight_loses_nothing(stack):
     assert chat[0]["user"] == "end-user-1"
     assert chat[-1]["model"] == "gpt-4o-mini-2024-07-18" and chat[-1]["stream"] is True
     messages = [e for e in ok if e["endpoint"] == "messages"]
-    assert [e["usage"] for e in messages] == [{"input": 18, "output": 7, "cached_input": 5, "cache_write": 3, "reasoning": 0}] * 2
+    assert [e["usage"] for e in messages] == [{"input": 18, "output": 7, "cached_input": 5, "cache_write": 3, "reasoning": 0,
+                                               "cache_write_1h": 2, "web_search_requests": 1}] * 2
+    assert [e["service_tier"] for e in messages] == ["priority"] * 2, "the tier the provider says it served, as reported"
+    assert [e.get("service_tier") for e in chat] == ["default"] * 4
     assert len(by_outcome["rejected_unknown_key"]) == 2
     assert len(by_outcome["rejected_revoked"]) == 2
     # No secret, virtual or real, ever reaches the log or the collector's own log lines.

@@ -67,9 +67,18 @@ struct CanonicalLine {
         if !literal("null") {
             guard literal(#"{"input":"#), let input = integer(), literal(#","output":"#), let output = integer(),
                 literal(#","cached_input":"#), let cached = integer(), literal(#","cache_write":"#), let write = integer(),
-                literal(#","reasoning":"#), let reasoning = integer(), literal("}")
+                literal(#","reasoning":"#), let reasoning = integer()
             else { return nil }
-            let usage = UsageEvent.Usage(input: input, output: output, cachedInput: cached, cacheWrite: write, reasoning: reasoning)
+            var usage = UsageEvent.Usage(input: input, output: output, cachedInput: cached, cacheWrite: write, reasoning: reasoning)
+            if literal(#","cache_write_1h":"#) {
+                guard let oneHour = integer() else { return nil }
+                usage.cacheWrite1h = oneHour
+            }
+            if literal(#","web_search_requests":"#) {
+                guard let searches = integer() else { return nil }
+                usage.webSearchRequests = searches
+            }
+            guard literal("}") else { return nil }
             guard usage.violation == nil else { return nil }
             row.hasUsage = true
             row.tokens = usage
@@ -82,9 +91,14 @@ struct CanonicalLine {
             literal(#","preview":"#), optionalString() != nil,
             literal(#","user":"#), let user = optionalString(),
             literal(#","tags":"#), let tags = tagObject(),
-            literal(#","error":"#), let error = optionalString(),
-            literal("}"), p == end
+            literal(#","error":"#), let error = optionalString()
         else { return nil }
+        if literal(#","service_tier":"#) {
+            guard let tier = string() else { return nil }
+            row.serviceTier = strings.intern(bytes: tier)
+        }
+        if literal(#","usage_estimated":true"#) { row.usageEstimated = true }
+        guard literal("}"), p == end else { return nil }
         row.latencyMs = latency.value
         row.ttftMs = ttft.value
         if let hash = hash.value { row.promptHash = Self.hashPrefix(hash) }

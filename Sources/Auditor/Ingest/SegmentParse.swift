@@ -72,6 +72,8 @@ extension ParsedSegment {
         if let user = event.user { row.endUser = strings.intern(user) }
         if !event.tags.isEmpty { row.tags = strings.intern(Self.canonicalTags(event.tags)) }
         if let error = event.error { row.error = strings.intern(error) }
+        if let tier = event.serviceTier { row.serviceTier = strings.intern(tier) }
+        row.usageEstimated = event.usageEstimated
         row.endpoint = UInt8(StoredEnums.endpoints.firstIndex(of: event.endpoint)!)
         row.outcome = UInt8(StoredEnums.outcomes.firstIndex(of: event.outcome)!)
         row.stream = event.stream

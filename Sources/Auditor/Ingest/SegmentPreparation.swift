@@ -14,6 +14,7 @@ extension ParsedSegment {
         for i in events.indices {
             events[i].day = Int32(calendar.day(of: events[i].timestamp))
             guard events[i].hasUsage else { continue }
+            if events[i].usageEstimated { events[i].priceNotes = PriceNotes.usageEstimated.rawValue }
             let pair = Int64(events[i].model) << 32 | Int64(events[i].provider)
             let schedule: PriceSchedule
             if let known = schedules[pair] {
@@ -24,7 +25,8 @@ extension ParsedSegment {
             }
             guard let entry = schedule.entry(at: events[i].timestamp) else { continue }
             let e = events[i]
-            let money = entry.cost(e.tokens)
+            let priced = entry.cost(e.tokens, tier: e.serviceTier >= 0 ? strings[e.serviceTier] : nil)
+            let money = priced.cost
             guard let picos = Int64(exactly: money.picos) else {
                 overflowing.append(i)
                 quarantined.append(
@@ -44,6 +46,7 @@ extension ParsedSegment {
             }
             events[i].priceRef = ref
             events[i].cost = picos
+            events[i].priceNotes |= priced.notes.rawValue
         }
         for i in overflowing.reversed() { events.remove(at: i) }
 
@@ -62,6 +65,6 @@ extension StoredPrice {
         let p = entry.price
         self.init(
             source: entry.source.description, model: p.model, from: p.from, input: p.input, output: p.output,
-            cachedInput: p.cachedInput, cacheWrite: p.cacheWrite, reasoning: p.reasoning)
+            cachedInput: p.cachedInput, cacheWrite: p.cacheWrite, reasoning: p.reasoning, dimensions: PriceDimensions.json(p))
     }
 }

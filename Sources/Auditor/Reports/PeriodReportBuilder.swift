@@ -84,6 +84,37 @@ public enum PeriodReportBuilder {
                 quality.unknownKeyCost += r.cost
             }
         }
+        // The parts of each row served on a reported tier or priced with notes, and the calls whose price had gaps.
+        var gaps: [PriceGapKey: PriceGapRow] = [:]
+        for p in try ledger.pricingRollups(fromDay: period.firstDay, toDay: period.lastDay) {
+            let group = Group(day: p.day, attr: p.attribution, provider: p.provider, model: p.model)
+            let unpricedRequests = p.priced ? 0 : p.requests
+            rows[group]?.splits.append(
+                PricingSplit(
+                    serviceTier: p.serviceTier, notes: p.notes, requests: p.requests, tokens: p.tokens, cost: p.cost,
+                    unpricedRequests: unpricedRequests))
+            let provider = dims[p.provider] ?? AttributionQuery.unknown
+            let model = dims[p.model] ?? AttributionQuery.unknown
+            for gap in PriceGapRow.Gap.allCases where p.notes.contains(gap.note) {
+                let quantity: Int64 =
+                    switch gap {
+                    case .serviceTier: p.tokens.input + p.tokens.output
+                    case .cacheWrite1h: p.tokens.cacheWrite1h
+                    case .webSearch: p.tokens.webSearchRequests
+                    }
+                let key = PriceGapKey(provider: provider, model: model, serviceTier: p.serviceTier, gap: gap)
+                gaps[
+                    key,
+                    default: PriceGapRow(provider: provider, model: model, serviceTier: p.serviceTier, gap: gap, requests: 0, quantity: 0)
+                ]
+                .requests += p.requests
+                gaps[key]!.quantity += quantity
+            }
+        }
+        report.priceGaps = gaps.values.sorted {
+            ($0.provider, $0.model, $0.serviceTier ?? "", $0.gap.rawValue) < ($1.provider, $1.model, $1.serviceTier ?? "", $1.gap.rawValue)
+        }
+
         var dayBounds: [Int: (Int64, Int64)] = [:]
         var list = rows.map { group, row in
             var row = row
@@ -202,6 +233,14 @@ public enum PeriodReportBuilder {
         report.dataQuality.damagedSegments = damaged
         report.waste = try ledger.wasteFindings(period: label)
     }
+}
+
+/// The grouping of `price-gaps.csv`.
+private struct PriceGapKey: Hashable {
+    var provider: String
+    var model: String
+    var serviceTier: String?
+    var gap: PriceGapRow.Gap
 }
 
 extension UnpricedRow {

@@ -41,17 +41,25 @@ struct AnthropicAdapter: UsageMemberAdapter {
     /// Anthropic usage in the log's terms: `input_tokens` excludes cache reads and writes, which `input` counts.
     static func usage(_ usage: JSONValue) -> UsageEvent.Usage? {
         guard case .object = usage else { return nil }
-        return self.usage(counts: usage.integerMembers)
+        return self.usage(counts: usage.integerMembers(nested: true))
     }
 
-    /// Usage from the integer members of a usage object (`input_tokens`, `cache_creation_input_tokens`, …).
+    /// Anthropic reports the tier inside `usage`.
+    static func serviceTier(_ capture: TopLevelFieldCapture) -> String? {
+        capture.value("usage")?["service_tier"]?.stringValue
+    }
+
+    /// Usage from the integer members of a usage object (`input_tokens`, `cache_creation_input_tokens`, …, and the
+    /// nested `cache_creation.ephemeral_1h_input_tokens` and `server_tool_use.web_search_requests`).
     static func usage(counts: [String: Int64]) -> UsageEvent.Usage {
         func int(_ key: String) -> Int64 { max(0, counts[key] ?? 0) }
         let base = int("input_tokens")
         let write = int("cache_creation_input_tokens")
         let read = int("cache_read_input_tokens")
         return UsageEvent.Usage(
-            input: base + write + read, output: int("output_tokens"), cachedInput: read, cacheWrite: write, reasoning: 0)
+            input: base + write + read, output: int("output_tokens"), cachedInput: read, cacheWrite: write, reasoning: 0,
+            cacheWrite1h: min(int("cache_creation.ephemeral_1h_input_tokens"), write),
+            webSearchRequests: int("server_tool_use.web_search_requests"))
     }
 
     /// `message_start` carries the input side, each `message_delta` cumulative counts (the last value wins, never a
@@ -61,6 +69,7 @@ struct AnthropicAdapter: UsageMemberAdapter {
         private(set) var model: String?
         private(set) var streamError: String?
         private(set) var completed = false
+        private(set) var serviceTier: String?
         private var counts: [String: Int64] = [:]
 
         mutating func read(data: [UInt8], dropInjectedUsageChunk: Bool) -> Bool {
@@ -87,7 +96,8 @@ struct AnthropicAdapter: UsageMemberAdapter {
 
         private mutating func merge(_ usageObject: JSONValue) {
             guard case .object = usageObject else { return }
-            counts.merge(usageObject.integerMembers) { _, latest in latest }
+            counts.merge(usageObject.integerMembers(nested: true)) { _, latest in latest }
+            if let tier = usageObject["service_tier"]?.stringValue { serviceTier = tier }
             usage = AnthropicAdapter.usage(counts: counts)
         }
     }

@@ -37,5 +37,11 @@ struct AzureOpenAIAdapter: UsageMemberAdapter {
 
     static func usage(_ usage: JSONValue) -> UsageEvent.Usage? { OpenAIAdapter.usage(usage) }
 
+    static func serviceTier(_ capture: TopLevelFieldCapture) -> String? { OpenAIAdapter.serviceTier(capture) }
+
+    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { OpenAIAdapter.responseCapture(path: path) }
+
+    func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading { OpenAIAdapter.readResponse(capture) }
+
     func streamReader() -> any StreamEventReader { OpenAIAdapter.StreamReader() }
 }

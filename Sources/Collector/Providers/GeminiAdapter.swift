@@ -89,8 +89,8 @@ struct GeminiAdapter: ProviderAdapter {
         TopLevelFieldCapture(wanted: ["usageMetadata", "modelVersion"], insideArray: path.streams)
     }
 
-    func readResponse(_ capture: TopLevelFieldCapture) -> (usage: UsageEvent.Usage?, model: String?) {
-        (capture.value("usageMetadata").flatMap(Self.usage), capture.value("modelVersion")?.stringValue)
+    func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading {
+        ResponseReading(usage: capture.value("usageMetadata").flatMap(Self.usage), model: capture.value("modelVersion")?.stringValue)
     }
 
     func streamReader() -> any StreamEventReader { StreamReader() }
@@ -99,7 +99,7 @@ struct GeminiAdapter: ProviderAdapter {
     /// output = candidates + thoughts; reasoning = thoughts.
     static func usage(_ metadata: JSONValue) -> UsageEvent.Usage? {
         guard case .object = metadata else { return nil }
-        let counts = metadata.integerMembers
+        let counts = metadata.integerMembers()
         func int(_ key: String) -> Int64 { max(0, counts[key] ?? 0) }
         guard counts["promptTokenCount"] != nil || counts["candidatesTokenCount"] != nil else { return nil }
         let input = int("promptTokenCount") + int("toolUsePromptTokenCount")

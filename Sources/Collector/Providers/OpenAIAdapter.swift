@@ -85,7 +85,9 @@ struct OpenAIAdapter: UsageMemberAdapter {
 
     func streamReader() -> any StreamEventReader { StreamReader() }
 
-    /// Chat/completions/embeddings (`prompt_tokens`…) and Responses (`input_tokens`…) usage in the log's terms.
+    /// Chat/completions/embeddings (`prompt_tokens`…) and Responses (`input_tokens`…) usage in the log's terms. A
+    /// cache-write count is read where the response reports one (`cache_write_tokens` or `cache_creation_tokens` in the
+    /// input details).
     static func usage(_ usage: JSONValue) -> UsageEvent.Usage? {
         guard case .object = usage else { return nil }
         func int(_ value: JSONValue?) -> Int64 { max(0, value?.int64Value ?? 0) }
@@ -93,9 +95,34 @@ struct OpenAIAdapter: UsageMemberAdapter {
         let output = int(usage["completion_tokens"] ?? usage["output_tokens"])
         let inputDetails = usage["prompt_tokens_details"] ?? usage["input_tokens_details"]
         let outputDetails = usage["completion_tokens_details"] ?? usage["output_tokens_details"]
-        let cached = min(int(inputDetails?["cached_tokens"]), input)
+        let cached = min(int(inputDetails?["cached_tokens"]), max(0, input))
+        let written = min(int(inputDetails?["cache_write_tokens"] ?? inputDetails?["cache_creation_tokens"]), max(0, input) - cached)
         let reasoning = min(int(outputDetails?["reasoning_tokens"]), output)
-        return UsageEvent.Usage(input: max(0, input), output: output, cachedInput: cached, cacheWrite: 0, reasoning: reasoning)
+        return UsageEvent.Usage(input: max(0, input), output: output, cachedInput: cached, cacheWrite: written, reasoning: reasoning)
+    }
+
+    static func serviceTier(_ capture: TopLevelFieldCapture) -> String? { capture.value("service_tier")?.stringValue }
+
+    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { Self.responseCapture(path: path) }
+
+    func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading { Self.readResponse(capture) }
+
+    /// A Responses answer also counts its `web_search_call` output items, which are billed per search.
+    static func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture {
+        TopLevelFieldCapture(
+            wanted: ["usage", "model", "service_tier"], countingType: path.endpoint == .responses ? "web_search_call" : nil)
+    }
+
+    static func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading {
+        var usage = capture.value("usage").flatMap(Self.usage)
+        if capture.typeCount > 0 { usage?.webSearchRequests = Int64(capture.typeCount) }
+        return ResponseReading(usage: usage, model: capture.value("model")?.stringValue, serviceTier: serviceTier(capture))
+    }
+
+    /// The `web_search_call` items of a Responses `output`.
+    static func webSearchCalls(_ response: JSONValue?) -> Int64 {
+        guard case .array(let items)? = response?["output"] else { return 0 }
+        return Int64(items.filter { $0["type"]?.stringValue == "web_search_call" }.count)
     }
 
     /// Chat and completions chunks, `[DONE]`, and the Responses API's typed events.
@@ -104,6 +131,7 @@ struct OpenAIAdapter: UsageMemberAdapter {
         private(set) var model: String?
         private(set) var streamError: String?
         private(set) var completed = false
+        private(set) var serviceTier: String?
 
         mutating func read(data: [UInt8], dropInjectedUsageChunk: Bool) -> Bool {
             if data.elementsEqual("[DONE]".utf8) {
@@ -117,6 +145,7 @@ struct OpenAIAdapter: UsageMemberAdapter {
             }
             // Chat completions and legacy completions chunks.
             if let name = json["model"]?.stringValue, !name.isEmpty { model = name }
+            if let tier = json["service_tier"]?.stringValue { serviceTier = tier }
             var keep = true
             if let u = json["usage"], !u.isNull, let read = OpenAIAdapter.usage(u) {
                 usage = read
@@ -139,9 +168,13 @@ struct OpenAIAdapter: UsageMemberAdapter {
         private mutating func readResponsesEvent(_ type: String, _ json: JSONValue) {
             let response = json["response"]
             if let name = response?["model"]?.stringValue { model = name }
+            if let tier = response?["service_tier"]?.stringValue { serviceTier = tier }
             switch type {
             case "response.completed", "response.incomplete", "response.failed":
-                if let u = response?["usage"], let read = OpenAIAdapter.usage(u) { usage = read }
+                if let u = response?["usage"], var read = OpenAIAdapter.usage(u) {
+                    read.webSearchRequests = OpenAIAdapter.webSearchCalls(response)
+                    usage = read
+                }
                 completed = true
                 if type == "response.failed" {
                     streamError = response?["error"]?["message"]?.stringValue ?? "response failed"

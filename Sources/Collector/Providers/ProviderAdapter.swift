@@ -36,8 +36,8 @@ protocol ProviderAdapter: Sendable {
     /// A scanner for the members of a plain (not event-stream) response body that `readResponse` needs.
     func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture
 
-    /// Usage and served model from what `responseCapture` kept.
-    func readResponse(_ capture: TopLevelFieldCapture) -> (usage: UsageEvent.Usage?, model: String?)
+    /// Usage, served model and tier from what `responseCapture` kept.
+    func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading
 
     /// A reader for the events of a streamed (`text/event-stream`) response.
     func streamReader() -> any StreamEventReader
@@ -47,18 +47,33 @@ extension ProviderAdapter {
     func presentedKey(query: Substring?) -> String? { nil }
 }
 
+/// What the log reads from a provider's answer, plain or streamed.
+struct ResponseReading: Sendable, Equatable {
+    var usage: UsageEvent.Usage?
+    /// The model the provider says it served.
+    var model: String?
+    /// The service tier the provider says it served the call on, exactly as reported.
+    var serviceTier: String?
+}
+
 /// An adapter whose plain answers carry their usage and served model as top-level `usage` and `model` members (the
-/// OpenAI and Anthropic APIs): it only says how to read the usage object.
+/// OpenAI and Anthropic APIs): it only says how to read the usage object and the served tier.
 protocol UsageMemberAdapter: ProviderAdapter {
     /// The `usage` member in the log's terms.
     static func usage(_ usage: JSONValue) -> UsageEvent.Usage?
+    /// The served tier: a top-level `service_tier` (OpenAI) or one inside `usage` (Anthropic).
+    static func serviceTier(_ capture: TopLevelFieldCapture) -> String?
 }
 
 extension UsageMemberAdapter {
-    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { TopLevelFieldCapture(wanted: ["usage", "model"]) }
+    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture {
+        TopLevelFieldCapture(wanted: ["usage", "model", "service_tier"])
+    }
 
-    func readResponse(_ capture: TopLevelFieldCapture) -> (usage: UsageEvent.Usage?, model: String?) {
-        (capture.value("usage").flatMap(Self.usage), capture.value("model")?.stringValue)
+    func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading {
+        ResponseReading(
+            usage: capture.value("usage").flatMap(Self.usage), model: capture.value("model")?.stringValue,
+            serviceTier: Self.serviceTier(capture))
     }
 }
 
@@ -142,6 +157,8 @@ enum ProviderAdapters {
 protocol StreamEventReader: Sendable {
     var usage: UsageEvent.Usage? { get }
     var model: String? { get }
+    /// The service tier the provider says it served the call on.
+    var serviceTier: String? { get }
     /// An error event seen in the stream after the response had started.
     var streamError: String? { get }
     /// Whether the stream reached its natural end.
@@ -150,6 +167,10 @@ protocol StreamEventReader: Sendable {
     /// Reads one event's data; returns false when the event is Tally's own (asked for on the client's behalf) and is to
     /// be left out of what the client gets.
     mutating func read(data: [UInt8], dropInjectedUsageChunk: Bool) -> Bool
+}
+
+extension StreamEventReader {
+    var serviceTier: String? { nil }
 }
 
 /// Plain byte searches over event data, so that the many content deltas of a stream need not be parsed.
@@ -191,12 +212,19 @@ enum ByteSearch {
 }
 
 extension JSONValue {
-    /// The integer members of an object (the last of a repeated name wins).
-    var integerMembers: [String: Int64] {
+    /// The integer members of an object (the last of a repeated name wins); with `nested`, also those of its object
+    /// members, named `outer.inner` (Anthropic's `cache_creation.ephemeral_1h_input_tokens`).
+    func integerMembers(nested: Bool = false) -> [String: Int64] {
         guard case .object(let members) = self else { return [:] }
         var counts: [String: Int64] = [:]
         for member in members {
-            if let n = member.value.int64Value { counts[member.key] = n }
+            if let n = member.value.int64Value {
+                counts[member.key] = n
+            } else if nested, case .object(let inner) = member.value {
+                for innerMember in inner {
+                    if let n = innerMember.value.int64Value { counts[member.key + "." + innerMember.key] = n }
+                }
+            }
         }
         return counts
     }

@@ -15,6 +15,7 @@ struct SSEUsageParser {
 
     var usage: UsageEvent.Usage? { reader.usage }
     var model: String? { reader.model }
+    var serviceTier: String? { reader.serviceTier }
     /// An error event seen in the stream (Anthropic `error`, OpenAI Responses `response.failed` / `error`, …).
     var streamError: String? { reader.streamError }
     /// Whether the stream reached its natural end (`[DONE]`, `message_stop`, `response.completed`, …).

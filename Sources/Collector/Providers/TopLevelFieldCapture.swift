@@ -27,14 +27,65 @@ struct TopLevelFieldCapture {
     private var valueBytes: [UInt8] = []
     private var awaitingValue = false
 
-    init(wanted: Set<String>, limit: Int = 64 * 1024, insideArray: Bool = false) {
+    /// With a `typeValue`, the scanner counts `"type": <typeValue>` members at any depth (OpenAI Responses'
+    /// `web_search_call` output items), without keeping the values they sit in.
+    private let typeValue: [UInt8]?
+    /// How many `"type": <typeValue>` members the body held.
+    private(set) var typeCount = 0
+    private var stringBytes: [UInt8] = []
+    private var stringOverflow = false
+    private var lastStringWasType = false
+    private var valueFollowsType = false
+
+    init(wanted: Set<String>, limit: Int = 64 * 1024, insideArray: Bool = false, countingType typeValue: String? = nil) {
         self.wanted = wanted
         self.limit = limit
         memberDepth = insideArray ? 2 : 1
+        self.typeValue = typeValue.map { Array($0.utf8) }
     }
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        for byte in bytes { step(byte) }
+        if typeValue == nil {
+            for byte in bytes { step(byte) }
+        } else {
+            for byte in bytes {
+                countTypes(byte)
+                step(byte)
+            }
+        }
+    }
+
+    /// Follows strings at any depth: a string closed just before `:` is a member name; a string value equal to
+    /// `typeValue` right after the name `type` is counted. Runs before `step`, which owns `inString`.
+    private mutating func countTypes(_ byte: UInt8) {
+        if inString {
+            if escaped || byte == UInt8(ascii: "\\") {
+                stringOverflow = true  // an escaped string is never one of the plain names compared
+            } else if byte == UInt8(ascii: "\"") {
+                let text = stringOverflow ? nil : stringBytes
+                if valueFollowsType, let text, text == typeValue! { typeCount += 1 }
+                valueFollowsType = false
+                lastStringWasType = text.map { $0.elementsEqual("type".utf8) } ?? false
+            } else if stringBytes.count < 32 {
+                stringBytes.append(byte)
+            } else {
+                stringOverflow = true
+            }
+            return
+        }
+        switch byte {
+        case UInt8(ascii: "\""):
+            stringBytes.removeAll(keepingCapacity: true)
+            stringOverflow = false
+        case UInt8(ascii: ":"):
+            valueFollowsType = lastStringWasType
+            lastStringWasType = false
+        case 0x20, 0x09, 0x0A, 0x0D:
+            break
+        default:
+            valueFollowsType = false
+            lastStringWasType = false
+        }
     }
 
     private mutating func step(_ byte: UInt8) {

@@ -76,12 +76,12 @@ struct CallRecord: Sendable {
 
     /// How a forwarded call's answer went; gives its log event.
     mutating func ended(
-        usage: UsageEvent.Usage?, servedModel: String?, streamError: String?, clientGone: Bool,
-        upstreamFailed: Bool, at instant: ContinuousClock.Instant
+        _ read: ResponseReading, streamError: String?, clientGone: Bool, upstreamFailed: Bool, at instant: ContinuousClock.Instant
     ) -> UsageEvent {
         precondition(state == .forwarded)
-        event.usage = usage
-        if let servedModel, !servedModel.isEmpty { event.model = servedModel }
+        event.usage = read.usage
+        if let servedModel = read.model, !servedModel.isEmpty { event.model = servedModel }
+        event.serviceTier = read.serviceTier
         if let streamError, event.outcome == .ok {
             event.outcome = .upstreamError
             event.error = String(streamError.prefix(200))

@@ -219,10 +219,10 @@ struct Proxy: Sendable {
             do { try await writer.finish(nil) } catch { clientGone = true }
         }
 
-        let read = sse.map { (usage: $0.usage, model: $0.model) } ?? adapter.readResponse(plain!)
+        let read =
+            sse.map { ResponseReading(usage: $0.usage, model: $0.model, serviceTier: $0.serviceTier) } ?? adapter.readResponse(plain!)
         let event = call.ended(
-            usage: read.usage, servedModel: read.model, streamError: sse?.streamError, clientGone: clientGone,
-            upstreamFailed: upstreamFailed, at: ContinuousClock.now)
+            read, streamError: sse?.streamError, clientGone: clientGone, upstreamFailed: upstreamFailed, at: ContinuousClock.now)
         await log(event)
     }
 

@@ -55,13 +55,13 @@ package struct IngestWriter {
             attributionIDs[attribution] = row[0]
         }
         let priceRows = try Row.fetchCursor(
-            db, sql: "SELECT id, source, model, from_ms, input, output, cached_input, cache_write, reasoning FROM prices")
+            db, sql: "SELECT id, source, model, from_ms, input, output, cached_input, cache_write, reasoning, dimensions FROM prices")
         var stored: [String: Int64] = [:]
         while let row = try priceRows.next() {
             stored[
                 Self.priceSignature(
                     source: row[1], model: row[2], from: row[3], input: row[4], output: row[5],
-                    cachedInput: row[6], cacheWrite: row[7], reasoning: row[8])] = row[0]
+                    cachedInput: row[6], cacheWrite: row[7], reasoning: row[8], dimensions: row[9])] = row[0]
         }
         storedPrices = stored
     }
@@ -70,10 +70,13 @@ package struct IngestWriter {
 
     private static func priceSignature(
         source: String, model: String, from: Int64?, input: String, output: String,
-        cachedInput: String?, cacheWrite: String?, reasoning: String?
+        cachedInput: String?, cacheWrite: String?, reasoning: String?, dimensions: String?
     ) -> String {
-        [source, model, from.map(String.init) ?? "-", input, output, cachedInput ?? "-", cacheWrite ?? "-", reasoning ?? "-"]
-            .joined(separator: "\u{1F}")
+        [
+            source, model, from.map(String.init) ?? "-", input, output, cachedInput ?? "-", cacheWrite ?? "-", reasoning ?? "-",
+            dimensions ?? "-",
+        ]
+        .joined(separator: "\u{1F}")
     }
 
     // MARK: Dimension ids
@@ -101,19 +104,19 @@ package struct IngestWriter {
         let signature = Self.priceSignature(
             source: p.source, model: p.model, from: p.from, input: p.input.perMillion,
             output: p.output.perMillion, cachedInput: p.cachedInput?.perMillion,
-            cacheWrite: p.cacheWrite?.perMillion, reasoning: p.reasoning?.perMillion)
+            cacheWrite: p.cacheWrite?.perMillion, reasoning: p.reasoning?.perMillion, dimensions: p.dimensions)
         let id: Int64
         if let stored = storedPrices[signature] {
             id = stored
         } else {
             try db.execute(
                 sql: """
-                    INSERT INTO prices (source, model, from_ms, currency, input, output, cached_input, cache_write, reasoning)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO prices (source, model, from_ms, currency, input, output, cached_input, cache_write, reasoning, dimensions)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     p.source, p.model, p.from, currency, p.input.perMillion, p.output.perMillion,
-                    p.cachedInput?.perMillion, p.cacheWrite?.perMillion, p.reasoning?.perMillion,
+                    p.cachedInput?.perMillion, p.cacheWrite?.perMillion, p.reasoning?.perMillion, p.dimensions,
                 ])
             id = db.lastInsertedRowID
             storedPrices[signature] = id
@@ -166,7 +169,7 @@ package struct IngestWriter {
         else { throw AuditError(.io, "the ledger did not return an id for segment \(job.relativePath)") }
 
         // Strings of this segment → dimension ids, looked up once per distinct string and kind.
-        // One slot per (kind, string): kinds are 1...6, so slot = index × 8 + kind.
+        // One slot per (kind, string): kinds are 1...7, so slot = index × 8 + kind.
         var local = [Int64](repeating: -1, count: parsed.strings.strings.count * 8)
         func dim(_ kind: DimensionKind, _ index: Int32) throws -> Int64 {
             let slot = Int(index) &* 8 &+ kind.rawValue
@@ -188,8 +191,9 @@ package struct IngestWriter {
             sql: """
                 INSERT OR IGNORE INTO events (id, ts, attr, provider, model, collector, endpoint, status, outcome, stream,
                     input, output, cached_input, cache_write, reasoning, cost, price, latency_ms, ttft_ms,
-                    prompt_hash, prompt_sim, prompt_chars, end_user, tags, error, segment, line)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    prompt_hash, prompt_sim, prompt_chars, end_user, tags, error, segment, line,
+                    service_tier, cache_write_1h, web_search_requests, price_notes)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).sqliteStatement
         let unordered = try db.cachedStatement(sql: "INSERT OR IGNORE INTO events_unordered (ts, id) VALUES (?, ?)").sqliteStatement
@@ -207,6 +211,7 @@ package struct IngestWriter {
             let endUser = event.endUser >= 0 ? try dim(.endUser, event.endUser) : 0
             let tags = event.tags >= 0 ? try dim(.tags, event.tags) : 0
             let error = event.error >= 0 ? try dim(.error, event.error) : 0
+            let tier = event.serviceTier >= 0 ? try dim(.serviceTier, event.serviceTier) : 0
             let priced = event.priceRef >= 0
             let cost: Int64? = priced ? event.cost : nil
             let price: Int64? = priced ? priceIDs[Int(event.priceRef)] : nil
@@ -249,6 +254,10 @@ package struct IngestWriter {
             bind(insert, 25, error == 0 ? nil : error)
             sqlite3_bind_int64(insert, 26, segmentID)
             sqlite3_bind_int64(insert, 27, Int64(event.line))
+            bind(insert, 28, tier == 0 ? nil : tier)
+            bind(insert, 29, event.hasUsage && event.tokens.cacheWrite1h != 0 ? event.tokens.cacheWrite1h : nil)
+            bind(insert, 30, event.hasUsage && event.tokens.webSearchRequests != 0 ? event.tokens.webSearchRequests : nil)
+            sqlite3_bind_int64(insert, 31, Int64(event.priceNotes))
             let rc = sqlite3_step(insert)
             guard rc == SQLITE_DONE else {
                 let message = String(cString: sqlite3_errmsg(connection))
@@ -295,7 +304,8 @@ package struct IngestWriter {
             let key = RollupKey(
                 day: Int64(local.day), attr: owner.id, provider: try dim(.provider, local.provider),
                 model: try dim(.model, local.model), endUser: local.endUser >= 0 ? try dim(.endUser, local.endUser) : 0,
-                tags: local.tags >= 0 ? try dim(.tags, local.tags) : 0, priced: local.priced)
+                tags: local.tags >= 0 ? try dim(.tags, local.tags) : 0, priced: local.priced,
+                serviceTier: local.serviceTier >= 0 ? try dim(.serviceTier, local.serviceTier) : 0, notes: Int64(local.notes))
             pendingRollups[key, default: RollupSums()].merge(sums)
             failed += Int(sums.failed)
             if !owner.known { totals.unknownKeys[parsed.strings[local.key], default: 0] += Int(sums.requests) }

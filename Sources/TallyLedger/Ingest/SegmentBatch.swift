@@ -48,10 +48,14 @@ package struct ParsedEvent: Sendable {
     package var endUser: Int32 = -1
     package var tags: Int32 = -1
     package var error: Int32 = -1
+    /// The served service tier as reported, or -1.
+    package var serviceTier: Int32 = -1
     package var endpoint: UInt8 = 0
     package var outcome: UInt8 = 0
     package var stream = false
     package var hasUsage = false
+    /// The usage is the collector's estimate (`usage_estimated`).
+    package var usageEstimated = false
     package var status: Int16 = 0
     package var tokens = TokenCounts()
     /// The optional integers, stored without Optional's padding: a bit in `present` says whether each is set.
@@ -99,6 +103,8 @@ package struct ParsedEvent: Sendable {
     package var priceRef: Int32 = -1
     /// Pico-units; 0 unless priced.
     package var cost: Int64 = 0
+    /// How the price was applied (`PriceNotes` raw value; set by `prepare`).
+    package var priceNotes: UInt8 = 0
 
     package init() {}
 }
@@ -208,6 +214,10 @@ package struct LocalRollupKey: Hashable {
     package var endUser: Int32
     package var tags: Int32
     package var priced: Bool
+    /// The served tier's string index, or -1.
+    package var serviceTier: Int32
+    /// `PriceNotes` raw value.
+    package var notes: UInt8
 
     package init(_ event: ParsedEvent) {
         day = event.day
@@ -217,6 +227,8 @@ package struct LocalRollupKey: Hashable {
         endUser = event.endUser
         tags = event.tags
         priced = !(event.hasUsage && event.priceRef < 0)
+        serviceTier = event.serviceTier
+        notes = event.priceNotes
     }
 }
 

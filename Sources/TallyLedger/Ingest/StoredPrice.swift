@@ -10,10 +10,13 @@ package struct StoredPrice: Sendable, Hashable {
     package var cachedInput: TokenPrice?
     package var cacheWrite: TokenPrice?
     package var reasoning: TokenPrice?
+    /// Tiers, long-context rates, one-hour cache writes and web searches as canonical JSON (`docs/ledger.md`), or nil
+    /// when the price has none.
+    package var dimensions: String?
 
     package init(
         source: String, model: String, from: Int64?, input: TokenPrice, output: TokenPrice, cachedInput: TokenPrice?,
-        cacheWrite: TokenPrice?, reasoning: TokenPrice?
+        cacheWrite: TokenPrice?, reasoning: TokenPrice?, dimensions: String? = nil
     ) {
         self.source = source
         self.model = model
@@ -23,5 +26,6 @@ package struct StoredPrice: Sendable, Hashable {
         self.cachedInput = cachedInput
         self.cacheWrite = cacheWrite
         self.reasoning = reasoning
+        self.dimensions = dimensions
     }
 }
