@@ -112,7 +112,11 @@ struct PeriodReportTests {
             }
             #expect(cell["ChargeCategory"] == "Usage" && cell["ChargeFrequency"] == "Usage-Based" && cell["ChargeClass"] == "")
             #expect(
-                cell["ServiceCategory"] == "AI and Machine Learning" && cell["ConsumedUnit"] == "Tokens" && cell["PricingUnit"] == "Tokens")
+                cell["ServiceCategory"] == "AI and Machine Learning" && cell["ConsumedUnit"] == "Tokens"
+                    && cell["PricingUnit"] == "1000000 Tokens")
+            // A decimal (the validator infers types from the text), exactly the consumed tokens in millions.
+            #expect(cell["PricingQuantity"] == "0.001300")
+            #expect(cell["InvoiceId"] == "", "null while no invoice is known")
             #expect(cell["BillingCurrency"] == "USD" && cell["ProviderName"] == "OpenAI")
             #expect(cell["ConsumedQuantity"] == "1300")  // input + output; cached and reasoning tokens are parts of them
             let tags = try #require(try? JSONValue.parse(Array(cell["Tags"]!.utf8)))
