@@ -265,6 +265,24 @@ struct ShardGenerator {
             usage = UsageEvent.Usage(input: input, output: seen, cachedInput: cached, cacheWrite: write, reasoning: min(reasoning, seen))
             error = "client disconnected"
         }
+        // What providers bill beyond the tokens: the tier they served on, one-hour cache writes, web searches, long
+        // context. Taken from a hash of what was drawn, not from new draws, so the rest of the month is as before.
+        var serviceTier: String?
+        var mix = (UInt64(bitPattern: timestamp) ^ UInt64(bitPattern: input) &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9
+        mix ^= mix >> 31
+        let h = Int(mix % 1000)
+        if usage != nil {
+            switch model.kind {
+            case .openai, .azure:
+                if !model.embedding { serviceTier = h < 30 ? "priority" : h < 50 ? "flex" : "default" }
+            case .anthropic:
+                serviceTier = h < 20 ? "priority" : "standard"
+                if write > 0, h % 2 == 0 { usage!.cacheWrite1h = write / 2 }
+                if h >= 990 { usage!.webSearchRequests = Int64(1 + h % 3) }
+            case .gemini:
+                if model.name.contains("pro"), h < 15 { usage!.input += 200_000 }
+            }
+        }
         let ttft: Int64? = stream ? 150 + Int64(rng.below(750)) : nil
         let latency = (ttft ?? 120) + output * Int64(4 + rng.below(12)) + Int64(rng.below(300))
 
@@ -279,6 +297,6 @@ struct ShardGenerator {
             id: EventID.make(milliseconds: timestamp, using: &rng), timestamp: timestamp, collector: collector,
             key: key.id, provider: model.provider, endpoint: model.endpoint, model: model.name, status: status,
             outcome: outcome, stream: stream, usage: usage, latencyMs: latency, ttftMs: ttft, promptHash: prompt.hash,
-            promptSim: prompt.sim, promptChars: prompt.chars, user: endUser, tags: tags, error: error)
+            promptSim: prompt.sim, promptChars: prompt.chars, user: endUser, tags: tags, error: error, serviceTier: serviceTier)
     }
 }
