@@ -471,14 +471,18 @@ public struct QuarantineRow: Sendable, Equatable {
     public var kind: String
     public var reason: String
     public var length: Int64
+    /// The time the line's data is from (its `ts` where readable, else its segment's opening time): the report it
+    /// belongs to.
+    public var ts: Int64
 
-    public init(at: Int64, segment: String, line: Int64, kind: String, reason: String, length: Int64) {
+    public init(at: Int64, segment: String, line: Int64, kind: String, reason: String, length: Int64, ts: Int64) {
         self.at = at
         self.segment = segment
         self.line = line
         self.kind = kind
         self.reason = reason
         self.length = length
+        self.ts = ts
     }
 }
 

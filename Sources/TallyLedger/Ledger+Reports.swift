@@ -172,30 +172,32 @@ extension Ledger {
         }
     }
 
-    /// Lines quarantined by the runs that started in `start..<end`.
-    package func quarantineRows(runsFrom start: Int64, to end: Int64) throws(AuditError) -> [QuarantineRow] {
+    /// Quarantined lines whose data is from `start..<end`: the line's own `ts` where it could be read, else its
+    /// segment's opening time.
+    package func quarantineRows(dataFrom start: Int64, to end: Int64) throws(AuditError) -> [QuarantineRow] {
         try access { db in
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT r.started_at, s.path, q.line, q.kind, q.reason, q.length
+                    SELECT r.started_at, s.path, q.line, q.kind, q.reason, q.length, COALESCE(q.ts, s.opened_at, r.started_at) AS data_ts
                     FROM quarantine q JOIN segments s ON s.id = q.segment JOIN runs r ON r.id = q.run
-                    WHERE r.started_at >= ? AND r.started_at < ? ORDER BY q.run, s.path, q.line
+                    WHERE data_ts >= ? AND data_ts < ? ORDER BY q.run, s.path, q.line
                     """, arguments: [start, end]
             ).map { r in
-                QuarantineRow(at: r[0], segment: r[1], line: r[2], kind: r[3], reason: r[4], length: r[5])
+                QuarantineRow(at: r[0], segment: r[1], line: r[2], kind: r[3], reason: r[4], length: r[5], ts: r[6])
             }
         }
     }
 
-    /// Damaged segments last read by the runs that started in `start..<end`.
-    package func damagedSegments(runsFrom start: Int64, to end: Int64) throws(AuditError) -> [DamagedSegment] {
+    /// Damaged segments whose data is from `start..<end` (the time the segment was opened).
+    package func damagedSegments(dataFrom start: Int64, to end: Int64) throws(AuditError) -> [DamagedSegment] {
         try access { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT s.path, s.damage FROM segments s JOIN runs r ON r.id = s.run
-                    WHERE s.damage IS NOT NULL AND r.started_at >= ? AND r.started_at < ? ORDER BY s.path
+                    WHERE s.damage IS NOT NULL AND COALESCE(s.opened_at, r.started_at) >= ? AND COALESCE(s.opened_at, r.started_at) < ?
+                    ORDER BY s.path
                     """, arguments: [start, end]
             ).map { DamagedSegment(path: $0[0], damage: $0[1]) }
         }

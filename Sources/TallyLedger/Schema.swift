@@ -332,6 +332,28 @@ enum Schema {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v9-data-quality-by-data-time") { db in
+            // Quarantined lines and damaged segments are reported in the month their data is from: a line's own `ts`
+            // where it can still be read, else its segment's opening time (from the segment's name).
+            try db.execute(
+                sql: """
+                    ALTER TABLE segments ADD COLUMN opened_at INTEGER;
+                    ALTER TABLE quarantine ADD COLUMN ts INTEGER;
+                    """)
+            let segments = try Row.fetchAll(db, sql: "SELECT id, collector, path FROM segments")
+            for row in segments {
+                let path: String = row[2]
+                let name = path.split(separator: "/").last.map(String.init) ?? path
+                guard let file = SegmentFile(path: path, collector: row[1], name: name) else { continue }
+                try db.execute(sql: "UPDATE segments SET opened_at = ? WHERE id = ?", arguments: [file.openedAt * 1000, row[0] as Int64])
+            }
+            let lines = try Row.fetchAll(db, sql: "SELECT q.id, q.text, s.opened_at FROM quarantine q JOIN segments s ON s.id = q.segment")
+            for row in lines {
+                let text: Data = row[1]
+                let ts = Array(text).withUnsafeBufferPointer { QuarantinedLine.dataTime($0) } ?? (row[2] as Int64?)
+                try db.execute(sql: "UPDATE quarantine SET ts = ? WHERE id = ?", arguments: [ts, row[0] as Int64])
+            }
+        }
         return migrator
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Report
 import TallyConfig
 import TallyCore
@@ -169,6 +170,47 @@ struct IngestTests {
         #expect(Set(byTag.lines.map { $0.values[0] }) == ["prod", "dev"])
     }
 
+    /// Bad lines and damaged segments belong to the month of their data, not of the audit that found them: an October
+    /// segment read by a November audit is October's data quality.
+    @Test func dataQualityIsReportedInTheMonthOfTheData() async throws {
+        let f = try F()
+        defer { f.remove() }
+        let good = F.line(ts: "2026-10-31T23:40:00Z", usage: .init(input: 10, output: 1))
+        let badUsage = F.line(ts: "2026-10-31T23:41:00Z", usage: .init(input: 5, output: 1))
+            .replacingOccurrences(of: #""output":1"#, with: #""output":-1"#)
+        // October's segment: a line whose ts is still readable, and one that is not JSON (dated by its segment).
+        try f.segment([good, badUsage, "{not json at all\n"], stem: "20261031T233000Z-000001")
+        // November's segment, cut short: a damaged November file.
+        let november = (0..<5_000).map {
+            F.line(
+                ts: Timestamp.format(milliseconds: Timestamp.parse("2026-11-10T00:00:00Z")! + Int64($0) * 1000),
+                usage: .init(input: 1, output: 1))
+        }
+        let path = try f.segment(november, stem: "20261110T000000Z-000001")
+        let size = try #require(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.truncate(atOffset: UInt64(size / 2))
+        try handle.close()
+        _ = try await f.audit(asOf: "2026-11-20T00:00:00Z")
+
+        let ledger = try Ledger(path: f.ledgerPath, readOnly: true)
+        func report(_ month: String) throws -> PeriodReport {
+            try PeriodReportBuilder.build(
+                ledger: ledger, config: f.config, period: try Period(parsing: month), asOf: Timestamp.parse("2026-11-20T00:00:00Z")!)
+        }
+        let october = try report("2026-10")
+        #expect(
+            october.quarantine.map { "\($0.line) \($0.kind) \(Timestamp.format(milliseconds: $0.ts))" } == [
+                "2 invalid_usage 2026-10-31T23:41:00.000Z", "3 not_json 2026-10-31T23:30:00.000Z",
+            ])
+        #expect(october.dataQuality.damagedSegments.isEmpty)
+        let novemberReport = try report("2026-11")
+        #expect(novemberReport.quarantine.allSatisfy { $0.kind == "cut_short" })
+        #expect(novemberReport.dataQuality.damagedSegments.map(\.path) == ["c1/20261110T000000Z-000001.jsonl.gz"])
+        // quarantine.csv names the data's time.
+        #expect(QuarantineCSV().render(october).contains(",2026-10-31T23:41:00Z"))
+    }
+
     @Test func aSecondAuditWaitsForTheLockHolder() async throws {
         let f = try F()
         defer { f.remove() }
@@ -197,5 +239,33 @@ struct IngestTests {
         _ = try await berlin.audit()
         #expect(try berlin.breakdown("2026-11-10").total.requests == 0)
         #expect(try berlin.breakdown("2026-11-11").total.requests == 1)
+    }
+}
+
+/// A ledger written before quarantined lines had their data's time gets it on upgrade.
+@Suite("Ledger upgrades")
+struct LedgerUpgradeTests {
+    @Test func quarantinedLinesGetTheirDataTimeOnUpgrade() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-upgrade-\(UUID().uuidString).sqlite").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let queue = try DatabaseQueue(path: path)
+        try Schema.migrator.migrate(queue, upTo: "v8-price-dimensions")
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO runs (id, started_at, as_of) VALUES (1, 1796000000000, 1796000000000)")
+            try db.execute(
+                sql: """
+                    INSERT INTO segments (id, path, collector, stem, closed, size, mtime, offset, lines, events, duplicates, quarantined, run)
+                    VALUES (1, 'c1/20261031T233000Z-000001.jsonl.gz', 'c1', '20261031T233000Z-000001', 1, 10, 0, 0, 3, 1, 0, 2, 1)
+                    """)
+            try db.execute(
+                sql: """
+                    INSERT INTO quarantine (segment, line, kind, reason, length, text, run) VALUES
+                        (1, 2, 'invalid_usage', 'r', 10, CAST('{"v":1,"ts":"2026-10-31T23:41:00Z","output":-1}' AS BLOB), 1),
+                        (1, 3, 'not_json', 'r', 5, CAST('{not' AS BLOB), 1)
+                    """)
+        }
+        try Schema.migrator.migrate(queue)
+        let times: [Int64] = try queue.read { db in try Int64.fetchAll(db, sql: "SELECT ts FROM quarantine ORDER BY line") }
+        #expect(times == [Timestamp.parse("2026-10-31T23:41:00Z")!, Timestamp.parse("2026-10-31T23:30:00Z")!])
     }
 }

@@ -94,7 +94,7 @@ extension ParsedSegment {
         quarantined.append(
             QuarantinedLine(
                 line: number, kind: kind, reason: reason, length: line.count,
-                text: Array(line.prefix(SegmentReadSummary.tailKeep))))
+                text: Array(line.prefix(SegmentReadSummary.tailKeep)), ts: QuarantinedLine.dataTime(line)))
     }
 
     /// The 16 bytes of a UUID written `8-4-4-4-12` in hex (either case), or nil.

@@ -33,7 +33,7 @@ extension ParsedSegment {
                     QuarantinedLine(
                         line: Int(e.line), kind: LineError.Kind.invalidUsage.rawValue,
                         reason: "the call's cost (\(money)) is more than the ledger holds for one call",
-                        length: 0, text: []))
+                        length: 0, text: [], ts: e.timestamp))
                 continue
             }
             let ref: Int32

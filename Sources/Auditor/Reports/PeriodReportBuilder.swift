@@ -224,8 +224,8 @@ public enum PeriodReportBuilder {
                 at: entry.at, key: key, action: entry.kind == "revoke" ? "revoked" : "restored", reason: reason, until: until)
         }
         let reallocation = try ledger.reallocationRows(period: label)
-        let quarantine = try ledger.quarantineRows(runsFrom: start, to: end)
-        let damaged = try ledger.damagedSegments(runsFrom: start, to: end)
+        let quarantine = try ledger.quarantineRows(dataFrom: start, to: end)
+        let damaged = try ledger.damagedSegments(dataFrom: start, to: end)
         report.alerts = alerts
         report.revocations = revocations
         report.reallocation = reallocation

@@ -161,11 +161,16 @@ package struct IngestWriter {
             let segmentID = try Int64.fetchOne(
                 db,
                 sql: """
-                    INSERT INTO segments (path, collector, stem, closed, size, mtime, offset, lines, events, duplicates, quarantined, damage, run)
-                    VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 0, NULL, ?)
+                    INSERT INTO segments (path, collector, stem, closed, size, mtime, offset, lines, events, duplicates, quarantined, damage, run,
+                        opened_at)
+                    VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 0, NULL, ?, ?)
                     ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, run = excluded.run
                     RETURNING id
-                    """, arguments: [job.relativePath, job.file.collector, job.file.stem, job.file.isClosed, job.size, job.mtime, runID])
+                    """,
+                arguments: [
+                    job.relativePath, job.file.collector, job.file.stem, job.file.isClosed, job.size, job.mtime, runID,
+                    job.file.openedAt * 1000,
+                ])
         else { throw AuditError(.io, "the ledger did not return an id for segment \(job.relativePath)") }
 
         // Strings of this segment → dimension ids, looked up once per distinct string and kind.
@@ -328,8 +333,12 @@ package struct IngestWriter {
         for line in quarantine {
             try db.execute(
                 sql: """
-                    INSERT OR IGNORE INTO quarantine (segment, line, kind, reason, length, text, run) VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [segmentID, line.line, line.kind, line.reason, line.length, Data(line.text), runID])
+                    INSERT OR IGNORE INTO quarantine (segment, line, kind, reason, length, text, run, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    segmentID, line.line, line.kind, line.reason, line.length, Data(line.text), runID,
+                    line.ts ?? job.file.openedAt * 1000,
+                ])
             quarantined += db.changesCount
         }
 

@@ -117,13 +117,46 @@ package struct QuarantinedLine: Sendable {
     package var length: Int
     /// The line's first 64 KiB.
     package var text: [UInt8]
+    /// The time the line's data is from: its `ts` where that can still be read, else nil (the segment's time is used).
+    package var ts: Int64?
 
-    package init(line: Int, kind: String, reason: String, length: Int, text: [UInt8]) {
+    package init(line: Int, kind: String, reason: String, length: Int, text: [UInt8], ts: Int64? = nil) {
         self.line = line
         self.kind = kind
         self.reason = reason
         self.length = length
         self.text = text
+        self.ts = ts
+    }
+
+    /// The `ts` of a log line that may not parse as a whole: the first `"ts"` member whose value is a readable time.
+    package static func dataTime(_ line: UnsafeBufferPointer<UInt8>) -> Int64? {
+        let key = Array(#""ts""#.utf8)
+        var i = 0
+        while i + key.count < line.count {
+            guard line[i] == key[0], line[i + 1] == key[1], line[i + 2] == key[2], line[i + 3] == key[3] else {
+                i += 1
+                continue
+            }
+            var j = i + key.count
+            while j < line.count, line[j] == 0x20 || line[j] == 0x09 { j += 1 }
+            if j < line.count, line[j] == UInt8(ascii: ":") {
+                j += 1
+                while j < line.count, line[j] == 0x20 || line[j] == 0x09 { j += 1 }
+                if j < line.count, line[j] == UInt8(ascii: "\"") {
+                    let start = j + 1
+                    var end = start
+                    while end < line.count, end - start < 64, line[end] != UInt8(ascii: "\"") { end += 1 }
+                    if end < line.count, line[end] == UInt8(ascii: "\""),
+                        let millis = Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: line[start..<end]))
+                    {
+                        return millis
+                    }
+                }
+            }
+            i += key.count
+        }
+        return nil
     }
 }
 
