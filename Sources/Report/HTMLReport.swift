@@ -425,7 +425,7 @@ private struct Page {
             out +=
                 "<tr class=\"\(b.state.rawValue)\"><th scope=\"row\">\(e(b.scope.rawValue)) \(e(b.id))\(b.budget.hard ? "" : " <small>soft</small>")</th>"
             out +=
-                "<td>\(e(b.periodLabel))</td><td class=\"num\">\(money(b.limit))\(limitNote)</td><td class=\"num\">\(money(b.spend))</td>"
+                "<td>\(e(b.periodLabel))</td><td class=\"num\">\(money(b.limit))\(limitNote)</td><td class=\"num\">\(money(b.spend))\(b.estimated > .zero ? " <abbr title=\"includes \(money(b.estimated)) \(currency) estimated for calls without a price\">est.</abbr>" : "")</td>"
             out +=
                 "<td><span class=\"bar\" role=\"img\" aria-label=\"\(utilisation(u)) used\"><span class=\"fill \(b.state.rawValue)\" style=\"width:\(f(min(100, u * 100)))%\"></span></span> \(utilisation(u))</td>"
             out +=

@@ -153,10 +153,18 @@ public struct Pricing: Sendable, Equatable {
     public var litellmFile: String?
     /// The config's own prices, which win over every other source.
     public var models: [ModelPrice] = []
+    /// What one US dollar is in the config's currency, from given moments (earliest first): LiteLLM and built-in prices
+    /// are USD and are used in another currency only through it.
+    public var usdRates: [UsdRate] = []
+    /// The per-million rates an unpriced call counts toward budgets at; nil means the highest input and output rates
+    /// among the prices of its provider (`docs/pricing.md`).
+    public var unpricedEstimate: TokenRates?
 
-    public init(litellmFile: String? = nil, models: [ModelPrice] = []) {
+    public init(litellmFile: String? = nil, models: [ModelPrice] = [], usdRates: [UsdRate] = [], unpricedEstimate: TokenRates? = nil) {
         self.litellmFile = litellmFile
         self.models = models
+        self.usdRates = usdRates
+        self.unpricedEstimate = unpricedEstimate
     }
 }
 
@@ -208,6 +216,19 @@ public struct ModelPrice: Sendable, Hashable {
     /// The standard rates as a `TokenRates`.
     public var standardRates: TokenRates {
         TokenRates(input: input, output: output, cachedInput: cachedInput, cacheWrite: cacheWrite, cacheWrite1h: cacheWrite1h)
+    }
+}
+
+/// One US dollar in the config's currency, exact, from a moment on.
+public struct UsdRate: Sendable, Hashable {
+    /// Millionths of the currency per dollar (`0.92` is 920,000): at most six decimal places.
+    public var micros: Int64
+    /// When the rate takes effect, milliseconds since the epoch; nil means always.
+    public var from: Int64?
+
+    public init(micros: Int64, from: Int64? = nil) {
+        self.micros = micros
+        self.from = from
     }
 }
 

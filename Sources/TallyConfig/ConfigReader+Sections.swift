@@ -200,8 +200,20 @@ extension ConfigReader {
 
     mutating func readPricing(_ node: Node) -> Pricing {
         var pricing = Pricing()
-        guard let f = mapping(node, "pricing", allowed: ["litellm_file", "models"]) else { return pricing }
+        guard let f = mapping(node, "pricing", allowed: ["litellm_file", "models", "usd_rate", "unpriced_estimate"]) else { return pricing }
         pricing.litellmFile = string(f, "litellm_file", "pricing")
+        if let rate = f["usd_rate"] { pricing.usdRates = readUsdRates(rate) }
+        if let estimate = f["unpriced_estimate"],
+            let fields = mapping(estimate, "pricing.unpriced_estimate", allowed: ["input", "output"])
+        {
+            if let rates = readRates(fields, "pricing.unpriced_estimate", node: estimate, inputRequired: true) {
+                if rates.output == nil {
+                    report(estimate, "pricing.unpriced_estimate.output", "is required (price per million tokens)")
+                } else {
+                    pricing.unpricedEstimate = rates
+                }
+            }
+        }
         pricing.models = list(f["models"], "pricing.models") { reader, node, path in
             guard
                 let m = reader.mapping(
@@ -264,6 +276,33 @@ extension ConfigReader {
             }
         }
         return pricing
+    }
+
+    /// `usd_rate: 0.92`, or a history: `usd_rate: [{rate: 0.92, from: 2026-01-01}, {rate: 0.95, from: 2026-07-01}]`.
+    mutating func readUsdRates(_ node: Node) -> [UsdRate] {
+        func parseRate(_ text: String) throws(ValueError) -> Int64 {
+            let amount = try Money(parsing: text)
+            guard amount > .zero else { throw ValueError("a rate must be more than 0") }
+            guard amount.picos % 1_000_000 == 0, let micros = Int64(exactly: amount.picos / 1_000_000) else {
+                throw ValueError("a rate has at most six decimal places")
+            }
+            return micros
+        }
+        if case .scalar = node {
+            return parsed(["usd_rate": node], "usd_rate", "pricing", parseRate).map { [UsdRate(micros: $0)] } ?? []
+        }
+        let rates: [UsdRate] = list(node, "pricing.usd_rate") {
+            (reader: inout ConfigReader, node: Node, path: String) -> (UsdRate, Node)? in
+            guard let f = reader.mapping(node, path, allowed: ["rate", "from"]) else { return nil }
+            if f["rate"] == nil { reader.report(node, "\(path).rate", "is required (one US dollar in the config's currency)") }
+            guard let micros = reader.parsed(f, "rate", path, parseRate) else { return nil }
+            return (UsdRate(micros: micros, from: reader.parsed(f, "from", path, ConfigReader.time)), node)
+        }
+        var seen: Set<Int64?> = []
+        for rate in rates where !seen.insert(rate.from).inserted {
+            report(node, "pricing.usd_rate", "two rates take effect at the same time")
+        }
+        return rates.sorted { ($0.from ?? .min) < ($1.from ?? .min) }
     }
 
     /// `tiers: {priority: {input: …, output: …}, batch: {…}}`: rates per served tier, by the names providers report

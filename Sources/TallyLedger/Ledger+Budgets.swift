@@ -3,30 +3,40 @@ import TallyCore
 
 extension Ledger {
     /// Spend by key id and local day: whole days `fromDay..<today` from the daily rollups, and today's calls up to
-    /// `asOf` (today starting at `todayStart`) from the events, so that a budget sees every priced call to the minute.
-    package func spendByKeyAndDay(fromDay: Int, today: Int, todayStart: Int64, asOf: Int64) throws(AuditError) -> [String: [Int: Money]] {
+    /// `asOf` (today starting at `todayStart`) from the events, so that a budget sees every call to the minute. Spend
+    /// includes unpriced calls' estimates (`docs/pricing.md`); `estimated` is that part of it.
+    package func spendByKeyAndDay(
+        fromDay: Int, today: Int, todayStart: Int64, asOf: Int64
+    ) throws(AuditError) -> (spend: [String: [Int: Money]], estimated: [String: [Int: Money]]) {
         try access { db in
-            var result: [String: [Int: Money]] = [:]
+            var spend: [String: [Int: Money]] = [:]
+            var estimated: [String: [Int: Money]] = [:]
             let days = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT a.key, r.day, SUM(r.cost_hi), SUM(r.cost_lo / 1000000), SUM(r.cost_lo % 1000000)
+                    SELECT a.key, r.day, SUM(r.cost_hi), SUM(r.cost_lo / 1000000), SUM(r.cost_lo % 1000000),
+                        SUM(r.estimate_hi), SUM(r.estimate_lo / 1000000), SUM(r.estimate_lo % 1000000)
                     FROM rollup_daily r JOIN attributions a ON a.id = r.attr
                     WHERE r.day >= ? AND r.day < ? GROUP BY a.key, r.day
                     """, arguments: [fromDay, today])
             while let row = try days.next() {
-                result[row[0], default: [:]][row[1], default: .zero] += Ledger.summedCost(row, at: 2)
+                let estimate = Ledger.summedCost(row, at: 5)
+                spend[row[0], default: [:]][row[1], default: .zero] += Ledger.summedCost(row, at: 2) + estimate
+                if estimate != .zero { estimated[row[0], default: [:]][row[1], default: .zero] += estimate }
             }
             let calls = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT a.key, e.cost FROM events e JOIN attributions a ON a.id = e.attr
-                    WHERE e.ts >= ? AND e.ts <= ? AND e.cost IS NOT NULL
+                    SELECT a.key, e.cost, e.cost_estimate FROM events e JOIN attributions a ON a.id = e.attr
+                    WHERE e.ts >= ? AND e.ts <= ? AND (e.cost IS NOT NULL OR e.cost_estimate IS NOT NULL)
                     """, arguments: [todayStart, asOf])
             while let row = try calls.next() {
-                result[row[0], default: [:]][today, default: .zero] += Money(picos: Int128(row[1] as Int64))
+                let cost = Money(picos: Int128((row[1] as Int64?) ?? 0))
+                let estimate = Money(picos: Int128((row[2] as Int64?) ?? 0))
+                spend[row[0], default: [:]][today, default: .zero] += cost + estimate
+                if estimate != .zero { estimated[row[0], default: [:]][today, default: .zero] += estimate }
             }
-            return result
+            return (spend, estimated)
         }
     }
 

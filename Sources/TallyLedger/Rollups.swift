@@ -30,16 +30,19 @@ package struct RollupSums {
     package var rejected: Int64 = 0
     package var tokens = TokenCounts()
     package var cost: Int128 = 0
+    /// Unpriced calls' estimates (what they count toward budgets); kept by `rollup_daily` only.
+    package var estimate: Int128 = 0
 
     /// Adds one call; `outcome` is its stored number (`StoredEnums.outcomes`). Upstream errors and client aborts count
     /// as failed, refusals by the collector as rejected.
-    package mutating func add(outcome storedOutcome: Int, tokens: TokenCounts, cost: Int64) {
+    package mutating func add(outcome storedOutcome: Int, tokens: TokenCounts, cost: Int64, estimate: Int64 = 0) {
         let outcome = StoredEnums.outcomeClass(storedOutcome)
         requests += 1
         if outcome == .failed { failed += 1 }
         if outcome == .rejected { rejected += 1 }
         self.tokens += tokens
         self.cost += Int128(cost)
+        self.estimate += Int128(estimate)
     }
 }
 
@@ -117,19 +120,20 @@ enum Rollups {
         let sumColumns = table.sumColumns
         let statement = try db.cachedStatement(
             sql: """
-                INSERT INTO \(table.name) (\(keyColumns), \(sumColumns.joined(separator: ", ")), cost_hi, cost_lo)
-                VALUES (\(Array(repeating: "?", count: table.keyColumns.count + sumColumns.count + 2).joined(separator: ", ")))
+                INSERT INTO \(table.name) (\(keyColumns), \(sumColumns.joined(separator: ", ")), cost_hi, cost_lo\(table == .daily ? ", estimate_hi, estimate_lo" : ""))
+                VALUES (\(Array(repeating: "?", count: table.keyColumns.count + sumColumns.count + (table == .daily ? 4 : 2)).joined(separator: ", ")))
                 ON CONFLICT (\(keyColumns)) DO UPDATE SET
                     \(sumColumns.map { "\($0) = \($0) + excluded.\($0)" }.joined(separator: ",\n"))
                     ,
-                    cost_hi = cost_hi + excluded.cost_hi + (cost_lo + excluded.cost_lo) / 1000000000000000000,
-                    cost_lo = (cost_lo + excluded.cost_lo) % 1000000000000000000
+                    \(Self.carried("cost"))
+                    \(table == .daily ? ", " + Self.carried("estimate") : "")
                 """)
         // Raw binds: a batch holds up to a few hundred thousand groups, and GRDB's argument arrays cost more than SQLite.
         let raw = statement.sqliteStatement
         for (key, sum) in sums {
-            let values: [Int64] =
+            var values: [Int64] =
                 table.keys(key) + table.sums(sum) + [Int64(sum.cost / Ledger.costSplit), Int64(sum.cost % Ledger.costSplit)]
+            if table == .daily { values += [Int64(sum.estimate / Ledger.costSplit), Int64(sum.estimate % Ledger.costSplit)] }
             sqlite3_reset(raw)
             for (i, value) in values.enumerated() { sqlite3_bind_int64(raw, Int32(i + 1), value) }
             let rc = sqlite3_step(raw)
@@ -142,6 +146,14 @@ enum Rollups {
         sqlite3_reset(raw)
     }
 
+    /// `x_hi` and `x_lo` of an upsert: adds the excluded row's amount, carrying between `x_lo` (below 10^18) and `x_hi`.
+    private static func carried(_ x: String) -> String {
+        """
+        \(x)_hi = \(x)_hi + excluded.\(x)_hi + (\(x)_lo + excluded.\(x)_lo) / 1000000000000000000,
+        \(x)_lo = (\(x)_lo + excluded.\(x)_lo) % 1000000000000000000
+        """
+    }
+
     /// Rebuilds the rollups from the events, for a ledger whose days were counted in another timezone.
     static func rebuild(day: (Int64) -> Int, _ db: Database) throws {
         try db.execute(sql: "DELETE FROM rollup_daily; DELETE FROM rollup_daily_detail; DELETE FROM rollup_daily_pricing")
@@ -151,7 +163,7 @@ enum Rollups {
             sql: """
                 SELECT ts, attr, provider, model, COALESCE(end_user, 0), COALESCE(tags, 0), outcome,
                     input, output, cached_input, cache_write, reasoning, cost, COALESCE(service_tier, 0), price_notes,
-                    cache_write_1h, web_search_requests
+                    cache_write_1h, web_search_requests, cost_estimate
                 FROM events
                 """)
         while let row = try rows.next() {
@@ -165,7 +177,7 @@ enum Rollups {
                 tokens: TokenCounts(
                     input: row[7] ?? 0, output: row[8] ?? 0, cachedInput: row[9] ?? 0, cacheWrite: row[10] ?? 0,
                     reasoning: row[11] ?? 0, cacheWrite1h: row[15] ?? 0, webSearchRequests: row[16] ?? 0),
-                cost: cost ?? 0)
+                cost: cost ?? 0, estimate: row[17] ?? 0)
             if sums.count >= 200_000 {
                 try add(sums, db)
                 sums.removeAll(keepingCapacity: true)

@@ -354,6 +354,15 @@ enum Schema {
                 try db.execute(sql: "UPDATE quarantine SET ts = ? WHERE id = ?", arguments: [ts, row[0] as Int64])
             }
         }
+        migrator.registerMigration("v10-unpriced-estimates") { db in
+            // Unpriced calls count toward budgets at a conservative estimate (`docs/pricing.md`), kept apart from cost.
+            try db.execute(
+                sql: """
+                    ALTER TABLE events ADD COLUMN cost_estimate INTEGER;
+                    ALTER TABLE rollup_daily ADD COLUMN estimate_hi INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE rollup_daily ADD COLUMN estimate_lo INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 }

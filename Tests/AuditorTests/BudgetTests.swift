@@ -71,6 +71,41 @@ struct BudgetTests {
         #expect(try list(f).isEmpty)
     }
 
+    /// A key calling only a model without a price still spends: each call counts toward its budgets at the
+    /// conservative estimate, and a hard budget breached by estimates alone revokes the key, saying so.
+    @Test func unpricedCallsAloneBreachAHardBudget() async throws {
+        let f = try F(
+            yaml: Self.yaml(teamLimit: "100.00").replacingOccurrences(
+                of: "pricing:\n", with: "pricing:\n  unpriced_estimate: {input: 2.00, output: 8.00}\n"))
+        defer { f.remove() }
+        // 600,000 input × 2.00 per million = 1.20 estimated: 240% of alice's 0.50 day budget.
+        try f.segment([
+            F.line(ts: "2026-11-10T10:00:00Z", key: "k-alice", model: "model-nobody-prices", usage: .init(input: 600_000, output: 0))
+        ])
+        let outcome = try await f.outcome(asOf: "2026-11-10T12:00:00Z")
+        #expect(try list(f) == ["k-alice budget 2026-11-10T23:00:00.000Z"])
+        let entry = try #require(outcome.enforcement.list.entries.first)
+        #expect(
+            entry.message
+                == "user alice spent 240% (1.20, 1.20 of it estimated for unpriced calls) of its 0.50 USD day budget for 2026-11-10")
+        let alice = try #require(outcome.enforcement.statuses.first { $0.id == "alice" })
+        #expect(alice.estimated == (try Money(parsing: "1.20")) && alice.spend == alice.estimated)
+        // The spend reports still have no cost for it: it is listed as unpriced, and estimated only in budgets.
+        #expect(try f.breakdown().total.cost == .zero)
+        let estimates: [Int64] = try f.query("SELECT cost_estimate FROM events")
+        #expect(estimates == [1_200_000_000_000])
+
+        // Without a configured estimate, the highest rates among the provider's prices: at least as much.
+        let g = try F(yaml: Self.yaml(teamLimit: "100000.00"))
+        defer { g.remove() }
+        try g.segment([
+            F.line(ts: "2026-11-10T10:00:00Z", key: "k-alice", model: "model-nobody-prices", usage: .init(input: 600_000, output: 0))
+        ])
+        let fallback = try await g.outcome(asOf: "2026-11-10T12:00:00Z")
+        #expect(try list(g) == ["k-alice budget 2026-11-10T23:00:00.000Z"])
+        #expect(try #require(fallback.enforcement.statuses.first { $0.id == "alice" }).estimated > (try Money(parsing: "1.20")))
+    }
+
     @Test func periodsFollowTheLocalCalendarAndTheAuditClock() async throws {
         let f = try F(yaml: Self.yaml(teamLimit: "100.00"))
         defer { f.remove() }

@@ -9,7 +9,7 @@ import Testing
 /// rates are quoted in each test, so that a refresh of the snapshot that changes them fails here and is read).
 @Suite("Price dimensions: tier, long context, cache lifetime, web search")
 struct PriceDimensionTests {
-    let book = PriceBook(entries: BuiltinPrices.entries(currency: "USD"))
+    let book = PriceBook(entries: BuiltinPrices.entries)
     let now = Timestamp.parse("2026-11-22T12:00:00Z")!
 
     func entry(_ model: String) throws -> PriceEntry {

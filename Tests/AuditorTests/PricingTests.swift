@@ -107,13 +107,43 @@ struct PricingTests {
     }
 
     @Test func builtinPricesAreLiteLLMsFileAndUSDOnly() throws {
-        let entries = BuiltinPrices.entries(currency: "USD")
+        let entries = BuiltinPrices.entries
         #expect(entries.count > 500 && BuiltinPrices.skipped.isEmpty)
         #expect(entries.allSatisfy { $0.source == .builtin(taken: "litellm \(LiteLLMSnapshot.release)") })
         let mini = try #require(entries.first { $0.model == "gpt-4o-mini" })
         #expect(mini.cachedInput == TokenPrice(picosPerToken: 75_000))
         #expect(mini.cost(TokenCounts(input: 1, output: 0, cachedInput: 1, cacheWrite: 0, reasoning: 0)) == Money(picos: 75_000))
-        #expect(BuiltinPrices.entries(currency: "EUR").isEmpty, "USD list prices are not EUR prices")
+    }
+
+    /// LiteLLM and built-in prices are USD: in EUR they are used only through `pricing.usd_rate`, at the rate in force
+    /// at the call, and without it they are left out with a warning, never taken as euros.
+    @Test func usdPricesInAnotherCurrencyNeedARate() throws {
+        let base = """
+            currency: EUR
+            providers:
+              - {name: openai, kind: openai, base_url: "https://example.com", api_key_env: KEY}
+            """
+        let november10 = Timestamp.parse("2026-11-10T12:00:00Z")!
+        let withoutRate = try PriceBook(config: try Config.parse(yaml: base))
+        #expect(withoutRate.price(model: "gpt-4o-mini", provider: "openai", at: november10) == nil, "USD list prices are not EUR prices")
+        #expect(withoutRate.warnings.contains { $0.contains("pricing.usd_rate") })
+
+        let book = try PriceBook(
+            config: try Config.parse(
+                yaml: base + """
+
+                    pricing:
+                      usd_rate: [{rate: 0.90, from: 2026-01-01}, {rate: 0.95, from: 2026-11-15}]
+                    """))
+        let entry = try #require(book.price(model: "gpt-4o-mini", provider: "openai", at: november10))
+        let million = TokenCounts(input: 1_000_000)
+        // 0.15 USD × 0.90 = 0.135 EUR; from 2026-11-15, × 0.95 = 0.1425; before the first rate, no price.
+        #expect(book.cost(entry, million, tier: nil, at: november10)?.cost == (try money("0.135")))
+        #expect(book.cost(entry, million, tier: nil, at: Timestamp.parse("2026-11-20T00:00:00Z")!)?.cost == (try money("0.1425")))
+        #expect(book.cost(entry, million, tier: nil, at: Timestamp.parse("2025-12-31T00:00:00Z")!) == nil)
+        // A conversion finer than 10⁻¹² is rounded half to even, once per call.
+        #expect(PriceBook.converted(5, micros: 500_000) == 2 && PriceBook.converted(15, micros: 500_000) == 8)
+        #expect(PriceBook.converted(7, micros: 333_333) == 2)
     }
 
     /// With no pricing section at all, today's models are priced, each by its own entry, and every price names the

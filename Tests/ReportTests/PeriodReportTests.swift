@@ -82,7 +82,7 @@ struct PeriodReportTests {
         #expect(
             CSVParser.parse(BudgetsCSV().render(report))[1] == [
                 "team", "search", "month", "2026-11", "true", "10.000000", "10.000000", "8.250000",
-                "0.8250", "16.500000", "at_risk", "USD",
+                "0.8250", "16.500000", "at_risk", "USD", "0.000000",
             ])
     }
 

@@ -30,21 +30,26 @@ public enum BudgetEvaluation {
         let periods = Dictionary(uniqueKeysWithValues: BudgetPeriod.allCases.map { ($0, Self.period($0, containing: today)) })
         let earliest = periods.values.map(\.firstDay).min()!
         // Spend per key and local day, from the earliest period start to today.
-        let perKeyDay = try ledger.spendByKeyAndDay(fromDay: earliest, today: today, todayStart: calendar.start(ofDay: today), asOf: asOf)
+        let (perKeyDay, estimatedPerKeyDay) = try ledger.spendByKeyAndDay(
+            fromDay: earliest, today: today, todayStart: calendar.start(ofDay: today), asOf: asOf)
 
         // Owners of each key under the current config.
         let owners = Attribution.owners(config)
         let statuses = budgets.map { scope, id, budget in
             let period = periods[budget.period]!
             var spend = Money.zero
+            var estimated = Money.zero
             for (key, days) in perKeyDay {
                 guard let owner = owners[key], counts(owner, toward: scope, id) else { continue }
                 for (day, money) in days where day >= period.firstDay && day <= period.lastDay { spend += money }
+                for (day, money) in estimatedPerKeyDay[key] ?? [:] where day >= period.firstDay && day <= period.lastDay {
+                    estimated += money
+                }
             }
             return BudgetStatus(
                 scope: scope, id: id, budget: budget, firstDay: period.firstDay, lastDay: period.lastDay,
                 periodLabel: period.label, periodStart: calendar.start(ofDay: period.firstDay),
-                periodEnd: calendar.start(ofDay: period.lastDay + 1), spend: spend)
+                periodEnd: calendar.start(ofDay: period.lastDay + 1), spend: spend, estimated: estimated)
         }
         return (statuses, perKeyDay)
     }

@@ -174,7 +174,10 @@ public enum Enforcement {
             if status.drawn > .zero { parts.append("\(status.drawn.brief) drawn from the team pool") }
             limit = "\(status.limit.brief) (\(status.budget.limit.brief) with \(parts.joined(separator: ", ")))"
         }
-        return "\(status.scope.rawValue) \(status.id) spent \(status.percent)% (\(status.spend.brief)) of its "
+        let spent =
+            status.estimated > .zero
+            ? "\(status.spend.brief), \(status.estimated.brief) of it estimated for unpriced calls" : status.spend.brief
+        return "\(status.scope.rawValue) \(status.id) spent \(status.percent)% (\(spent)) of its "
             + "\(limit) \(currency) \(status.budget.period.rawValue) budget for \(status.periodLabel)"
     }
 }

@@ -23,9 +23,17 @@ extension ParsedSegment {
                 schedule = prices.schedule(model: strings[events[i].model], provider: strings[events[i].provider])
                 schedules[pair] = schedule
             }
-            guard let entry = schedule.entry(at: events[i].timestamp) else { continue }
             let e = events[i]
-            let priced = entry.cost(e.tokens, tier: e.serviceTier >= 0 ? strings[e.serviceTier] : nil)
+            guard let entry = schedule.entry(at: e.timestamp),
+                let priced = prices.cost(entry, e.tokens, tier: e.serviceTier >= 0 ? strings[e.serviceTier] : nil, at: e.timestamp)
+            else {
+                // Unpriced: it counts toward budgets at the conservative estimate, shown as estimated.
+                if let estimate = prices.estimate(e.tokens, provider: strings[e.provider]), let picos = Int64(exactly: estimate.picos) {
+                    events[i].estimate = picos
+                    events[i].priceNotes |= PriceNotes.costEstimated.rawValue
+                }
+                continue
+            }
             let money = priced.cost
             guard let picos = Int64(exactly: money.picos) else {
                 overflowing.append(i)

@@ -18,10 +18,8 @@ public enum BuiltinPrices {
         }
     }()
 
-    /// The prices as entries. They are in USD: a config in another currency gets no built-in prices.
-    public static func entries(currency: String) -> [PriceEntry] {
-        currency == "USD" ? snapshot.entries : []
-    }
+    /// The prices as entries, in USD: a config in another currency uses them only through `pricing.usd_rate`.
+    public static var entries: [PriceEntry] { snapshot.entries }
 
     /// Models of the snapshot skipped because a price could not be held exactly.
     public static var skipped: [String] { snapshot.skipped }

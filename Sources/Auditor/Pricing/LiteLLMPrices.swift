@@ -117,7 +117,10 @@ public enum LiteLLMPrices {
         for (model, fields) in models where model != "sample_spec" {
             guard fields["input_cost_per_token"] != nil else { continue }
             do throws(EntryProblem) {
-                parsed.entries.append(PriceEntry(try price(model: model, fields), source: source))
+                parsed.entries.append(
+                    PriceEntry(
+                        try price(model: model, fields), source: source, litellmProvider: fields["litellm_provider"]?.stringValue,
+                        mode: fields["mode"]?.stringValue))
             } catch {
                 parsed.skipped.append(
                     "\(model): \(error.field) = \(error.value) is not a price Tally can hold exactly (10⁻¹² a token at the finest); "

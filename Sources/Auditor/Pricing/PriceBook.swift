@@ -18,8 +18,48 @@ public struct PriceBook: Sendable {
     private let prefixes: [String: [String]]
     /// Price entries that were skipped because a price could not be held exactly: their models stay unpriced.
     public let warnings: [String]
+    /// The config's currency, and what a dollar is in it over time (for the USD sources, in another currency).
+    private let currency: String
+    private let usdRates: [UsdRate]
+    /// The per-token rates an unpriced call of each provider counts toward budgets at, by provider name; `fallback`
+    /// for a provider the config does not name.
+    private let estimates: [String: (input: TokenPrice, output: TokenPrice)]
+    private let fallbackEstimate: (input: TokenPrice, output: TokenPrice)?
 
-    public init(entries: [PriceEntry], providers: [Provider] = [], warnings: [String] = []) {
+    public init(
+        entries: [PriceEntry], providers: [Provider] = [], warnings: [String] = [], currency: String = "USD", usdRates: [UsdRate] = [],
+        unpricedEstimate: TokenRates? = nil
+    ) {
+        self.currency = currency
+        self.usdRates = usdRates.sorted { ($0.from ?? .min) < ($1.from ?? .min) }
+        // The conservative estimate: the configured rates, else the highest input and output rates among the prices
+        // that could apply to the provider (its kind's LiteLLM entries for calls, and the config's own).
+        func convert(_ price: TokenPrice, _ entry: PriceEntry) -> TokenPrice {
+            guard entry.source != .config, currency != "USD", let rate = usdRates.max(by: { ($0.from ?? .min) < ($1.from ?? .min) }) else {
+                return price
+            }
+            return TokenPrice(picosPerToken: PriceBook.converted(price.picosPerToken, micros: rate.micros))
+        }
+        func highest(_ candidates: [PriceEntry]) -> (input: TokenPrice, output: TokenPrice)? {
+            guard !candidates.isEmpty else { return nil }
+            let input = candidates.map { convert($0.price.input, $0) }.max()!
+            let output = candidates.map { convert($0.price.output, $0) }.max()!
+            return (input, output)
+        }
+        let usable = entries.filter { $0.mode.map { ["chat", "responses", "completion", "embedding"].contains($0) } ?? true }
+        var estimates: [String: (input: TokenPrice, output: TokenPrice)] = [:]
+        if let configured = unpricedEstimate, let input = configured.input, let output = configured.output {
+            for provider in providers { estimates[provider.name] = (input, output) }
+            fallbackEstimate = (input, output)
+        } else {
+            for provider in providers {
+                let kinds = Self.litellmProviders(provider.kind)
+                estimates[provider.name] = highest(usable.filter { $0.litellmProvider.map(kinds.contains) ?? true })
+            }
+            fallbackEstimate = highest(usable)
+        }
+        self.estimates = estimates
+
         var bySource: [[String: [PriceEntry]]] = [[:], [:], [:]]
         for entry in entries { bySource[entry.source.rank][entry.price.model, default: []].append(entry) }
         for rank in bySource.indices {
@@ -38,17 +78,77 @@ public struct PriceBook: Sendable {
         self.warnings = warnings
     }
 
-    /// The book for a config: its own prices, the LiteLLM file it names (if any) and the built-in prices.
+    /// The book for a config: its own prices, the LiteLLM file it names (if any) and the built-in prices. The last two
+    /// are USD: in another currency they are used only through `pricing.usd_rate`, and without it they are left out
+    /// with a warning that says so (calls only they would price stay unpriced).
     public init(config: Config) throws(LiteLLMPrices.LoadError) {
-        var entries = BuiltinPrices.entries(currency: config.currency)
-        var warnings = config.currency == "USD" ? BuiltinPrices.skipped.map { "built-in prices: \($0)" } : []
+        let usdUsable = config.currency == "USD" || !config.pricing.usdRates.isEmpty
+        var entries: [PriceEntry] = []
+        var warnings: [String] = []
+        if usdUsable {
+            entries = BuiltinPrices.entries
+            warnings = BuiltinPrices.skipped.map { "built-in prices: \($0)" }
+        } else {
+            warnings.append(
+                "the built-in prices are in USD and the config's currency is \(config.currency): without pricing.usd_rate they are "
+                    + "not used, and calls only they would price stay unpriced")
+        }
         if let file = config.pricing.litellmFile {
             let parsed = try LiteLLMPrices.load(path: config.resolve(file))
-            entries += parsed.entries
-            warnings += parsed.skipped.map { "pricing.litellm_file: \($0)" }
+            if usdUsable {
+                entries += parsed.entries
+                warnings += parsed.skipped.map { "pricing.litellm_file: \($0)" }
+            } else {
+                warnings.append("pricing.litellm_file is in USD: without pricing.usd_rate it is not used")
+            }
         }
         entries += config.pricing.models.map { PriceEntry($0, source: .config) }
-        self.init(entries: entries, providers: config.providers, warnings: warnings)
+        self.init(
+            entries: entries, providers: config.providers, warnings: warnings, currency: config.currency, usdRates: config.pricing.usdRates,
+            unpricedEstimate: config.pricing.unpricedEstimate)
+    }
+
+    /// The cost of a call priced by `entry`, in the config's currency: a USD source's cost is converted at the
+    /// `pricing.usd_rate` in force at the call, rounded half to even to 10⁻¹² of the currency; nil when no rate is in
+    /// force yet (the call stays unpriced).
+    public func cost(_ entry: PriceEntry, _ tokens: TokenCounts, tier: String?, at timestamp: Int64) -> PricedCall? {
+        var priced = entry.cost(tokens, tier: tier)
+        guard entry.source != .config, currency != "USD" else { return priced }
+        guard let rate = usdRates.last(where: { ($0.from ?? .min) <= timestamp }) else { return nil }
+        priced.cost = Money(picos: Self.converted(priced.cost.picos, micros: rate.micros))
+        return priced
+    }
+
+    /// `picos` × `micros` / 10⁶, rounded half to even.
+    static func converted(_ picos: Int128, micros: Int64) -> Int128 {
+        let product = picos * Int128(micros)
+        let (quotient, remainder) = product.quotientAndRemainder(dividingBy: 1_000_000)
+        let twice = remainder.magnitude * 2
+        if twice > 1_000_000 || (twice == 1_000_000 && quotient % 2 != 0) { return quotient + (product < 0 ? -1 : 1) }
+        return quotient
+    }
+
+    /// What an unpriced call with `tokens` to `provider` counts toward budgets: every input token at the estimate's
+    /// input rate, every output token at its output rate (cached and reasoning tokens included, so never less than
+    /// any price would give). Nil when no price at all is known.
+    public func estimate(_ tokens: TokenCounts, provider: String) -> Money? {
+        guard let rates = estimates[provider] ?? fallbackEstimate else { return nil }
+        return rates.input.cost(tokens: tokens.input) + rates.output.cost(tokens: tokens.output)
+    }
+
+    /// The estimate's per-million rates for `provider`, for messages.
+    public func estimateRates(provider: String) -> (input: TokenPrice, output: TokenPrice)? {
+        estimates[provider] ?? fallbackEstimate
+    }
+
+    /// LiteLLM's `litellm_provider` values for a provider kind.
+    static func litellmProviders(_ kind: ProviderKind) -> Set<String> {
+        switch kind {
+        case .openai: ["openai", "text-completion-openai"]
+        case .anthropic: ["anthropic"]
+        case .gemini: ["gemini"]
+        case .azure: ["azure"]
+        }
     }
 
     /// LiteLLM's name prefix for a provider kind's models, where its file qualifies them (`gemini/…`, `azure/…`).

@@ -35,10 +35,15 @@ public enum PriceSource: Sendable, Hashable, CustomStringConvertible {
 public struct PriceEntry: Sendable, Hashable {
     public var price: ModelPrice
     public var source: PriceSource
+    /// For LiteLLM entries: the file's `litellm_provider` and `mode` (`chat`, `embedding`, …); nil for config prices.
+    public var litellmProvider: String?
+    public var mode: String?
 
-    public init(_ price: ModelPrice, source: PriceSource) {
+    public init(_ price: ModelPrice, source: PriceSource, litellmProvider: String? = nil, mode: String? = nil) {
         self.price = price
         self.source = source
+        self.litellmProvider = litellmProvider
+        self.mode = mode
     }
 
     public subscript<T>(dynamicMember keyPath: KeyPath<ModelPrice, T>) -> T {

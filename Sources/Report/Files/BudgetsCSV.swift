@@ -1,6 +1,7 @@
 import TallyCore
 
-/// `budgets.csv`: every budget in the period the report's clock falls in.
+/// `budgets.csv`: every budget in the period the report's clock falls in. `spent` includes unpriced calls at their
+/// conservative estimate; `estimated` (the last column) is that part of it.
 public struct BudgetsCSV: TextReportFile {
     public let name = "budgets.csv"
 
@@ -11,14 +12,14 @@ public struct BudgetsCSV: TextReportFile {
         CSV.append(
             [
                 "scope", "id", "budget_period", "period", "hard", "configured_limit", "limit", "spent", "utilisation",
-                "projected", "status", "currency",
+                "projected", "status", "currency", "estimated",
             ], to: &out)
         for b in report.budgets {
             CSV.append(
                 [
                     b.scope.rawValue, CSV.text(b.id), b.budget.period.rawValue, b.periodLabel, b.budget.hard ? "true" : "false",
                     CSV.money(b.budget.limit), CSV.money(b.limit), CSV.money(b.spend), BudgetsCSV.ratio(b.spend, b.limit),
-                    CSV.money(b.projected ?? b.spend), b.state.rawValue, CSV.text(report.currency),
+                    CSV.money(b.projected ?? b.spend), b.state.rawValue, CSV.text(report.currency), CSV.money(b.estimated),
                 ], to: &out)
         }
         return out

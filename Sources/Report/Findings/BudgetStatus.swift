@@ -28,8 +28,10 @@ public struct BudgetStatus: Sendable, Equatable {
     public var periodStart: Int64
     /// The first millisecond after the period: when a breach's revocation ends.
     public var periodEnd: Int64
-    /// Spend in the period up to the audit's clock.
+    /// Spend in the period up to the audit's clock, unpriced calls' estimates included.
     public var spend: Money
+    /// The part of `spend` that is unpriced calls' conservative estimates rather than prices (`docs/pricing.md`).
+    public var estimated: Money
     /// User budgets only (`Reallocation`): released to the team pool for days away, drawn from the pool, and moved in
     /// or out by approved reallocations. All zero elsewhere.
     public var released = Money.zero
@@ -43,7 +45,7 @@ public struct BudgetStatus: Sendable, Equatable {
 
     public init(
         scope: BudgetScope, id: String, budget: Budget, firstDay: Int, lastDay: Int, periodLabel: String, periodStart: Int64,
-        periodEnd: Int64, spend: Money, released: Money = .zero, drawn: Money = .zero, movedIn: Money = .zero,
+        periodEnd: Int64, spend: Money, estimated: Money = .zero, released: Money = .zero, drawn: Money = .zero, movedIn: Money = .zero,
         movedOut: Money = .zero, coveredByPool: Bool = false, projected: Money? = nil
     ) {
         self.scope = scope
@@ -55,6 +57,7 @@ public struct BudgetStatus: Sendable, Equatable {
         self.periodStart = periodStart
         self.periodEnd = periodEnd
         self.spend = spend
+        self.estimated = estimated
         self.released = released
         self.drawn = drawn
         self.movedIn = movedIn

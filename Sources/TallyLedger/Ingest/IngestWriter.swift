@@ -197,8 +197,8 @@ package struct IngestWriter {
                 INSERT OR IGNORE INTO events (id, ts, attr, provider, model, collector, endpoint, status, outcome, stream,
                     input, output, cached_input, cache_write, reasoning, cost, price, latency_ms, ttft_ms,
                     prompt_hash, prompt_sim, prompt_chars, end_user, tags, error, segment, line,
-                    service_tier, cache_write_1h, web_search_requests, price_notes)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    service_tier, cache_write_1h, web_search_requests, price_notes, cost_estimate)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).sqliteStatement
         let unordered = try db.cachedStatement(sql: "INSERT OR IGNORE INTO events_unordered (ts, id) VALUES (?, ?)").sqliteStatement
@@ -263,6 +263,7 @@ package struct IngestWriter {
             bind(insert, 29, event.hasUsage && event.tokens.cacheWrite1h != 0 ? event.tokens.cacheWrite1h : nil)
             bind(insert, 30, event.hasUsage && event.tokens.webSearchRequests != 0 ? event.tokens.webSearchRequests : nil)
             sqlite3_bind_int64(insert, 31, Int64(event.priceNotes))
+            bind(insert, 32, event.estimate != 0 ? event.estimate : nil)
             let rc = sqlite3_step(insert)
             guard rc == SQLITE_DONE else {
                 let message = String(cString: sqlite3_errmsg(connection))

@@ -103,6 +103,8 @@ package struct ParsedEvent: Sendable {
     package var priceRef: Int32 = -1
     /// Pico-units; 0 unless priced.
     package var cost: Int64 = 0
+    /// For an unpriced call: what it counts toward budgets, in pico-units (`PriceBook.estimate`); 0 otherwise.
+    package var estimate: Int64 = 0
     /// How the price was applied (`PriceNotes` raw value; set by `prepare`).
     package var priceNotes: UInt8 = 0
 
@@ -267,7 +269,7 @@ package struct LocalRollupKey: Hashable {
 
 extension RollupSums {
     package mutating func add(_ event: ParsedEvent) {
-        add(outcome: Int(event.outcome), tokens: event.tokens, cost: event.cost)
+        add(outcome: Int(event.outcome), tokens: event.tokens, cost: event.cost, estimate: event.estimate)
     }
 
     /// Takes back an event that turned out to be in the ledger already.
@@ -279,6 +281,7 @@ extension RollupSums {
         rejected -= negative.rejected
         tokens -= negative.tokens
         cost -= negative.cost
+        estimate -= negative.estimate
     }
 
     package mutating func merge(_ other: RollupSums) {
@@ -287,5 +290,6 @@ extension RollupSums {
         rejected += other.rejected
         tokens += other.tokens
         cost += other.cost
+        estimate += other.estimate
     }
 }
