@@ -46,6 +46,8 @@ public enum Audit {
         /// Price entries skipped because a price could not be held exactly (`PriceBook.warnings`): their models stay
         /// unpriced until a config price covers them.
         public var priceWarnings: [String] = []
+        /// Calls priced again because a price appeared or changed (`Repricing`): one line per model, as journalled.
+        public var repriced: [String] = []
     }
 
     public static func run(
@@ -60,6 +62,7 @@ public enum Audit {
         defer { lock.release() }
         let ingestOptions = Ingest.Options(includeOpen: options.includeOpen, asOf: options.asOf)
         let ingest = try await Ingest.run(ledger: ledger, config: config, prices: prices, options: ingestOptions, progress: progress)
+        let repricing = try Repricing.run(ledger: ledger, config: config, prices: prices, asOf: options.asOf)
         ledger.releaseMemory()
         releaseFreedMemory()
         let evaluationStart = ContinuousClock.now
@@ -77,7 +80,7 @@ public enum Audit {
         return Outcome(
             ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste, webhook: webhook,
             evaluationSeconds: evaluationSeconds, reports: reports, reportSeconds: (ContinuousClock.now - reportStart).seconds,
-            ledgerPath: ledger.path, priceWarnings: prices.warnings)
+            ledgerPath: ledger.path, priceWarnings: prices.warnings, repriced: repricing.changes)
     }
 
     /// Hands the memory a phase freed back to the system. glibc keeps freed memory for reuse, in an arena per thread

@@ -168,6 +168,16 @@ private struct Page {
 
                 """
         }
+        if let correction = report.correction {
+            let sign = correction.change >= .zero ? "+" : "−"
+            let magnitude = correction.change >= .zero ? correction.change : -correction.change
+            out += """
+                <p class="notice" role="note">Corrected: \(count(correction.calls)) calls of this period were priced again after its \
+                final report (a price appeared or was corrected), \(sign)\(money(magnitude)) \(currency) (exactly \(sign)\(e(magnitude.exact))); \
+                included here, last on \(e(time(correction.at))). The ledger's journal says which prices.</p>
+
+                """
+        }
         out += "</header>\n"
     }
 

@@ -21,6 +21,8 @@ public struct PeriodReport: Sendable, Equatable {
     public var isFinal: Bool
     /// Calls of this period ingested after its final report was first written.
     public var late: LateEvents?
+    /// Calls of this (closed) period priced again after its final report was first written.
+    public var correction: PriceCorrectionNote?
     /// The previous period's label and total, and its spend over as many days as this period has run.
     public var previous: PreviousPeriod?
     /// One row per day × org × team × project × user × key × provider × model, in that order.
@@ -103,6 +105,24 @@ public struct LateEvents: Sendable, Equatable {
         self.requests = requests
         self.cost = cost
         self.foundAt = foundAt
+    }
+}
+
+/// A closed period's calls priced again after its final report: a price appeared or was corrected (`docs/pricing.md`).
+public struct PriceCorrectionNote: Sendable, Equatable {
+    public var calls: Int64
+    /// New cost − old cost of those calls, exactly: the report's total already includes it.
+    public var change: Money
+    /// When the latest correction was made.
+    public var at: Int64
+    /// What was re-priced, one line per model and audit, as journalled.
+    public var details: [String]
+
+    public init(calls: Int64, change: Money, at: Int64, details: [String]) {
+        self.calls = calls
+        self.change = change
+        self.at = at
+        self.details = details
     }
 }
 

@@ -70,6 +70,17 @@ public enum ReportFolder {
             out += Array("null".utf8)
         }
         out += Array(",\n  ".utf8)
+        if let correction = report.correction {
+            // Written only for a corrected report, so that other manifests keep their bytes.
+            key("corrected")
+            out += Array("{\"calls\":".utf8)
+            JSONWriter.appendInteger(correction.calls, to: &out)
+            out += Array(",\"change\":".utf8)
+            JSONWriter.appendString(correction.change.exact, to: &out)
+            out += Array(",\"at\":".utf8)
+            JSONWriter.appendString(CSV.time(correction.at), to: &out)
+            out += Array("},\n  ".utf8)
+        }
         key("files")
         out += Array("[\n".utf8)
         for (i, file) in files.enumerated() {

@@ -7,6 +7,8 @@ import TallyCore
 package struct ReportSnapshot: Sendable {
     package var final: Bool
     package var requests: Int64
+    /// The cost of the last report written.
+    package var cost: Money
     package var finalRequests: Int64?
     package var finalCost: Money?
     package var lateFoundAt: Int64?
@@ -55,11 +57,12 @@ extension Ledger {
             for r in try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT period, final, requests, final_requests, final_cost_hi, final_cost_lo, late_found_at FROM report_snapshots
+                    SELECT period, final, requests, final_requests, final_cost_hi, final_cost_lo, late_found_at, cost_hi, cost_lo
+                    FROM report_snapshots
                     """)
             {
                 snapshots[r[0]] = ReportSnapshot(
-                    final: r[1], requests: r[2], finalRequests: r[3],
+                    final: r[1], requests: r[2], cost: Ledger.cost(hi: r[7], lo: r[8]), finalRequests: r[3],
                     finalCost: (r[4] as Int64?).map { Ledger.cost(hi: $0, lo: r[5]) },
                     lateFoundAt: r[6])
             }

@@ -363,6 +363,27 @@ enum Schema {
                     ALTER TABLE rollup_daily ADD COLUMN estimate_lo INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        migrator.registerMigration("v11-repricing") { db in
+            // What each provider × model was last priced with, so that an audit finds the calls a new or changed price
+            // affects; and the corrections that made to months already closed (`docs/pricing.md`).
+            try db.execute(
+                sql: """
+                    CREATE TABLE pricing_state (
+                        provider INTEGER NOT NULL,
+                        model INTEGER NOT NULL,
+                        fingerprint TEXT NOT NULL,
+                        PRIMARY KEY (provider, model)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE price_corrections (
+                        id INTEGER PRIMARY KEY,
+                        period TEXT NOT NULL,
+                        at INTEGER NOT NULL,
+                        calls INTEGER NOT NULL,
+                        change TEXT NOT NULL,
+                        detail TEXT NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 }

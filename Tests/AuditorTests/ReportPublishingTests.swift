@@ -26,7 +26,63 @@ struct ReportPublishingTests {
 
     func costSum(_ csv: String) throws -> Money {
         let rows = csv.split(separator: "\r\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false) }
-        return try rows.reduce(Money.zero) { $0 + (try Money(parsing: $1[14])) }
+        return try rows.reduce(Money.zero) { $0 + ($1[14].isEmpty ? .zero : try Money(parsing: $1[14])) }
+    }
+
+    /// A price that appears after a month closed prices its calls: the next audit re-prices exactly those calls,
+    /// journals it, and writes the month's final report again marked corrected, with the difference. A later
+    /// correction with `from:` re-prices only the calls from then on.
+    @Test func aPriceAddedLaterRepricesEarlierCallsAndCorrectsTheClosedMonth() async throws {
+        let yaml = AuditFixture.yaml.replacingOccurrences(of: "  timezone: UTC", with: "  timezone: UTC\n  reports_dir: out/reports")
+        let f = try AuditFixture(yaml: yaml)
+        defer { f.remove() }
+        func house(_ ts: String) -> String {
+            AuditFixture.line(ts: ts, key: "k-dan", model: "house-model-7", usage: UsageEvent.Usage(input: 1_000_000, output: 0))
+        }
+        try f.segment(
+            [house("2026-10-10T10:00:00Z"), house("2026-10-20T10:00:00Z"), Self.call("2026-10-21T10:00:00Z")],
+            stem: "20261010T000000Z-000001")
+        let first = try await f.outcome(asOf: "2026-11-05T12:00:00Z")
+        #expect(first.reports.written.map(\.period) == ["2026-10", "2026-11"])
+        #expect(try read(f, "2026-10/unpriced.csv").contains("openai,house-model-7,2,"))
+        #expect(try costSum(read(f, "2026-10/attribution.csv")) == (try Money(parsing: "0.4")))
+        #expect(first.repriced.isEmpty)
+
+        // The price arrives: 2.00 per million, so 2.00 for each call.
+        let priced = try f.reconfigured(
+            yaml.replacingOccurrences(
+                of: "    - {model: m2, input: 0.15, output: 0.60}",
+                with: "    - {model: m2, input: 0.15, output: 0.60}\n    - {model: house-model-7, input: 2.00, output: 8.00}"))
+        let second = try await priced.outcome(asOf: "2026-11-06T12:00:00Z")
+        #expect(
+            second.repriced == [
+                "model house-model-7 via openai: 2 calls re-priced (2 of them unpriced before): 0.00 → 4.00 USD, by config price for house-model-7"
+            ])
+        #expect(second.reports.written.map(\.period) == ["2026-10", "2026-11"])
+        #expect(try costSum(read(f, "2026-10/attribution.csv")) == (try Money(parsing: "4.4")))
+        #expect(try read(f, "2026-10/unpriced.csv").split(separator: "\r\n").count == 1, "nothing unpriced any more")
+        #expect(try read(f, "2026-10/manifest.json").contains(#""corrected":{"calls":2,"change":"4.00","at":"2026-11-06T12:00:00Z"}"#))
+        #expect(try read(f, "2026-10/report.html").contains("Corrected: 2 calls of this period were priced again"))
+        let journal: [String] = try f.query("SELECT subject || ': ' || detail FROM journal WHERE kind = 'reprice'")
+        #expect(journal.count == 1)
+        let costs: [Int64] = try f.query(
+            "SELECT cost FROM events e JOIN dims m ON m.id = e.model WHERE m.value = 'house-model-7' ORDER BY ts")
+        #expect(costs == [2_000_000_000_000, 2_000_000_000_000])
+
+        // Nothing changed: nothing is re-priced, the final report is left alone.
+        #expect(try await priced.outcome(asOf: "2026-11-06T13:00:00Z").repriced.isEmpty)
+
+        // A correction from 15 October: 3.00 per million for the second call only.
+        let corrected = try f.reconfigured(
+            yaml.replacingOccurrences(
+                of: "    - {model: m2, input: 0.15, output: 0.60}",
+                with: "    - {model: m2, input: 0.15, output: 0.60}\n    - {model: house-model-7, input: 2.00, output: 8.00}\n"
+                    + "    - {model: house-model-7, input: 3.00, output: 8.00, from: 2026-10-15}"))
+        let third = try await corrected.outcome(asOf: "2026-11-07T12:00:00Z")
+        #expect(third.repriced.count == 1 && third.repriced[0].contains("1 calls re-priced (0 of them unpriced before): 2.00 → 3.00 USD"))
+        #expect(try costSum(read(f, "2026-10/attribution.csv")) == (try Money(parsing: "5.4")))
+        #expect(try read(f, "2026-10/manifest.json").contains(#""corrected":{"calls":3,"change":"5.00","at":"2026-11-07T12:00:00Z"}"#))
+        #expect(try read(f, "2026-10/manifest.json").contains(#""late":null"#), "a correction is not a late call")
     }
 
     @Test func closedMonthsGetOneFinalReportAndLateCallsReopenIt() async throws {

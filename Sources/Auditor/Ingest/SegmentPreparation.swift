@@ -14,7 +14,6 @@ extension ParsedSegment {
         for i in events.indices {
             events[i].day = Int32(calendar.day(of: events[i].timestamp))
             guard events[i].hasUsage else { continue }
-            if events[i].usageEstimated { events[i].priceNotes = PriceNotes.usageEstimated.rawValue }
             let pair = Int64(events[i].model) << 32 | Int64(events[i].provider)
             let schedule: PriceSchedule
             if let known = schedules[pair] {
@@ -24,17 +23,15 @@ extension ParsedSegment {
                 schedules[pair] = schedule
             }
             let e = events[i]
-            guard let entry = schedule.entry(at: e.timestamp),
-                let priced = prices.cost(entry, e.tokens, tier: e.serviceTier >= 0 ? strings[e.serviceTier] : nil, at: e.timestamp)
-            else {
+            let price = prices.price(
+                schedule, tokens: e.tokens, tier: e.serviceTier >= 0 ? strings[e.serviceTier] : nil, provider: strings[e.provider],
+                at: e.timestamp, usageEstimated: e.usageEstimated)
+            events[i].priceNotes = price.notes.rawValue
+            guard let entry = price.entry, let money = price.cost else {
                 // Unpriced: it counts toward budgets at the conservative estimate, shown as estimated.
-                if let estimate = prices.estimate(e.tokens, provider: strings[e.provider]), let picos = Int64(exactly: estimate.picos) {
-                    events[i].estimate = picos
-                    events[i].priceNotes |= PriceNotes.costEstimated.rawValue
-                }
+                if let estimate = price.estimate, let picos = Int64(exactly: estimate.picos) { events[i].estimate = picos }
                 continue
             }
-            let money = priced.cost
             guard let picos = Int64(exactly: money.picos) else {
                 overflowing.append(i)
                 quarantined.append(
@@ -54,7 +51,6 @@ extension ParsedSegment {
             }
             events[i].priceRef = ref
             events[i].cost = picos
-            events[i].priceNotes |= priced.notes.rawValue
         }
         for i in overflowing.reversed() { events.remove(at: i) }
 

@@ -128,6 +128,21 @@ public struct PriceBook: Sendable {
         return quotient
     }
 
+    /// How one call is priced: by which entry, at what cost and with which notes, or, unpriced, at what estimate. The
+    /// one rule the ingest and re-pricing share.
+    public func price(
+        _ schedule: PriceSchedule, tokens: TokenCounts, tier: String?, provider: String, at timestamp: Int64, usageEstimated: Bool
+    ) -> CallPrice {
+        var notes: PriceNotes = usageEstimated ? .usageEstimated : []
+        if let entry = schedule.entry(at: timestamp), let priced = cost(entry, tokens, tier: tier, at: timestamp) {
+            notes.formUnion(priced.notes)
+            return CallPrice(entry: entry, cost: priced.cost, estimate: nil, notes: notes)
+        }
+        let estimate = self.estimate(tokens, provider: provider)
+        if estimate != nil { notes.insert(.costEstimated) }
+        return CallPrice(entry: nil, cost: nil, estimate: estimate, notes: notes)
+    }
+
     /// What an unpriced call with `tokens` to `provider` counts toward budgets: every input token at the estimate's
     /// input rate, every output token at its output rate (cached and reasoning tokens included, so never less than
     /// any price would give). Nil when no price at all is known.
@@ -206,10 +221,21 @@ public struct PriceBook: Sendable {
     }
 }
 
+/// A call's price: the entry and cost, or for an unpriced call nil and the estimate it counts toward budgets at.
+public struct CallPrice: Sendable {
+    public var entry: PriceEntry?
+    public var cost: Money?
+    public var estimate: Money?
+    public var notes: PriceNotes
+}
+
 /// The price lists that may apply to one model, in rule order: the first list with an entry in force wins.
 public struct PriceSchedule: Sendable {
     /// Each list sorted by `from`, nil first.
     let lists: [[PriceEntry]]
+
+    /// Every entry, in rule order: what a fingerprint of the schedule is made of.
+    var entries: [PriceEntry] { lists.flatMap { $0 } }
 
     /// True when no source knows the model at all.
     public var isEmpty: Bool { lists.isEmpty }

@@ -41,17 +41,28 @@ public enum ReportPublishing {
             while month.firstDay < current.firstDay {
                 let (requests, cost) = try ledger.totals(fromDay: month.firstDay, toDay: month.lastDay)
                 let snapshot = snapshots[month.label]
-                if requests > 0, snapshot?.final != true || snapshot?.requests != requests {
+                // Written again when calls arrived late or were re-priced since (`Repricing`): still final, saying why.
+                if requests > 0, snapshot?.final != true || snapshot?.requests != requests || snapshot?.cost != cost {
+                    let corrections = try ledger.priceCorrections(period: month.label)
+                    let corrected = corrections.reduce(Money.zero) { $0 + $1.change }
                     var late: LateEvents?
-                    if let snapshot, snapshot.final, let finalRequests = snapshot.finalRequests, let finalCost = snapshot.finalCost {
-                        late = LateEvents(requests: requests - finalRequests, cost: cost - finalCost, foundAt: snapshot.lateFoundAt ?? asOf)
+                    if let snapshot, snapshot.final, let finalRequests = snapshot.finalRequests, let finalCost = snapshot.finalCost,
+                        requests != finalRequests
+                    {
+                        late = LateEvents(
+                            requests: requests - finalRequests, cost: cost - finalCost - corrected, foundAt: snapshot.lateFoundAt ?? asOf)
                     }
                     // The whole month's waste, now that it has ended.
                     let end = calendar.start(ofDay: month.lastDay + 1)
                     _ = try WasteScan.run(
                         ledger: ledger, config: config, from: calendar.start(ofDay: month.firstDay), to: end - 1, label: month.label)
-                    let report = try PeriodReportBuilder.build(
+                    var report = try PeriodReportBuilder.build(
                         ledger: ledger, config: config, period: month, asOf: end - 1, isFinal: true, late: late)
+                    if !corrections.isEmpty {
+                        report.correction = PriceCorrectionNote(
+                            calls: corrections.reduce(Int64(0)) { $0 + $1.calls }, change: corrected, at: corrections.last!.at,
+                            details: corrections.map(\.detail))
+                    }
                     let path = folder + "/" + month.label
                     try write(report, to: path)
                     try ledger.recordReport(

@@ -57,7 +57,8 @@ struct AuditCommand: AsyncParsableCommand {
                 let keys = result.totals.unknownKeys.sorted { $0.value > $1.value }.prefix(5).map { "\($0.key) (\($0.value))" }
                 printError("tally audit: calls with keys the config does not list, kept as 'unknown': \(keys.joined(separator: ", "))")
             }
-            for warning in outcome.priceWarnings { printError("tally audit: price skipped: \(warning)") }
+            for warning in outcome.priceWarnings { printError("tally audit: pricing: \(warning)") }
+            for change in outcome.repriced { printError("tally audit: re-priced \(change)") }
             if !result.totals.unpricedModels.isEmpty {
                 let models = result.totals.unpricedModels.sorted { $0.value > $1.value }.prefix(5).map { "\($0.key) (\($0.value))" }
                 printError("tally audit: calls to models without a price, counted as unpriced: \(models.joined(separator: ", "))")
