@@ -269,6 +269,14 @@ public struct LongContextRates: Sendable, Hashable {
     }
 }
 
+/// What the collector does with the provider's answer when the client leaves before its end.
+public enum ClientAbortMode: String, Sendable, CaseIterable {
+    /// Keep reading it (without keeping it) until the usage arrives or it ends, up to `drain_timeout`: the real usage.
+    case drain
+    /// Close the upstream at once and log an estimate of the usage, marked `usage_estimated`.
+    case cancel
+}
+
 /// When the collector forces log lines to disk.
 public enum FsyncMode: String, Sendable, CaseIterable {
     case always
@@ -295,6 +303,12 @@ public struct CollectorSettings: Sendable, Equatable {
     public var previewChars = 0
     /// Extra PCRE2 patterns to redact from previews, beyond the built-in ones.
     public var redact: [String] = []
+    /// How long the collector keeps reading a provider's answer after the client has gone, for its usage.
+    public var drainTimeoutMs: Int64 = 120_000
+    /// What the collector does when a client leaves mid-response.
+    public var onClientAbort: ClientAbortMode = .drain
+    /// How long a stopping collector lets calls in flight finish; the ones still running then are logged as cut off.
+    public var shutdownGraceMs: Int64 = 30_000
 
     public init() {}
 }

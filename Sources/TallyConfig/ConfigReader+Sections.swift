@@ -357,7 +357,8 @@ extension ConfigReader {
         let p = "collector"
         let allowed = [
             "id", "listen", "log_dir", "segment_max_bytes", "segment_max_age", "fsync", "fsync_interval", "revocations",
-            "reload_interval", "hash_secret_env", "admin_token_env", "preview_chars", "redact",
+            "reload_interval", "hash_secret_env", "admin_token_env", "preview_chars", "redact", "drain_timeout", "on_client_abort",
+            "shutdown_grace",
         ]
         guard let f = mapping(node, p, allowed: allowed) else { return c }
         if f["id"] != nil, let id = identifier(f, "id", p, parentNode: node) { c.id = id }
@@ -383,6 +384,9 @@ extension ConfigReader {
         if let interval = duration(f, "fsync_interval", p, minimum: 10) { c.fsyncIntervalMs = interval }
         if let path = string(f, "revocations", p) { c.revocations = path }
         if let interval = duration(f, "reload_interval", p, minimum: 100) { c.reloadIntervalMs = interval }
+        if let timeout = duration(f, "drain_timeout", p, minimum: 1000) { c.drainTimeoutMs = timeout }
+        if let mode: ClientAbortMode = oneOf(f, "on_client_abort", p) { c.onClientAbort = mode }
+        if let grace = duration(f, "shutdown_grace", p, minimum: 1000) { c.shutdownGraceMs = grace }
         for (key, keyPath) in [
             ("hash_secret_env", \CollectorSettings.hashSecretEnv), ("admin_token_env", \CollectorSettings.adminTokenEnv),
         ] {

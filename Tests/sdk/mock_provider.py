@@ -59,6 +59,8 @@ class Handler(BaseHTTPRequestHandler):
         if not anthropic and not azure and self.headers.get("authorization") != "Bearer " + OPENAI_KEY:
             return self.send_json(401, {"error": {"message": "mock: wrong key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
         stream = request.get("stream", False)
+        if path.endswith("/chat/completions") and request.get("model") in ("slow-usage", "very-slow", "dies"):
+            return self.cut_off_stream(request)
         if path.endswith("/chat/completions"):
             slow = request.get("model") == "slow"
             if not stream:
@@ -107,6 +109,40 @@ class Handler(BaseHTTPRequestHandler):
                                         "model": "text-embedding-3-small", "usage": {"prompt_tokens": 8, "total_tokens": 8}})
         self.send_json(404, {"error": {"message": "mock: no such path", "type": "invalid_request_error", "param": None, "code": None}})
 
+
+    def cut_off_stream(self, request):
+        """Streams for the cut-off tests: `slow-usage` 20 chunks over 4 s then usage; `very-slow` 100 chunks over 10 s;
+        `dies` 2 chunks, then the connection drops without the stream's end."""
+        model = request["model"]
+        count, pause = {"slow-usage": (20, 0.2), "very-slow": (100, 0.1), "dies": (2, 0.05)}[model]
+        include = (request.get("stream_options") or {}).get("include_usage", False)
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+
+        def send(obj):
+            data = ("data: " + (obj if isinstance(obj, str) else json.dumps(obj)) + "\n\n").encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        try:
+            for i in range(count):
+                send({"id": "c2", "object": "chat.completion.chunk", "created": 1, "model": model, "service_tier": "default",
+                      "choices": [{"index": 0, "delta": {"content": "w%d " % i}, "finish_reason": None}]})
+                time.sleep(pause)
+            if model == "dies":
+                import socket
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            if include:
+                send({"id": "c2", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [],
+                      "usage": {"prompt_tokens": 321, "completion_tokens": count, "total_tokens": 321 + count}})
+            send("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def gemini(self, path):
         if self.headers.get("x-goog-api-key") != GEMINI_KEY or "key=" in self.path:

@@ -71,6 +71,9 @@ struct AnthropicAdapter: UsageMemberAdapter {
         private(set) var completed = false
         private(set) var serviceTier: String?
         private var counts: [String: Int64] = [:]
+        /// The final output count comes with the last `message_delta`; `message_start`'s is a placeholder.
+        private var sawDeltaUsage = false
+        var usageIsFinal: Bool { completed || sawDeltaUsage }
 
         mutating func read(data: [UInt8], dropInjectedUsageChunk: Bool) -> Bool {
             let mayMatter = data.withUnsafeBufferPointer { bytes in
@@ -83,7 +86,10 @@ struct AnthropicAdapter: UsageMemberAdapter {
                 if let name = message?["model"]?.stringValue { model = name }
                 if let u = message?["usage"] { merge(u) }
             case "message_delta":
-                if let u = json["usage"] { merge(u) }
+                if let u = json["usage"] {
+                    merge(u)
+                    sawDeltaUsage = true
+                }
             case "message_stop":
                 completed = true
             case "error":

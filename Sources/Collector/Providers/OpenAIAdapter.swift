@@ -132,6 +132,8 @@ struct OpenAIAdapter: UsageMemberAdapter {
         private(set) var streamError: String?
         private(set) var completed = false
         private(set) var serviceTier: String?
+        /// OpenAI reports usage once, at the end.
+        var usageIsFinal: Bool { usage != nil || completed }
 
         mutating func read(data: [UInt8], dropInjectedUsageChunk: Bool) -> Bool {
             if data.elementsEqual("[DONE]".utf8) {

@@ -163,6 +163,8 @@ protocol StreamEventReader: Sendable {
     var streamError: String? { get }
     /// Whether the stream reached its natural end.
     var completed: Bool { get }
+    /// Whether `usage` is the provider's final count for the call (it may come before the end, or grow until it).
+    var usageIsFinal: Bool { get }
 
     /// Reads one event's data; returns false when the event is Tally's own (asked for on the client's behalf) and is to
     /// be left out of what the client gets.
@@ -171,6 +173,7 @@ protocol StreamEventReader: Sendable {
 
 extension StreamEventReader {
     var serviceTier: String? { nil }
+    var usageIsFinal: Bool { completed }
 }
 
 /// Plain byte searches over event data, so that the many content deltas of a stream need not be parsed.

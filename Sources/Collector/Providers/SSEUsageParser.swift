@@ -20,6 +20,10 @@ struct SSEUsageParser {
     var streamError: String? { reader.streamError }
     /// Whether the stream reached its natural end (`[DONE]`, `message_stop`, `response.completed`, …).
     var completed: Bool { reader.completed }
+    /// Whether the usage read is the provider's final count for the call.
+    var usageIsFinal: Bool { reader.usageIsFinal }
+    /// Events with data seen: for an estimate of the output when a stream is cut off (about one token each).
+    private(set) var dataEvents = 0
 
     init(reader: any StreamEventReader, dropInjectedUsageChunk: Bool) {
         self.reader = reader
@@ -77,6 +81,7 @@ struct SSEUsageParser {
             sawData = true
         }
         guard sawData else { return true }
+        dataEvents += 1
         return reader.read(data: data, dropInjectedUsageChunk: dropInjectedUsageChunk)
     }
 }

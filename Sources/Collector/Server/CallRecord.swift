@@ -74,26 +74,61 @@ struct CallRecord: Sendable {
         if event.ttftMs == nil, event.stream { event.ttftMs = Int64((instant - started).milliseconds) }
     }
 
-    /// How a forwarded call's answer went; gives its log event.
-    mutating func ended(
-        _ read: ResponseReading, streamError: String?, clientGone: Bool, upstreamFailed: Bool, at instant: ContinuousClock.Instant
-    ) -> UsageEvent {
+    /// How a forwarded call's answer went.
+    struct Ending: Sendable {
+        var read = ResponseReading()
+        /// The usage read is the provider's final count (a plain body's `usage`, a stream's last report).
+        var usageIsFinal = false
+        var streamError: String?
+        /// The client left before the end (or the collector cut the call off at shutdown).
+        var clientGone = false
+        var upstreamFailed = false
+        /// Why the call was cut off by the collector, when it was: put in the event's `error`.
+        var cutOff: String?
+        /// What was seen of the answer, for an estimate when no final usage came: events with data (streamed) and
+        /// body bytes.
+        var dataEvents = 0
+        var bodyBytes = 0
+    }
+
+    /// How a forwarded call's answer went; gives its log event. A metered call whose answer the provider started
+    /// (status below 400) but that was cut off before its final usage came is logged with an estimate, marked
+    /// `usage_estimated`
+    /// (`estimate(_:)`): the provider bills it, so it is never logged as free.
+    mutating func ended(_ ending: Ending, at instant: ContinuousClock.Instant) -> UsageEvent {
         precondition(state == .forwarded)
+        let read = ending.read
         event.usage = read.usage
         if let servedModel = read.model, !servedModel.isEmpty { event.model = servedModel }
         event.serviceTier = read.serviceTier
-        if let streamError, event.outcome == .ok {
+        if let streamError = ending.streamError, event.outcome == .ok {
             event.outcome = .upstreamError
             event.error = String(streamError.prefix(200))
         }
-        if clientGone {
+        if ending.clientGone {
             event.outcome = .clientAbort
-            event.error = "client disconnected"
-        } else if upstreamFailed, event.outcome == .ok {
+            event.error = ending.cutOff ?? "client disconnected"
+        } else if ending.upstreamFailed, event.outcome == .ok {
             event.outcome = .upstreamError
             event.error = "upstream stream broke off"
         }
+        if !ending.usageIsFinal, event.status < 400, event.endpoint != .other {
+            event.usage = estimate(ending)
+            event.usageEstimated = true
+        }
         return end(at: instant)
+    }
+
+    /// A cut-off call's usage: what the provider reported so far, raised to what the request and the answer seen
+    /// imply. Input: at least the prompt's characters / 4 (rounded up). Output: at least one token per streamed
+    /// event with data, or the plain body's bytes / 4.
+    func estimate(_ ending: Ending) -> UsageEvent.Usage {
+        var usage = ending.read.usage ?? UsageEvent.Usage()
+        let promptChars = event.promptChars ?? 0
+        usage.input = max(usage.input, (promptChars + 3) / 4)
+        let seen = event.stream ? Int64(ending.dataEvents) : Int64(ending.bodyBytes / 4)
+        usage.output = max(usage.output, seen)
+        return usage
     }
 
     /// The collector answered the call itself (a refusal, or the provider could not be reached); gives its log event.

@@ -84,10 +84,14 @@ public enum CollectorServer {
         let metrics = CollectorMetrics()
         let keys = KeyState(keys: config.keys)
         let queue = EventQueue()
+        let inFlight = InFlightCalls { event in
+            metrics.record(event)
+            await queue.send(event)
+        }
         let proxy = Proxy(
             config: config, keys: keys, httpClient: httpClient, queue: queue, metrics: metrics,
             hasher: PromptHasher(secret: Array(secret.utf8)), redactor: redactor, providerKeys: providerKeys,
-            logger: logger)
+            logger: logger, inFlight: inFlight)
         let writer = LogWriterService(
             queue: queue, logDirectory: logDirectory, collectorID: c.id,
             options: segmentOptions, metrics: metrics, logger: logger)
@@ -128,7 +132,7 @@ public enum CollectorServer {
             services: [
                 .init(service: writer),
                 .init(service: watcher),
-                .init(service: app),
+                .init(service: InFlightService(inner: app, inFlight: inFlight, cutOffAfter: cutOffDelay(gracePeriod: gracePeriod))),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
@@ -145,6 +149,13 @@ public enum CollectorServer {
         }
         await httpClient.shutdown()
         logger.info("collector stopped", metadata: ["collector.id": "\(c.id)"])
+    }
+
+    /// When, after a shutdown begins, the calls still running are logged as cut off: shortly before the grace period
+    /// ends (2 s, or a fifth of a short grace), so that the log writer writes their lines before everything stops.
+    static func cutOffDelay(gracePeriod: Duration) -> Duration {
+        let margin = min(.seconds(2), gracePeriod / 5)
+        return gracePeriod - margin
     }
 
     /// Lets the server's start callback reach the group that runs it (set before the group starts).
@@ -167,5 +178,30 @@ public enum CollectorServer {
         var headers = HTTPFields()
         headers[.contentType] = contentType
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// The HTTP server, with what keeps every call it forwards logged: the reaper for calls drained past their deadline,
+/// and, when a shutdown begins, a cut-off shortly before the grace period ends for the calls still running.
+struct InFlightService<Inner: Service>: Service {
+    let inner: Inner
+    let inFlight: InFlightCalls
+    let cutOffAfter: Duration
+
+    func run() async throws {
+        let inFlight = self.inFlight
+        let cutOffAfter = self.cutOffAfter
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await inFlight.runReaper() }
+            try await withGracefulShutdownHandler {
+                try await inner.run()
+            } onGracefulShutdown: {
+                Task {
+                    try? await Task.sleep(for: cutOffAfter)
+                    await inFlight.cutOffAll()
+                }
+            }
+            group.cancelAll()
+        }
     }
 }

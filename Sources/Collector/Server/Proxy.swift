@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import TallyConfig
 import TallyCore
 import UsageLog
@@ -24,6 +25,8 @@ struct Proxy: Sendable {
     /// Real provider keys by provider name, read from the environment at start.
     let providerKeys: [String: String]
     let logger: Logger
+    /// The calls whose answers are streaming (their lines are written even if their end is never seen).
+    let inFlight: InFlightCalls
 
     static let tallyUser = HTTPField.Name("X-Tally-User")!
     static let tallyTags = HTTPField.Name("X-Tally-Tags")!
@@ -171,7 +174,7 @@ struct Proxy: Sendable {
         let injected = injectedUsage
         metrics.observeAdded(seconds: ((beforeUpstream - call.started) + (ContinuousClock.now - afterUpstream)).seconds)
         let responseBody = ResponseBody(contentLength: contentLength) { writer in
-            await this.stream(
+            try await this.stream(
                 response.body, to: &writer, adapter: adapter, path: classified, isStream: isStream, injectedUsage: injected,
                 call: finalCall)
         }
@@ -180,51 +183,106 @@ struct Proxy: Sendable {
 
     /// Passes the upstream body to the client chunk by chunk, reads usage on the side (events of a stream, or chosen
     /// members of a plain body, each parser changed in place), then logs the call.
+    ///
+    /// When the client leaves mid-answer, the provider still bills the whole call: by default (`on_client_abort:
+    /// drain`) the rest of the answer is read, not kept, until its usage arrives or it ends, for at most
+    /// `drain_timeout`; with `cancel` the upstream is closed at once and the usage estimated. When the upstream breaks
+    /// off, the client's answer is broken off too (the connection is closed without a proper end), so that its SDK
+    /// raises instead of taking half an answer for a whole one.
     private func stream(
         _ body: HTTPClientResponse.Body, to writer: inout any ResponseBodyWriter, adapter: any ProviderAdapter,
         path: ClassifiedPath, isStream: Bool, injectedUsage: Bool, call: CallRecord
-    ) async {
+    ) async throws {
         var call = call
         var sse = isStream ? SSEUsageParser(reader: adapter.streamReader(), dropInjectedUsageChunk: injectedUsage) : nil
         var plain = isStream ? nil : adapter.responseCapture(path: path)
-        var clientGone = false
-        var upstreamFailed = false
+        let progress = inFlight.register(call)
+        defer { inFlight.remove(progress) }
+        var ending = CallRecord.Ending()
+        let drain = config.collector.onClientAbort == .drain
+        let drainTimeout = Duration.milliseconds(config.collector.drainTimeoutMs)
+        var drainDeadline: ContinuousClock.Instant?
+        var sawFirstByte = false
         do {
             for try await chunk in body {
-                if isStream { call.firstByte(at: ContinuousClock.now) }
+                if isStream, !sawFirstByte {
+                    sawFirstByte = true
+                    call.firstByte(at: ContinuousClock.now)
+                    let record = call
+                    progress.state.withLock { $0.record = record }
+                }
+                ending.bodyBytes += chunk.readableBytes
                 var out: [UInt8]?
                 chunk.withUnsafeReadableBytes { raw in
                     if sse != nil { out = sse!.feed(raw) } else { plain!.feed(raw) }
                 }
-                do {
-                    if let out {
-                        if !out.isEmpty { try await writer.write(ByteBuffer(bytes: out)) }
-                    } else {
-                        try await writer.write(chunk)
+                if !ending.clientGone {
+                    do {
+                        if let out {
+                            if !out.isEmpty { try await writer.write(ByteBuffer(bytes: out)) }
+                        } else {
+                            try await writer.write(chunk)
+                        }
+                    } catch {
+                        ending.clientGone = true
+                        guard drain else { break }
+                        drainDeadline = ContinuousClock.now + drainTimeout
                     }
-                } catch {
-                    clientGone = true
-                    break
                 }
+                if let sse {
+                    let read = ResponseReading(usage: sse.usage, model: sse.model, serviceTier: sse.serviceTier)
+                    let (events, bytes, final) = (sse.dataEvents, ending.bodyBytes, sse.usageIsFinal)
+                    let (gone, deadline) = (ending.clientGone, drainDeadline)
+                    progress.state.withLock {
+                        $0.ending.read = read
+                        $0.ending.dataEvents = events
+                        $0.ending.bodyBytes = bytes
+                        $0.ending.usageIsFinal = final
+                        $0.ending.clientGone = gone
+                        $0.drainDeadline = deadline
+                    }
+                    // Draining only for the usage: once it is final, there is nothing more to wait for.
+                    if ending.clientGone, sse.usageIsFinal { break }
+                } else if ending.clientGone {
+                    let (bytes, deadline) = (ending.bodyBytes, drainDeadline)
+                    progress.state.withLock {
+                        $0.ending.bodyBytes = bytes
+                        $0.ending.clientGone = true
+                        $0.drainDeadline = deadline
+                    }
+                }
+                if let drainDeadline, ContinuousClock.now >= drainDeadline { break }
             }
         } catch {
-            upstreamFailed = true
+            ending.upstreamFailed = true
             logger.warning("upstream stream broke off", metadata: ["collector.provider": "\(call.provider)", "error": "\(error)"])
         }
         if sse != nil {
             let rest = sse!.finish()
-            if !clientGone, !rest.isEmpty { try? await writer.write(ByteBuffer(bytes: rest)) }
+            if !ending.clientGone, !ending.upstreamFailed, !rest.isEmpty { try? await writer.write(ByteBuffer(bytes: rest)) }
         }
-        if !clientGone {
-            do { try await writer.finish(nil) } catch { clientGone = true }
+        if let sse {
+            ending.read = ResponseReading(usage: sse.usage, model: sse.model, serviceTier: sse.serviceTier)
+            ending.streamError = sse.streamError
+            ending.dataEvents = sse.dataEvents
+            // A stream that ended as streams end, with nobody cut off, reported all the usage it will.
+            ending.usageIsFinal = sse.usageIsFinal || (sse.completed && !ending.clientGone && !ending.upstreamFailed)
+        } else {
+            ending.read = adapter.readResponse(plain!)
+            ending.usageIsFinal = ending.read.usage != nil || (!ending.clientGone && !ending.upstreamFailed)
+        }
+        if !ending.clientGone, !ending.upstreamFailed {
+            do { try await writer.finish(nil) } catch { ending.clientGone = true }
         }
 
-        let read =
-            sse.map { ResponseReading(usage: $0.usage, model: $0.model, serviceTier: $0.serviceTier) } ?? adapter.readResponse(plain!)
-        let event = call.ended(
-            read, streamError: sse?.streamError, clientGone: clientGone, upstreamFailed: upstreamFailed, at: ContinuousClock.now)
-        await log(event)
+        let event = call.ended(ending, at: ContinuousClock.now)
+        if progress.claim() { await log(event) }
+        // The client must not take a broken answer for a whole one: end its connection without a proper end.
+        if ending.upstreamFailed, !ending.clientGone { throw UpstreamBrokeOff() }
     }
+
+    /// Thrown out of a response body whose upstream broke off: the server then closes the connection mid-answer.
+    struct UpstreamBrokeOff: Error {}
 
     // MARK: Helpers
 

@@ -35,7 +35,9 @@ struct Collect: AsyncParsableCommand {
             var loaded = try config.load()
             if let listen { loaded.collector.listen = listen }
             let logger = CLILogging.logger(label: "tally.collect", level: Logger.Level(rawValue: logLevel.rawValue) ?? .info)
-            try await CollectorServer.run(config: loaded, environment: ProcessInfo.processInfo.environment, logger: logger)
+            try await CollectorServer.run(
+                config: loaded, environment: ProcessInfo.processInfo.environment, logger: logger,
+                gracePeriod: .milliseconds(loaded.collector.shutdownGraceMs))
         }
     }
 }
