@@ -147,10 +147,12 @@ extension Ledger.Transaction {
                 }
             }
             try update.execute(arguments: [call.cost, priceID, Int64(call.notes), call.estimate, e.id])
+            // As the ingest groups them: a tier apart only where it is not the standard one.
+            let rollupTier = e.serviceTierName.flatMap(ServiceTier.priceKey) != nil ? e.serviceTier : 0
             func key(priced: Bool, notes: UInt8) -> RollupKey {
                 RollupKey(
                     day: call.day, attr: e.attr, provider: providerID, model: modelID, endUser: e.endUser, tags: e.tags, priced: priced,
-                    serviceTier: e.serviceTier, notes: Int64(notes))
+                    serviceTier: rollupTier, notes: Int64(notes))
             }
             var old = RollupSums()
             old.add(outcome: e.outcome, tokens: e.tokens, cost: e.cost ?? 0, estimate: e.estimate ?? 0)

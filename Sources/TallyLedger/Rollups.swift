@@ -15,7 +15,8 @@ package struct RollupKey: Hashable {
     package var tags: Int64
     /// False for calls with usage but no price.
     package var priced: Bool
-    /// `dims.id` of the served tier; 0 when none was reported. Kept only by `rollup_daily_pricing`.
+    /// `dims.id` of the served tier; 0 when none was reported or it is a name of the standard tier. Kept only by
+    /// `rollup_daily_pricing`.
     package var serviceTier: Int64 = 0
     /// `PriceNotes` raw value. Kept only by `rollup_daily_pricing`.
     package var notes: Int64 = 0
@@ -158,6 +159,12 @@ enum Rollups {
     static func rebuild(day: (Int64) -> Int, _ db: Database) throws {
         try db.execute(sql: "DELETE FROM rollup_daily; DELETE FROM rollup_daily_detail; DELETE FROM rollup_daily_pricing")
         var sums: [RollupKey: RollupSums] = [:]
+        // Tiers are kept apart only where they are not the standard tier (as the ingest groups them).
+        var standardTiers: Set<Int64> = [0]
+        for row in try Row.fetchAll(db, sql: "SELECT id, value FROM dims WHERE kind = ?", arguments: [DimensionKind.serviceTier.rawValue])
+        where ServiceTier.priceKey(row[1] as String) == nil {
+            standardTiers.insert(row[0])
+        }
         let rows = try Row.fetchCursor(
             db,
             sql: """
@@ -171,7 +178,8 @@ enum Rollups {
             let cost = row[12] as Int64?
             let key = RollupKey(
                 day: Int64(day(row[0])), attr: row[1], provider: row[2], model: row[3],
-                endUser: row[4], tags: row[5], priced: !(hasUsage && cost == nil), serviceTier: row[13], notes: row[14])
+                endUser: row[4], tags: row[5], priced: !(hasUsage && cost == nil),
+                serviceTier: standardTiers.contains(row[13]) ? 0 : row[13], notes: row[14])
             sums[key, default: RollupSums()].add(
                 outcome: row[6],
                 tokens: TokenCounts(

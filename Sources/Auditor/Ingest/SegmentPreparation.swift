@@ -11,6 +11,7 @@ extension ParsedSegment {
         var schedules: [Int64: PriceSchedule] = [:]
         var entryRefs: [PriceEntry: Int32] = [:]
         var overflowing: [Int] = []
+        var tierKeys: [Int32: String?] = [:]
         for i in events.indices {
             events[i].day = Int32(calendar.day(of: events[i].timestamp))
             guard events[i].hasUsage else { continue }
@@ -23,9 +24,21 @@ extension ParsedSegment {
                 schedules[pair] = schedule
             }
             let e = events[i]
+            // Each distinct tier name is mapped once per segment (most calls report one of two or three).
+            var tierKey: String?
+            if e.serviceTier >= 0 {
+                if let known = tierKeys[e.serviceTier] {
+                    tierKey = known
+                } else {
+                    tierKey = ServiceTier.priceKey(strings[e.serviceTier])
+                    tierKeys[e.serviceTier] = .some(tierKey)
+                }
+                // Reports show calls apart by tier only where the tier is not the standard one.
+                if tierKey != nil { events[i].rollupTier = e.serviceTier }
+            }
             let price = prices.price(
-                schedule, tokens: e.tokens, tier: e.serviceTier >= 0 ? strings[e.serviceTier] : nil, provider: strings[e.provider],
-                at: e.timestamp, usageEstimated: e.usageEstimated)
+                schedule, tokens: e.tokens, tierKey: tierKey, provider: strings[e.provider], at: e.timestamp,
+                usageEstimated: e.usageEstimated)
             events[i].priceNotes = price.notes.rawValue
             guard let entry = price.entry, let money = price.cost else {
                 // Unpriced: it counts toward budgets at the conservative estimate, shown as estimated.

@@ -112,7 +112,12 @@ public struct PriceBook: Sendable {
     /// `pricing.usd_rate` in force at the call, rounded half to even to 10⁻¹² of the currency; nil when no rate is in
     /// force yet (the call stays unpriced).
     public func cost(_ entry: PriceEntry, _ tokens: TokenCounts, tier: String?, at timestamp: Int64) -> PricedCall? {
-        var priced = entry.cost(tokens, tier: tier)
+        cost(entry, tokens, tierKey: tier.flatMap(ServiceTier.priceKey), at: timestamp)
+    }
+
+    /// `cost(_:_:tier:at:)` with the tier already mapped by `ServiceTier.priceKey`.
+    public func cost(_ entry: PriceEntry, _ tokens: TokenCounts, tierKey: String?, at timestamp: Int64) -> PricedCall? {
+        var priced = entry.cost(tokens, tierKey: tierKey)
         guard entry.source != .config, currency != "USD" else { return priced }
         guard let rate = usdRates.last(where: { ($0.from ?? .min) <= timestamp }) else { return nil }
         priced.cost = Money(picos: Self.converted(priced.cost.picos, micros: rate.micros))
@@ -133,12 +138,22 @@ public struct PriceBook: Sendable {
     public func price(
         _ schedule: PriceSchedule, tokens: TokenCounts, tier: String?, provider: String, at timestamp: Int64, usageEstimated: Bool
     ) -> CallPrice {
+        price(
+            schedule, tokens: tokens, tierKey: tier.flatMap(ServiceTier.priceKey), provider: provider, at: timestamp,
+            usageEstimated: usageEstimated)
+    }
+
+    /// `price(_:tokens:tier:provider:at:usageEstimated:)` with the tier already mapped by `ServiceTier.priceKey`.
+    public func price(
+        _ schedule: PriceSchedule, tokens: TokenCounts, tierKey: String?, provider: @autoclosure () -> String, at timestamp: Int64,
+        usageEstimated: Bool
+    ) -> CallPrice {
         var notes: PriceNotes = usageEstimated ? .usageEstimated : []
-        if let entry = schedule.entry(at: timestamp), let priced = cost(entry, tokens, tier: tier, at: timestamp) {
+        if let entry = schedule.entry(at: timestamp), let priced = cost(entry, tokens, tierKey: tierKey, at: timestamp) {
             notes.formUnion(priced.notes)
             return CallPrice(entry: entry, cost: priced.cost, estimate: nil, notes: notes)
         }
-        let estimate = self.estimate(tokens, provider: provider)
+        let estimate = self.estimate(tokens, provider: provider())
         if estimate != nil { notes.insert(.costEstimated) }
         return CallPrice(entry: nil, cost: nil, estimate: estimate, notes: notes)
     }

@@ -64,10 +64,26 @@ public struct PriceEntry: Sendable, Hashable {
     ///    where a missing cached or write rate is the input rate, a missing one-hour rate the write rate (noted when
     ///    used), a missing reasoning rate the output rate, and a missing per-search price adds nothing (noted).
     public func cost(_ tokens: TokenCounts, tier reportedTier: String?) -> PricedCall {
+        cost(tokens, tierKey: reportedTier.flatMap(ServiceTier.priceKey))
+    }
+
+    /// `cost(_:tier:)` with the tier already mapped by `ServiceTier.priceKey` (nil: the standard tier), so that a
+    /// caller pricing many calls maps each distinct tier name once.
+    public func cost(_ tokens: TokenCounts, tierKey requestedKey: String?) -> PricedCall {
+        // The common case, a standard-tier call of a price without dimensions, as cheaply as the plain formula.
+        if requestedKey == nil, price.longContext.isEmpty, tokens.cacheWrite1h == 0, tokens.webSearchRequests == 0 {
+            let plainInput = max(0, tokens.input - tokens.cachedInput - tokens.cacheWrite)
+            let plainOutput = max(0, tokens.output - tokens.reasoning)
+            let cost =
+                price.input.cost(tokens: plainInput) + (price.cachedInput ?? price.input).cost(tokens: tokens.cachedInput)
+                + (price.cacheWrite ?? price.input).cost(tokens: tokens.cacheWrite) + price.output.cost(tokens: plainOutput)
+                + (price.reasoning ?? price.output).cost(tokens: tokens.reasoning)
+            return PricedCall(cost: cost, notes: [])
+        }
         var notes: PriceNotes = []
         var tierRates: TokenRates?
         var tierKey: String?
-        if let reportedTier, let key = ServiceTier.priceKey(reportedTier) {
+        if let key = requestedKey {
             if let rates = price.tiers[key], rates.input != nil {
                 tierRates = rates
                 tierKey = key

@@ -118,6 +118,8 @@ public enum PeriodReportBuilder {
         var dayBounds: [Int: (Int64, Int64)] = [:]
         var list = rows.map { group, row in
             var row = row
+            // By name, not by the ledger's ids (which depend on the order segments were ingested in).
+            row.splits.sort { ($0.serviceTier ?? "", $0.notes.rawValue) < ($1.serviceTier ?? "", $1.notes.rawValue) }
             if dayBounds[group.day] == nil {
                 dayBounds[group.day] = (calendar.start(ofDay: group.day), calendar.start(ofDay: group.day + 1))
             }

@@ -50,6 +50,9 @@ package struct ParsedEvent: Sendable {
     package var error: Int32 = -1
     /// The served service tier as reported, or -1.
     package var serviceTier: Int32 = -1
+    /// `serviceTier` when it is not a name of the standard tier, else -1: what `rollup_daily_pricing` groups by
+    /// (set by `prepare`).
+    package var rollupTier: Int32 = -1
     package var endpoint: UInt8 = 0
     package var outcome: UInt8 = 0
     package var stream = false
@@ -262,7 +265,7 @@ package struct LocalRollupKey: Hashable {
         endUser = event.endUser
         tags = event.tags
         priced = !(event.hasUsage && event.priceRef < 0)
-        serviceTier = event.serviceTier
+        serviceTier = event.rollupTier
         notes = event.priceNotes
     }
 }
