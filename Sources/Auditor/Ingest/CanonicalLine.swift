@@ -78,7 +78,7 @@ struct CanonicalLine {
                 guard let searches = integer() else { return nil }
                 usage.webSearchRequests = searches
             }
-            guard literal("}") else { return nil }
+            guard literal("}"), max(usage.cacheWrite1h, usage.webSearchRequests) <= ParsedEvent.maxExtraCount else { return nil }
             guard usage.violation == nil else { return nil }
             row.hasUsage = true
             row.tokens = usage

@@ -50,6 +50,7 @@ extension ParsedSegment {
         }
         if let usage = event.usage,
             max(usage.input, usage.output, usage.cachedInput, usage.cacheWrite, usage.reasoning) > Self.maxTokens
+                || max(usage.cacheWrite1h, usage.webSearchRequests) > ParsedEvent.maxExtraCount
         {
             quarantine(
                 number: number, line: line, kind: LineError.Kind.invalidUsage.rawValue,

@@ -34,7 +34,7 @@ extension ParsedSegment {
                     tierKeys[e.serviceTier] = .some(tierKey)
                 }
                 // Reports show calls apart by tier only where the tier is not the standard one.
-                if tierKey != nil { events[i].rollupTier = e.serviceTier }
+                if tierKey != nil { events[i].tierApart = true }
             }
             let price = prices.price(
                 schedule, tokens: e.tokens, tierKey: tierKey, provider: strings[e.provider], at: e.timestamp,
@@ -42,7 +42,7 @@ extension ParsedSegment {
             events[i].priceNotes = price.notes.rawValue
             guard let entry = price.entry, let money = price.cost else {
                 // Unpriced: it counts toward budgets at the conservative estimate, shown as estimated.
-                if let estimate = price.estimate, let picos = Int64(exactly: estimate.picos) { events[i].estimate = picos }
+                if let estimate = price.estimate, let picos = Int64(exactly: estimate.picos) { events[i].cost = picos }
                 continue
             }
             guard let picos = Int64(exactly: money.picos) else {

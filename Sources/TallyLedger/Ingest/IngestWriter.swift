@@ -263,7 +263,7 @@ package struct IngestWriter {
             bind(insert, 29, event.hasUsage && event.tokens.cacheWrite1h != 0 ? event.tokens.cacheWrite1h : nil)
             bind(insert, 30, event.hasUsage && event.tokens.webSearchRequests != 0 ? event.tokens.webSearchRequests : nil)
             sqlite3_bind_int64(insert, 31, Int64(event.priceNotes))
-            bind(insert, 32, event.estimate != 0 ? event.estimate : nil)
+            bind(insert, 32, !priced && event.estimate != 0 ? event.estimate : nil)
             let rc = sqlite3_step(insert)
             guard rc == SQLITE_DONE else {
                 let message = String(cString: sqlite3_errmsg(connection))

@@ -50,17 +50,37 @@ package struct ParsedEvent: Sendable {
     package var error: Int32 = -1
     /// The served service tier as reported, or -1.
     package var serviceTier: Int32 = -1
-    /// `serviceTier` when it is not a name of the standard tier, else -1: what `rollup_daily_pricing` groups by
-    /// (set by `prepare`).
-    package var rollupTier: Int32 = -1
     package var endpoint: UInt8 = 0
     package var outcome: UInt8 = 0
     package var stream = false
     package var hasUsage = false
-    /// The usage is the collector's estimate (`usage_estimated`).
-    package var usageEstimated = false
+    /// `serviceTier` is not a name of the standard tier: `rollup_daily_pricing` keeps the call apart by it (set by
+    /// `prepare`).
+    package var tierApart = false
+    /// How the price was applied (`PriceNotes` raw value): `usageEstimated` from the line, the rest set by `prepare`.
+    package var priceNotes: UInt8 = 0
     package var status: Int16 = 0
-    package var tokens = TokenCounts()
+    /// The five token counts; the one-hour writes and web searches, rarely set and never near 2³², in 32 bits each, so
+    /// that a segment's million events stay small (`tokens` gives them all).
+    private var counts: (Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0)
+    private var extras: (UInt32, UInt32) = (0, 0)
+
+    /// The largest one-hour write or web-search count a parsed event holds; larger is refused as implausible.
+    package static let maxExtraCount = Int64(UInt32.max)
+
+    /// The call's usage. Setting it needs `cacheWrite1h` and `webSearchRequests` within `maxExtraCount` (the readers
+    /// refuse larger ones).
+    package var tokens: TokenCounts {
+        get {
+            TokenCounts(
+                input: counts.0, output: counts.1, cachedInput: counts.2, cacheWrite: counts.3, reasoning: counts.4,
+                cacheWrite1h: Int64(extras.0), webSearchRequests: Int64(extras.1))
+        }
+        set {
+            counts = (newValue.input, newValue.output, newValue.cachedInput, newValue.cacheWrite, newValue.reasoning)
+            extras = (UInt32(clamping: newValue.cacheWrite1h), UInt32(clamping: newValue.webSearchRequests))
+        }
+    }
     /// The optional integers, stored without Optional's padding: a bit in `present` says whether each is set.
     private var optionals: (Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0)
     private var present: UInt8 = 0
@@ -104,12 +124,19 @@ package struct ParsedEvent: Sendable {
     package var day: Int32 = 0
     /// Index into the segment's `priceEntries`, or -1 when unpriced or free (set by `prepare`).
     package var priceRef: Int32 = -1
-    /// Pico-units; 0 unless priced.
+    /// Pico-units: the cost of a priced call (`priceRef` ≥ 0); for an unpriced one, what it counts toward budgets
+    /// (`PriceBook.estimate`, with `PriceNotes.costEstimated`); else 0.
     package var cost: Int64 = 0
-    /// For an unpriced call: what it counts toward budgets, in pico-units (`PriceBook.estimate`); 0 otherwise.
-    package var estimate: Int64 = 0
-    /// How the price was applied (`PriceNotes` raw value; set by `prepare`).
-    package var priceNotes: UInt8 = 0
+
+    /// The budget estimate of an unpriced call, else 0.
+    package var estimate: Int64 { priceRef < 0 ? cost : 0 }
+    /// The cost of a priced call, else 0.
+    package var pricedCost: Int64 { priceRef >= 0 ? cost : 0 }
+    /// Whether the line said its usage is the collector's estimate.
+    package var usageEstimated: Bool {
+        get { priceNotes & PriceNotes.usageEstimated.rawValue != 0 }
+        set { priceNotes = newValue ? priceNotes | PriceNotes.usageEstimated.rawValue : priceNotes & ~PriceNotes.usageEstimated.rawValue }
+    }
 
     package init() {}
 }
@@ -265,14 +292,14 @@ package struct LocalRollupKey: Hashable {
         endUser = event.endUser
         tags = event.tags
         priced = !(event.hasUsage && event.priceRef < 0)
-        serviceTier = event.rollupTier
+        serviceTier = event.tierApart ? event.serviceTier : -1
         notes = event.priceNotes
     }
 }
 
 extension RollupSums {
     package mutating func add(_ event: ParsedEvent) {
-        add(outcome: Int(event.outcome), tokens: event.tokens, cost: event.cost, estimate: event.estimate)
+        add(outcome: Int(event.outcome), tokens: event.tokens, cost: event.pricedCost, estimate: event.estimate)
     }
 
     /// Takes back an event that turned out to be in the ledger already.
