@@ -22,6 +22,55 @@ package struct RollupKey: Hashable {
     package var notes: Int64 = 0
 }
 
+/// The grouping of `rollup_daily_detail`, without what only the other rollups keep: a batch has many of these.
+package struct DetailRollupKey: Hashable {
+    package var day: Int64
+    package var attr: Int64
+    package var provider: Int64
+    package var model: Int64
+    package var endUser: Int64
+    package var tags: Int64
+    package var priced: Bool
+
+    package init(_ key: RollupKey) {
+        day = key.day
+        attr = key.attr
+        provider = key.provider
+        model = key.model
+        endUser = key.endUser
+        tags = key.tags
+        priced = key.priced
+    }
+}
+
+/// The sums `rollup_daily_detail` keeps: no one-hour writes, searches or estimates (which `rollup_daily` and
+/// `rollup_daily_pricing` keep), so that a batch's many detail groups stay small.
+package struct DetailRollupSums {
+    package var requests: Int64 = 0
+    package var failed: Int64 = 0
+    package var rejected: Int64 = 0
+    package var input: Int64 = 0
+    package var output: Int64 = 0
+    package var cachedInput: Int64 = 0
+    package var cacheWrite: Int64 = 0
+    package var reasoning: Int64 = 0
+    package var cost: Int128 = 0
+
+    package init() {}
+
+    package mutating func merge(_ s: RollupSums) {
+        requests += s.requests
+        failed += s.failed
+        rejected += s.rejected
+        input += s.tokens.input
+        output += s.tokens.output
+        cachedInput += s.tokens.cachedInput
+        cacheWrite += s.tokens.cacheWrite
+        reasoning += s.tokens.reasoning
+        cost += s.cost
+    }
+}
+
 /// Sums over the calls of one rollup row; cost in pico-units.
 package struct RollupSums {
     package init() {}
@@ -52,28 +101,41 @@ enum Rollups {
     /// between `cost_lo` (below 10^18 pico-units) and `cost_hi`. Calls with a served tier or price notes are also
     /// summed, by tier and notes, into `rollup_daily_pricing`.
     static func add(_ sums: [RollupKey: RollupSums], _ db: Database) throws {
-        var detail: [RollupKey: RollupSums] = [:]
-        var coarse: [RollupKey: RollupSums] = [:]
-        var pricing: [RollupKey: RollupSums] = [:]
+        var detail: [DetailRollupKey: DetailRollupSums] = [:]
+        var grouped: [RollupKey: RollupSums] = [:]
         for (key, sum) in sums {
+            detail[DetailRollupKey(key), default: DetailRollupSums()].merge(sum)
+            var folded = key
+            folded.endUser = 0
+            folded.tags = 0
+            grouped[folded, default: RollupSums()].merge(sum)
+        }
+        try add(detail: detail, grouped: grouped, db)
+    }
+
+    /// Adds a batch's sums: `detail` to `rollup_daily_detail`; `grouped` (folded over end users and tags, still by tier
+    /// and notes) to `rollup_daily`, and its tier and note groups to `rollup_daily_pricing`. The detail groups are the
+    /// many ones, so they carry only what that table keeps.
+    static func add(detail: [DetailRollupKey: DetailRollupSums], grouped: [RollupKey: RollupSums], _ db: Database) throws {
+        var daily: [RollupKey: RollupSums] = [:]
+        var pricing: [RollupKey: RollupSums] = [:]
+        for (key, sum) in grouped {
             var plain = key
             plain.serviceTier = 0
             plain.notes = 0
-            detail[plain, default: RollupSums()].merge(sum)
-            var folded = plain
-            folded.endUser = 0
-            folded.tags = 0
-            coarse[folded, default: RollupSums()].merge(sum)
-            if key.serviceTier != 0 || key.notes != 0 {
-                var priced = key
-                priced.endUser = 0
-                priced.tags = 0
-                pricing[priced, default: RollupSums()].merge(sum)
-            }
+            daily[plain, default: RollupSums()].merge(sum)
+            if key.serviceTier != 0 || key.notes != 0 { pricing[key, default: RollupSums()].merge(sum) }
         }
-        try upsert(detail, table: .detail, db)
-        try upsert(coarse, table: .daily, db)
-        try upsert(pricing, table: .pricing, db)
+        try upsert(
+            detail.lazy.map { key, sum in
+                (
+                    [key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced ? 1 : 0],
+                    [sum.requests, sum.failed, sum.rejected, sum.input, sum.output, sum.cachedInput, sum.cacheWrite, sum.reasoning],
+                    sum.cost, Int128(0)
+                )
+            }, table: .detail, db)
+        try upsert(daily.lazy.map { (Table.daily.keys($0), Table.daily.sums($1), $1.cost, $1.estimate) }, table: .daily, db)
+        try upsert(pricing.lazy.map { (Table.pricing.keys($0), Table.pricing.sums($1), $1.cost, $1.estimate) }, table: .pricing, db)
     }
 
     enum Table {
@@ -115,8 +177,11 @@ enum Rollups {
         }
     }
 
-    private static func upsert(_ sums: [RollupKey: RollupSums], table: Table, _ db: Database) throws {
-        guard !sums.isEmpty else { return }
+    /// Upserts rows of (key columns, sum columns, cost, estimate) into `table`; the estimate only goes to `rollup_daily`.
+    private static func upsert(
+        _ rows: some Collection<([Int64], [Int64], Int128, Int128)>, table: Table, _ db: Database
+    ) throws {
+        guard !rows.isEmpty else { return }
         let keyColumns = table.keyColumns.joined(separator: ", ")
         let sumColumns = table.sumColumns
         let statement = try db.cachedStatement(
@@ -131,12 +196,23 @@ enum Rollups {
                 """)
         // Raw binds: a batch holds up to a few hundred thousand groups, and GRDB's argument arrays cost more than SQLite.
         let raw = statement.sqliteStatement
-        for (key, sum) in sums {
-            var values: [Int64] =
-                table.keys(key) + table.sums(sum) + [Int64(sum.cost / Ledger.costSplit), Int64(sum.cost % Ledger.costSplit)]
-            if table == .daily { values += [Int64(sum.estimate / Ledger.costSplit), Int64(sum.estimate % Ledger.costSplit)] }
+        for (keys, sums, cost, estimate) in rows {
             sqlite3_reset(raw)
-            for (i, value) in values.enumerated() { sqlite3_bind_int64(raw, Int32(i + 1), value) }
+            var column: Int32 = 1
+            for value in keys {
+                sqlite3_bind_int64(raw, column, value)
+                column += 1
+            }
+            for value in sums {
+                sqlite3_bind_int64(raw, column, value)
+                column += 1
+            }
+            var money = [Int64(cost / Ledger.costSplit), Int64(cost % Ledger.costSplit)]
+            if table == .daily { money += [Int64(estimate / Ledger.costSplit), Int64(estimate % Ledger.costSplit)] }
+            for value in money {
+                sqlite3_bind_int64(raw, column, value)
+                column += 1
+            }
             let rc = sqlite3_step(raw)
             guard rc == SQLITE_DONE else {
                 let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
