@@ -7,8 +7,14 @@
 # The validator needs Python 3.12 (pyenv has it here); it is installed into .venv-focus on first use. Its pinned
 # numpy (< 2) does not work with the pyarrow it pulls in, so numpy 2 is installed after it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 (($#)) || { echo "usage: scripts/check-focus.sh FOCUS_CSV [...]" >&2; exit 2; }
+# The files as given, from where the script was called.
+files=()
+for file in "$@"; do
+  [ -f "$file" ] || { echo "check-focus: no such file: $file" >&2; exit 2; }
+  files+=("$(cd "$(dirname "$file")" && pwd)/$(basename "$file")")
+done
+cd "$(dirname "$0")/.."
 version=2.2.1
 
 if [ ! -x .venv-focus/bin/focus-validator ] || ! .venv-focus/bin/pip show focus-validator 2>/dev/null | grep -x "Version: $version" >/dev/null; then
@@ -31,8 +37,8 @@ fi
 # The validator opens its rules relative to the working directory: run it from its package's folder.
 site="$(.venv-focus/bin/python -c 'import focus_validator, os; print(os.path.dirname(os.path.dirname(focus_validator.__file__)))')"
 status=0
-for file in "$@"; do
-  path="$(cd "$(dirname "$file")" && pwd)/$(basename "$file")"
+for file in "${files[@]}"; do
+  path="$file"
   out="$(cd "$site" && "$OLDPWD/.venv-focus/bin/focus-validator" --data-file "$path" --validate-version 1.2 --block-download --show-violations 2>&1)" || true
   summary="$(grep -E '^Total: ' <<<"$out" || true)"
   [ -n "$summary" ] || { echo "check-focus: $file: the validator gave no result:" >&2; echo "$out" >&2; status=1; continue; }
