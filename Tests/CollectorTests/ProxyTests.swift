@@ -193,6 +193,34 @@ struct ProxyTests {
             events.filter { $0.outcome == .rejectedRevoked }.allSatisfy { $0.usage == nil && ($0.key == "k-bob" || $0.key == "k-private") })
     }
 
+    /// A collector that starts with a list it cannot verify and no last good copy refuses calls with Tally keys, in
+    /// the provider's shape, and says why on /readyz.
+    @Test func aCollectorWithoutATrustworthyListRefusesCalls() async throws {
+        let events = try await Harness.run(prepare: { folder in
+            var corrupt = RevocationList().rendered()
+            corrupt.append(contentsOf: "k-alice\tmanual: forged\t-\n".utf8)
+            try Data(corrupt).write(to: URL(fileURLWithPath: folder + "/revoked.tsv"))
+        }) { h in
+            let refused = try await h.call("/openai/v1/chat/completions", body: Self.chat)
+            #expect(refused.status == 503)
+            let detail = (try JSONSerialization.jsonObject(with: Data(refused.body)) as? [String: Any])?["error"] as? [String: Any]
+            #expect(detail?["code"] as? String == "revocation_list_unavailable")
+            #expect(try await h.call("/anthropic/v1/messages", body: "{}", key: Harness.bobSecret, anthropicStyle: true).status == 503)
+            let ready = try await h.get("/readyz")
+            #expect(ready.status == 503 && ready.text.contains("sha256 line does not match"))
+            try h.writeRevocations(RevocationList())
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await h.call("/openai/v1/chat/completions", body: Self.chat).status == 200)
+            #expect(try await h.get("/readyz").status == 200)
+        }
+        #expect(events.filter { $0.outcome == .rejectedInvalid && $0.error == "revocation list unavailable" }.count == 2)
+        #expect(mockNeverSawARefusedCall(events))
+    }
+
+    func mockNeverSawARefusedCall(_ events: [UsageEvent]) -> Bool {
+        events.filter { $0.outcome == .rejectedInvalid }.allSatisfy { $0.usage == nil && $0.status == 503 }
+    }
+
     @Test func upstreamErrorsPassThroughUnchanged() async throws {
         let events = try await Harness.run { h in
             let result = try await h.call("/openai/v1/chat/completions", body: #"{"model":"fail-500","messages":[]}"#, testID: "fail")

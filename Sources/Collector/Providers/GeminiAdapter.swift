@@ -70,6 +70,7 @@ struct GeminiAdapter: ProviderAdapter {
             case .unknownRoute: (404, "NOT_FOUND")
             case .requestTooLarge: (413, "INVALID_ARGUMENT")
             case .noProviderKey, .upstreamUnreachable: (502, "UNAVAILABLE")
+            case .revocationsUnavailable: (503, "UNAVAILABLE")
             }
         // {"error":{"code":…,"message":…,"status":…}}, as Google's APIs answer.
         var out: [UInt8] = []

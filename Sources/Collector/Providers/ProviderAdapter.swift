@@ -134,6 +134,9 @@ enum RefusalReason: Sendable, Equatable {
     case noProviderKey
     /// The provider could not be reached.
     case upstreamUnreachable
+    /// The collector cannot tell which keys are revoked (its list cannot be read and it has no good copy): it refuses
+    /// rather than serve a key that may be revoked.
+    case revocationsUnavailable
 }
 
 /// Maps a provider kind to its adapter: the one `switch` over provider kinds in the collector.

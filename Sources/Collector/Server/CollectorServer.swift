@@ -96,8 +96,10 @@ public enum CollectorServer {
             queue: queue, logDirectory: logDirectory, collectorID: c.id,
             options: segmentOptions, metrics: metrics, logger: logger)
         let watcher = RevocationWatcher(
-            path: config.resolve(c.revocations), interval: .milliseconds(c.reloadIntervalMs),
-            keys: keys, metrics: metrics, logger: logger)
+            path: config.resolve(c.revocations), lastGoodPath: logDirectory + "/" + c.id + "/.revoked.last-good.tsv",
+            interval: .milliseconds(c.reloadIntervalMs), keys: keys, metrics: metrics, logger: logger)
+        // The list is in force (or known to be unusable) before the first call is accepted.
+        watcher.reload(previous: nil, force: true)
 
         let downloads = ReportDownloads(config: config, environment: environment)
         let responder = CallbackResponder<BasicRequestContext> { request, context in
@@ -108,7 +110,8 @@ public enum CollectorServer {
             case (.get, "/healthz"):
                 return text("ok\n")
             case (.get, "/readyz"):
-                return keys.isReady ? text("ready\n") : text("not ready: revocation list not loaded\n", status: .serviceUnavailable)
+                let readiness = keys.readiness
+                return text(readiness.detail + "\n", status: readiness.ready ? .ok : .serviceUnavailable)
             case (.get, "/metrics"):
                 return text(metrics.render(), contentType: "text/plain; version=0.0.4")
             default:

@@ -83,6 +83,13 @@ struct Proxy: Sendable {
             return await refuse(
                 &call, .rejectedRevoked, .revoked(.expired), adapter: adapter,
                 message: "key \(key.id) expired at \(Timestamp.format(milliseconds: key.expires ?? now))")
+        case .unavailable(let key, let reason):
+            // Fail closed: without a list to trust, no key is known not to be revoked.
+            call.identified(keyID: key.id)
+            return await refuse(
+                &call, .rejectedInvalid, .revocationsUnavailable, adapter: adapter,
+                message: "the collector cannot check revocations (\(reason)); try again shortly",
+                error: "revocation list unavailable")
         case .ok(let key):
             call.identified(keyID: key.id)
             return try await forward(request, route: route, key: key, call: call)

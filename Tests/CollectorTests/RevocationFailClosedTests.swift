@@ -1,0 +1,133 @@
+import Foundation
+import Logging
+import Synchronization
+import TallyConfig
+import TallyCore
+import Testing
+import UsageLog
+
+@testable import Collector
+
+/// The revocation list fails closed (`docs/revocations.md`): a list that cannot be read never lifts revocations, and
+/// a collector that has no list it can trust refuses calls rather than serve keys that may be revoked.
+@Suite("Revocations fail closed")
+struct RevocationFailClosedTests {
+    static let bob = Key(id: "k-bob", sha256: Hex.sha256("tk-bob-secret"), user: "bob")
+    static let revoked = RevocationList(entries: [.init(keyID: "k-bob", reason: "manual: left the company", until: nil)])
+
+    struct Fixture {
+        let folder = NSTemporaryDirectory() + "tally-revocations-\(UUID().uuidString.prefix(8))"
+        var listPath: String { folder + "/list/revoked.tsv" }
+        var lastGoodPath: String { folder + "/log/.revoked.last-good.tsv" }
+        let metrics = CollectorMetrics()
+
+        init() throws {
+            try FileManager.default.createDirectory(atPath: folder + "/list", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: folder + "/log", withIntermediateDirectories: true)
+        }
+
+        /// A collector's view as it starts: new key state, and the watcher's first look.
+        func start() -> (KeyState, RevocationWatcher) {
+            let keys = KeyState(keys: [RevocationFailClosedTests.bob])
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let watcher = RevocationWatcher(
+                path: listPath, lastGoodPath: lastGoodPath, interval: .seconds(1), keys: keys, metrics: metrics, logger: logger)
+            return (keys, watcher)
+        }
+
+        func write(_ bytes: [UInt8]) throws {
+            try Data(bytes).write(to: URL(fileURLWithPath: listPath + ".tmp"))
+            guard rename(listPath + ".tmp", listPath) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        }
+
+        var corrupt: [UInt8] {
+            var text = RevocationList().rendered()
+            text.append(contentsOf: "k-alice\tmanual: forged\t-\n".utf8)
+            return text
+        }
+
+        func remove() { try? FileManager.default.removeItem(atPath: folder) }
+    }
+
+    func isRevoked(_ keys: KeyState) -> Bool {
+        if case .revoked = keys.verdict(secret: "tk-bob-secret", now: 0) { return true }
+        return false
+    }
+
+    @Test func aNewInstallationRevokesNothing() throws {
+        let f = try Fixture()
+        defer { f.remove() }
+        let (keys, watcher) = f.start()
+        watcher.reload(previous: nil, force: true)
+        #expect(keys.readiness == (true, "ready"))
+        if case .ok = keys.verdict(secret: "tk-bob-secret", now: 0) {} else { Issue.record("bob should be served") }
+    }
+
+    @Test func failuresWhileRunningNeverLiftRevocations() throws {
+        let f = try Fixture()
+        defer { f.remove() }
+        let (keys, watcher) = f.start()
+        try f.write(Self.revoked.rendered())
+        var stamp = watcher.reload(previous: nil, force: true)
+        #expect(isRevoked(keys))
+        #expect(FileManager.default.fileExists(atPath: f.lastGoodPath), "the last good copy is kept")
+
+        // A hand-edited file (bad checksum): refused, the list stays.
+        try f.write(f.corrupt)
+        stamp = watcher.reload(previous: stamp, force: false)
+        #expect(isRevoked(keys))
+        // The file cannot be looked at (a path component is not a folder: ENOTDIR): the list stays.
+        try FileManager.default.removeItem(atPath: f.folder + "/list")
+        try Data("not a folder".utf8).write(to: URL(fileURLWithPath: f.folder + "/list"))
+        stamp = watcher.reload(previous: stamp, force: false)
+        #expect(isRevoked(keys))
+        // The file is gone: a list existed, so it stays until a list says otherwise.
+        try FileManager.default.removeItem(atPath: f.folder + "/list")
+        try FileManager.default.createDirectory(atPath: f.folder + "/list", withIntermediateDirectories: true)
+        stamp = watcher.reload(previous: stamp, force: false)
+        #expect(isRevoked(keys))
+        #expect(f.metrics.reloadFailures.load(ordering: .relaxed) == 3)
+        // A list that lifts it does.
+        try f.write(RevocationList().rendered())
+        watcher.reload(previous: stamp, force: false)
+        #expect(!isRevoked(keys))
+    }
+
+    @Test func aRestartWithAnUnreadableListStartsFromTheLastGoodCopy() throws {
+        let f = try Fixture()
+        defer { f.remove() }
+        do {
+            let (_, watcher) = f.start()
+            try f.write(Self.revoked.rendered())
+            watcher.reload(previous: nil, force: true)
+        }
+        try f.write(f.corrupt)
+        let (keys, watcher) = f.start()
+        watcher.reload(previous: nil, force: true)
+        #expect(isRevoked(keys))
+        #expect(keys.readiness.ready && keys.readiness.detail.contains("serving the last good copy"))
+        // Deleted and restarted: still the last good copy, not "nothing revoked".
+        try FileManager.default.removeItem(atPath: f.listPath)
+        let (again, restarted) = f.start()
+        restarted.reload(previous: nil, force: true)
+        #expect(isRevoked(again))
+    }
+
+    @Test func withoutAnyGoodListCallsAreRefusedUntilOneAppears() throws {
+        let f = try Fixture()
+        defer { f.remove() }
+        try f.write(f.corrupt)
+        let (keys, watcher) = f.start()
+        let stamp = watcher.reload(previous: nil, force: true)
+        #expect(!keys.readiness.ready && keys.readiness.detail.contains("sha256 line does not match"))
+        guard case .unavailable = keys.verdict(secret: "tk-bob-secret", now: 0) else {
+            Issue.record("a key must not be served without a list")
+            return
+        }
+        if case .unknown = keys.verdict(secret: "tk-someone-else", now: 0) {} else { Issue.record("unknown keys stay unknown") }
+        try f.write(Self.revoked.rendered())
+        watcher.reload(previous: stamp, force: false)
+        #expect(keys.readiness == (true, "ready") && isRevoked(keys))
+    }
+}
