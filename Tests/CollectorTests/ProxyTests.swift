@@ -221,6 +221,33 @@ struct ProxyTests {
         events.filter { $0.outcome == .rejectedInvalid }.allSatisfy { $0.usage == nil && $0.status == 503 }
     }
 
+    /// A path is read the way the provider will read it: an escaped letter is decoded and the call metered as what it
+    /// is; escaped slashes, dot and empty segments are refused before anything reaches the provider.
+    @Test func pathsAreNormalisedBeforeTheyAreClassified() async throws {
+        let stream = #"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#
+        let events = try await Harness.run { h in
+            let escaped = try await h.call("/openai/v1/chat/complet%69ons", body: stream)
+            #expect(escaped.status == 200)
+            #expect(
+                !String(decoding: escaped.body, as: UTF8.self).contains(#""choices":[]"#), "the usage chunk Tally asked for is left out")
+            for bad in [
+                "/openai/v1/chat/completions/.", "/openai/v1/x/../chat/completions", "/openai/v1/chat%2Fcompletions",
+                "/openai//v1/chat/completions", "/openai/v1/chat/completions/", "/openai/v1/chat/complet%2569ons",
+                "/openai/v1/chat/completions%3Fx=1", "/openai/v1/chat/completions%zz",
+            ] {
+                let refused = try await h.call(bad, body: stream)
+                #expect(refused.status == 400, "\(bad)")
+                let detail = (try JSONSerialization.jsonObject(with: Data(refused.body)) as? [String: Any])?["error"] as? [String: Any]
+                #expect(detail?["code"] as? String == "invalid_path", "\(bad)")
+            }
+            let received = h.mock.received.withLock { $0 }
+            #expect(received.map(\.path) == ["/v1/chat/completions"], "only the normalised path reached the provider")
+            #expect(received.first.map { String(decoding: $0.body, as: UTF8.self).contains(#""include_usage":true"#) } == true)
+        }
+        #expect(events.count == 1)
+        #expect(events.first?.endpoint == .chatCompletions && events.first?.usage != nil && events.first?.stream == true)
+    }
+
     @Test func upstreamErrorsPassThroughUnchanged() async throws {
         let events = try await Harness.run { h in
             let result = try await h.call("/openai/v1/chat/completions", body: #"{"model":"fail-500","messages":[]}"#, testID: "fail")

@@ -131,3 +131,23 @@ struct RevocationFailClosedTests {
         #expect(keys.readiness == (true, "ready") && isRevoked(keys))
     }
 }
+
+@Suite("Path normalisation")
+struct PathNormalizerTests {
+    @Test func decodesOnceAndRefusesWhatCouldBeReadTwoWays() {
+        #expect(PathNormalizer.normalize("/openai/v1/chat/complet%69ons") == .success("/openai/v1/chat/completions"))
+        #expect(
+            PathNormalizer.normalize("/gemini/v1beta/models/gemini-2.5-pro:generateContent")
+                == .success("/gemini/v1beta/models/gemini-2.5-pro:generateContent"))
+        #expect(PathNormalizer.normalize("/") == .success("/"))
+        for bad in [
+            "", "x", "/a//b", "/a/", "/a/./b", "/a/../b", "/a%2Fb", "/a%2fb", "/a%5Cb", "/a%", "/a%4", "/a%zz", "/a%2525", "/a b", "/a%20b",
+            "/é",
+        ] {
+            guard case .failure = PathNormalizer.normalize(bad) else {
+                Issue.record("\(bad) should be refused")
+                continue
+            }
+        }
+    }
+}

@@ -23,6 +23,7 @@ struct AnthropicAdapter: UsageMemberAdapter {
             case .revoked(.budget), .revoked(.runaway): (429, "rate_limit_error")
             case .revoked: (403, "permission_error")
             case .unknownRoute: (404, "not_found_error")
+            case .badPath: (400, "invalid_request_error")
             case .requestTooLarge: (413, "invalid_request_error")
             case .noProviderKey, .upstreamUnreachable: (502, "api_error")
             case .revocationsUnavailable: (503, "api_error")

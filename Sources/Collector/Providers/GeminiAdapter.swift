@@ -68,6 +68,7 @@ struct GeminiAdapter: ProviderAdapter {
             case .revoked(.budget), .revoked(.runaway): (429, "RESOURCE_EXHAUSTED")
             case .revoked: (403, "PERMISSION_DENIED")
             case .unknownRoute: (404, "NOT_FOUND")
+            case .badPath: (400, "INVALID_ARGUMENT")
             case .requestTooLarge: (413, "INVALID_ARGUMENT")
             case .noProviderKey, .upstreamUnreachable: (502, "UNAVAILABLE")
             case .revocationsUnavailable: (503, "UNAVAILABLE")

@@ -64,6 +64,7 @@ struct OpenAIAdapter: UsageMemberAdapter {
             case .revoked(.expired): (403, "permission_error", "key_expired")
             case .revoked: (403, "permission_error", "key_revoked")
             case .unknownRoute: (404, "not_found_error", "unknown_route")
+            case .badPath: (400, "invalid_request_error", "invalid_path")
             case .requestTooLarge: (413, "invalid_request_error", "request_too_large")
             case .noProviderKey, .upstreamUnreachable: (502, "api_error", nil)
             case .revocationsUnavailable: (503, "api_error", "revocation_list_unavailable")

@@ -128,6 +128,8 @@ enum RefusalReason: Sendable, Equatable {
     case revoked(RevocationList.Kind)
     /// No provider at the path.
     case unknownRoute
+    /// The path is not one the collector forwards (encoded slashes, dot or empty segments, bad escapes).
+    case badPath
     /// The request body is over the collector's limit.
     case requestTooLarge
     /// The collector has no real key for the provider.

@@ -49,7 +49,16 @@ struct Proxy: Sendable {
     func respond(to request: Request, context: some RequestContext) async throws -> Response {
         let started = ContinuousClock.now
         let now = Timestamp.now()
-        let path = request.uri.path
+        // The path as the provider will read it; one that could be read two ways is refused before anything else.
+        let path: String
+        switch PathNormalizer.normalize(request.uri.path) {
+        case .success(let normalised):
+            path = normalised
+        case .failure(let error):
+            let named = request.uri.path.split(separator: "/").first.flatMap { config.provider(named: String($0)) }
+            let kind = named?.kind ?? config.defaultProvider.flatMap(config.provider(named:))?.kind ?? .openai
+            return errorResponse(ProviderAdapters.adapter(for: kind).refusal(.badPath, message: "\(error.message): \(request.uri.path.prefix(200))"))
+        }
         guard let route = Route(path: path, config: config) else {
             let kind = config.defaultProvider.flatMap(config.provider(named:))?.kind ?? .openai
             let known = config.providers.map { "/\($0.name)/" }.joined(separator: ", ")

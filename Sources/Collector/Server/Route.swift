@@ -31,3 +31,67 @@ struct Route: Sendable {
         self.path = adapter.classify(path: upstreamPath[...])
     }
 }
+
+/// A client's path made plain before it is classified and forwarded (`docs/collector.md`): percent-escapes decoded
+/// once, and anything that could make the collector and the provider read different paths refused. So
+/// `/openai/v1/chat/complet%69ons` is the chat completions endpoint (metered, with its usage asked for), while
+/// `…/completions/.`, `…/x/../chat/completions`, `…%2Fcompletions` and `//` are not paths at all.
+enum PathNormalizer {
+    /// The characters a decoded segment may hold: RFC 3986's unreserved characters and the sub-delimiters, `:` and `@`.
+    /// Anything else (a space, `%`, `?`, `#`, `\`, control characters, non-ASCII) would have to be re-encoded, and a
+    /// provider's API paths never need it.
+    static let allowed: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@".utf8))
+
+    /// The normalised path, or why the raw one is refused.
+    static func normalize(_ raw: String) -> Result<String, PathError> {
+        let bytes = Array(raw.utf8)
+        guard bytes.first == UInt8(ascii: "/") else { return .failure(PathError("the path must start with '/'")) }
+        if bytes.count == 1 { return .success("/") }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        for segment in bytes.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            guard !segment.isEmpty else { return .failure(PathError("empty path segments ('//' or a trailing '/') are refused")) }
+            var decoded: [UInt8] = []
+            var i = segment.startIndex
+            while i < segment.endIndex {
+                let byte = segment[i]
+                if byte == UInt8(ascii: "%") {
+                    guard i + 2 < segment.endIndex, let high = hex(segment[i + 1]), let low = hex(segment[i + 2])
+                    else { return .failure(PathError("a '%' in the path is not followed by two hex digits")) }
+                    let value = high << 4 | low
+                    if value == UInt8(ascii: "/") || value == UInt8(ascii: "\\") {
+                        return .failure(PathError("encoded slashes in the path are refused"))
+                    }
+                    decoded.append(value)
+                    i += 3
+                } else {
+                    decoded.append(byte)
+                    i += 1
+                }
+            }
+            guard decoded.allSatisfy(allowed.contains) else {
+                return .failure(PathError("the path holds characters a provider's API path never does (after decoding)"))
+            }
+            if decoded == [UInt8(ascii: ".")] || decoded == [UInt8(ascii: "."), UInt8(ascii: ".")] {
+                return .failure(PathError("'.' and '..' path segments are refused"))
+            }
+            out.append(UInt8(ascii: "/"))
+            out.append(contentsOf: decoded)
+        }
+        return .success(String(decoding: out, as: UTF8.self))
+    }
+
+    private static func hex(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    struct PathError: Error, Equatable {
+        var message: String
+        init(_ message: String) { self.message = message }
+    }
+}
