@@ -40,12 +40,16 @@ public struct Provider: Sendable, Equatable {
     public var baseURL: String
     /// Environment variable holding the real API key.
     public var apiKeyEnv: String
+    /// Headers the collector sends this provider on every call (`OpenAI-Organization`, `OpenAI-Project`, …): the
+    /// organisation's choice of who pays, never the client's (clients' own such headers are removed).
+    public var headers: [String: String]
 
-    public init(name: String, kind: ProviderKind, baseURL: String, apiKeyEnv: String) {
+    public init(name: String, kind: ProviderKind, baseURL: String, apiKeyEnv: String, headers: [String: String] = [:]) {
         self.name = name
         self.kind = kind
         self.baseURL = baseURL
         self.apiKeyEnv = apiKeyEnv
+        self.headers = headers
     }
 }
 

@@ -50,7 +50,7 @@ extension ConfigReader {
     // MARK: Sections
 
     static func readProvider(_ reader: inout ConfigReader, _ node: Node, _ path: String) -> (Provider, Node)? {
-        guard let f = reader.mapping(node, path, allowed: ["name", "kind", "base_url", "api_key_env"]) else { return nil }
+        guard let f = reader.mapping(node, path, allowed: ["name", "kind", "base_url", "api_key_env", "headers"]) else { return nil }
         let name = reader.string(f, "name", path, required: true, parentNode: node)
         let kind: ProviderKind? = reader.oneOf(f, "kind", path, required: true, parentNode: node)
         let baseURL = reader.string(f, "base_url", path, required: true, parentNode: node)
@@ -74,9 +74,35 @@ extension ConfigReader {
         if let apiKeyEnv, !ConfigReader.isEnvName(apiKeyEnv) {
             reader.report(f["api_key_env"], "\(path).api_key_env", "'\(apiKeyEnv)' is not an environment variable name")
         }
+        var headers: [String: String] = [:]
+        if let node = f["headers"], case .mapping(let mapping) = node {
+            for (keyNode, valueNode) in mapping {
+                guard case .scalar(let key) = keyNode, let value = reader.scalar(valueNode, "\(path).headers.\(key.string)") else {
+                    continue
+                }
+                let name = key.string
+                let isToken =
+                    !name.isEmpty
+                    && name.utf8.allSatisfy {
+                        ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D
+                    }
+                if !isToken {
+                    reader.report(keyNode, "\(path).headers.\(name)", "is not a header name (letters, digits and '-')")
+                } else if value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+                    reader.report(valueNode, "\(path).headers.\(name)", "a header value cannot hold control characters")
+                } else if ["authorization", "x-api-key", "api-key", "x-goog-api-key", "host", "content-length"].contains(name.lowercased())
+                {
+                    reader.report(keyNode, "\(path).headers.\(name)", "is set by the collector itself")
+                } else {
+                    headers[name] = value
+                }
+            }
+        } else if let node = f["headers"] {
+            reader.report(node, "\(path).headers", "must be a mapping of header names to values")
+        }
         guard let name, let kind, let baseURL, let apiKeyEnv else { return nil }
         let trimmed = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        return (Provider(name: name, kind: kind, baseURL: trimmed, apiKeyEnv: apiKeyEnv), node)
+        return (Provider(name: name, kind: kind, baseURL: trimmed, apiKeyEnv: apiKeyEnv, headers: headers), node)
     }
 
     static func baseURLProblem(_ text: String) -> String? {

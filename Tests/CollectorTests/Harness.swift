@@ -30,7 +30,7 @@ struct Harness: Sendable {
         """
         default_provider: openai
         providers:
-          - {name: openai, kind: openai, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_OPENAI_KEY}
+          - {name: openai, kind: openai, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_OPENAI_KEY, headers: {OpenAI-Organization: org-tally}}
           - {name: anthropic, kind: anthropic, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_ANTHROPIC_KEY}
           - {name: gemini, kind: gemini, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_GEMINI_KEY}
           - {name: azure, kind: azure, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_AZURE_KEY}

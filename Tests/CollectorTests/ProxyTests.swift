@@ -248,6 +248,40 @@ struct ProxyTests {
         #expect(events.first?.endpoint == .chatCompletions && events.first?.usage != nil && events.first?.stream == true)
     }
 
+    /// Who pays is the organisation's choice: a client's OpenAI-Organization, OpenAI-Project or X-Goog-User-Project is
+    /// removed, and the provider entry's own headers are sent.
+    @Test func headersThatChangeWhoPaysComeFromTheConfigOnly() async throws {
+        _ = try await Harness.run { h in
+            let billing = ["OpenAI-Organization": "org-attacker", "OpenAI-Project": "proj-other-team", "X-Goog-User-Project": "other"]
+            let openai = try await h.call("/openai/v1/chat/completions", body: Self.chat, headers: billing)
+            let anthropic = try await h.call(
+                "/anthropic/v1/messages", body: #"{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[]}"#, key: Harness.bobSecret,
+                anthropicStyle: true, headers: billing)
+            #expect(openai.status == 200 && anthropic.status == 200)
+            let received = h.mock.received.withLock { $0 }
+            #expect(received.count == 2)
+            #expect(received[0].headers["openai-organization"] == "org-tally", "the provider entry's own")
+            #expect(received.allSatisfy { $0.headers["openai-project"] == nil && $0.headers["x-goog-user-project"] == nil })
+            #expect(received[1].headers["openai-organization"] == nil)
+        }
+    }
+
+    /// A metered call whose body Tally cannot read is refused, not forwarded unmetered.
+    @Test func unreadableBodiesOfMeteredCallsAreRefused() async throws {
+        let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+        let events = try await Harness.run { h in
+            for body in [
+                #"{"model":"gpt-4o-mini","stream":true,"messages":"# + deep + "}", #"{"model":"gpt-4o-mini","stream":true,"x":"\ud800"}"#,
+                "model=gpt-4o-mini&stream=true",
+            ] {
+                let refused = try await h.call("/openai/v1/chat/completions", body: body)
+                #expect(refused.status == 400, "\(body.prefix(40))")
+            }
+            #expect(h.mock.received.withLock { $0 }.isEmpty, "nothing reached the provider")
+        }
+        #expect(events.count == 3 && events.allSatisfy { $0.outcome == .rejectedInvalid && $0.status == 400 })
+    }
+
     @Test func upstreamErrorsPassThroughUnchanged() async throws {
         let events = try await Harness.run { h in
             let result = try await h.call("/openai/v1/chat/completions", body: #"{"model":"fail-500","messages":[]}"#, testID: "fail")

@@ -25,6 +25,7 @@ struct AnthropicAdapter: UsageMemberAdapter {
             case .unknownRoute: (404, "not_found_error")
             case .badPath: (400, "invalid_request_error")
             case .requestTooLarge: (413, "invalid_request_error")
+            case .unreadableBody: (400, "invalid_request_error")
             case .noProviderKey, .upstreamUnreachable: (502, "api_error")
             case .revocationsUnavailable: (503, "api_error")
             }

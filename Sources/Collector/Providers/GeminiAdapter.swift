@@ -70,6 +70,7 @@ struct GeminiAdapter: ProviderAdapter {
             case .unknownRoute: (404, "NOT_FOUND")
             case .badPath: (400, "INVALID_ARGUMENT")
             case .requestTooLarge: (413, "INVALID_ARGUMENT")
+            case .unreadableBody: (400, "INVALID_ARGUMENT")
             case .noProviderKey, .upstreamUnreachable: (502, "UNAVAILABLE")
             case .revocationsUnavailable: (503, "UNAVAILABLE")
             }

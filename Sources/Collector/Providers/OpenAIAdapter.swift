@@ -66,6 +66,7 @@ struct OpenAIAdapter: UsageMemberAdapter {
             case .unknownRoute: (404, "not_found_error", "unknown_route")
             case .badPath: (400, "invalid_request_error", "invalid_path")
             case .requestTooLarge: (413, "invalid_request_error", "request_too_large")
+            case .unreadableBody: (400, "invalid_request_error", "unreadable_body")
             case .noProviderKey, .upstreamUnreachable: (502, "api_error", nil)
             case .revocationsUnavailable: (503, "api_error", "revocation_list_unavailable")
             }

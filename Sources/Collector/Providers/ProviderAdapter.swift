@@ -132,6 +132,8 @@ enum RefusalReason: Sendable, Equatable {
     case badPath
     /// The request body is over the collector's limit.
     case requestTooLarge
+    /// A metered endpoint's body is not a JSON object the collector can read, so its usage could not be metered.
+    case unreadableBody
     /// The collector has no real key for the provider.
     case noProviderKey
     /// The provider could not be reached.

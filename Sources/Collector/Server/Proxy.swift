@@ -42,7 +42,10 @@ struct Proxy: Sendable {
     /// Tally's own, and what the proxy sets.
     static let droppedRequestHeaders = hopByHopHeaders.union([
         "host", "content-length", "authorization", "x-tally-user", "x-tally-tags", "accept-encoding",
-    ]).union(ProviderAdapters.keyHeaders)
+    ]).union(ProviderAdapters.keyHeaders).union(billingHeaders)
+    /// Client headers that choose who pays or whose resources a call reaches: the organisation decides those, in the
+    /// provider's `headers:`, never a key holder.
+    static let billingHeaders: Set<String> = ["openai-organization", "openai-project", "x-goog-user-project"]
     /// Upstream headers not passed back: hop-by-hop ones, and the length, which the response body states itself.
     static let droppedResponseHeaders = hopByHopHeaders.union(["content-length"])
 
@@ -57,7 +60,8 @@ struct Proxy: Sendable {
         case .failure(let error):
             let named = request.uri.path.split(separator: "/").first.flatMap { config.provider(named: String($0)) }
             let kind = named?.kind ?? config.defaultProvider.flatMap(config.provider(named:))?.kind ?? .openai
-            return errorResponse(ProviderAdapters.adapter(for: kind).refusal(.badPath, message: "\(error.message): \(request.uri.path.prefix(200))"))
+            return errorResponse(
+                ProviderAdapters.adapter(for: kind).refusal(.badPath, message: "\(error.message): \(request.uri.path.prefix(200))"))
         }
         guard let route = Route(path: path, config: config) else {
             let kind = config.defaultProvider.flatMap(config.provider(named:))?.kind ?? .openai
@@ -120,7 +124,8 @@ struct Proxy: Sendable {
                 message: "the request body is larger than \(Self.maxRequestBytes >> 20) MiB")
         }
 
-        // Read what the log needs from the request; a body that is not JSON is forwarded as it is.
+        // Read what the log needs from the request. A body that is not a readable JSON object goes through as it is to
+        // an unmetered path, and is refused on a metered one (its call could not be metered).
         var upstreamBody = body
         var injectedUsage = false
         let bytes = Array(body.readableBytesView)
@@ -136,6 +141,12 @@ struct Proxy: Sendable {
                 upstreamBody = ByteBuffer(bytes: rewritten)
                 injectedUsage = true
             }
+        } else if route.endpoint != .other, !bytes.isEmpty || request.method == .post {
+            // A metered call whose body Tally cannot read would go through unmetered: refused instead.
+            return await refuse(
+                &call, .rejectedInvalid, .unreadableBody, adapter: adapter,
+                message: "the request body is not a JSON object Tally can read (at most \(JSONValue.maximumDepth) levels deep, valid UTF-8)"
+            )
         }
         if let headerUser = request.headers[Self.tallyUser], !headerUser.isEmpty { call.endUser(headerUser) }
 
@@ -151,6 +162,7 @@ struct Proxy: Sendable {
             upstream.headers.add(name: field.name.rawName, value: field.value)
         }
         upstream.headers.replaceOrAdd(name: "accept-encoding", value: "identity")
+        for (name, value) in route.provider.headers { upstream.headers.replaceOrAdd(name: name, value: value) }
         let credential = adapter.credential(realKey: realKey)
         upstream.headers.replaceOrAdd(name: credential.name, value: credential.value)
         if body.readableBytes > 0 || request.method == .post || request.method == .put || request.method == .patch {
