@@ -157,6 +157,31 @@ struct BudgetTests {
         #expect(try list(f) == ["k-dan manual -"])
     }
 
+    /// A security tool's entry for a key that had decisions before (here a revoke and a restore) is kept by later
+    /// audits: only `tally keys restore` lifts it, and the journal says who did.
+    @Test func aToolsEntryOutlivesOlderDecisionsUntilARestore() async throws {
+        let f = try F(yaml: Self.yaml(teamLimit: "100.00", aliceLimit: "100.00"))
+        defer { f.remove() }
+        try f.segment([Self.call("2026-11-10T10:00:00Z")])
+        let at = Timestamp.parse("2026-11-10T11:00:00Z")!
+        for action in [KeyDecision.Action.revoke, .restore] {
+            _ = try KeyDecisions.record(
+                KeyDecision(key: "k-alice", action: action, reason: "drill", until: nil, at: at, by: "ops"), config: f.config)
+        }
+        try RevocationList(entries: [.init(keyID: "k-alice", reason: "manual: leaked, found by the secret scanner", until: nil)])
+            .write(to: f.root + "/var/revoked.tsv")
+        _ = try await f.outcome(asOf: "2026-11-10T12:00:00Z")
+        _ = try await f.outcome(asOf: "2026-11-10T13:00:00Z")
+        #expect(try list(f) == ["k-alice manual -"], "the scanner's entry stays")
+
+        _ = try KeyDecisions.record(
+            KeyDecision(key: "k-alice", action: .restore, reason: "rotated", until: nil, at: at + 7_200_000 + 600_000, by: "sec-oncall"),
+            config: f.config)
+        #expect(try list(f).isEmpty)
+        let journal: [String] = try f.query("SELECT kind || ' ' || detail FROM journal WHERE subject = 'key k-alice' ORDER BY id")
+        #expect(journal.contains { $0.hasPrefix("decision restore by sec-oncall: rotated") })
+    }
+
     @Test func aPersonRevokesAndRestoresAKey() async throws {
         let f = try F(yaml: Self.yaml(teamLimit: "100.00", aliceLimit: "100.00"))
         defer { f.remove() }

@@ -27,7 +27,11 @@ public struct EnforcementResult: Sendable {
 /// moved to another team lifts a revocation on the next run. Entries of kind `manual` (or of a kind this Tally does
 /// not know) that another tool or a person put in the file are kept as they are.
 public enum Enforcement {
-    public static func run(ledger: Ledger, config: Config, asOf: Int64, waste: WasteResult? = nil) throws(AuditError) -> EnforcementResult {
+    /// - Parameter restoring: the key a `tally keys restore` is lifting in this run: its entries written by others are
+    ///   dropped now (and only now; the journal says who lifted them).
+    public static func run(
+        ledger: Ledger, config: Config, asOf: Int64, waste: WasteResult? = nil, restoring: String? = nil
+    ) throws(AuditError) -> EnforcementResult {
         var (statuses, spendByKeyAndDay) = try BudgetEvaluation.statuses(ledger: ledger, config: config, asOf: asOf)
         let reallocation = try Reallocation.apply(to: &statuses, ledger: ledger, config: config, asOf: asOf)
         try journalBudgets(config, ledger: ledger, asOf: asOf)
@@ -91,15 +95,16 @@ public enum Enforcement {
                         keyID: key.id, reason: "expired: the key expired on \(Timestamp.format(milliseconds: expires))", until: nil))
             }
         }
-        // What people decided: `tally keys revoke` until restored, and manual entries other tools wrote into the file
-        // unless a restore for that key came later. What the audit revoked before is recomputed above.
+        // What people decided: `tally keys revoke` until restored; and every entry the audit does not derive (manual
+        // ones, kinds it does not know), written by a person or a security tool, stays until its `until` or until
+        // `tally keys restore` lifts it, whatever decisions the key had before. What the audit revoked is recomputed
+        // above; it owns only those kinds.
         let decisions = try ledger.latestKeyDecisions()
         for (key, decision) in decisions where decision.action == .revoke && (decision.until ?? .max) > asOf {
             propose(RevocationList.Entry(keyID: key, reason: "manual: \(decision.reason) (by \(decision.by))", until: decision.until))
         }
         for entry in existing?.entries ?? [] where entry.kind == .manual && (entry.until ?? .max) > asOf {
-            // For a key with a decision in the ledger, the ledger decides: a restore lifts it, a revoke is above.
-            guard decisions[entry.keyID] == nil else { continue }
+            guard entry.keyID != restoring else { continue }
             propose(entry)
         }
         let list = RevocationList(entries: chosen.values.sorted { $0.keyID < $1.keyID })

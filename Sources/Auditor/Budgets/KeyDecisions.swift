@@ -25,7 +25,8 @@ public enum KeyDecisions {
                 detail: "\(decision.action.rawValue) by \(decision.by): \(decision.reason)"
                     + (decision.until.map { " (until \(Timestamp.format(milliseconds: $0)))" } ?? ""))
         }
-        return try Enforcement.run(ledger: ledger, config: config, asOf: decision.at)
+        return try Enforcement.run(
+            ledger: ledger, config: config, asOf: decision.at, restoring: decision.action == .restore ? decision.key : nil)
     }
 
     /// The login name of whoever runs the command, for the record.
