@@ -15,12 +15,18 @@ public final class AuditLock {
     public let path: String
     private var fd: Int32
 
-    /// Takes the lock beside `ledgerPath`, or throws `.locked` naming the holder.
-    public init(ledgerPath: String, purpose: String = "tally audit") throws(AuditError) {
+    /// Takes the lock beside `ledgerPath`, or throws `.locked` naming the holder. With `wait`, a lock another process
+    /// holds is tried again every 100 ms until it is free or `wait` has passed (for `tally keys`, which must get
+    /// through while an audit runs).
+    public init(ledgerPath: String, purpose: String = "tally audit", wait: Duration = .zero) throws(AuditError) {
         path = ledgerPath + ".lock"
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw AuditError(.io, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        let deadline = ContinuousClock.now + wait
+        while flock(fd, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK, ContinuousClock.now < deadline {
+            usleep(100_000)
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.readHolder(fd)
@@ -30,7 +36,8 @@ public final class AuditLock {
             fd = -1
             throw AuditError(
                 .locked,
-                "another audit holds the ledger lock \(path)\(holder.isEmpty ? "" : " (\(holder))"); try again when it has finished")
+                "another audit holds the ledger lock \(path)\(holder.isEmpty ? "" : " (\(holder))")"
+                    + (wait > .zero ? " and did not release it within \(wait)" : "") + "; try again when it has finished")
         }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)

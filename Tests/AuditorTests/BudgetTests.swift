@@ -182,6 +182,53 @@ struct BudgetTests {
         #expect(journal.contains { $0.hasPrefix("decision restore by sec-oncall: rotated") })
     }
 
+    /// The emergency path always works: a list on disk that cannot be read is rebuilt from the ledger and journal (by
+    /// the audit and by `tally keys revoke`), and `tally keys` waits for an audit holding the ledger.
+    @Test func aCorruptListIsRebuiltAndKeysWaitForTheLock() async throws {
+        let f = try F(yaml: Self.yaml(teamLimit: "100.00", aliceLimit: "100.00"))
+        defer { f.remove() }
+        try f.segment([Self.call("2026-11-10T10:00:00Z")])
+        try RevocationList(entries: [.init(keyID: "k-dan", reason: "manual: leaked, found by the secret scanner", until: nil)])
+            .write(to: f.root + "/var/revoked.tsv")
+        _ = try await f.outcome(asOf: "2026-11-10T12:00:00Z")
+        #expect(try list(f) == ["k-dan manual -"])
+
+        // A hand edit breaks the checksum: the audit rebuilds the list instead of failing every run.
+        var text = try String(contentsOfFile: f.root + "/var/revoked.tsv", encoding: .utf8)
+        text += "k-alice\tmanual: typed by hand\t-\n"
+        try text.write(toFile: f.root + "/var/revoked.tsv", atomically: true, encoding: .utf8)
+        let rebuilt = try await f.outcome(asOf: "2026-11-10T13:00:00Z")
+        #expect(rebuilt.enforcement.rebuilt != nil)
+        #expect(try list(f) == ["k-dan manual -"], "what the journal recorded, not the forged line")
+        let rows: [String] = try f.query("SELECT detail FROM journal WHERE kind = 'list'")
+        #expect(rows.count == 1 && rows[0].hasPrefix("rebuilt from the ledger"))
+
+        // `tally keys revoke` gets through a corrupt file too.
+        try text.write(toFile: f.root + "/var/revoked.tsv", atomically: true, encoding: .utf8)
+        let revoked = try KeyDecisions.record(
+            KeyDecision(
+                key: "k-alice", action: .revoke, reason: "leaked", until: nil, at: Timestamp.parse("2026-11-10T13:05:00Z")!, by: "ops"),
+            config: f.config)
+        #expect(revoked.rebuilt != nil)
+        #expect(try list(f) == ["k-alice manual -", "k-dan manual -"])
+
+        // An audit holds the ledger: without waiting, refused at once; with a wait, through once it is released.
+        let ledgerPath = f.config.resolve(f.config.audit.db)
+        let held = try AuditLock(ledgerPath: ledgerPath, purpose: "tally audit")
+        let restore = KeyDecision(
+            key: "k-alice", action: .restore, reason: "rotated", until: nil, at: Timestamp.parse("2026-11-10T13:10:00Z")!, by: "ops")
+        #expect(throws: AuditError.self) { try KeyDecisions.record(restore, config: f.config, wait: .zero) }
+        let releaser = Task.detached {
+            try await Task.sleep(for: .milliseconds(500))
+            held.release()
+        }
+        let started = ContinuousClock.now
+        _ = try KeyDecisions.record(restore, config: f.config, wait: .seconds(10))
+        #expect(ContinuousClock.now - started >= .milliseconds(400))
+        try await releaser.value
+        #expect(try list(f) == ["k-dan manual -"])
+    }
+
     @Test func aPersonRevokesAndRestoresAKey() async throws {
         let f = try F(yaml: Self.yaml(teamLimit: "100.00", aliceLimit: "100.00"))
         defer { f.remove() }

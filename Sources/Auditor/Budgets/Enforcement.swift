@@ -19,6 +19,8 @@ public struct EnforcementResult: Sendable {
     public var path: String
     /// What the statuses were summed from, for `Alerts`.
     var spendByKeyAndDay: [String: [Int: Money]]
+    /// Why the list on disk could not be read, when it was rebuilt from the ledger instead.
+    public var rebuilt: String? = nil
 }
 
 /// Turns budget breaches and expiries into the revocation list the collector enforces (`docs/revocations.md`).
@@ -36,10 +38,18 @@ public enum Enforcement {
         let reallocation = try Reallocation.apply(to: &statuses, ledger: ledger, config: config, asOf: asOf)
         try journalBudgets(config, ledger: ledger, asOf: asOf)
         let path = config.resolve(config.collector.revocations)
-        let existing: RevocationList?
+        // A list that cannot be read (a hand edit with a bad checksum, a cut copy) is rebuilt, never a reason to stop
+        // enforcing: what it held is what the journal last recorded it held.
+        var existing: RevocationList?
+        var rebuilt: String?
         do { existing = try RevocationList.read(path: path) } catch {
-            throw AuditError(
-                .io, "the revocation list \(path) cannot be read (\(error)); fix or remove it, then run the audit again", cause: error)
+            existing = try recoveredList(ledger: ledger, asOf: asOf)
+            rebuilt = "\(error)"
+            try ledger.write { t in
+                try t.appendJournal(
+                    at: asOf, kind: "list", subject: "revocation list",
+                    detail: "rebuilt from the ledger: the file could not be read (\(error))")
+            }
         }
 
         var chosen: [String: RevocationList.Entry] = [:]
@@ -109,8 +119,11 @@ public enum Enforcement {
         }
         let list = RevocationList(entries: chosen.values.sorted { $0.keyID < $1.keyID })
 
-        let rewritten = existing != list
-        try journalChanges(from: existing ?? RevocationList(), to: list, ledger: ledger, asOf: asOf)
+        let rewritten = existing != list || rebuilt != nil
+        // The journal mirrors the list: every entry that appears (derived, decided, or written by another tool, the
+        // first time the audit sees it) gets a row, every one that goes a restore row, so that a list that cannot be
+        // read can be rebuilt from it.
+        try journalChanges(from: try recoveredList(ledger: ledger, asOf: asOf, keepLapsed: true), to: list, ledger: ledger, asOf: asOf)
         if rewritten {
             do {
                 try list.write(
@@ -124,7 +137,26 @@ public enum Enforcement {
         }
         return EnforcementResult(
             statuses: statuses, list: list, overrides: overrides, runawayOverrides: runawayOverrides,
-            reallocation: reallocation, rewritten: rewritten, path: path, spendByKeyAndDay: spendByKeyAndDay)
+            reallocation: reallocation, rewritten: rewritten, path: path, spendByKeyAndDay: spendByKeyAndDay, rebuilt: rebuilt)
+    }
+
+    /// The list as the journal last recorded it (each key's latest `revoke` row not followed by a `restore`, still in
+    /// force at `asOf`): what a list that cannot be read held, as far as Tally knows.
+    static func recoveredList(ledger: Ledger, asOf: Int64, keepLapsed: Bool = false) throws(AuditError) -> RevocationList {
+        let latest = try ledger.write { t in try t.latestJournal(kinds: ["revoke", "restore"]) }
+        var entries: [RevocationList.Entry] = []
+        for (subject, entry) in latest where entry.kind == "revoke" && subject.hasPrefix("key ") {
+            var reason = entry.detail
+            var until: Int64?
+            if reason.hasSuffix(")"), let open = reason.ranges(of: " (until ").last {
+                let text = reason[open.upperBound..<reason.index(before: reason.endIndex)]
+                until = text == "further notice" ? nil : Timestamp.parse(text)
+                reason = String(reason[..<open.lowerBound])
+            }
+            guard keepLapsed || (until ?? .max) > asOf else { continue }
+            entries.append(RevocationList.Entry(keyID: String(subject.dropFirst(4)), reason: reason, until: until))
+        }
+        return RevocationList(entries: entries.sorted { $0.keyID < $1.keyID })
     }
 
     /// A journal row for each budget the config sets, changes or drops since the journal last saw it.

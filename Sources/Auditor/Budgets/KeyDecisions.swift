@@ -12,11 +12,15 @@ import Darwin
 /// Records manual revoke and restore decisions and rewrites the revocation list at once, so the collector acts on
 /// them within its reload interval instead of at the next cron run.
 public enum KeyDecisions {
-    public static func record(_ decision: KeyDecision, config: Config) throws(AuditError) -> EnforcementResult {
+    /// Records `decision` and rewrites the list. An audit holding the ledger is waited for, up to `wait`: the emergency
+    /// path must get through while a cron audit runs.
+    public static func record(
+        _ decision: KeyDecision, config: Config, wait: Duration = .seconds(60)
+    ) throws(AuditError) -> EnforcementResult {
         guard config.keys.contains(where: { $0.id == decision.key }) else {
             throw AuditError(.usage, "the config has no key '\(decision.key)': only keys listed under `keys:` can be revoked or restored")
         }
-        let (lock, ledger) = try Ledger.openLocked(config, purpose: "tally keys \(decision.action.rawValue)")
+        let (lock, ledger) = try Ledger.openLocked(config, purpose: "tally keys \(decision.action.rawValue)", wait: wait)
         defer { lock.release() }
         try ledger.write { transaction in
             try transaction.record(decision)

@@ -64,6 +64,9 @@ struct AuditCommand: AsyncParsableCommand {
                 printError("tally audit: calls to models without a price, counted as unpriced: \(models.joined(separator: ", "))")
             }
             let enforcement = outcome.enforcement
+            if let why = enforcement.rebuilt {
+                printError("tally audit: the revocation list could not be read (\(why)); rebuilt from the ledger and journal")
+            }
             for (key, status) in enforcement.overrides {
                 printError(
                     "tally audit: priority key \(key) is not revoked although \(Enforcement.describe(status, currency: loaded.currency))")

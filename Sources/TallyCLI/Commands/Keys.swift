@@ -31,6 +31,9 @@ struct Keys: AsyncParsableCommand {
         @Option(name: .long, help: "When the revocation ends (RFC 3339); default: until restored.")
         var until: String?
 
+        @Option(name: .long, help: "Seconds to wait for an audit that holds the ledger (default 60).")
+        var wait: Int = 60
+
         func validate() throws {
             guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--reason must not be empty") }
             if let until, Timestamp.parse(until) == nil {
@@ -44,7 +47,10 @@ struct Keys: AsyncParsableCommand {
                 let decision = KeyDecision(
                     key: id, action: .revoke, reason: reason, until: until.flatMap { Timestamp.parse($0) },
                     at: Timestamp.now(), by: KeyDecisions.currentUser())
-                let result = try KeyDecisions.record(decision, config: loaded)
+                let result = try KeyDecisions.record(decision, config: loaded, wait: .seconds(max(0, wait)))
+                if let why = result.rebuilt {
+                    printError("tally keys revoke: the list on disk could not be read (\(why)); rebuilt from the ledger")
+                }
                 print(
                     "tally keys revoke: \(id) revoked\(until.map { " until \($0)" } ?? " until restored"); \(result.path) now lists \(counted(result.list.entries.count, "key"))"
                 )
@@ -67,12 +73,15 @@ struct Keys: AsyncParsableCommand {
         @Option(name: .long, help: "Why, for the record.")
         var reason: String = "restored"
 
+        @Option(name: .long, help: "Seconds to wait for an audit that holds the ledger (default 60).")
+        var wait: Int = 60
+
         func run() async throws {
             try await runReportingFailures {
                 let loaded = try config.load()
                 let decision = KeyDecision(
                     key: id, action: .restore, reason: reason, until: nil, at: Timestamp.now(), by: KeyDecisions.currentUser())
-                let result = try KeyDecisions.record(decision, config: loaded)
+                let result = try KeyDecisions.record(decision, config: loaded, wait: .seconds(max(0, wait)))
                 let still = result.list.entries.first { $0.keyID == id }
                 print("tally keys restore: \(id) restored" + (still.map { "; still revoked: \($0.reason)" } ?? ""))
             }
