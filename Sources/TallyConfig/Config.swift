@@ -313,6 +313,13 @@ public struct CollectorSettings: Sendable, Equatable {
     public var onClientAbort: ClientAbortMode = .drain
     /// How long a stopping collector lets calls in flight finish; the ones still running then are logged as cut off.
     public var shutdownGraceMs: Int64 = 30_000
+    /// Connecting to a provider (TCP and TLS).
+    public var upstreamConnectTimeoutMs: Int64 = 10_000
+    /// The longest silence from a provider once a call is sent: before its answer's first byte, and between chunks.
+    public var upstreamReadTimeoutMs: Int64 = 600_000
+    /// The longest a whole call may take, from sending it to the answer's last byte (long reasoning calls and slow
+    /// streams run for many minutes; the providers' own limits are below this).
+    public var upstreamCallTimeoutMs: Int64 = 3_600_000
 
     public init() {}
 }

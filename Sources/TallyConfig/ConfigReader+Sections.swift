@@ -384,7 +384,7 @@ extension ConfigReader {
         let allowed = [
             "id", "listen", "log_dir", "segment_max_bytes", "segment_max_age", "fsync", "fsync_interval", "revocations",
             "reload_interval", "hash_secret_env", "admin_token_env", "preview_chars", "redact", "drain_timeout", "on_client_abort",
-            "shutdown_grace",
+            "shutdown_grace", "upstream_connect_timeout", "upstream_read_timeout", "upstream_call_timeout",
         ]
         guard let f = mapping(node, p, allowed: allowed) else { return c }
         if f["id"] != nil, let id = identifier(f, "id", p, parentNode: node) { c.id = id }
@@ -413,6 +413,9 @@ extension ConfigReader {
         if let timeout = duration(f, "drain_timeout", p, minimum: 1000) { c.drainTimeoutMs = timeout }
         if let mode: ClientAbortMode = oneOf(f, "on_client_abort", p) { c.onClientAbort = mode }
         if let grace = duration(f, "shutdown_grace", p, minimum: 1000) { c.shutdownGraceMs = grace }
+        if let timeout = duration(f, "upstream_connect_timeout", p, minimum: 100) { c.upstreamConnectTimeoutMs = timeout }
+        if let timeout = duration(f, "upstream_read_timeout", p, minimum: 100) { c.upstreamReadTimeoutMs = timeout }
+        if let timeout = duration(f, "upstream_call_timeout", p, minimum: 1000) { c.upstreamCallTimeoutMs = timeout }
         for (key, keyPath) in [
             ("hash_secret_env", \CollectorSettings.hashSecretEnv), ("admin_token_env", \CollectorSettings.adminTokenEnv),
         ] {

@@ -59,7 +59,7 @@ class Handler(BaseHTTPRequestHandler):
         if not anthropic and not azure and self.headers.get("authorization") != "Bearer " + OPENAI_KEY:
             return self.send_json(401, {"error": {"message": "mock: wrong key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
         stream = request.get("stream", False)
-        if path.endswith("/chat/completions") and request.get("model") in ("slow-usage", "very-slow", "dies"):
+        if path.endswith("/chat/completions") and request.get("model") in ("slow-usage", "very-slow", "dies", "stalls"):
             return self.cut_off_stream(request)
         if path.endswith("/chat/completions"):
             slow = request.get("model") == "slow"
@@ -114,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
         """Streams for the cut-off tests: `slow-usage` 20 chunks over 4 s then usage; `very-slow` 100 chunks over 10 s;
         `dies` 2 chunks, then the connection drops without the stream's end."""
         model = request["model"]
-        count, pause = {"slow-usage": (20, 0.2), "very-slow": (100, 0.1), "dies": (2, 0.05)}[model]
+        count, pause = {"slow-usage": (20, 0.2), "very-slow": (100, 0.1), "dies": (2, 0.05), "stalls": (4, 0.05)}[model]
         include = (request.get("stream_options") or {}).get("include_usage", False)
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -127,6 +127,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         try:
             for i in range(count):
+                if model == "stalls" and i == 2:
+                    time.sleep(5)  # silent for longer than the test collector's upstream_read_timeout
                 send({"id": "c2", "object": "chat.completion.chunk", "created": 1, "model": model, "service_tier": "default",
                       "choices": [{"index": 0, "delta": {"content": "w%d " % i}, "finish_reason": None}]})
                 time.sleep(pause)

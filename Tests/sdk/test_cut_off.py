@@ -45,6 +45,7 @@ collector:
   on_client_abort: {on_abort}
   drain_timeout: 20s
   shutdown_grace: 3s
+  upstream_read_timeout: 1s
 """)
     return path
 
@@ -132,6 +133,19 @@ def test_an_upstream_that_dies_mid_stream_makes_the_sdk_raise(stacks):
     assert event["outcome"] == "upstream_error" and event["error"] == "upstream stream broke off"
     assert event["usage_estimated"] is True
     assert event["usage"]["input"] == 11 and event["usage"]["output"] == 2
+
+
+def test_an_upstream_silent_past_the_read_timeout_is_cut_off(stacks):
+    """upstream_read_timeout (1 s here) bounds a provider's silence mid-answer: the client's answer is broken off and
+    the call logged, not held for the 10-minute default."""
+    client = openai.OpenAI(base_url=stacks["drain"]["base"] + "/openai/v1", api_key=SECRET, max_retries=0)
+    started = time.time()
+    with pytest.raises(openai.APIError):
+        for _ in client.chat.completions.create(model="stalls", messages=[{"role": "user", "content": PROMPT}], stream=True):
+            pass
+    assert time.time() - started < 4.5
+    [event] = wait_for(stacks["folder"], "drain", "stalls")
+    assert event["outcome"] == "upstream_error" and event["usage_estimated"] is True
 
 
 def test_calls_cut_off_by_shutdown_are_logged_before_the_collector_exits(stacks):

@@ -78,7 +78,8 @@ public enum CollectorServer {
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.decompression = .disabled
         clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 512
-        clientConfiguration.timeout.connect = .seconds(10)
+        clientConfiguration.timeout.connect = .milliseconds(c.upstreamConnectTimeoutMs)
+        clientConfiguration.timeout.read = .milliseconds(c.upstreamReadTimeoutMs)
         let httpClient = UpstreamClients(group: .singleton, configuration: clientConfiguration)
 
         let metrics = CollectorMetrics()

@@ -172,7 +172,8 @@ struct Proxy: Sendable {
         let beforeUpstream = ContinuousClock.now
         let response: HTTPClientResponse
         do {
-            response = try await httpClient.current.execute(upstream, timeout: .seconds(600), logger: logger)
+            response = try await httpClient.current.execute(
+                upstream, timeout: .milliseconds(config.collector.upstreamCallTimeoutMs), logger: logger)
         } catch {
             logger.warning("upstream unreachable", metadata: ["collector.provider": "\(route.provider.name)", "error": "\(error)"])
             return await refuse(
