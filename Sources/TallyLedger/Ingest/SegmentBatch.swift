@@ -304,14 +304,9 @@ extension RollupSums {
 
     /// Takes back an event that turned out to be in the ledger already.
     package mutating func remove(_ event: ParsedEvent) {
-        var negative = RollupSums()
-        negative.add(event)
-        requests -= negative.requests
-        failed -= negative.failed
-        rejected -= negative.rejected
-        tokens -= negative.tokens
-        cost -= negative.cost
-        estimate -= negative.estimate
+        var sums = RollupSums()
+        sums.add(event)
+        merge(sums.negated)
     }
 
     package mutating func merge(_ other: RollupSums) {
