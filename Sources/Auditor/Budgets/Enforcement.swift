@@ -146,17 +146,23 @@ public enum Enforcement {
         let latest = try ledger.write { t in try t.latestJournal(kinds: ["revoke", "restore"]) }
         var entries: [RevocationList.Entry] = []
         for (subject, entry) in latest where entry.kind == "revoke" && subject.hasPrefix("key ") {
-            var reason = entry.detail
-            var until: Int64?
-            if reason.hasSuffix(")"), let open = reason.ranges(of: " (until ").last {
-                let text = reason[open.upperBound..<reason.index(before: reason.endIndex)]
-                until = text == "further notice" ? nil : Timestamp.parse(text)
-                reason = String(reason[..<open.lowerBound])
-            }
+            let (reason, until) = revokeDetail(entry.detail)
             guard keepLapsed || (until ?? .max) > asOf else { continue }
             entries.append(RevocationList.Entry(keyID: String(subject.dropFirst(4)), reason: reason, until: until))
         }
         return RevocationList(entries: entries.sorted { $0.keyID < $1.keyID })
+    }
+
+    /// A `revoke` journal row's detail: `<reason> (until <time>)` or `<reason> (until further notice)`.
+    static func revokeDetail(_ entry: RevocationList.Entry) -> String {
+        "\(entry.reason) (until \(entry.until.map { Timestamp.format(milliseconds: $0) } ?? "further notice"))"
+    }
+
+    /// The reason and until of a `revoke` row's detail (`revokeDetail`); a detail without the suffix is all reason.
+    static func revokeDetail(_ detail: String) -> (reason: String, until: Int64?) {
+        guard detail.hasSuffix(")"), let open = detail.ranges(of: " (until ").last else { return (detail, nil) }
+        let text = detail[open.upperBound..<detail.index(before: detail.endIndex)]
+        return (String(detail[..<open.lowerBound]), text == "further notice" ? nil : Timestamp.parse(text))
     }
 
     /// A journal row for each budget the config sets, changes or drops since the journal last saw it.
@@ -189,9 +195,7 @@ public enum Enforcement {
         guard before != after else { return }
         try ledger.write { transaction in
             for (key, entry) in after.sorted(by: { $0.key < $1.key }) where before[key] != entry {
-                try transaction.appendJournal(
-                    at: asOf, kind: "revoke", subject: "key \(key)",
-                    detail: "\(entry.reason) (until \(entry.until.map { Timestamp.format(milliseconds: $0) } ?? "further notice"))")
+                try transaction.appendJournal(at: asOf, kind: "revoke", subject: "key \(key)", detail: revokeDetail(entry))
             }
             for key in before.keys.sorted() where after[key] == nil {
                 try transaction.appendJournal(

@@ -216,12 +216,7 @@ public enum PeriodReportBuilder {
         let alerts = try ledger.alerts(from: start, to: end)
         let revocations = try ledger.journal(kinds: ["revoke", "restore"], from: start, to: end).map { entry -> RevocationRow in
             let key = entry.subject.hasPrefix("key ") ? String(entry.subject.dropFirst(4)) : entry.subject
-            var reason = entry.detail
-            var until: Int64?
-            if entry.kind == "revoke", reason.hasSuffix(")"), let open = reason.ranges(of: " (until ").last {
-                until = Timestamp.parse(reason[open.upperBound..<reason.index(before: reason.endIndex)])
-                reason = String(reason[..<open.lowerBound])
-            }
+            let (reason, until) = entry.kind == "revoke" ? Enforcement.revokeDetail(entry.detail) : (entry.detail, nil)
             return RevocationRow(
                 at: entry.at, key: key, action: entry.kind == "revoke" ? "revoked" : "restored", reason: reason, until: until)
         }
