@@ -42,13 +42,23 @@ enum Repricing {
             var newTotal = Money.zero
             var wasUnpriced = 0
             var byMonth: [String: (calls: Int64, change: Money)] = [:]
+            // A price row per entry, made once (its dimensions are JSON), not once per call.
+            var storedPrices: [PriceEntry: StoredPrice] = [:]
             for event in try ledger.pricedEvents(providerID: pair.providerID, modelID: pair.modelID) {
                 let price = prices.price(
                     schedule, tokens: event.tokens, tier: event.serviceTierName, provider: pair.provider, at: event.ts,
                     usageEstimated: event.notes & PriceNotes.usageEstimated.rawValue != 0)
                 let cost = price.cost.flatMap { Int64(exactly: $0.picos) }
                 let estimate = cost == nil ? price.estimate.flatMap { Int64(exactly: $0.picos) } : nil
-                let stored = price.entry.map { StoredPrice($0) }
+                var stored: StoredPrice?
+                if let entry = price.entry {
+                    if let known = storedPrices[entry] {
+                        stored = known
+                    } else {
+                        stored = StoredPrice(entry)
+                        storedPrices[entry] = stored
+                    }
+                }
                 let notes = price.notes.rawValue
                 // Unchanged figures are left alone: a new source with the same rates keeps the call's price row.
                 guard cost != event.cost || estimate != event.estimate || notes != event.notes || (stored == nil) != (event.price == nil)
