@@ -41,6 +41,9 @@ package struct DetailRollupKey: Hashable {
         tags = key.tags
         priced = key.priced
     }
+
+    /// The key columns of `rollup_daily_detail`, in `Rollups.Table.detail.keyColumns` order.
+    var columns: [Int64] { [day, attr, provider, model, endUser, tags, priced ? 1 : 0] }
 }
 
 /// The sums `rollup_daily_detail` keeps: no one-hour writes, searches or estimates (which `rollup_daily` and
@@ -68,6 +71,31 @@ package struct DetailRollupSums {
         cacheWrite += s.tokens.cacheWrite
         reasoning += s.tokens.reasoning
         cost += s.cost
+    }
+
+    /// The sum columns of `rollup_daily_detail`, in `Rollups.Table.detail.sumColumns` order.
+    var columns: [Int64] { [requests, failed, rejected, input, output, cachedInput, cacheWrite, reasoning] }
+}
+
+/// One batch's rollup sums, as `Rollups.add` writes them: the many detail groups lean, and the groups folded over end
+/// users and tags (still by tier and notes) for `rollup_daily` and `rollup_daily_pricing`.
+package struct RollupBatch {
+    var detail: [DetailRollupKey: DetailRollupSums] = [:]
+    var grouped: [RollupKey: RollupSums] = [:]
+
+    package init() {}
+
+    package mutating func add(_ key: RollupKey, _ sums: RollupSums) {
+        detail[DetailRollupKey(key), default: DetailRollupSums()].merge(sums)
+        var folded = key
+        folded.endUser = 0
+        folded.tags = 0
+        grouped[folded, default: RollupSums()].merge(sums)
+    }
+
+    package mutating func removeAll() {
+        detail.removeAll(keepingCapacity: true)
+        grouped.removeAll(keepingCapacity: true)
     }
 }
 
@@ -101,39 +129,24 @@ enum Rollups {
     /// between `cost_lo` (below 10^18 pico-units) and `cost_hi`. Calls with a served tier or price notes are also
     /// summed, by tier and notes, into `rollup_daily_pricing`.
     static func add(_ sums: [RollupKey: RollupSums], _ db: Database) throws {
-        var detail: [DetailRollupKey: DetailRollupSums] = [:]
-        var grouped: [RollupKey: RollupSums] = [:]
-        for (key, sum) in sums {
-            detail[DetailRollupKey(key), default: DetailRollupSums()].merge(sum)
-            var folded = key
-            folded.endUser = 0
-            folded.tags = 0
-            grouped[folded, default: RollupSums()].merge(sum)
-        }
-        try add(detail: detail, grouped: grouped, db)
+        var batch = RollupBatch()
+        for (key, sum) in sums { batch.add(key, sum) }
+        try add(batch, db)
     }
 
-    /// Adds a batch's sums: `detail` to `rollup_daily_detail`; `grouped` (folded over end users and tags, still by tier
-    /// and notes) to `rollup_daily`, and its tier and note groups to `rollup_daily_pricing`. The detail groups are the
-    /// many ones, so they carry only what that table keeps.
-    static func add(detail: [DetailRollupKey: DetailRollupSums], grouped: [RollupKey: RollupSums], _ db: Database) throws {
+    /// Adds a batch's sums: its detail groups to `rollup_daily_detail`; its folded groups to `rollup_daily`, and their
+    /// tier and note groups to `rollup_daily_pricing`.
+    static func add(_ batch: RollupBatch, _ db: Database) throws {
         var daily: [RollupKey: RollupSums] = [:]
         var pricing: [RollupKey: RollupSums] = [:]
-        for (key, sum) in grouped {
+        for (key, sum) in batch.grouped {
             var plain = key
             plain.serviceTier = 0
             plain.notes = 0
             daily[plain, default: RollupSums()].merge(sum)
             if key.serviceTier != 0 || key.notes != 0 { pricing[key, default: RollupSums()].merge(sum) }
         }
-        try upsert(
-            detail.lazy.map { key, sum in
-                (
-                    [key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced ? 1 : 0],
-                    [sum.requests, sum.failed, sum.rejected, sum.input, sum.output, sum.cachedInput, sum.cacheWrite, sum.reasoning],
-                    sum.cost, Int128(0)
-                )
-            }, table: .detail, db)
+        try upsert(batch.detail.lazy.map { ($0.columns, $1.columns, $1.cost, Int128(0)) }, table: .detail, db)
         try upsert(daily.lazy.map { (Table.daily.keys($0), Table.daily.sums($1), $1.cost, $1.estimate) }, table: .daily, db)
         try upsert(pricing.lazy.map { (Table.pricing.keys($0), Table.pricing.sums($1), $1.cost, $1.estimate) }, table: .pricing, db)
     }
@@ -165,7 +178,7 @@ enum Rollups {
         func keys(_ key: RollupKey) -> [Int64] {
             switch self {
             case .daily: [key.day, key.attr, key.provider, key.model, key.priced ? 1 : 0]
-            case .detail: [key.day, key.attr, key.provider, key.model, key.endUser, key.tags, key.priced ? 1 : 0]
+            case .detail: DetailRollupKey(key).columns
             case .pricing: [key.day, key.attr, key.provider, key.model, key.priced ? 1 : 0, key.serviceTier, key.notes]
             }
         }

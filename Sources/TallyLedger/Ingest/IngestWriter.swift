@@ -130,9 +130,8 @@ package struct IngestWriter {
     /// Events written since the batch's transaction began; the ingest commits once this passes `batchEvents`.
     package private(set) var pendingEvents = 0
     private var inTransaction = false
-    /// The open batch's rollup sums: the many detail groups lean, the rest by day, key, provider, model, tier and notes.
-    private var pendingDetail: [DetailRollupKey: DetailRollupSums] = [:]
-    private var pendingGrouped: [RollupKey: RollupSums] = [:]
+    /// The open batch's rollup sums.
+    private var pendingRollups = RollupBatch()
     /// Events per transaction: large enough that commits and rollup upserts are cheap, small enough that memory stays flat.
     package static let batchEvents = 250_000
 
@@ -150,10 +149,9 @@ package struct IngestWriter {
     /// Writes the batch's rollup sums and commits it.
     mutating func commit(_ db: Database) throws {
         guard inTransaction else { return }
-        try Rollups.add(detail: pendingDetail, grouped: pendingGrouped, db)
+        try Rollups.add(pendingRollups, db)
         try db.commit()
-        pendingDetail.removeAll(keepingCapacity: true)
-        pendingGrouped.removeAll(keepingCapacity: true)
+        pendingRollups.removeAll()
         pendingEvents = 0
         inTransaction = false
     }
@@ -315,11 +313,7 @@ package struct IngestWriter {
                 model: try dim(.model, local.model), endUser: local.endUser >= 0 ? try dim(.endUser, local.endUser) : 0,
                 tags: local.tags >= 0 ? try dim(.tags, local.tags) : 0, priced: local.priced,
                 serviceTier: local.serviceTier >= 0 ? try dim(.serviceTier, local.serviceTier) : 0, notes: Int64(local.notes))
-            pendingDetail[DetailRollupKey(key), default: DetailRollupSums()].merge(sums)
-            var grouped = key
-            grouped.endUser = 0
-            grouped.tags = 0
-            pendingGrouped[grouped, default: RollupSums()].merge(sums)
+            pendingRollups.add(key, sums)
             failed += Int(sums.failed)
             if !owner.known { totals.unknownKeys[parsed.strings[local.key], default: 0] += Int(sums.requests) }
             if !local.priced {
