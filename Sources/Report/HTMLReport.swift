@@ -561,6 +561,11 @@ private struct Page {
             "<li>\(count(q.unknownKeyRequests)) calls with keys the config does not list (\(money(q.unknownKeyCost)) \(currency), shown as team “unknown”).</li>\n"
         out +=
             "<li>\(count(q.rejectedRequests)) calls refused by the collector; \(count(q.failedRequests)) failed upstream or were aborted.</li>\n"
+        let unmeteredCalls = q.unmetered.reduce(Int64(0)) { $0 + $1.requests }
+        if unmeteredCalls > 0 {
+            out +=
+                "<li>\(count(unmeteredCalls)) calls to endpoints Tally does not meter (files, batches, images, … as the config allows): the provider may bill them; they are not in the spend.</li>\n"
+        }
         let unpricedCalls = report.unpriced.reduce(Int64(0)) { $0 + $1.requests }
         out += "<li>\(count(unpricedCalls)) calls to models without a price (not in the spend).</li>\n"
         for gap in PriceGapRow.Gap.allCases {
@@ -582,6 +587,15 @@ private struct Page {
             out +=
                 "<table>\n<caption>Damaged segments</caption>\n<thead><tr><th scope=\"col\">Segment</th><th scope=\"col\">Damage</th></tr></thead>\n<tbody>\n"
             for s in q.damagedSegments.prefix(50) { out += "<tr><td><code>\(e(s.path))</code></td><td>\(e(s.damage))</td></tr>\n" }
+            out += "</tbody>\n</table>\n"
+        }
+        if !q.unmetered.isEmpty {
+            out +=
+                "<table>\n<caption>Unmetered calls (allowed endpoints)</caption>\n<thead><tr><th scope=\"col\">Team</th><th scope=\"col\">Key</th><th scope=\"col\">Provider</th><th scope=\"col\" class=\"num\">Calls</th><th scope=\"col\" class=\"num\">Of them failed</th></tr></thead>\n<tbody>\n"
+            for u in q.unmetered.prefix(50) {
+                out +=
+                    "<tr><td>\(e(u.team))</td><td>\(e(u.key))</td><td>\(e(u.provider))</td><td class=\"num\">\(count(u.requests))</td><td class=\"num\">\(count(u.failed))</td></tr>\n"
+            }
             out += "</tbody>\n</table>\n"
         }
         if !report.unpriced.isEmpty {

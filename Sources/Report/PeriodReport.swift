@@ -516,16 +516,38 @@ public struct DataQuality: Sendable, Equatable {
     /// Calls the collector refused, and calls that failed upstream or were aborted.
     public var rejectedRequests: Int64
     public var failedRequests: Int64
+    /// Calls the endpoint policy let through to endpoints Tally does not meter (files, batches, images, … where the
+    /// config allows them): the provider may bill them, and their cost is not in the spend.
+    public var unmetered: [UnmeteredCalls]
 
     public init(
         damagedSegments: [DamagedSegment] = [], unknownKeyRequests: Int64 = 0, unknownKeyCost: Money = .zero,
-        rejectedRequests: Int64 = 0, failedRequests: Int64 = 0
+        rejectedRequests: Int64 = 0, failedRequests: Int64 = 0, unmetered: [UnmeteredCalls] = []
     ) {
+        self.unmetered = unmetered
         self.damagedSegments = damagedSegments
         self.unknownKeyRequests = unknownKeyRequests
         self.unknownKeyCost = unknownKeyCost
         self.rejectedRequests = rejectedRequests
         self.failedRequests = failedRequests
+    }
+}
+
+/// Calls one key made to endpoints Tally does not meter, through one provider.
+public struct UnmeteredCalls: Sendable, Equatable {
+    public var team: String
+    public var key: String
+    public var provider: String
+    public var requests: Int64
+    /// Of them, answered by the provider with an error status.
+    public var failed: Int64
+
+    public init(team: String, key: String, provider: String, requests: Int64, failed: Int64) {
+        self.team = team
+        self.key = key
+        self.provider = provider
+        self.requests = requests
+        self.failed = failed
     }
 }
 

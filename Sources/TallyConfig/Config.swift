@@ -43,13 +43,19 @@ public struct Provider: Sendable, Equatable {
     /// Headers the collector sends this provider on every call (`OpenAI-Organization`, `OpenAI-Project`, …): the
     /// organisation's choice of who pays, never the client's (clients' own such headers are removed).
     public var headers: [String: String]
+    /// Endpoint groups the collector forwards for every key besides the metered endpoints and harmless reads
+    /// (`files`, `batches`, `images`, …, or `all`); such calls are logged with outcome `unmetered`.
+    public var allow: Set<String>
 
-    public init(name: String, kind: ProviderKind, baseURL: String, apiKeyEnv: String, headers: [String: String] = [:]) {
+    public init(
+        name: String, kind: ProviderKind, baseURL: String, apiKeyEnv: String, headers: [String: String] = [:], allow: Set<String> = []
+    ) {
         self.name = name
         self.kind = kind
         self.baseURL = baseURL
         self.apiKeyEnv = apiKeyEnv
         self.headers = headers
+        self.allow = allow
     }
 }
 
@@ -135,11 +141,14 @@ public struct Key: Sendable, Equatable {
     public var priority: Bool
     /// When the key stops working, milliseconds since the epoch.
     public var expires: Int64?
+    /// Endpoint groups this key may call beyond what its provider allows (see `Provider.allow`).
+    public var allow: Set<String>
 
     public init(
         id: String, sha256: String, user: String? = nil, project: String? = nil, budget: Budget? = nil,
-        privacy: Bool = false, priority: Bool = false, expires: Int64? = nil
+        privacy: Bool = false, priority: Bool = false, expires: Int64? = nil, allow: Set<String> = []
     ) {
+        self.allow = allow
         self.id = id
         self.sha256 = sha256
         self.user = user

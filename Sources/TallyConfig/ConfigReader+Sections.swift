@@ -50,7 +50,7 @@ extension ConfigReader {
     // MARK: Sections
 
     static func readProvider(_ reader: inout ConfigReader, _ node: Node, _ path: String) -> (Provider, Node)? {
-        guard let f = reader.mapping(node, path, allowed: ["name", "kind", "base_url", "api_key_env", "headers"]) else { return nil }
+        guard let f = reader.mapping(node, path, allowed: ["name", "kind", "base_url", "api_key_env", "headers", "allow"]) else { return nil }
         let name = reader.string(f, "name", path, required: true, parentNode: node)
         let kind: ProviderKind? = reader.oneOf(f, "kind", path, required: true, parentNode: node)
         let baseURL = reader.string(f, "base_url", path, required: true, parentNode: node)
@@ -100,9 +100,31 @@ extension ConfigReader {
         } else if let node = f["headers"] {
             reader.report(node, "\(path).headers", "must be a mapping of header names to values")
         }
+        let allow = reader.endpointGroups(f["allow"], "\(path).allow")
         guard let name, let kind, let baseURL, let apiKeyEnv else { return nil }
         let trimmed = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        return (Provider(name: name, kind: kind, baseURL: trimmed, apiKeyEnv: apiKeyEnv, headers: headers), node)
+        return (Provider(name: name, kind: kind, baseURL: trimmed, apiKeyEnv: apiKeyEnv, headers: headers, allow: allow), node)
+    }
+
+    /// An `allow:` list of endpoint groups: names as the collector derives them from paths (`files`, `fine_tuning`,
+    /// `batchGenerateContent`, …) or `all`.
+    mutating func endpointGroups(_ node: Node?, _ path: String) -> Set<String> {
+        guard let node, let items = sequence(node, path) else { return [] }
+        var groups: Set<String> = []
+        for (i, item) in items.enumerated() {
+            guard let name = scalar(item, "\(path)[\(i)]") else { continue }
+            let usable =
+                !name.isEmpty && name.utf8.count <= 64
+                && name.utf8.allSatisfy {
+                    ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F
+                }
+            if usable {
+                groups.insert(name)
+            } else {
+                report(item, "\(path)[\(i)]", "'\(name)' is not an endpoint group (letters, digits, '_' or '-', e.g. files, batches, all)")
+            }
+        }
+        return groups
     }
 
     static func baseURLProblem(_ text: String) -> String? {
@@ -192,7 +214,7 @@ extension ConfigReader {
     }
 
     static func readKey(_ reader: inout ConfigReader, _ node: Node, _ path: String) -> (Key, Node)? {
-        guard let f = reader.mapping(node, path, allowed: ["id", "sha256", "user", "project", "budget", "privacy", "priority", "expires"])
+        guard let f = reader.mapping(node, path, allowed: ["id", "sha256", "user", "project", "budget", "privacy", "priority", "expires", "allow"])
         else { return nil }
         let id = reader.identifier(f, "id", path, parentNode: node)
         var sha = reader.string(f, "sha256", path, required: true, parentNode: node)
@@ -216,11 +238,12 @@ extension ConfigReader {
         let privacy = reader.bool(f, "privacy", path) ?? false
         let priority = reader.bool(f, "priority", path) ?? false
         let expires = reader.parsed(f, "expires", path, ConfigReader.time)
+        let allow = reader.endpointGroups(f["allow"], "\(path).allow")
         guard let id, let sha else { return nil }
         return (
             Key(
                 id: id, sha256: sha.lowercased(), user: user, project: project, budget: budget, privacy: privacy,
-                priority: priority, expires: expires), node
+                priority: priority, expires: expires, allow: allow), node
         )
     }
 

@@ -1,6 +1,7 @@
 import GRDB
 import Report
 import TallyCore
+import UsageLog
 
 /// What the ledger remembers of a month's reports: the last one written and the first final one, so that calls that
 /// arrive after a month closed are found and shown as late.
@@ -192,6 +193,21 @@ extension Ledger {
         }
     }
 
+    /// Calls forwarded unmetered (outcome `unmetered`) in `start..<end`, by attribution and provider (dimension ids),
+    /// with how many the provider answered with an error.
+    package func unmeteredCalls(from start: Int64, to end: Int64) throws(AuditError) -> [UnmeteredCallsRow] {
+        let stored = StoredEnums.outcomes.firstIndex(of: .unmetered)!
+        return try access { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT attr, provider, COUNT(*), SUM(status >= 400) FROM events INDEXED BY events_unmetered
+                    WHERE outcome = \(stored) AND ts >= ? AND ts < ? GROUP BY attr, provider
+                    """, arguments: [start, end]
+            ).map { UnmeteredCallsRow(attribution: $0[0], provider: $0[1], requests: $0[2], failed: $0[3]) }
+        }
+    }
+
     /// Damaged segments whose data is from `start..<end` (the time the segment was opened).
     package func damagedSegments(dataFrom start: Int64, to end: Int64) throws(AuditError) -> [DamagedSegment] {
         try access { db in
@@ -205,4 +221,13 @@ extension Ledger {
             ).map { DamagedSegment(path: $0[0], damage: $0[1]) }
         }
     }
+}
+
+/// Calls forwarded unmetered for one attribution and provider (dimension ids), in a period.
+package struct UnmeteredCallsRow: Sendable, Equatable {
+    package var attribution: Int64
+    package var provider: Int64
+    package var requests: Int64
+    /// Of them, answered by the provider with an error status.
+    package var failed: Int64
 }

@@ -384,6 +384,11 @@ enum Schema {
                     );
                     """)
         }
+        migrator.registerMigration("v12-unmetered-calls") { db in
+            // Calls the endpoint policy let through unmetered (outcome `unmetered`, stored as 6) are few: a partial
+            // index finds a period's without scanning its events.
+            try db.execute(sql: "CREATE INDEX events_unmetered ON events (ts) WHERE outcome = 6")
+        }
         return migrator
     }
 }
@@ -415,7 +420,7 @@ package enum DimensionKind: Int, CaseIterable, Sendable {
 /// How the ledger stores `outcome` and `endpoint`: the position in these lists. Append only.
 package enum StoredEnums {
     package static let outcomes: [UsageEvent.Outcome] = [
-        .ok, .upstreamError, .clientAbort, .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid,
+        .ok, .upstreamError, .clientAbort, .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid, .unmetered,
     ]
 
     /// How a call counts: answered, failed (an upstream error or a client abort: it reached the provider), or rejected
@@ -429,7 +434,7 @@ package enum StoredEnums {
 
     private static let outcomeClasses: [OutcomeClass] = outcomes.map { outcome in
         switch outcome {
-        case .ok: .ok
+        case .ok, .unmetered: .ok
         case .upstreamError, .clientAbort: .failed
         case .rejectedRevoked, .rejectedUnknownKey, .rejectedInvalid: .rejected
         }

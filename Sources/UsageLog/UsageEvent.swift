@@ -104,6 +104,9 @@ public struct UsageEvent: Sendable, Equatable {
         case rejectedRevoked = "rejected_revoked"
         case rejectedUnknownKey = "rejected_unknown_key"
         case rejectedInvalid = "rejected_invalid"
+        /// Forwarded to an endpoint the collector does not meter (files, batches, images, …), because the config's
+        /// `allow:` lets its group through. Added with the endpoint policy: upgrade auditors before collectors.
+        case unmetered
     }
 
     /// Token counts in the log's normalised meaning (`TokenCounts`).

@@ -87,4 +87,32 @@ struct PricingIngestTests {
         let csv = PriceGapsCSV().render(report)
         #expect(csv.contains("openai,tiered,scale,service_tier,1,1100,tokens,standard tier rates"))
     }
+
+    /// Calls the endpoint policy let through unmetered are counted, not priced, and listed by key in the month's data
+    /// quality: the provider may bill them.
+    @Test func unmeteredCallsAreListedByKeyAndNotPriced() async throws {
+        let f = try AuditFixture()
+        defer { f.remove() }
+        try f.segment([
+            AuditFixture.line(ts: "2026-11-10T10:00:00Z", outcome: .unmetered, usage: nil),
+            AuditFixture.line(ts: "2026-11-10T10:00:01Z", outcome: .unmetered, status: 404, usage: nil),
+            AuditFixture.line(ts: "2026-11-10T10:00:02Z", key: "k-dan", outcome: .unmetered, usage: nil),
+            AuditFixture.line(ts: "2026-11-10T10:00:03Z", usage: .init(input: 1_000, output: 100)),
+            AuditFixture.line(ts: "2026-10-10T10:00:03Z", outcome: .unmetered, usage: nil),
+        ])
+        let result = try await f.audit()
+        #expect(result.totals.events == 5 && result.totals.quarantined == 0)
+        let ledger = try Ledger(path: f.ledgerPath, readOnly: true)
+        let report = try PeriodReportBuilder.build(
+            ledger: ledger, config: f.config, period: try Period(parsing: "2026-11"), asOf: Timestamp.parse("2026-11-30T00:00:00Z")!)
+        #expect(
+            report.dataQuality.unmetered == [
+                UnmeteredCalls(team: "search", key: "k-alice", provider: "openai", requests: 2, failed: 1),
+                UnmeteredCalls(team: "support", key: "k-dan", provider: "openai", requests: 1, failed: 0),
+            ])
+        #expect(report.total == (try Money(parsing: "0.0012")), "only the metered call: 1,000 × 1e-6 + 100 × 2e-6")
+        #expect(report.unpriced.isEmpty)
+        let html = HTMLReport.render(report)
+        #expect(html.contains("3 calls to endpoints Tally does not meter"))
+    }
 }

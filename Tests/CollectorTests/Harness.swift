@@ -14,6 +14,8 @@ struct Harness: Sendable {
     static let bobSecret = "tk-test-bob-0123456789abcdefghijklmnopqrstuvwxy"
     static let privateSecret = "tk-test-private-0123456789abcdefghijklmnopqrs"
     static let expiredSecret = "tk-test-expired-0123456789abcdefghijklmnopqrs"
+    /// A key whose entry allows the `files` endpoints.
+    static let filesSecret = "tk-test-files-0123456789abcdefghijklmnopqrstu"
 
     let folder: String
     let collectorPort: Int
@@ -31,7 +33,7 @@ struct Harness: Sendable {
         default_provider: openai
         providers:
           - {name: openai, kind: openai, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_OPENAI_KEY, headers: {OpenAI-Organization: org-tally}}
-          - {name: anthropic, kind: anthropic, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_ANTHROPIC_KEY}
+          - {name: anthropic, kind: anthropic, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_ANTHROPIC_KEY, allow: [batches]}
           - {name: gemini, kind: gemini, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_GEMINI_KEY}
           - {name: azure, kind: azure, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_AZURE_KEY}
         orgs: [{id: acme}]
@@ -42,6 +44,7 @@ struct Harness: Sendable {
           - {id: k-bob, sha256: \(sha(bobSecret)), user: bob}
           - {id: k-private, sha256: \(sha(privateSecret)), user: bob, privacy: true}
           - {id: k-expired, sha256: \(sha(expiredSecret)), user: bob, expires: 2020-01-01T00:00:00Z}
+          - {id: k-files, sha256: \(sha(filesSecret)), user: alice, allow: [files]}
         collector:
           id: test
           listen: 127.0.0.1:0
@@ -120,10 +123,10 @@ struct Harness: Sendable {
     /// `keyHeader` names the header the key goes in instead (`x-goog-api-key`, `api-key`).
     func call(
         _ path: String, body: String, key: String? = aliceSecret, anthropicStyle: Bool = false, keyHeader: String? = nil,
-        headers extra: [String: String] = [:], testID: String = UUID().uuidString
+        headers extra: [String: String] = [:], testID: String = UUID().uuidString, method: HTTPMethod = .POST
     ) async throws -> (status: Int, body: [UInt8], contentType: String) {
         var request = HTTPClientRequest(url: base + path)
-        request.method = .POST
+        request.method = method
         request.headers.add(name: "content-type", value: "application/json")
         request.headers.add(name: "x-test-id", value: testID)
         if let key {

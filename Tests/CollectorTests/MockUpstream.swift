@@ -46,7 +46,7 @@ final class MockUpstream: Sendable {
             return gemini(path: path, query: query ?? "", headers: headers, id: testID)
         }
         let isAzure = path.hasPrefix("/openai/")
-        let isAnthropic = path.hasSuffix("/messages")
+        let isAnthropic = path.hasSuffix("/messages") || path.contains("/messages/")
         let expectedAuth =
             isAzure
             ? headers["api-key"] == Self.realAzureKey && headers["authorization"] == nil

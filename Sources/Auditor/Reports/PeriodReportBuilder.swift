@@ -132,6 +132,13 @@ public enum PeriodReportBuilder {
         }
         report.attribution = list
         report.unpriced = unpriced.values.sorted { ($0.requests, $1.provider, $1.model) > ($1.requests, $0.provider, $0.model) }
+        let (start, end) = (calendar.start(ofDay: period.firstDay), calendar.start(ofDay: period.lastDay + 1))
+        quality.unmetered = try ledger.unmeteredCalls(from: start, to: end).map { u in
+            let attribution = attributions[u.attribution]
+            return UnmeteredCalls(
+                team: AttributionQuery.label(attribution, \.team), key: AttributionQuery.label(attribution, \.key),
+                provider: dims[u.provider] ?? AttributionQuery.unknown, requests: u.requests, failed: u.failed)
+        }.sorted { ($0.requests, $1.key, $1.provider) > ($1.requests, $0.key, $0.provider) }
         report.dataQuality = quality
     }
 

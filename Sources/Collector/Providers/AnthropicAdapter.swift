@@ -10,6 +10,16 @@ struct AnthropicAdapter: UsageMemberAdapter {
 
     func upstreamQuery(_ query: Substring?) -> String? { query.map(String.init) }
 
+    /// Listing models, and counting a message's tokens (free).
+    func isHarmless(method: String, group: String, path: Substring) -> Bool {
+        (method == "GET" && group == "models") || (method == "POST" && group == "messages" && path.hasSuffix("/messages/count_tokens"))
+    }
+
+    /// Message batches (`/v1/messages/batches…`) are the `batches` group, as on the other providers.
+    func endpointGroup(of path: Substring) -> String {
+        path.contains("/messages/batches") ? "batches" : EndpointGroups.group(of: path)
+    }
+
     func credential(realKey: String) -> (name: String, value: String) { ("x-api-key", realKey) }
 
     func readRequest(_ json: JSONValue, bytes: [UInt8], path: ClassifiedPath) -> RequestReading {
@@ -26,6 +36,7 @@ struct AnthropicAdapter: UsageMemberAdapter {
             case .badPath: (400, "invalid_request_error")
             case .requestTooLarge: (413, "invalid_request_error")
             case .unreadableBody: (400, "invalid_request_error")
+            case .endpointNotAllowed: (403, "permission_error")
             case .noProviderKey, .upstreamUnreachable: (502, "api_error")
             case .revocationsUnavailable: (503, "api_error")
             }

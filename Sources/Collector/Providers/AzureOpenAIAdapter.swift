@@ -23,6 +23,8 @@ struct AzureOpenAIAdapter: UsageMemberAdapter {
 
     func upstreamQuery(_ query: Substring?) -> String? { query.map(String.init) }
 
+    func isHarmless(method: String, group: String, path: Substring) -> Bool { OpenAIAdapter.isHarmless(method: method, group: group) }
+
     func credential(realKey: String) -> (name: String, value: String) { ("api-key", realKey) }
 
     func readRequest(_ json: JSONValue, bytes: [UInt8], path: ClassifiedPath) -> RequestReading {

@@ -33,6 +33,24 @@ struct GeminiAdapter: ProviderAdapter {
         }
     }
 
+    /// Listing and reading models (`GET …/models`, `…/models/{model}`), and `:countTokens` (free).
+    func isHarmless(method: String, group: String, path: Substring) -> Bool {
+        (method == "GET" && group == "models") || (method == "POST" && group == "countTokens")
+    }
+
+    /// A `…/models/{model}:{method}` (or `tunedModels`) call is its method's group (`batchGenerateContent`, `predict`,
+    /// …); other paths are grouped by their first segment (`files`, `cachedContents`, …).
+    func endpointGroup(of path: Substring) -> String {
+        let segments = path.split(separator: "/")
+        if segments.count >= 2, ["models", "tunedModels"].contains(segments[segments.count - 2]),
+            let colon = segments.last!.lastIndex(of: ":")
+        {
+            let method = segments.last![segments.last!.index(after: colon)...]
+            if !method.isEmpty { return String(method) }
+        }
+        return EndpointGroups.group(of: path)
+    }
+
     /// The client's query without its `key=` parameters; nil when nothing else is left.
     func upstreamQuery(_ query: Substring?) -> String? {
         guard let query else { return nil }
@@ -71,6 +89,7 @@ struct GeminiAdapter: ProviderAdapter {
             case .badPath: (400, "INVALID_ARGUMENT")
             case .requestTooLarge: (413, "INVALID_ARGUMENT")
             case .unreadableBody: (400, "INVALID_ARGUMENT")
+            case .endpointNotAllowed: (403, "PERMISSION_DENIED")
             case .noProviderKey, .upstreamUnreachable: (502, "UNAVAILABLE")
             case .revocationsUnavailable: (503, "UNAVAILABLE")
             }

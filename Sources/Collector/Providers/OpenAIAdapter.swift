@@ -13,6 +13,13 @@ struct OpenAIAdapter: UsageMemberAdapter {
 
     func upstreamQuery(_ query: Substring?) -> String? { query.map(String.init) }
 
+    func isHarmless(method: String, group: String, path: Substring) -> Bool { Self.isHarmless(method: method, group: group) }
+
+    /// Listing and reading models, and moderations (free, and about the text sent only).
+    static func isHarmless(method: String, group: String) -> Bool {
+        (method == "GET" && group == "models") || (method == "POST" && group == "moderations")
+    }
+
     func credential(realKey: String) -> (name: String, value: String) { ("authorization", "Bearer \(realKey)") }
 
     func readRequest(_ json: JSONValue, bytes: [UInt8], path: ClassifiedPath) -> RequestReading {
@@ -67,6 +74,7 @@ struct OpenAIAdapter: UsageMemberAdapter {
             case .badPath: (400, "invalid_request_error", "invalid_path")
             case .requestTooLarge: (413, "invalid_request_error", "request_too_large")
             case .unreadableBody: (400, "invalid_request_error", "unreadable_body")
+            case .endpointNotAllowed: (403, "permission_error", "endpoint_not_allowed")
             case .noProviderKey, .upstreamUnreachable: (502, "api_error", nil)
             case .revocationsUnavailable: (503, "api_error", "revocation_list_unavailable")
             }

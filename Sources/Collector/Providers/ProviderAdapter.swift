@@ -41,6 +41,14 @@ protocol ProviderAdapter: Sendable {
 
     /// A reader for the events of a streamed (`text/event-stream`) response.
     func streamReader() -> any StreamEventReader
+
+    /// Whether a call outside the metered endpoints is a harmless read that every key may make (listing models,
+    /// counting tokens); `group` is the path's endpoint group (`endpointGroup(of:)`).
+    func isHarmless(method: String, group: String, path: Substring) -> Bool
+
+    /// The endpoint group of a path, as `allow:` names it (`EndpointGroups.group(of:)` unless the API nests a group
+    /// under another, as Anthropic's `messages/batches`).
+    func endpointGroup(of path: Substring) -> String
 }
 
 extension ProviderAdapter {
@@ -138,6 +146,8 @@ enum RefusalReason: Sendable, Equatable {
     case noProviderKey
     /// The provider could not be reached.
     case upstreamUnreachable
+    /// The endpoint is not metered and the config does not allow its group (`docs/collector.md`, "Endpoint policy").
+    case endpointNotAllowed
     /// The collector cannot tell which keys are revoked (its list cannot be read and it has no good copy): it refuses
     /// rather than serve a key that may be revoked.
     case revocationsUnavailable

@@ -17,6 +17,8 @@ struct CallRecord: Sendable {
     }
 
     private(set) var state = State.received
+    /// Forwarded to an endpoint the collector does not meter (the config allows its group): logged as `unmetered`.
+    private var isUnmetered = false
     private var event: UsageEvent
     let started: ContinuousClock.Instant
 
@@ -34,6 +36,12 @@ struct CallRecord: Sendable {
     mutating func identified(keyID: String) {
         precondition(state == .received)
         event.key = keyID
+    }
+
+    /// The endpoint policy let the call through to an endpoint the collector does not meter.
+    mutating func unmetered() {
+        precondition(state == .received)
+        isUnmetered = true
     }
 
     /// What the log keeps of the request body.
@@ -116,6 +124,8 @@ struct CallRecord: Sendable {
             event.usage = estimate(ending)
             event.usageEstimated = true
         }
+        // Whatever else happened (the status and `error` say it), the call is one Tally could not meter.
+        if isUnmetered { event.outcome = .unmetered }
         return end(at: instant)
     }
 

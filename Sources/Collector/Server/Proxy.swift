@@ -105,6 +105,18 @@ struct Proxy: Sendable {
                 error: "revocation list unavailable")
         case .ok(let key):
             call.identified(keyID: key.id)
+            // The endpoint policy: the real key reaches only what is metered, harmless, or allowed.
+            let access = adapter.access(method: request.method.rawValue, path: route.path, upstreamPath: route.upstreamPath[...])
+            if case .unmetered(let group) = access {
+                guard access.isAllowed(provider: route.provider.allow, key: key.allow) else {
+                    return await refuse(
+                        &call, .rejectedInvalid, .endpointNotAllowed, adapter: adapter,
+                        message:
+                            "\(request.method.rawValue) \(path.prefix(200)) is a '\(group)' endpoint, which Tally does not meter; it is not allowed for key \(key.id) (an operator may add '\(group)' to the provider's or the key's allow list)",
+                        error: "endpoint not allowed: \(group)")
+                }
+                call.unmetered()
+            }
             return try await forward(request, route: route, key: key, call: call)
         }
     }
