@@ -17,14 +17,31 @@ public enum Audit {
         /// Where `audit.webhook_url_env` is looked up.
         public var environment: [String: String]
         public var webhookLimits = AlertWebhook.Limits()
+        /// Let a clock that is not now change live state (`--apply`): rebuilding a ledger, tests. Without it such a run
+        /// is a replay (`isReplay`).
+        public var apply: Bool
+        /// Write the reports here instead of `audit.reports_dir` (`--out`); a replay writes reports only here.
+        public var reportsOut: String?
 
         public init(
-            includeOpen: Bool = false, asOf: Int64 = Timestamp.now(), environment: [String: String] = ProcessInfo.processInfo.environment
+            includeOpen: Bool = false, asOf: Int64 = Timestamp.now(), environment: [String: String] = ProcessInfo.processInfo.environment,
+            apply: Bool = false, reportsOut: String? = nil
         ) {
             self.includeOpen = includeOpen
             self.asOf = asOf
             self.environment = environment
+            self.apply = apply
+            self.reportsOut = reportsOut
         }
+
+        /// How far the clock may be from the wall clock and still be "now" (a run takes time; cron starts late).
+        public static let replaySlackMs: Int64 = 60_000
+
+        /// Whether this run is a replay: its clock is more than `replaySlackMs` from the wall clock, and `apply` was not
+        /// given. A replay ingests (the log is what it is) and evaluates as of its clock, but changes no live state: the
+        /// revocation list, the journal, pools, approvals, alerts and the report folder stay as they were, no webhook is
+        /// posted, and reports are written only to `reportsOut`.
+        public var isReplay: Bool { !apply && abs(asOf - Timestamp.now()) > Self.replaySlackMs }
     }
 
     public struct Outcome: Sendable {
@@ -48,6 +65,8 @@ public enum Audit {
         public var priceWarnings: [String] = []
         /// Calls priced again because a price appeared or changed (`Repricing`): one line per model, as journalled.
         public var repriced: [String] = []
+        /// The run was a replay (`Options.isReplay`): what it reports is what it would have done; nothing live changed.
+        public var replay = false
     }
 
     public static func run(
@@ -61,26 +80,47 @@ public enum Audit {
         let (lock, ledger) = try Ledger.openLocked(config)
         defer { lock.release() }
         let ingestOptions = Ingest.Options(includeOpen: options.includeOpen, asOf: options.asOf)
+        let replay = options.isReplay
         let ingest = try await Ingest.run(ledger: ledger, config: config, prices: prices, options: ingestOptions, progress: progress)
-        let repricing = try Repricing.run(ledger: ledger, config: config, prices: prices, asOf: options.asOf)
-        ledger.releaseMemory()
-        releaseFreedMemory()
-        let evaluationStart = ContinuousClock.now
-        let waste = try currentWaste(ledger: ledger, config: config, asOf: options.asOf)
-        let enforcement = try Enforcement.run(ledger: ledger, config: config, asOf: options.asOf, waste: waste)
-        let alerts = try Alerts.record(ledger: ledger, config: config, enforcement: enforcement, asOf: options.asOf)
-        let evaluationSeconds = (ContinuousClock.now - evaluationStart).seconds
-        releaseFreedMemory()
-        let webhook = try await AlertWebhook.deliver(
+        let asOf = options.asOf
+
+        /// Everything after the ingest that writes the ledger, timed; the list file is written only when `live`.
+        func evaluate(live: Bool) throws(AuditError) -> Outcome {
+            let repricing = try Repricing.run(ledger: ledger, config: config, prices: prices, asOf: asOf)
+            ledger.releaseMemory()
+            releaseFreedMemory()
+            let evaluationStart = ContinuousClock.now
+            let waste = try currentWaste(ledger: ledger, config: config, asOf: asOf)
+            let enforcement = try Enforcement.run(ledger: ledger, config: config, asOf: asOf, waste: waste, writeList: live)
+            let alerts = try Alerts.record(ledger: ledger, config: config, enforcement: enforcement, asOf: asOf)
+            releaseFreedMemory()
+            return Outcome(
+                ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste, webhook: WebhookDelivery(),
+                evaluationSeconds: (ContinuousClock.now - evaluationStart).seconds,
+                reports: ReportPublication(written: [], latest: ""), reportSeconds: 0, ledgerPath: ledger.path,
+                priceWarnings: prices.warnings, repriced: repricing.changes, replay: !live)
+        }
+        /// The reports, last, so that they show this run's alerts and webhook deliveries.
+        func publish(into outcome: inout Outcome, folder: String?) throws(AuditError) {
+            let reportStart = ContinuousClock.now
+            outcome.reports = try ReportPublishing.publish(ledger: ledger, config: config, asOf: asOf, folder: folder)
+            outcome.reportSeconds = (ContinuousClock.now - reportStart).seconds
+        }
+
+        if replay {
+            // Evaluated in a transaction that is rolled back: the run says what it would do and leaves no trace.
+            return try ledger.rehearse { () throws(AuditError) in
+                var outcome = try evaluate(live: false)
+                if let out = options.reportsOut { try publish(into: &outcome, folder: out) }
+                return outcome
+            }
+        }
+        var outcome = try evaluate(live: true)
+        outcome.webhook = try await AlertWebhook.deliver(
             ledger: ledger, config: config, environment: options.environment, currency: config.currency,
             limits: options.webhookLimits)
-        // Reports last, so they show this run's alerts and webhook deliveries.
-        let reportStart = ContinuousClock.now
-        let reports = try ReportPublishing.publish(ledger: ledger, config: config, asOf: options.asOf)
-        return Outcome(
-            ingest: ingest, enforcement: enforcement, alerts: alerts, waste: waste, webhook: webhook,
-            evaluationSeconds: evaluationSeconds, reports: reports, reportSeconds: (ContinuousClock.now - reportStart).seconds,
-            ledgerPath: ledger.path, priceWarnings: prices.warnings, repriced: repricing.changes)
+        try publish(into: &outcome, folder: options.reportsOut)
+        return outcome
     }
 
     /// Hands the memory a phase freed back to the system. glibc keeps freed memory for reuse, in an arena per thread

@@ -50,7 +50,9 @@ extension ConfigReader {
     // MARK: Sections
 
     static func readProvider(_ reader: inout ConfigReader, _ node: Node, _ path: String) -> (Provider, Node)? {
-        guard let f = reader.mapping(node, path, allowed: ["name", "kind", "base_url", "api_key_env", "headers", "allow"]) else { return nil }
+        guard let f = reader.mapping(node, path, allowed: ["name", "kind", "base_url", "api_key_env", "headers", "allow"]) else {
+            return nil
+        }
         let name = reader.string(f, "name", path, required: true, parentNode: node)
         let kind: ProviderKind? = reader.oneOf(f, "kind", path, required: true, parentNode: node)
         let baseURL = reader.string(f, "base_url", path, required: true, parentNode: node)
@@ -214,7 +216,9 @@ extension ConfigReader {
     }
 
     static func readKey(_ reader: inout ConfigReader, _ node: Node, _ path: String) -> (Key, Node)? {
-        guard let f = reader.mapping(node, path, allowed: ["id", "sha256", "user", "project", "budget", "privacy", "priority", "expires", "allow"])
+        guard
+            let f = reader.mapping(
+                node, path, allowed: ["id", "sha256", "user", "project", "budget", "privacy", "priority", "expires", "allow"])
         else { return nil }
         let id = reader.identifier(f, "id", path, parentNode: node)
         var sha = reader.string(f, "sha256", path, required: true, parentNode: node)

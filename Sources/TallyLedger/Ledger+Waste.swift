@@ -81,7 +81,7 @@ extension Ledger {
     /// Replaces the period's findings with those `produce` hands to its `insert`, in one transaction.
     package func replaceWaste(period label: String, _ produce: (_ insert: (WasteRecord) throws -> Void) throws -> Void) throws(AuditError) {
         try access { db in
-            try db.inTransaction {
+            try db.inSavepoint {
                 try db.execute(sql: "DELETE FROM waste WHERE period = ?", arguments: [label])
                 let insert = try db.cachedStatement(
                     sql: """

@@ -11,7 +11,8 @@ extension Ledger {
     package func write<T>(_ body: (Transaction) throws -> T) throws(AuditError) -> T {
         try access { db in
             var result: T?
-            try db.inTransaction {
+            // A savepoint: a transaction of its own, or a part of a rehearsal's (`rehearse`).
+            try db.inSavepoint {
                 result = try body(Transaction(db: db))
                 return .commit
             }

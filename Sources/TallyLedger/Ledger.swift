@@ -99,6 +99,14 @@ public final class Ledger: Sendable {
         return try body()
     }
 
+    /// Runs `body` in one write transaction that is rolled back whatever happens: a replay's evaluation (`tally audit
+    /// --as-of` in the past without `--apply`) sees its own writes and leaves none. Writes inside are savepoints of it.
+    package func rehearse<T>(_ body: () throws(AuditError) -> T) throws(AuditError) -> T {
+        try access { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        defer { try? access { db in try db.execute(sql: "ROLLBACK") } }
+        return try body()
+    }
+
     /// SQLite's page cache per connection, in KiB: the ingest and the reports come back to the same pages.
     package static let pageCacheKiB = 32 * 1024
 

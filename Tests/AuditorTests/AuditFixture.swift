@@ -58,7 +58,7 @@ struct AuditFixture {
     }
 
     func outcome(asOf: String) async throws -> Audit.Outcome {
-        try await Audit.run(config: config, options: Audit.Options(asOf: Timestamp.parse(asOf)!))
+        try await Audit.run(config: config, options: Audit.Options(asOf: Timestamp.parse(asOf)!, apply: true))
     }
 
     init(root: String, config: Config) {
@@ -99,7 +99,8 @@ struct AuditFixture {
     }
 
     func audit(includeOpen: Bool = false, asOf: String = "2026-11-30T00:00:00Z") async throws -> IngestResult {
-        try await Audit.run(config: config, options: Audit.Options(includeOpen: includeOpen, asOf: Timestamp.parse(asOf)!)).ingest
+        try await Audit.run(config: config, options: Audit.Options(includeOpen: includeOpen, asOf: Timestamp.parse(asOf)!, apply: true))
+            .ingest
     }
 
     func breakdown(_ period: String = "2026-11", by: String = "team") throws -> SpendBreakdown {

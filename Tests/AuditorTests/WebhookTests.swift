@@ -62,7 +62,7 @@ struct WebhookTests {
     }
 
     func audit(_ f: F, url: String?, asOf: String, failFast: Bool = false) async throws -> Audit.Outcome {
-        var options = Audit.Options(asOf: Timestamp.parse(asOf)!, environment: url.map { ["TEST_WEBHOOK": $0] } ?? [:])
+        var options = Audit.Options(asOf: Timestamp.parse(asOf)!, environment: url.map { ["TEST_WEBHOOK": $0] } ?? [:], apply: true)
         options.webhookLimits.backoff = .milliseconds(10)
         options.webhookLimits.timeout = .seconds(2)
         if failFast { options.webhookLimits.attempts = 1 }

@@ -151,7 +151,7 @@ struct AuditCLITests {
             await run([
                 "synth", "--config", w.configPath, "--events", "20000", "--days", "30", "--seed", "3", "--end", "2026-11-22T00:00:00Z",
             ]) == 0)
-        #expect(await run(["audit", "--config", w.configPath, "--quiet", "--as-of", "2026-11-22T00:00:00Z"]) == 0)
+        #expect(await run(["audit", "--config", w.configPath, "--quiet", "--apply", "--as-of", "2026-11-22T00:00:00Z"]) == 0)
         #expect(await run(["verify", "--config", w.configPath]) == 0)
         #expect(await run(["realloc", "list", "--config", w.configPath]) == 0)
         // A proposal that does not stand is a usage error.

@@ -20,7 +20,7 @@ struct ReportGoldenTests {
         let w = try AuditCLITests.Workspace()
         defer { w.remove() }
         #expect(await run(["synth", "--config", w.configPath, "--events", "3000", "--days", "30", "--seed", "7", "--end", Self.asOf]) == 0)
-        #expect(await run(["audit", "--config", w.configPath, "--quiet", "--as-of", Self.asOf]) == 0)
+        #expect(await run(["audit", "--config", w.configPath, "--quiet", "--apply", "--as-of", Self.asOf]) == 0)
         let update = ProcessInfo.processInfo.environment["TALLY_UPDATE_GOLDEN"] == "1"
         for month in ["2026-10", "2026-11"] {
             for name in ReportFolder.fileNames + [ReportFolder.manifestName] {
@@ -66,6 +66,10 @@ struct ReportGoldenTests {
                 == String(contentsOfFile: "\(w.root)/reports/2026-10/attribution.csv", encoding: .utf8))
         #expect(try String(contentsOfFile: out + "/manifest.json", encoding: .utf8).contains(#""final":true"#))
         #expect(await run(["report", "--config", w.configPath, "--period", "2026-W47", "--out", out]) == 64)
+        // Without --out, a month that has ended is not written over: its final report is the audit's.
+        let filed = try String(contentsOfFile: "\(w.root)/reports/2026-10/manifest.json", encoding: .utf8)
+        #expect(await run(["report", "--config", w.configPath, "--period", "2026-10"]) == 64)
+        #expect(try String(contentsOfFile: "\(w.root)/reports/2026-10/manifest.json", encoding: .utf8) == filed)
     }
 }
 

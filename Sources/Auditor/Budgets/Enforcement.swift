@@ -14,7 +14,7 @@ public struct EnforcementResult: Sendable {
     public var runawayOverrides: [WasteFinding]
     /// Away releases, pool draws, proposals, and approvals made by this run.
     public var reallocation: ReallocationResult
-    /// Whether the file was rewritten (it is left alone when nothing changed).
+    /// Whether the file was rewritten (it is left alone when nothing changed); in a replay, whether it would have been.
     public var rewritten: Bool
     public var path: String
     /// What the statuses were summed from, for `Alerts`.
@@ -29,10 +29,13 @@ public struct EnforcementResult: Sendable {
 /// moved to another team lifts a revocation on the next run. Entries of kind `manual` (or of a kind this Tally does
 /// not know) that another tool or a person put in the file are kept as they are.
 public enum Enforcement {
-    /// - Parameter restoring: the key a `tally keys restore` is lifting in this run: its entries written by others are
-    ///   dropped now (and only now; the journal says who lifted them).
+    /// - Parameters:
+    ///   - restoring: the key a `tally keys restore` is lifting in this run: its entries written by others are dropped
+    ///     now (and only now; the journal says who lifted them).
+    ///   - writeList: false for a replay, which works out the list (and journals it in a transaction it rolls back)
+    ///     but leaves the file alone.
     public static func run(
-        ledger: Ledger, config: Config, asOf: Int64, waste: WasteResult? = nil, restoring: String? = nil
+        ledger: Ledger, config: Config, asOf: Int64, waste: WasteResult? = nil, restoring: String? = nil, writeList: Bool = true
     ) throws(AuditError) -> EnforcementResult {
         var (statuses, spendByKeyAndDay) = try BudgetEvaluation.statuses(ledger: ledger, config: config, asOf: asOf)
         let reallocation = try Reallocation.apply(to: &statuses, ledger: ledger, config: config, asOf: asOf)
@@ -124,7 +127,7 @@ public enum Enforcement {
         // first time the audit sees it) gets a row, every one that goes a restore row, so that a list that cannot be
         // read can be rebuilt from it.
         try journalChanges(from: try recoveredList(ledger: ledger, asOf: asOf, keepLapsed: true), to: list, ledger: ledger, asOf: asOf)
-        if rewritten {
+        if rewritten, writeList {
             do {
                 try list.write(
                     to: path,

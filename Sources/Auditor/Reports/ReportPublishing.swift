@@ -27,9 +27,10 @@ public struct ReportPublication: Sendable {
 public enum ReportPublishing {
     public static let latestName = "latest"
 
-    static func publish(ledger: Ledger, config: Config, asOf: Int64) throws(AuditError) -> ReportPublication {
+    /// - Parameter folder: where to write instead of `audit.reports_dir` (`tally audit --out`).
+    static func publish(ledger: Ledger, config: Config, asOf: Int64, folder: String? = nil) throws(AuditError) -> ReportPublication {
         var calendar = try LocalCalendar.audit(config)
-        let folder = config.resolve(config.audit.reportsDir)
+        let folder = folder ?? config.resolve(config.audit.reportsDir)
         let current = Period.month(containing: calendar.day(of: asOf))
         var written: [ReportPublication.Written] = []
 

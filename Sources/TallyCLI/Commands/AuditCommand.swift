@@ -20,7 +20,11 @@ struct AuditCommand: AsyncParsableCommand {
             collector enforces (breached hard budgets until the period ends, expired keys, runaway keys with \
             `runaway.action: revoke`, people's decisions; priority keys are reported, not revoked), and writes this \
             month's reports (CSV and HTML) into audit.reports_dir/<month>/ with latest/ pointing there; a month that has \
-            ended gets a final report once, and again only if late calls for it arrive. Prints one summary line; on a terminal also a progress bar. Bad lines are quarantined in the \
+            ended gets a final report once, and again only if late calls for it arrive. Prints one summary line; on a terminal also a progress bar. \
+            With --as-of more than a minute from now the run is a replay: it ingests and says what it would do as of \
+            then, but leaves the revocation list, journal, pools, approvals, alerts and report folder as they are and \
+            posts nothing (reports go to --out when given); --apply makes it act as of then instead (rebuilding a \
+            ledger). Bad lines are quarantined in the \
             ledger, never dropped. Exit codes: 0 done, 64 usage, 65 nothing could be ingested, 74 I/O error, 75 another audit \
             holds the lock, 78 config error.
             """
@@ -31,8 +35,14 @@ struct AuditCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Also ingest the complete lines of segments still being written.")
     var includeOpen = false
 
-    @Option(name: .long, help: "Run as if it were this time (RFC 3339), for replays and tests.")
+    @Option(name: .long, help: "Run as if it were this time (RFC 3339): a replay that changes nothing live, unless --apply.")
     var asOf: String?
+
+    @Flag(name: .long, help: "With a past or future --as-of: write the revocation list, journal, pools and reports as of then.")
+    var apply = false
+
+    @Option(name: .long, help: "Write the reports into this folder instead of audit.reports_dir.")
+    var out: String?
 
     @Flag(name: .long, help: "No progress bar even on a terminal.")
     var quiet = false
@@ -44,7 +54,8 @@ struct AuditCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingFailures {
             let loaded = try config.load()
-            let options = Audit.Options(includeOpen: includeOpen, asOf: asOf.flatMap { Timestamp.parse($0) } ?? Timestamp.now())
+            let options = Audit.Options(
+                includeOpen: includeOpen, asOf: asOf.flatMap { Timestamp.parse($0) } ?? Timestamp.now(), apply: apply, reportsOut: out)
             let bar = ProgressBar(enabled: !quiet && isatty(STDERR_FILENO) == 1)
             let outcome = try await Audit.run(config: loaded, options: options) { bar.update($0) }
             bar.finish()
@@ -93,6 +104,15 @@ struct AuditCommand: AsyncParsableCommand {
             if loops.count > 3 {
                 printError("tally audit: and \(loops.count - 3) more retry loops (the waste table in the ledger lists them all)")
             }
+            if outcome.replay {
+                printError(
+                    "tally audit: replay as of \(asOf ?? ""): the log was ingested as usual; the figures below are what an audit would do "
+                        + "then, but the revocation list, journal, pools, approvals, alerts and reports were left as they are "
+                        + "(\(out.map { "reports written to \($0)" } ?? "no reports written: use --out DIR"); --apply acts as of then)")
+                for entry in enforcement.list.entries {
+                    printError("tally audit: replay: would list \(entry.keyID): \(entry.reason)")
+                }
+            }
             for written in outcome.reports.written where written.isFinal {
                 var line = "tally audit: final report for \(written.period) written to \(written.folder)"
                 if let late = written.late {
@@ -102,13 +122,15 @@ struct AuditCommand: AsyncParsableCommand {
                 printError(line)
             }
             print(
-                Self.summary(result) + Self.summary(enforcement) + ", \(counted(outcome.alerts.count, "new alert"))"
+                Self.summary(result) + Self.summary(enforcement, replay: outcome.replay) + ", \(counted(outcome.alerts.count, "new alert"))"
                     + (outcome.webhook.posted > 0 ? " (\(outcome.webhook.posted) posted)" : "")
                     + Self.summary(outcome.waste, currency: loaded.currency)
                     + "; \(counted(enforcement.reallocation.proposals.count, "reallocation proposal"))"
                     + String(format: "; evaluated in %.2f s", outcome.evaluationSeconds)
-                    + "; reports in \(outcome.reports.written.last?.folder ?? outcome.reports.latest)"
-                    + String(format: " (%.2f s)", outcome.reportSeconds))
+                    + (outcome.reports.written.isEmpty
+                        ? "; no reports written"
+                        : "; reports in \(outcome.reports.written.last?.folder ?? outcome.reports.latest)"
+                            + String(format: " (%.2f s)", outcome.reportSeconds)))
             let t = result.totals
             if t.events + t.duplicates == 0 && t.quarantined > 0 {
                 printError("tally audit: no line could be ingested; see the quarantine table in \(outcome.ledgerPath)")
@@ -118,8 +140,12 @@ struct AuditCommand: AsyncParsableCommand {
         }
     }
 
-    static func summary(_ e: EnforcementResult) -> String {
+    static func summary(_ e: EnforcementResult, replay: Bool = false) -> String {
         let breached = e.statuses.filter(\.isBreached).count
+        if replay {
+            return "; \(counted(breached, "budget")) breached, \(counted(e.list.entries.count, "key")) would be revoked"
+                + " (revocation list left as it is)"
+        }
         return "; \(counted(breached, "budget")) breached, \(counted(e.list.entries.count, "key")) revoked"
             + " (revocation list \(e.rewritten ? "rewritten" : "unchanged"))"
     }

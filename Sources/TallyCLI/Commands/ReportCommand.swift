@@ -56,6 +56,14 @@ struct ReportCommand: AsyncParsableCommand {
                 let ledger = try Ledger.reading(loaded)
                 let end = calendar.start(ofDay: month.lastDay + 1)
                 let folder = out ?? loaded.resolve(loaded.audit.reportsDir) + "/" + month.label
+                // A month that has ended has its final report, filed by the audit (with its late calls and corrections):
+                // this command never writes over it.
+                if out == nil, now >= end || Timestamp.now() >= end {
+                    throw AuditError(
+                        .usage,
+                        "\(month.label) has ended: its final report is the one `tally audit` files in \(folder), and this "
+                            + "command does not write over it; to write the month's files elsewhere, pass --out DIR")
+                }
                 // No audit lock is taken: one snapshot of the ledger keeps the files consistent if an audit runs meanwhile.
                 let report = try ledger.snapshot { () throws(AuditError) in
                     let report = try PeriodReportBuilder.build(
