@@ -28,6 +28,32 @@ struct ParserTests {
         return (String(decoding: out, as: UTF8.self), parser)
     }
 
+    /// A long event that arrives in many small chunks is scanned once, not again from its start with each chunk, and a
+    /// CRLF split between two chunks still ends its line.
+    @Test func eachByteIsScannedOnceHoweverTheStreamIsChunked() {
+        let long =
+            "data: {\"choices\":[{\"delta\":{\"content\":\"" + String(repeating: "x", count: 64 << 10)
+            + "\"}}],\"model\":\"gpt-4o\"}\r\n\r\n"
+        let text = long + Self.openAIStream
+        let bytes = Array(text.utf8)
+        for size in [1, 7, 64, 4096] {
+            var parser = SSEUsageParser(kind: .openai, dropInjectedUsageChunk: true)
+            var out: [UInt8] = []
+            var at = 0
+            while at < bytes.count {
+                let chunk = Array(bytes[at..<min(at + size, bytes.count)])
+                out.append(contentsOf: chunk.withUnsafeBytes { parser.feed($0) } ?? chunk)
+                at += size
+            }
+            out.append(contentsOf: parser.finish())
+            #expect(parser.bytesScanned == bytes.count, "chunks of \(size)")
+            #expect(parser.dataEvents == 4 && parser.usage?.input == 9 && parser.completed)
+            #expect(
+                String(decoding: out, as: UTF8.self) == long
+                    + Self.openAIStream.replacingOccurrences(of: Self.openAIStream.components(separatedBy: "\n\n")[1] + "\n\n", with: ""))
+        }
+    }
+
     @Test func openAIUsageWhereverTheChunksSplit() {
         let bytes = Self.openAIStream.utf8.count
         let withoutUsage = Self.openAIStream.components(separatedBy: "\n\n").filter { !$0.contains(#""choices":[],"#) && !$0.isEmpty }.map {

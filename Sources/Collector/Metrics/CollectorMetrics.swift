@@ -4,6 +4,10 @@ import UsageLog
 
 /// The collector's counters, rendered in the Prometheus text format at `/metrics`.
 /// Labels are ids, names and outcomes only: never a key secret or prompt text.
+///
+/// Label values are bounded, so that no key holder can grow the series without end: `model` is a model the config
+/// prices or one a provider reported serving (at most `maxLearnedModels` of those), and `other` for anything else,
+/// such as the made-up names of calls the provider refused.
 public final class CollectorMetrics: Sendable {
     struct RequestLabels: Hashable {
         var provider: String
@@ -34,6 +38,8 @@ public final class CollectorMetrics: Sendable {
     }
 
     struct State {
+        /// Models providers reported serving, which become label values.
+        var servedModels: Set<String> = []
         var requests: [RequestLabels: UInt64] = [:]
         var tokens: [TokenLabels: UInt64] = [:]
         var upstreamLatency = Histogram()
@@ -47,21 +53,35 @@ public final class CollectorMetrics: Sendable {
     public let revokedKeys = Atomic<Int>(0)
     public let logWriteErrors = Atomic<Int>(0)
 
-    public init() {}
+    /// Models the config names, which are label values from the start.
+    private let configuredModels: Set<String>
+    /// How many models learned from providers' answers become label values; later ones count as `other`.
+    static let maxLearnedModels = 256
+    /// The label value of a model that is not one of them.
+    static let otherModel = "other"
+
+    public init(configuredModels: Set<String> = []) {
+        self.configuredModels = configuredModels
+    }
 
     /// Counts one finished call and its tokens.
     public func record(_ event: UsageEvent) {
         state.withLock { s in
+            // A model the provider reported with usage for an answered call exists: it may become a label value.
+            if event.usage != nil, event.status < 400, !event.usageEstimated, s.servedModels.count < Self.maxLearnedModels {
+                s.servedModels.insert(event.model)
+            }
+            let model = configuredModels.contains(event.model) || s.servedModels.contains(event.model) ? event.model : Self.otherModel
             s.requests[
                 RequestLabels(
-                    provider: event.provider, endpoint: event.endpoint.rawValue, model: event.model, outcome: event.outcome.rawValue),
+                    provider: event.provider, endpoint: event.endpoint.rawValue, model: model, outcome: event.outcome.rawValue),
                 default: 0] += 1
             if let u = event.usage {
                 for (kind, n) in [
                     ("input", u.input), ("output", u.output), ("cached_input", u.cachedInput), ("cache_write", u.cacheWrite),
                     ("reasoning", u.reasoning),
                 ] where n > 0 {
-                    s.tokens[TokenLabels(provider: event.provider, model: event.model, kind: kind), default: 0] += UInt64(n)
+                    s.tokens[TokenLabels(provider: event.provider, model: model, kind: kind), default: 0] += UInt64(n)
                 }
             }
         }

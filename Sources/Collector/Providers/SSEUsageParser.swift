@@ -11,7 +11,14 @@ import UsageLog
 struct SSEUsageParser {
     let dropInjectedUsageChunk: Bool
     private var reader: any StreamEventReader
+    /// The bytes of the event not yet complete (a stream's events are small; a long one arrives in many chunks).
     private var pending: [UInt8] = []
+    /// How much of `pending` has been looked at for line ends, and where its current line starts: each byte is scanned
+    /// once, however many chunks an event arrives in.
+    private var scanned = 0
+    private var lineStart = 0
+    /// Bytes looked at for line ends so far: the stream's size, whatever its chunking.
+    private(set) var bytesScanned = 0
 
     var usage: UsageEvent.Usage? { reader.usage }
     var model: String? { reader.model }
@@ -39,8 +46,8 @@ struct SSEUsageParser {
         pending.append(contentsOf: chunk)
         var output: [UInt8] = []
         var eventStart = 0
-        var lineStart = 0
-        var index = 0
+        var index = scanned
+        bytesScanned += pending.count - scanned
         while index < pending.count {
             if pending[index] == 0x0A {
                 var lineEnd = index
@@ -56,12 +63,17 @@ struct SSEUsageParser {
             index += 1
         }
         pending.removeSubrange(0..<eventStart)
+        lineStart -= eventStart
+        scanned = pending.count
         return dropInjectedUsageChunk ? output : nil
     }
 
     /// The end of the stream: whatever is still held (an event without its closing blank line) goes out as is.
     mutating func finish() -> [UInt8] {
-        defer { pending.removeAll() }
+        defer {
+            pending.removeAll()
+            (scanned, lineStart) = (0, 0)
+        }
         if !pending.isEmpty { _ = process(pending[...]) }
         return dropInjectedUsageChunk ? pending : []
     }

@@ -82,7 +82,7 @@ public enum CollectorServer {
         clientConfiguration.timeout.read = .milliseconds(c.upstreamReadTimeoutMs)
         let httpClient = UpstreamClients(group: .singleton, configuration: clientConfiguration)
 
-        let metrics = CollectorMetrics()
+        let metrics = CollectorMetrics(configuredModels: Set(config.pricing.models.map(\.model)))
         let keys = KeyState(keys: config.keys)
         let queue = EventQueue()
         let inFlight = InFlightCalls { event in
