@@ -130,6 +130,51 @@ struct RevocationFailClosedTests {
         watcher.reload(previous: stamp, force: false)
         #expect(keys.readiness == (true, "ready") && isRevoked(keys))
     }
+    /// SIGHUP reads the config's keys again: a key `tally keys new` printed works without a restart, a removed one is
+    /// unknown, and a config that no longer loads keeps the keys in force (counted).
+    @Test func sighupReloadsTheConfiguredKeys() throws {
+        let f = try Fixture()
+        defer { f.remove() }
+        let configPath = f.folder + "/tally.yaml"
+        func config(_ keys: String) -> String {
+            """
+            providers: [{name: openai, kind: openai, base_url: "http://127.0.0.1:9", api_key_env: K}]
+            orgs: [{id: acme}]
+            teams: [{id: t, org: acme}]
+            users: [{id: bob, team: t}, {id: carol, team: t}]
+            keys:
+            \(keys)
+            """
+        }
+        try config("  - {id: k-bob, sha256: \(Hex.sha256("tk-bob-secret")), user: bob}").write(
+            toFile: configPath, atomically: true, encoding: .utf8)
+        let keys = KeyState(keys: [Self.bob])
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let watcher = RevocationWatcher(
+            path: f.listPath, lastGoodPath: f.lastGoodPath, interval: .seconds(1), keys: keys, metrics: f.metrics, logger: logger,
+            reloadKeys: CollectorServer.keysReader(path: configPath))
+        watcher.reload(previous: nil, force: true)
+        func verdict(_ secret: String) -> String {
+            switch keys.verdict(secret: secret, now: 0) {
+            case .ok(let key): "ok \(key.id)"
+            case .unknown: "unknown"
+            default: "other"
+            }
+        }
+        #expect(verdict("tk-carol-secret") == "unknown")
+
+        try config("  - {id: k-carol, sha256: \(Hex.sha256("tk-carol-secret")), user: carol}").write(
+            toFile: configPath, atomically: true, encoding: .utf8)
+        watcher.reloadConfiguredKeys()
+        #expect(verdict("tk-carol-secret") == "ok k-carol")
+        #expect(verdict("tk-bob-secret") == "unknown", "a key taken out of the config stops working")
+
+        try "keys: [unclosed".write(toFile: configPath, atomically: true, encoding: .utf8)
+        watcher.reloadConfiguredKeys()
+        #expect(verdict("tk-carol-secret") == "ok k-carol", "a broken config keeps the keys in force")
+        #expect(f.metrics.configReloadFailures.load(ordering: .relaxed) == 1)
+    }
 }
 
 @Suite("Path normalisation")
@@ -150,4 +195,5 @@ struct PathNormalizerTests {
             }
         }
     }
+
 }

@@ -23,21 +23,39 @@ public final class KeyState: Sendable {
         case unavailable(reason: String)
     }
 
-    private let keysByHash: [String: Key]
-    private let state = Mutex(ListState.unavailable(reason: "the revocation list has not been read yet"))
+    /// The configured keys by secret hash (replaced when SIGHUP reloads the config), and the list in force.
+    private struct State {
+        var keysByHash: [String: Key]
+        var list: ListState
+    }
+
+    private let state: Mutex<State>
 
     public init(keys: [Key]) {
+        state = Mutex(State(keysByHash: Self.byHash(keys), list: .unavailable(reason: "the revocation list has not been read yet")))
+    }
+
+    private static func byHash(_ keys: [Key]) -> [String: Key] {
         var byHash: [String: Key] = [:]
         for key in keys { byHash[key.sha256] = key }
-        keysByHash = byHash
+        return byHash
     }
+
+    /// Puts the config's keys (as reloaded on SIGHUP) in force: new keys work, removed ones are unknown from now on.
+    public func replaceKeys(_ keys: [Key]) {
+        let byHash = Self.byHash(keys)
+        state.withLock { $0.keysByHash = byHash }
+    }
+
+    /// How many keys are configured.
+    public var keyCount: Int { state.withLock { $0.keysByHash.count } }
 
     /// Whether a revocation list is in force, so that /readyz can say the collector is ready; and what /readyz says.
     public var isReady: Bool { readiness.ready }
 
     public var readiness: (ready: Bool, detail: String) {
         state.withLock { s in
-            switch s {
+            switch s.list {
             case .loaded(_, let note?): (true, "ready; \(note)")
             case .loaded: (true, "ready")
             case .unavailable(let reason): (false, "not ready: \(reason); calls with Tally keys get 503 until a good list appears")
@@ -47,34 +65,36 @@ public final class KeyState: Sendable {
 
     /// Whether a list has ever been put in force.
     public var hasList: Bool {
-        state.withLock { if case .loaded = $0 { true } else { false } }
+        state.withLock { if case .loaded = $0.list { true } else { false } }
     }
 
     public func install(_ list: RevocationList, note: String? = nil) {
-        state.withLock { $0 = .loaded(list, note: note) }
+        state.withLock { $0.list = .loaded(list, note: note) }
     }
 
     /// Refuses calls with configured keys until a list is installed. Only before any list is in force: a list once
     /// loaded stays until a better one replaces it.
     public func markUnavailable(reason: String) {
         state.withLock { s in
-            if case .unavailable = s { s = .unavailable(reason: reason) }
+            if case .unavailable = s.list { s.list = .unavailable(reason: reason) }
         }
     }
 
     public var revocationCount: Int {
-        state.withLock { if case .loaded(let list, _) = $0 { list.entries.count } else { 0 } }
+        state.withLock { if case .loaded(let list, _) = $0.list { list.entries.count } else { 0 } }
     }
 
     /// Checks a secret at `now` (milliseconds since the epoch). Only its SHA-256 is compared.
     public func verdict(secret: String, now: Int64) -> Verdict {
-        guard let key = keysByHash[Hex.sha256(secret)] else { return .unknown }
-        let found: Result<RevocationList.Entry?, Failure> = state.withLock { s in
-            switch s {
-            case .loaded(let list, _): .success(list.entry(forKey: key.id, at: now))
-            case .unavailable(let reason): .failure(Failure(reason: reason))
+        let hash = Hex.sha256(secret)
+        let found: (Key, Result<RevocationList.Entry?, Failure>)? = state.withLock { s in
+            guard let key = s.keysByHash[hash] else { return nil }
+            switch s.list {
+            case .loaded(let list, _): return (key, .success(list.entry(forKey: key.id, at: now)))
+            case .unavailable(let reason): return (key, .failure(Failure(reason: reason)))
             }
         }
+        guard let (key, found) = found else { return .unknown }
         switch found {
         case .failure(let failure): return .unavailable(key, reason: failure.reason)
         case .success(let entry?): return .revoked(key, entry)

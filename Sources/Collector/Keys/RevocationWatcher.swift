@@ -2,11 +2,13 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TallyConfig
 import TallyCore
 import UnixSignals
 import UsageLog
 
-/// Reloads the revocation list when its file changes (checked every `interval`) and on SIGHUP, failing closed
+/// Reloads the revocation list when its file changes (checked every `interval`), and on SIGHUP the list and the config's
+/// keys (`reloadKeys`: a config that no longer loads keeps the keys in force, logged and counted). The list fails closed
 /// (`docs/revocations.md`):
 ///
 /// - Each list loaded is also kept as the collector's own last good copy (`lastGoodPath`, in its log folder).
@@ -25,8 +27,19 @@ public struct RevocationWatcher: Service {
     let keys: KeyState
     let metrics: CollectorMetrics
     let logger: Logger
+    /// Reads the config's keys again (SIGHUP), or says why it cannot.
+    let reloadKeys: (@Sendable () -> Result<[Key], KeysReloadError>)?
 
-    public init(path: String, lastGoodPath: String, interval: Duration, keys: KeyState, metrics: CollectorMetrics, logger: Logger) {
+    public struct KeysReloadError: Error {
+        public var message: String
+        public init(_ message: String) { self.message = message }
+    }
+
+    public init(
+        path: String, lastGoodPath: String, interval: Duration, keys: KeyState, metrics: CollectorMetrics, logger: Logger,
+        reloadKeys: (@Sendable () -> Result<[Key], KeysReloadError>)? = nil
+    ) {
+        self.reloadKeys = reloadKeys
         self.path = path
         self.lastGoodPath = lastGoodPath
         self.interval = interval
@@ -138,6 +151,21 @@ public struct RevocationWatcher: Service {
         }
     }
 
+    /// Puts the config's keys in force again (SIGHUP): `tally keys new` says to reload, not to restart.
+    func reloadConfiguredKeys() {
+        guard let reloadKeys else { return }
+        switch reloadKeys() {
+        case .success(let configured):
+            keys.replaceKeys(configured)
+            logger.info("config keys reloaded", metadata: ["collector.keys": "\(configured.count)"])
+        case .failure(let error):
+            metrics.configReloadFailures.add(1, ordering: .relaxed)
+            logger.error(
+                "config not reloaded: the keys in force stay",
+                metadata: ["error": "\(error.message)", "collector.keys": "\(keys.keyCount)"])
+        }
+    }
+
     public func run() async throws {
         var stamp = reload(previous: nil, force: true)
         let (checks, checkContinuation) = AsyncStream.makeStream(of: Bool.self)
@@ -155,6 +183,7 @@ public struct RevocationWatcher: Service {
             // SIGHUP (true) forces a reload even if the file looks unchanged; the timer (false) reloads on change.
             _ = await withGracefulShutdownHandler {
                 for await force in checks {
+                    if force { reloadConfiguredKeys() }
                     stamp = reload(previous: stamp, force: force)
                 }
             } onGracefulShutdown: {

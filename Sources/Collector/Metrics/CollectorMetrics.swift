@@ -52,6 +52,7 @@ public final class CollectorMetrics: Sendable {
     public let reloadFailures = Atomic<Int>(0)
     public let revokedKeys = Atomic<Int>(0)
     public let logWriteErrors = Atomic<Int>(0)
+    public let configReloadFailures = Atomic<Int>(0)
 
     /// Models the config names, which are label values from the start.
     private let configuredModels: Set<String>
@@ -122,6 +123,9 @@ public final class CollectorMetrics: Sendable {
         out += gauge("tally_revoked_keys", "Keys on the revocation list in force.", revokedKeys.load(ordering: .relaxed))
         out += counter(
             "tally_log_write_errors_total", "Failed attempts to write the usage log (retried).", logWriteErrors.load(ordering: .relaxed))
+        out += counter(
+            "tally_config_reload_failures_total", "SIGHUP config reloads refused (the keys in force stayed).",
+            configReloadFailures.load(ordering: .relaxed))
         return out
     }
 

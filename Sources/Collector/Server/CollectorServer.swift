@@ -37,8 +37,9 @@ public enum CollectorServer {
     ///
     /// - Parameter onRunning: called once the server listens, with its port (port 0 in `listen` picks a free one)
     ///   and a way to stop it.
+    /// - Parameter configPath: the file `config` was read from, for SIGHUP to read its keys again.
     public static func run(
-        config: Config, environment: [String: String], logger: Logger, gracePeriod: Duration = .seconds(30),
+        config: Config, configPath: String? = nil, environment: [String: String], logger: Logger, gracePeriod: Duration = .seconds(30),
         onRunning: (@Sendable (RunningCollector) async -> Void)? = nil
     ) async throws {
         let c = config.collector
@@ -98,7 +99,8 @@ public enum CollectorServer {
             options: segmentOptions, metrics: metrics, logger: logger)
         let watcher = RevocationWatcher(
             path: config.resolve(c.revocations), lastGoodPath: logDirectory + "/" + c.id + "/.revoked.last-good.tsv",
-            interval: .milliseconds(c.reloadIntervalMs), keys: keys, metrics: metrics, logger: logger)
+            interval: .milliseconds(c.reloadIntervalMs), keys: keys, metrics: metrics, logger: logger,
+            reloadKeys: configPath.map(Self.keysReader))
         // The list is in force (or known to be unusable) before the first call is accepted.
         watcher.reload(previous: nil, force: true)
 
@@ -153,6 +155,15 @@ public enum CollectorServer {
         }
         await httpClient.shutdown()
         logger.info("collector stopped", metadata: ["collector.id": "\(c.id)"])
+    }
+
+    /// Reads the keys of the config at `path` again, for SIGHUP.
+    static func keysReader(path: String) -> @Sendable () -> Result<[Key], RevocationWatcher.KeysReloadError> {
+        {
+            do { return .success(try Config.load(path: path).keys) } catch {
+                return .failure(RevocationWatcher.KeysReloadError("\(error)"))
+            }
+        }
     }
 
     /// When, after a shutdown begins, the calls still running are logged as cut off: shortly before the grace period

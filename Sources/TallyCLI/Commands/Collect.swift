@@ -14,7 +14,8 @@ struct Collect: AsyncParsableCommand {
         discussion: """
             Applications point their SDK's base URL at http://<listen>/<provider> (or /v1 for the default provider) and \
             use a Tally key (tk-…) as their API key. SIGTERM or SIGINT stops accepting, lets calls in flight finish, \
-            and closes the active log segment; SIGHUP reloads the revocation list. Logs go to stderr as JSON lines.
+            and closes the active log segment; SIGHUP reloads the revocation list and the config's keys (a new key works without \
+            a restart; a config that no longer loads keeps the keys in force and says why). Logs go to stderr as JSON lines.
             """
     )
 
@@ -36,7 +37,7 @@ struct Collect: AsyncParsableCommand {
             if let listen { loaded.collector.listen = listen }
             let logger = CLILogging.logger(label: "tally.collect", level: Logger.Level(rawValue: logLevel.rawValue) ?? .info)
             try await CollectorServer.run(
-                config: loaded, environment: ProcessInfo.processInfo.environment, logger: logger,
+                config: loaded, configPath: config.path, environment: ProcessInfo.processInfo.environment, logger: logger,
                 gracePeriod: .milliseconds(loaded.collector.shutdownGraceMs))
         }
     }
