@@ -133,13 +133,22 @@ struct RedactorTests {
         ("order 12345 shipped in 2026", "order 12345 shipped in 2026"),
         ("café ☕ jane@example.com", "café ☕ [EMAIL]"),
     ])
-    func redacts(input: String, expected: String) {
-        #expect(redactor.redact(input) == expected)
+    func redacts(input: String, expected: String) throws {
+        #expect(try redactor.redact(input) == expected)
     }
 
-    @Test func previewsAreCutAfterRedaction() {
-        #expect(redactor.preview(of: "write to jane.doe@example.com please", characters: 12) == "write to [EM")
-        #expect(redactor.preview(of: "anything", characters: 0) == nil)
+    @Test func previewsAreCutAfterRedaction() throws {
+        #expect(try redactor.preview(of: "write to jane.doe@example.com please", characters: 12) == "write to [EM")
+        #expect(try redactor.preview(of: "anything", characters: 0) == nil)
+    }
+
+    /// A pattern that cannot finish on a prompt (PCRE2's match limit) fails the redaction: no preview, never the text
+    /// with that pattern's matches left in it.
+    @Test func aRedactionThatCannotFinishKeepsNoPreview() throws {
+        let catastrophic = try Redactor(extraPatterns: [#"(a+)+$"#])
+        let prompt = "mail jane.doe@example.com " + String(repeating: "a", count: 40) + "!"
+        #expect(throws: PCRE2Pattern.MatchError.self) { try catastrophic.preview(of: prompt, characters: 60) }
+        #expect(try catastrophic.preview(of: "mail jane.doe@example.com", characters: 60) == "mail [EMAIL]")
     }
 }
 

@@ -53,6 +53,7 @@ public final class CollectorMetrics: Sendable {
     public let revokedKeys = Atomic<Int>(0)
     public let logWriteErrors = Atomic<Int>(0)
     public let configReloadFailures = Atomic<Int>(0)
+    public let redactionFailures = Atomic<Int>(0)
 
     /// Models the config names, which are label values from the start.
     private let configuredModels: Set<String>
@@ -126,6 +127,9 @@ public final class CollectorMetrics: Sendable {
         out += counter(
             "tally_config_reload_failures_total", "SIGHUP config reloads refused (the keys in force stayed).",
             configReloadFailures.load(ordering: .relaxed))
+        out += counter(
+            "tally_redaction_failures_total", "Prompts redaction could not finish on (no preview was kept).",
+            redactionFailures.load(ordering: .relaxed))
         return out
     }
 

@@ -56,19 +56,30 @@ public final class PCRE2Pattern: @unchecked Sendable {
         }
     }
 
-    /// `text` with every match replaced by `replacement`, skipping matches `accept` turns down.
-    public func replacingMatches(in text: String, with replacement: String, where accept: ((Substring) -> Bool)? = nil) -> String {
-        guard let matchData = pcre2_match_data_create_from_pattern_8(code, nil) else { return text }
+    /// Why a match could not be completed (PCRE2's match limit, the JIT stack, memory): the text may hold matches
+    /// that were not found.
+    public struct MatchError: Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// `text` with every match replaced by `replacement`, skipping matches `accept` turns down. Throws when matching
+    /// fails part way (never "no more matches" for a search that could not finish).
+    public func replacingMatches(
+        in text: String, with replacement: String, where accept: ((Substring) -> Bool)? = nil
+    ) throws(MatchError) -> String {
+        guard let matchData = pcre2_match_data_create_from_pattern_8(code, nil) else { throw MatchError(message: "out of memory") }
         defer { pcre2_match_data_free_8(matchData) }
         var text = text
-        return text.withUTF8 { utf8 -> String in
-            guard let base = utf8.baseAddress else { return "" }
+        let result = text.withUTF8 { utf8 -> Result<String, MatchError> in
+            guard let base = utf8.baseAddress else { return .success("") }
             var out: [UInt8] = []
             var copied = 0
             var offset = 0
             while offset <= utf8.count {
                 let status = pcre2_match_8(code, base, utf8.count, offset, 0, matchData, nil)
-                guard status >= 0 else { break }
+                if status == PCRE2_ERROR_NOMATCH { break }
+                guard status >= 0 else { return .failure(MatchError(message: Self.message(for: status))) }
                 let ovector = pcre2_get_ovector_pointer_8(matchData)!
                 let start = ovector[0]
                 let end = ovector[1]
@@ -82,10 +93,11 @@ public final class PCRE2Pattern: @unchecked Sendable {
                 offset = end > start ? end : end + 1
                 while offset < utf8.count, utf8[offset] & 0xC0 == 0x80 { offset += 1 }
             }
-            if copied == 0 { return String(decoding: utf8, as: UTF8.self) }
+            if copied == 0 { return .success(String(decoding: utf8, as: UTF8.self)) }
             out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[copied...]))
-            return String(decoding: out, as: UTF8.self)
+            return .success(String(decoding: out, as: UTF8.self))
         }
+        return try result.get()
     }
 
     static func message(for errorCode: Int32) -> String {

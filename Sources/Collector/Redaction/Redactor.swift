@@ -37,19 +37,21 @@ public struct Redactor: Sendable {
         self.rules = rules
     }
 
-    /// `text` with everything the rules match replaced by labels.
-    public func redact(_ text: String) -> String {
-        rules.reduce(text) { current, rule in
-            rule.pattern.replacingMatches(in: current, with: rule.label, where: rule.check)
-        }
+    /// `text` with everything the rules match replaced by labels. Throws when a rule could not finish matching (PCRE2's
+    /// match limit or JIT stack): the text may then hold what that rule is there to remove.
+    public func redact(_ text: String) throws(PCRE2Pattern.MatchError) -> String {
+        var current = text
+        for rule in rules { current = try rule.pattern.replacingMatches(in: current, with: rule.label, where: rule.check) }
+        return current
     }
 
     /// The first `characters` characters of `text` after redaction. The text is cut generously before redacting (a
-    /// match is never shorter than its label's reach), so nothing past the cut can be half shown.
-    public func preview(of text: String, characters: Int) -> String? {
+    /// match is never shorter than its label's reach), so nothing past the cut can be half shown. Fails closed: when
+    /// redaction cannot finish, it throws and no preview is kept.
+    public func preview(of text: String, characters: Int) throws(PCRE2Pattern.MatchError) -> String? {
         guard characters > 0, !text.isEmpty else { return nil }
         let head = String(text.prefix(max(characters * 4, characters + 512)))
-        return String(redact(head).prefix(characters))
+        return String(try redact(head).prefix(characters))
     }
 
     /// The Luhn checksum of a card number's digits.

@@ -146,7 +146,13 @@ struct Proxy: Sendable {
             let fingerprint = hasher.fingerprint(model: reading.model ?? "", request: json, fields: reading.promptFields)
             var preview: String?
             if let fingerprint, !key.privacy, config.collector.previewChars > 0 {
-                preview = redactor.preview(of: fingerprint.text, characters: config.collector.previewChars)
+                do {
+                    preview = try redactor.preview(of: fingerprint.text, characters: config.collector.previewChars)
+                } catch {
+                    // Fails closed: a prompt redaction could not finish on keeps no preview.
+                    metrics.redactionFailures.add(1, ordering: .relaxed)
+                    logger.warning("redaction failed; no preview kept", metadata: ["error": "\(error)"])
+                }
             }
             call.requestRead(reading, fingerprint: fingerprint, preview: preview)
             if let rewritten = reading.rewrittenBody {
