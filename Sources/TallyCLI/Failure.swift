@@ -74,7 +74,10 @@ struct ConfigOption: ParsableArguments {
     var path: String
 
     /// The config with every check the CLI can make, including PCRE2 compilation of redaction patterns.
+    /// Also sets the mode of the files the command creates (`file_mode`).
     func load() throws(ConfigError) -> Config {
-        try Config.load(path: path, validatePattern: CollectorPatterns.problem)
+        let config = try Config.load(path: path, validatePattern: CollectorPatterns.problem)
+        FileIO.setFileMode(config.fileMode)
+        return config
     }
 }

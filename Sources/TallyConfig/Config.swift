@@ -6,6 +6,8 @@ import TallyCore
 public struct Config: Sendable {
     /// ISO 4217 code of the currency every amount and price is in.
     public var currency: String = "USD"
+    /// The mode of the files Tally creates (log segments, the ledger, the revocation list, reports), less the umask.
+    public var fileMode: UInt32 = 0o640
     /// The provider that paths starting `/v1/` go to; nil when none is named (then only `/<provider>/…` routes).
     public var defaultProvider: String?
     public var providers: [Provider] = []

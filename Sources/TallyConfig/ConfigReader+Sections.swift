@@ -4,7 +4,8 @@ import Yams
 
 extension ConfigReader {
     static let topLevelKeys = [
-        "currency", "default_provider", "providers", "orgs", "teams", "users", "projects", "keys", "pricing", "collector", "audit",
+        "currency", "file_mode", "default_provider", "providers", "orgs", "teams", "users", "projects", "keys", "pricing", "collector",
+        "audit",
     ]
 
     /// Reads the whole file, then checks ids and references across sections.
@@ -12,6 +13,14 @@ extension ConfigReader {
         var config = Config()
         guard let top = mapping(root, "", allowed: Self.topLevelKeys) else { return config }
 
+        if let text = string(top, "file_mode", "") {
+            if let mode = UInt32(text, radix: 8), mode <= 0o777, mode & 0o600 == 0o600 {
+                config.fileMode = mode
+            } else {
+                report(
+                    top["file_mode"], "file_mode", "must be an octal mode such as 0640 that lets the owner read and write; got '\(text)'")
+            }
+        }
         if let currency = string(top, "currency", "") {
             if currency.utf8.count == 3, currency.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) {
                 config.currency = currency

@@ -20,7 +20,7 @@ public final class AuditLock {
     /// through while an audit runs).
     public init(ledgerPath: String, purpose: String = "tally audit", wait: Duration = .zero) throws(AuditError) {
         path = ledgerPath + ".lock"
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, FileIO.fileMode)
         guard fd >= 0 else {
             throw AuditError(.io, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
         }

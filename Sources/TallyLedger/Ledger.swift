@@ -50,6 +50,13 @@ public final class Ledger: Sendable {
             }
         } else {
             try Self.makeFolder(for: path)
+            // Created here rather than by SQLite, so that it gets Tally's file mode (0640 by default; SQLite would make it
+            // world-readable); its -wal and -shm files take the same mode from it.
+            if !FileManager.default.fileExists(atPath: path) {
+                do { close(try FileIO.open(path, O_WRONLY | O_CREAT)) } catch {
+                    throw AuditError(.io, "cannot create the ledger \(path): \(error.message)", cause: error)
+                }
+            }
         }
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration)

@@ -68,6 +68,15 @@ struct ConfigTests {
         #expect(found.map(\.field) == ["audit.near_duplicates.max_distance", "audit.auto_approve"], "\(found)")
     }
 
+    @Test func fileModeIsOctalAndLetsTheOwnerWrite() throws {
+        #expect(try Config.parse(yaml: Self.minimal, file: "t.yaml").fileMode == 0o640)
+        #expect(try Config.parse(yaml: "file_mode: \"0600\"\n" + Self.minimal, file: "t.yaml").fileMode == 0o600)
+        #expect(try Config.parse(yaml: "file_mode: 0660\n" + Self.minimal, file: "t.yaml").fileMode == 0o660)
+        for bad in ["0400", "0644x", "1777", "rw-r-----"] {
+            #expect(problems("file_mode: \(bad)\n" + Self.minimal).map(\.field) == ["file_mode"], "\(bad)")
+        }
+    }
+
     @Test func theDemoConfigLoads() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../fixtures/demo/tally.yaml")
             .standardized.path

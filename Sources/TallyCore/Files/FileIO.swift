@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -6,8 +8,18 @@ import Darwin
 
 /// Thin, error-checked wrappers over the POSIX calls the segment code needs.
 package enum FileIO {
-    package static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(FileIOError) -> Int32 {
-        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+    /// The mode files Tally creates get (less the umask): log segments, the ledger, the revocation list, reports.
+    /// 0640, no world read, unless the config's `file_mode` says otherwise (set once at start).
+    private static let createMode = Atomic<UInt32>(0o640)
+
+    /// The mode new files get now.
+    package static var fileMode: mode_t { mode_t(createMode.load(ordering: .relaxed)) }
+
+    /// Sets the mode of new files (the config's `file_mode`), for the whole process.
+    package static func setFileMode(_ mode: UInt32) { createMode.store(mode, ordering: .relaxed) }
+
+    package static func open(_ path: String, _ flags: Int32, mode: mode_t? = nil) throws(FileIOError) -> Int32 {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode ?? fileMode)
         guard fd >= 0 else { throw FileIOError.system("cannot open", path: path) }
         return fd
     }
