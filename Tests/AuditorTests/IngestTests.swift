@@ -122,6 +122,26 @@ struct IngestTests {
         #expect(try f.breakdown().total.cost == (try money("0.2465")))
     }
 
+    /// A plain segment with a newer one beside it was closed but not compressed (a full disk): it is read without
+    /// `--include-open`, so its calls count toward budgets now; the newest plain segment may still be written and waits.
+    @Test func aClosedSegmentLeftUncompressedIsIngested() async throws {
+        let f = try F()
+        defer { f.remove() }
+        let calls = Self.callsAtoG
+        let stuck = try f.segment(Array(calls[0..<3]), stem: "20261110T000000Z-000001", open: true)
+        try f.segment(Array(calls[3..<5]), stem: "20261110T010000Z-000001")
+        try f.segment(Array(calls[5..<7]), stem: "20261110T020000Z-000001", open: true)
+        let first = try await f.audit()
+        #expect(first.totals.events == 5 && first.totals.segmentsLeft == 1)
+
+        // The collector manages to compress it later: the same calls, counted once.
+        try Gzip.compressFile(source: stuck, destination: stuck + ".gz")
+        try FileManager.default.removeItem(atPath: stuck)
+        let second = try await f.audit()
+        #expect(second.totals.events == 0 && second.totals.duplicates == 3)
+        #expect(try f.breakdown().total.requests == 5)
+    }
+
     @Test func eachKindOfBadLineIsQuarantinedWithItsLineAndReason() async throws {
         let f = try F()
         defer { f.remove() }

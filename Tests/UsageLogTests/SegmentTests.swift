@@ -54,6 +54,47 @@ struct SegmentTests {
         #expect(gunzip.terminationStatus == 0)
     }
 
+    /// A full disk cuts writes short. Each retry resumes at the first byte not written and appends no event twice, so
+    /// once there is room again the log holds every line exactly once, whole (before, a cut line was glued to a full
+    /// copy of itself and each failed retry appended the event again).
+    @Test func aFullDiskLosesNothingAndDuplicatesNothing() throws {
+        let root = try makeTemporaryDirectory()
+        defer {
+            FileIO.simulateFullDisk(under: root, room: nil)
+            try? FileManager.default.removeItem(atPath: root)
+        }
+        var options = SegmentWriterOptions()
+        options.bufferBytes = 600
+        options.maxBytes = 4096
+        options.fsync = .never
+        options.compressOnClose = false
+        let writer = try SegmentWriter(logDirectory: root, collector: "c1", options: options)
+        FileIO.simulateFullDisk(under: root, room: 1_500)
+        var failures = 0
+        func retrying(_ body: () throws -> Void) {
+            while true {
+                do {
+                    try body()
+                    return
+                } catch {
+                    failures += 1
+                    // The operator frees some room after a while, twice.
+                    if failures == 5 { FileIO.simulateFullDisk(under: root, room: 2_000) }
+                    if failures == 10 { FileIO.simulateFullDisk(under: root, room: nil) }
+                }
+            }
+        }
+        for n in 0..<60 {
+            retrying { try writer.append(event(n, at: Self.t0 + Int64(n)), now: Self.t0 + Int64(n)) }
+            if n % 7 == 0 { retrying { try writer.commit(now: Self.t0 + Int64(n)) } }
+        }
+        retrying { try writer.close() }
+        #expect(failures >= 10, "the disk was full for a while")
+        let (ids, summaries) = try readAll(root)
+        #expect(ids == (0..<60).map { "evt-\($0)" })
+        #expect(summaries.allSatisfy { $0.damage == nil && $0.skippedTailBytes == 0 })
+    }
+
     @Test func namesFollowTheFormatAndSort() throws {
         let root = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }

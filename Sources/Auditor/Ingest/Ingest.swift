@@ -73,9 +73,15 @@ public enum Ingest {
         var totals = IngestTotals()
         var failures: [String] = []
         var jobs: [SegmentJob] = []
+        // A plain segment with a newer segment beside it is closed, only not compressed yet (its gzip failed, or is
+        // under way): its calls count now, not after the collector manages to compress it. Only the newest may still be
+        // written to.
+        var newest: [String: SegmentFile] = [:]
+        for file in files where newest[file.collector].map({ $0 < file }) ?? true { newest[file.collector] = file }
         for file in files {
             let relative = file.collector + "/" + String(file.path.split(separator: "/").last!)
-            if file.openedAt * 1000 > options.asOf || (!file.isClosed && !options.includeOpen) {
+            let mayBeOpen = !file.isClosed && newest[file.collector]?.stem == file.stem
+            if file.openedAt * 1000 > options.asOf || (mayBeOpen && !options.includeOpen) {
                 totals.segmentsLeft += 1
                 continue
             }

@@ -26,14 +26,21 @@ package enum FileIO {
 
     /// Writes all of `bytes`, retrying short writes and EINTR.
     package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(FileIOError) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        var written = 0
+        try writeAll(fd, bytes, path: path, progress: &written)
+    }
+
+    /// Writes all of `bytes`, retrying short writes and EINTR; `progress` says how many were written, also when it
+    /// throws part way.
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String, progress: inout Int) throws(FileIOError) {
+        progress = 0
+        while progress < bytes.count {
+            let n = write(fd, bytes.baseAddress! + progress, bytes.count - progress, path: path)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw FileIOError.system("cannot write", path: path)
             }
-            offset += n
+            progress += n
         }
     }
 
@@ -46,6 +53,35 @@ package enum FileIO {
                 throw FileIOError.system("cannot read", path: path)
             }
             return n
+        }
+    }
+
+    /// `write(2)`, or, under a simulated full disk (`simulateFullDisk`), as much as its room allows and then ENOSPC.
+    private static func write(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int, path: String) -> Int {
+        guard fullDisksSimulated.load(ordering: .relaxed) else { return Glibc.write(fd, pointer, count) }
+        let allowed: Int? = fullDisks.withLock { disks in
+            guard let folder = disks.keys.first(where: { path.hasPrefix($0) }) else { return nil }
+            let room = min(disks[folder]!, count)
+            disks[folder]! -= room
+            return room
+        }
+        guard let allowed else { return Glibc.write(fd, pointer, count) }
+        if allowed == 0 {
+            errno = ENOSPC
+            return -1
+        }
+        return Glibc.write(fd, pointer, allowed)
+    }
+
+    private static let fullDisksSimulated = Atomic<Bool>(false)
+    private static let fullDisks = Mutex<[String: Int]>([:])
+
+    /// For tests of a full disk: writes to files under `folder` succeed for `room` more bytes (a write that crosses it
+    /// is cut short there), then fail with ENOSPC, as on a full file system; nil frees the disk again.
+    package static func simulateFullDisk(under folder: String, room: Int?) {
+        fullDisks.withLock { disks in
+            disks[folder] = room
+            fullDisksSimulated.store(!disks.isEmpty, ordering: .relaxed)
         }
     }
 

@@ -119,6 +119,9 @@ public final class SegmentWriter {
     }
 
     /// Appends one event. `now` is the writer's clock in milliseconds (wall time in a collector, simulated time in synth).
+    ///
+    /// When this throws, the event was not taken (a retry appends it once); once it returns, the event is taken even if
+    /// writing the buffer to the file failed: `commit` writes it, resuming where the failed write stopped.
     public func append(_ event: UsageEvent, now: Int64) throws(FileIOError) {
         let start = buffer.count
         event.appendJSONLine(to: &buffer)
@@ -133,22 +136,25 @@ public final class SegmentWriter {
         try place(lineFrom: start, now: now)
     }
 
-    /// Puts the line now at `buffer[start...]` into the right segment, rotating first when it would not fit.
+    /// Puts the line now at `buffer[start...]` into the right segment, rotating first when it would not fit. If
+    /// rotating or opening a segment fails, the line is taken out again (the caller retries it); a failure to write
+    /// the full buffer afterwards is left for `commit`, since the line is taken.
     private func place(lineFrom start: Int, now: Int64) throws(FileIOError) {
         let length = Int64(buffer.count - start)
-        if currentStem != nil, segmentBytes > 0,
-            segmentBytes + length > options.maxBytes || now - openedAt >= options.maxAgeMilliseconds
-        {
-            // Write what precedes this line into the old segment, then close it.
+        let rotate =
+            currentStem != nil && segmentBytes > 0
+            && (segmentBytes + length > options.maxBytes || now - openedAt >= options.maxAgeMilliseconds)
+        if rotate || currentStem == nil {
+            // Write what precedes this line into the old segment and close it; open a new one for it.
             let line = Array(buffer[start...])
             buffer.removeSubrange(start...)
-            try closeSegment()
+            if rotate { try closeSegment() }
+            if currentStem == nil { try openSegment(now: now) }
             buffer.append(contentsOf: line)
         }
-        if currentStem == nil { try openSegment(now: now) }
         segmentBytes += length
         linesWritten += 1
-        if buffer.count >= options.bufferBytes { try writeBuffer() }
+        if buffer.count >= options.bufferBytes { try? writeBuffer() }
     }
 
     /// Writes buffered lines to the kernel, and fsyncs as the policy says. Call it after each batch of appends.
@@ -222,15 +228,23 @@ public final class SegmentWriter {
         segmentBytes = 0
     }
 
+    /// Writes the buffer to the segment. A write that fails part way (a full disk) leaves in the buffer exactly the
+    /// bytes not written, so the next attempt resumes there: a line is never written half and then again whole.
     private func writeBuffer() throws(FileIOError) {
         guard !buffer.isEmpty, fd >= 0, let stem = currentStem else { return }
         let path = folder + "/" + stem + ".jsonl"
         let fd = self.fd
-        try buffer.withUnsafeBytes { bytes in
-            Result { () throws(FileIOError) in try FileIO.writeAll(fd, bytes, path: path) }
-        }.get()
-        buffer.removeAll(keepingCapacity: true)
-        needsFsync = true
+        var written = 0
+        let result = buffer.withUnsafeBytes { bytes in
+            Result { () throws(FileIOError) in try FileIO.writeAll(fd, bytes, path: path, progress: &written) }
+        }
+        if written > 0 { needsFsync = true }
+        if written == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+        } else if written > 0 {
+            buffer.removeSubrange(0..<written)
+        }
+        try result.get()
     }
 
     private func syncFile(now: Int64) throws(FileIOError) {
