@@ -17,6 +17,8 @@ let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-h
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+// The HTTP request parts Hummingbird's pipeline carries, for the collector's own channel handler.
+let nioHTTPTypes: Target.Dependency = .product(name: "NIOHTTPTypes", package: "swift-nio-extras")
 
 // Tally builds and runs on Linux with glibc: the file and segment code calls Glibc directly, and CMemory uses
 // malloc_trim and mallopt. It declares no Apple platform, since it supports none.
@@ -43,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         // C libraries from Debian, as GRDB does for SQLite.
@@ -67,7 +70,7 @@ let package = Package(
             name: "Collector",
             dependencies: [
                 "TallyCore", "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging,
-                httpTypes, nioCore, nioHTTP1, nioPosix,
+                httpTypes, nioCore, nioHTTP1, nioPosix, nioHTTPTypes,
             ]),
         // The ledger: the only code that speaks SQL (schema, migrations, scan blocks, the audit lock, typed reads and
         // writes); the Auditor is logic over the values it returns.

@@ -331,6 +331,16 @@ public struct CollectorSettings: Sendable, Equatable {
     /// The longest a whole call may take, from sending it to the answer's last byte (long reasoning calls and slow
     /// streams run for many minutes; the providers' own limits are below this).
     public var upstreamCallTimeoutMs: Int64 = 3_600_000
+    /// How long a new call waits for room in the log queue when the log cannot be written; then it is refused (503),
+    /// never forwarded unlogged.
+    public var logQueueWaitMs: Int64 = 5_000
+    /// Usage events the log queue holds, counting calls in progress and the batch being written: the collector's
+    /// memory bound while the log cannot be written.
+    public var logQueueSize = 8192
+    /// How long a client connection may sit idle between calls, or take to send a request's head, before it is closed.
+    public var clientIdleTimeoutMs: Int64 = 75_000
+    /// The longest a client may take to send a request's body, from its head to its last byte.
+    public var requestReadTimeoutMs: Int64 = 300_000
 
     public init() {}
 }

@@ -420,7 +420,9 @@ extension ConfigReader {
         let allowed = [
             "id", "listen", "log_dir", "segment_max_bytes", "segment_max_age", "fsync", "fsync_interval", "revocations",
             "reload_interval", "hash_secret_env", "admin_token_env", "preview_chars", "redact", "drain_timeout", "on_client_abort",
-            "shutdown_grace", "upstream_connect_timeout", "upstream_read_timeout", "upstream_call_timeout",
+            "shutdown_grace", "upstream_connect_timeout", "upstream_read_timeout", "upstream_call_timeout", "log_queue_wait",
+            "log_queue_size",
+            "client_idle_timeout", "request_read_timeout",
         ]
         guard let f = mapping(node, p, allowed: allowed) else { return c }
         if f["id"] != nil, let id = identifier(f, "id", p, parentNode: node) { c.id = id }
@@ -452,6 +454,18 @@ extension ConfigReader {
         if let timeout = duration(f, "upstream_connect_timeout", p, minimum: 100) { c.upstreamConnectTimeoutMs = timeout }
         if let timeout = duration(f, "upstream_read_timeout", p, minimum: 100) { c.upstreamReadTimeoutMs = timeout }
         if let timeout = duration(f, "upstream_call_timeout", p, minimum: 1000) { c.upstreamCallTimeoutMs = timeout }
+        if let wait = duration(f, "log_queue_wait", p, minimum: 0) { c.logQueueWaitMs = wait }
+        if let size: Int = parsed(
+            f, "log_queue_size", p,
+            { (text: String) throws(ValueError) in
+                guard let n = Int(text), (16...1_000_000).contains(n) else { throw ValueError("must be a whole number from 16 to 1000000") }
+                return n
+            })
+        {
+            c.logQueueSize = size
+        }
+        if let timeout = duration(f, "client_idle_timeout", p, minimum: 1000) { c.clientIdleTimeoutMs = timeout }
+        if let timeout = duration(f, "request_read_timeout", p, minimum: 1000) { c.requestReadTimeoutMs = timeout }
         for (key, keyPath) in [
             ("hash_secret_env", \CollectorSettings.hashSecretEnv), ("admin_token_env", \CollectorSettings.adminTokenEnv),
         ] {

@@ -191,25 +191,54 @@ struct RevocationListTests {
 
 @Suite("Event queue")
 struct EventQueueTests {
-    @Test func aFullQueueMakesSendersWaitAndLosesNothing() async throws {
+    static let event = UsageEvent(
+        id: "x", timestamp: 0, collector: "c", key: "k", provider: "p", endpoint: .other, model: "m",
+        status: 200, outcome: .ok, stream: false, usage: nil)
+
+    /// Calls take a slot before they start and hand their event over at the end; a slot frees only once the writer has
+    /// written it. Nothing is lost, and no more than the capacity is ever held.
+    @Test func slotsBoundTheQueueAndNothingIsLost() async throws {
         let queue = EventQueue(capacity: 4)
-        let event = UsageEvent(
-            id: "x", timestamp: 0, collector: "c", key: "k", provider: "p", endpoint: .other, model: "m",
-            status: 200, outcome: .ok, stream: false, usage: nil)
-        let senders = Task {
+        let calls = Task {
             for i in 0..<100 {
-                var e = event
+                #expect(await queue.reserve(waitingAtMost: .seconds(30)))
+                var e = Self.event
                 e.id = "e\(i)"
-                await queue.send(e)
+                queue.send(e)
             }
         }
         try await Task.sleep(for: .milliseconds(50))
-        #expect(queue.depth <= 5, "senders wait once the queue holds its capacity")
+        #expect(queue.depth + queue.reservedSlots == 4, "the fifth call waits for a slot")
         var received: [String] = []
-        while received.count < 100, let batch = await queue.nextBatch() { received += batch.map(\.id) }
-        await senders.value
+        while received.count < 100, let batch = await queue.nextBatch() {
+            received += batch.map(\.id)
+            queue.written(batch.count)
+        }
+        await calls.value
         queue.close()
         #expect(await queue.nextBatch() == nil)
         #expect(received == (0..<100).map { "e\($0)" })
+    }
+
+    /// A writer that cannot write holds its batch's slots: new calls are refused after their wait, calls that already
+    /// hold a slot still hand their events over, and once the batch is written the slots come back.
+    @Test func aStuckWriterRefusesNewCallsAfterTheirWait() async throws {
+        let queue = EventQueue(capacity: 2)
+        #expect(await queue.reserve(waitingAtMost: .zero))
+        #expect(await queue.reserve(waitingAtMost: .zero))
+        queue.send(Self.event)
+        let batch = try #require(await queue.nextBatch())
+        queue.writerFailed("cannot write the usage log: No space left on device")
+        let started = ContinuousClock.now
+        #expect(await queue.reserve(waitingAtMost: .milliseconds(100)) == false)
+        #expect(ContinuousClock.now - started >= .milliseconds(100))
+        queue.send(Self.event)  // the call that held the second slot
+        #expect(queue.depth == 2 && queue.writerProblem != nil)
+
+        let waiting = Task { await queue.reserve(waitingAtMost: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(20))
+        queue.writerFailed(nil)
+        queue.written(batch.count)
+        #expect(await waiting.value, "a slot freed by the writer goes to the waiting call")
     }
 }

@@ -2,14 +2,29 @@ import Synchronization
 import TallyCore
 import UsageLog
 
-/// A bounded queue from request handlers to the one log writer. A handler that finds it full waits for room:
-/// events are never dropped, and a stalled disk slows requests down instead of losing their records.
+/// A bounded queue from request handlers to the one log writer, which never drops an event and never lets a call
+/// through that it could not log.
+///
+/// Each call takes a slot (`reserve`) before it goes anywhere, and hands its event over (`send`) when it ends; a slot
+/// is free again only once the writer has written the event. So when the log cannot be written (a full disk, a stuck
+/// writer), the slots run out: new calls wait for one, at most `log_queue_wait`, and are then refused, before they
+/// reach the provider. Calls already running always have their slot and never wait. Memory stays bounded by the
+/// capacity, however long the log is stuck.
 public final class EventQueue: Sendable {
     private struct State {
         var buffer: [UsageEvent] = []
-        var waitingSenders: [(UsageEvent, CheckedContinuation<Void, Never>)] = []
+        /// Slots held by calls that have not sent their event yet.
+        var reserved = 0
+        /// Events handed to the writer and not yet written.
+        var inWriter = 0
+        var waitingReservers: [(id: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
+        var nextWaiterID: UInt64 = 0
         var waitingReceiver: CheckedContinuation<[UsageEvent]?, Never>?
         var closed = false
+        /// Why the writer cannot write the log, while it cannot.
+        var writerProblem: String?
+
+        var occupied: Int { buffer.count + reserved + inWriter }
     }
 
     public let capacity: Int
@@ -20,72 +35,89 @@ public final class EventQueue: Sendable {
         self.capacity = capacity
     }
 
-    /// Events waiting for the writer.
-    public var depth: Int { state.withLock { $0.buffer.count + $0.waitingSenders.count } }
+    /// Events waiting for the writer or being written by it.
+    public var depth: Int { state.withLock { $0.buffer.count + $0.inWriter } }
 
-    /// Hands an event to the writer, waiting while the queue is full. After `close`, events are still accepted
-    /// (a request finishing during shutdown must not lose its record) and drained by the writer's last batch.
-    public func send(_ event: UsageEvent) async {
-        // Fast path: room in the buffer, or the writer is waiting.
-        enum Outcome {
-            case done
-            case resume(CheckedContinuation<[UsageEvent]?, Never>, [UsageEvent])
-            case wait
+    /// Slots held by calls in progress.
+    public var reservedSlots: Int { state.withLock { $0.reserved } }
+
+    /// Why the log cannot be written right now, or nil when it can.
+    public var writerProblem: String? { state.withLock { $0.writerProblem } }
+
+    /// Takes a slot for one call's event, waiting while none is free for at most `wait`; false when none came. After
+    /// `close` a slot is always given (a call finishing during shutdown must not lose its record).
+    public func reserve(waitingAtMost wait: Duration) async -> Bool {
+        let fast: Bool = state.withLock { s in
+            guard s.closed || s.occupied < capacity else { return false }
+            s.reserved += 1
+            return true
         }
-        let outcome: Outcome = state.withLock { s in
-            if let receiver = s.waitingReceiver {
-                s.waitingReceiver = nil
-                var batch = s.buffer
-                batch.append(event)
-                s.buffer.removeAll()
-                return .resume(receiver, batch)
-            }
-            if s.buffer.count < capacity || s.closed {
-                s.buffer.append(event)
-                return .done
-            }
-            return .wait
-        }
-        switch outcome {
-        case .done:
-            return
-        case .resume(let receiver, let batch):
-            receiver.resume(returning: batch)
-        case .wait:
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow: Bool = state.withLock { s in
-                    if s.buffer.count < capacity || s.closed {
-                        s.buffer.append(event)
-                        return true
-                    }
-                    s.waitingSenders.append((event, continuation))
-                    return false
+        if fast { return true }
+        guard wait > .zero else { return false }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let waiter: UInt64? = state.withLock { s in
+                if s.closed || s.occupied < capacity {
+                    s.reserved += 1
+                    return nil
                 }
-                if resumeNow { continuation.resume() }
+                let id = s.nextWaiterID
+                s.nextWaiterID += 1
+                s.waitingReservers.append((id, continuation))
+                return id
+            }
+            guard let waiter else { return continuation.resume(returning: true) }
+            Task {
+                try? await Task.sleep(for: wait)
+                self.expire(waiter)
             }
         }
     }
 
-    /// The next batch of events (everything queued), waiting for one; nil once closed and empty.
+    /// A waiting `reserve` whose time is up gets false (unless a slot came first).
+    private func expire(_ id: UInt64) {
+        let expired: CheckedContinuation<Bool, Never>? = state.withLock { s in
+            guard let at = s.waitingReservers.firstIndex(where: { $0.id == id }) else { return nil }
+            return s.waitingReservers.remove(at: at).continuation
+        }
+        expired?.resume(returning: false)
+    }
+
+    /// Hands a call's event to the writer, using the slot the call reserved; never waits.
+    public func send(_ event: UsageEvent) {
+        let receiver: (CheckedContinuation<[UsageEvent]?, Never>, [UsageEvent])? = state.withLock { s in
+            s.reserved = max(0, s.reserved - 1)
+            guard let receiver = s.waitingReceiver else {
+                s.buffer.append(event)
+                return nil
+            }
+            s.waitingReceiver = nil
+            var batch = s.buffer
+            batch.append(event)
+            s.buffer.removeAll()
+            s.inWriter += batch.count
+            return (receiver, batch)
+        }
+        if let (continuation, batch) = receiver { continuation.resume(returning: batch) }
+    }
+
+    /// The next batch of events (everything queued), waiting for one; nil once closed and empty. Their slots stay
+    /// taken until the writer says they are `written`.
     public func nextBatch() async -> [UsageEvent]? {
         enum Outcome {
-            case batch([UsageEvent], [CheckedContinuation<Void, Never>])
+            case batch([UsageEvent])
             case end, wait
         }
         let outcome: Outcome = state.withLock { s in
-            if !s.buffer.isEmpty || !s.waitingSenders.isEmpty {
-                var batch = s.buffer
+            if !s.buffer.isEmpty {
+                let batch = s.buffer
                 s.buffer.removeAll(keepingCapacity: true)
-                let senders = s.waitingSenders
-                s.waitingSenders.removeAll()
-                batch.append(contentsOf: senders.map(\.0))
-                return .batch(batch, senders.map(\.1))
+                s.inWriter += batch.count
+                return .batch(batch)
             }
             return s.closed ? .end : .wait
         }
         switch outcome {
-        case .batch(let batch, let senders):
-            for sender in senders { sender.resume() }
+        case .batch(let batch):
             return batch
         case .end:
             return nil
@@ -95,6 +127,7 @@ public final class EventQueue: Sendable {
                     if !s.buffer.isEmpty {
                         let batch = s.buffer
                         s.buffer.removeAll(keepingCapacity: true)
+                        s.inWriter += batch.count
                         return .some(batch)
                     }
                     if s.closed { return .some(nil) }
@@ -106,6 +139,30 @@ public final class EventQueue: Sendable {
         }
     }
 
+    /// The writer wrote `count` events of its batches: their slots are free for new calls.
+    public func written(_ count: Int) {
+        let granted: [CheckedContinuation<Bool, Never>] = state.withLock { s in
+            s.inWriter = max(0, s.inWriter - count)
+            return Self.grant(&s, capacity: capacity)
+        }
+        for waiter in granted { waiter.resume(returning: true) }
+    }
+
+    /// Records whether the writer can write the log (`/readyz` fails while it cannot).
+    public func writerFailed(_ problem: String?) {
+        state.withLock { $0.writerProblem = problem }
+    }
+
+    /// Gives free slots to waiting calls, oldest first.
+    private static func grant(_ s: inout State, capacity: Int) -> [CheckedContinuation<Bool, Never>] {
+        var granted: [CheckedContinuation<Bool, Never>] = []
+        while !s.waitingReservers.isEmpty, s.closed || s.occupied < capacity {
+            granted.append(s.waitingReservers.removeFirst().continuation)
+            s.reserved += 1
+        }
+        return granted
+    }
+
     /// Wakes the writer if it waits for events, so it can do periodic work; returns an empty batch to it.
     public func wakeWriter() {
         let receiver = state.withLock { s -> CheckedContinuation<[UsageEvent]?, Never>? in
@@ -115,22 +172,20 @@ public final class EventQueue: Sendable {
         receiver?.resume(returning: [])
     }
 
-    /// No more waiting: the writer drains what is queued and then gets nil.
+    /// No more waiting: the writer drains what is queued and then gets nil; calls waiting for a slot get one.
     public func close() {
-        let (receiver, senders) = state.withLock { s -> (CheckedContinuation<[UsageEvent]?, Never>?, [CheckedContinuation<Void, Never>]) in
+        let (receiver, granted) = state.withLock { s -> (CheckedContinuation<[UsageEvent]?, Never>?, [CheckedContinuation<Bool, Never>]) in
             s.closed = true
             let receiver = s.waitingReceiver
             s.waitingReceiver = nil
-            for (event, _) in s.waitingSenders { s.buffer.append(event) }
-            let senders = s.waitingSenders.map(\.1)
-            s.waitingSenders.removeAll()
-            return (receiver, senders)
+            return (receiver, Self.grant(&s, capacity: capacity))
         }
-        for sender in senders { sender.resume() }
+        for waiter in granted { waiter.resume(returning: true) }
         if let receiver {
             let rest: [UsageEvent]? = state.withLock { s in
                 let batch = s.buffer
                 s.buffer.removeAll()
+                s.inWriter += batch.count
                 return batch.isEmpty ? nil : batch
             }
             receiver.resume(returning: rest)

@@ -9,6 +9,10 @@ import UsageLog
 /// The one task that owns the active log segment: it takes batches from the `EventQueue`, appends and commits them,
 /// rotates by size and age, and hands closed segments to a side task for compression so writes never wait on gzip.
 /// On graceful shutdown it drains the queue, closes the segment and finishes every compression.
+///
+/// A batch's slots in the queue are freed only once it is written and committed, so a log that cannot be written
+/// stops new calls (`EventQueue`), and the queue says why meanwhile (`/readyz`). A segment that fails to compress is
+/// tried again every `compressRetryInterval`; until then the audit reads it as a closed plain segment.
 public struct LogWriterService: Service {
     let queue: EventQueue
     let logDirectory: String
@@ -54,28 +58,28 @@ public struct LogWriterService: Service {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { [logger, options] in
-                    for await path in closedSegments {
-                        do {
-                            try SegmentWriter.compress(path, level: options.gzipLevel)
-                        } catch {
-                            // The plain file stays; the next writer start gzips it, and `audit --include-open` reads it.
-                            logger.error(
-                                "could not compress a closed segment", metadata: ["collector.segment": "\(path)", "error": "\(error)"])
-                        }
-                    }
+                    // An empty path is the retry timer: the segments that failed before are tried again.
+                    var compressions = PendingCompressions(level: options.gzipLevel, logger: logger)
+                    for await path in closedSegments { compressions.compress(path.isEmpty ? nil : path) }
                 }
                 group.addTask {
+                    var sinceRetry = Duration.zero
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .milliseconds(tickMs))
                         queue.wakeWriter()
+                        sinceRetry += .milliseconds(tickMs)
+                        if sinceRetry >= Self.compressRetryInterval {
+                            sinceRetry = .zero
+                            closedContinuation.yield("")
+                        }
                     }
                 }
                 while let batch = await queue.nextBatch() {
-                    metrics.queueDepth.store(queue.depth, ordering: .relaxed)
                     await write(batch, to: writer)
+                    queue.written(batch.count)
                     for path in writer.takeClosedSegments() { closedContinuation.yield(path) }
                 }
-                await retrying("close the active segment") { try writer.close() }
+                await retrying("close the active segment", giveUpAfter: 30) { try writer.close() }
                 for path in writer.takeClosedSegments() { closedContinuation.yield(path) }
                 closedContinuation.finish()
                 group.cancelAll()
@@ -85,11 +89,15 @@ public struct LogWriterService: Service {
         }
     }
 
-    /// Appends and commits a batch. A failing disk is retried without end, never skipped (handlers wait meanwhile);
-    /// each attempt resumes at the first event not yet appended.
+    /// How often segments that failed to compress are tried again.
+    static let compressRetryInterval = Duration.seconds(30)
+
+    /// Appends and commits a batch. A failing disk is retried without end, never skipped (new calls wait for queue
+    /// room meanwhile); each attempt resumes at the first event not yet appended, and the segment writer resumes a
+    /// write at the first byte not yet written.
     private func write(_ batch: [UsageEvent], to writer: SegmentWriter) async {
         var next = 0
-        await retrying("write the usage log", giveUpAfter: nil) {
+        await retrying("write the usage log") {
             let now = Timestamp.now()
             while next < batch.count {
                 try writer.append(batch[next], now: now)
@@ -99,18 +107,54 @@ public struct LogWriterService: Service {
         await retrying("commit the usage log") { try writer.tick(now: Timestamp.now()) }
     }
 
-    /// Runs `body` until it succeeds, logging and counting each failure and pausing a second between attempts;
-    /// with a limit, gives up after that many attempts.
-    private func retrying(_ what: String, giveUpAfter limit: Int? = 30, _ body: () throws -> Void) async {
+    /// Runs `body` until it succeeds, logging and counting each failure, saying so to the queue (for `/readyz` and the
+    /// refusals) and pausing a second between attempts. Only a cancelled task (a shutdown past its grace) stops
+    /// trying.
+    private func retrying(_ what: String, giveUpAfter limit: Int? = nil, _ body: () throws -> Void) async {
         for attempt in 1... {
             do {
                 try body()
+                if attempt > 1 {
+                    queue.writerFailed(nil)
+                    logger.notice("the usage log is written again", metadata: ["attempts": "\(attempt)"])
+                }
                 return
             } catch {
                 logger.error("cannot \(what); retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
                 metrics.logWriteErrors.add(1, ordering: .relaxed)
+                queue.writerFailed("cannot \(what): \(error)")
                 if let limit, attempt >= limit { return }
+                if Task.isCancelled { return }
                 try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}
+
+/// Closed segments on their way to gzip. One that fails (a full disk) keeps its plain file, which the audit reads as a
+/// closed segment meanwhile, and is tried again with the next.
+struct PendingCompressions {
+    let level: Int32
+    let logger: Logger
+    /// Plain segments that could not be compressed yet.
+    private(set) var failed: [String] = []
+
+    init(level: Int32, logger: Logger) {
+        self.level = level
+        self.logger = logger
+    }
+
+    /// Compresses `closed` (when given) and every segment that failed before.
+    mutating func compress(_ closed: String?) {
+        if let closed { failed.append(closed) }
+        failed = failed.filter { path in
+            do {
+                try SegmentWriter.compress(path, level: level)
+                return false
+            } catch {
+                logger.error(
+                    "could not compress a closed segment; retrying later", metadata: ["collector.segment": "\(path)", "error": "\(error)"])
+                return true
             }
         }
     }

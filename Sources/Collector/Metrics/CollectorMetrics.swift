@@ -47,7 +47,7 @@ public final class CollectorMetrics: Sendable {
     }
 
     private let state = Mutex(State())
-    public let queueDepth = Atomic<Int>(0)
+    public let logUnavailable = Atomic<Int>(0)
     public let reloads = Atomic<Int>(0)
     public let reloadFailures = Atomic<Int>(0)
     public let revokedKeys = Atomic<Int>(0)
@@ -99,8 +99,8 @@ public final class CollectorMetrics: Sendable {
         state.withLock { $0.addedLatency.observe(seconds) }
     }
 
-    /// The Prometheus text exposition (version 0.0.4).
-    public func render() -> String {
+    /// The Prometheus text exposition (version 0.0.4), with the log queue's depth and reserved slots as they are now.
+    public func render(queueDepth: Int = 0, reservedSlots: Int = 0) -> String {
         let s = state.withLock { $0 }
         var out = ""
         out += "# HELP tally_requests_total Calls through the collector.\n# TYPE tally_requests_total counter\n"
@@ -116,7 +116,11 @@ public final class CollectorMetrics: Sendable {
         }
         out += histogram("tally_upstream_latency_seconds", "Time from sending a request upstream to its response head.", s.upstreamLatency)
         out += histogram("tally_added_latency_seconds", "Time the collector added to a call, outside the provider.", s.addedLatency)
-        out += gauge("tally_event_queue_depth", "Usage events waiting for the log writer.", queueDepth.load(ordering: .relaxed))
+        out += gauge("tally_event_queue_depth", "Usage events waiting for the log writer or being written.", queueDepth)
+        out += gauge("tally_event_queue_reserved", "Log queue slots held by calls in progress.", reservedSlots)
+        out += counter(
+            "tally_log_unavailable_total", "Calls refused (503, not forwarded) because the usage log could not take them.",
+            logUnavailable.load(ordering: .relaxed))
         out += counter("tally_revocation_reloads_total", "Revocation lists loaded.", reloads.load(ordering: .relaxed))
         out += counter(
             "tally_revocation_reload_failures_total", "Revocation files refused (the previous list stayed in force).",

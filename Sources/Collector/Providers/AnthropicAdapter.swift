@@ -35,6 +35,8 @@ struct AnthropicAdapter: UsageMemberAdapter {
             case .unknownRoute: (404, "not_found_error")
             case .badPath: (400, "invalid_request_error")
             case .requestTooLarge: (413, "invalid_request_error")
+            case .requestNotRead: (408, "timeout_error")
+            case .logUnavailable: (503, "overloaded_error")
             case .unreadableBody: (400, "invalid_request_error")
             case .endpointNotAllowed: (403, "permission_error")
             case .noProviderKey, .upstreamUnreachable: (502, "api_error")

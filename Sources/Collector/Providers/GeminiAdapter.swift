@@ -88,6 +88,8 @@ struct GeminiAdapter: ProviderAdapter {
             case .unknownRoute: (404, "NOT_FOUND")
             case .badPath: (400, "INVALID_ARGUMENT")
             case .requestTooLarge: (413, "INVALID_ARGUMENT")
+            case .requestNotRead: (408, "DEADLINE_EXCEEDED")
+            case .logUnavailable: (503, "UNAVAILABLE")
             case .unreadableBody: (400, "INVALID_ARGUMENT")
             case .endpointNotAllowed: (403, "PERMISSION_DENIED")
             case .noProviderKey, .upstreamUnreachable: (502, "UNAVAILABLE")

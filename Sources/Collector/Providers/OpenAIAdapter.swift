@@ -73,6 +73,8 @@ struct OpenAIAdapter: UsageMemberAdapter {
             case .unknownRoute: (404, "not_found_error", "unknown_route")
             case .badPath: (400, "invalid_request_error", "invalid_path")
             case .requestTooLarge: (413, "invalid_request_error", "request_too_large")
+            case .requestNotRead: (408, "invalid_request_error", "request_timeout")
+            case .logUnavailable: (503, "api_error", "log_unavailable")
             case .unreadableBody: (400, "invalid_request_error", "unreadable_body")
             case .endpointNotAllowed: (403, "permission_error", "endpoint_not_allowed")
             case .noProviderKey, .upstreamUnreachable: (502, "api_error", nil)

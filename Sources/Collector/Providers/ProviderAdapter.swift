@@ -140,6 +140,11 @@ enum RefusalReason: Sendable, Equatable {
     case badPath
     /// The request body is over the collector's limit.
     case requestTooLarge
+    /// The request body did not arrive in full (the client left, or was slower than `request_read_timeout`).
+    case requestNotRead
+    /// The collector cannot write its usage log and its queue is full: the call is refused rather than forwarded
+    /// unlogged.
+    case logUnavailable
     /// A metered endpoint's body is not a JSON object the collector can read, so its usage could not be metered.
     case unreadableBody
     /// The collector has no real key for the provider.

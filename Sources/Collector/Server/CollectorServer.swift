@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -85,10 +86,10 @@ public enum CollectorServer {
 
         let metrics = CollectorMetrics(configuredModels: Set(config.pricing.models.map(\.model)))
         let keys = KeyState(keys: config.keys)
-        let queue = EventQueue()
+        let queue = EventQueue(capacity: c.logQueueSize)
         let inFlight = InFlightCalls { event in
             metrics.record(event)
-            await queue.send(event)
+            queue.send(event)
         }
         let proxy = Proxy(
             config: config, keys: keys, httpClient: httpClient, queue: queue, metrics: metrics,
@@ -113,10 +114,16 @@ public enum CollectorServer {
             case (.get, "/healthz"):
                 return text("ok\n")
             case (.get, "/readyz"):
+                if let problem = queue.writerProblem {
+                    return text(
+                        "not ready: the usage log cannot be written (\(problem)); new calls wait for room in its queue and are refused with 503 past log_queue_wait\n",
+                        status: .serviceUnavailable)
+                }
                 let readiness = keys.readiness
                 return text(readiness.detail + "\n", status: readiness.ready ? .ok : .serviceUnavailable)
             case (.get, "/metrics"):
-                return text(metrics.render(), contentType: "text/plain; version=0.0.4")
+                return text(
+                    metrics.render(queueDepth: queue.depth, reservedSlots: queue.reservedSlots), contentType: "text/plain; version=0.0.4")
             default:
                 return try await proxy.respond(to: request, context: context)
             }
@@ -124,7 +131,10 @@ public enum CollectorServer {
         let groupBox = GroupBox()
         let app = Application(
             responder: responder,
-            server: .loopAffineHTTP1(),
+            server: .loopAffineHTTP1(
+                configuration: HTTP1Channel.Configuration(
+                    additionalChannelHandlers: [RequestReadTimeoutHandler(timeout: .milliseconds(c.requestReadTimeoutMs))],
+                    idleTimeout: .milliseconds(c.clientIdleTimeoutMs))),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port

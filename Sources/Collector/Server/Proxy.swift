@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Synchronization
 import TallyConfig
 import TallyCore
@@ -70,6 +71,13 @@ struct Proxy: Sendable {
             return errorResponse(ProviderAdapters.adapter(for: kind).refusal(.unknownRoute, message: message))
         }
         let adapter = route.adapter
+        // A slot in the log queue before anything else: a call the log could not take is never forwarded.
+        guard await queue.reserve(waitingAtMost: .milliseconds(config.collector.logQueueWaitMs)) else {
+            metrics.logUnavailable.add(1, ordering: .relaxed)
+            let why = queue.writerProblem.map { "it cannot write its usage log: \($0)" } ?? "its usage log queue is full"
+            return errorResponse(
+                adapter.refusal(.logUnavailable, message: "the collector did not forward this call because \(why); try again shortly"))
+        }
         var call = CallRecord(
             route: route, collector: config.collector.id, tags: Self.tags(request.headers),
             started: started, now: now)
@@ -130,32 +138,31 @@ struct Proxy: Sendable {
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: Self.maxRequestBytes)
-        } catch {
+        } catch is NIOTooManyBytesError {
             return await refuse(
                 &call, .rejectedInvalid, .requestTooLarge, adapter: adapter,
                 message: "the request body is larger than \(Self.maxRequestBytes >> 20) MiB")
+        } catch {
+            // The client left, or took longer than request_read_timeout: nothing went upstream.
+            return await refuse(
+                &call, .rejectedInvalid, .requestNotRead, adapter: adapter,
+                message: "the request body was not received in full (the client left, or took longer than request_read_timeout)",
+                error: "request not read in time")
         }
 
         // Read what the log needs from the request. A body that is not a readable JSON object goes through as it is to
-        // an unmetered path, and is refused on a metered one (its call could not be metered).
+        // an unmetered path, and is refused on a metered one (its call could not be metered). A large body is parsed,
+        // hashed and redacted off the event loop, so that the loop's other connections do not wait for it.
         var upstreamBody = body
         var injectedUsage = false
         let bytes = Array(body.readableBytesView)
-        if let json = try? JSONValue.parse(bytes), case .object = json {
-            let reading = adapter.readRequest(json, bytes: bytes, path: route.path)
-            let fingerprint = hasher.fingerprint(model: reading.model ?? "", request: json, fields: reading.promptFields)
-            var preview: String?
-            if let fingerprint, !key.privacy, config.collector.previewChars > 0 {
-                do {
-                    preview = try redactor.preview(of: fingerprint.text, characters: config.collector.previewChars)
-                } catch {
-                    // Fails closed: a prompt redaction could not finish on keeps no preview.
-                    metrics.redactionFailures.add(1, ordering: .relaxed)
-                    logger.warning("redaction failed; no preview kept", metadata: ["error": "\(error)"])
-                }
-            }
-            call.requestRead(reading, fingerprint: fingerprint, preview: preview)
-            if let rewritten = reading.rewrittenBody {
+        let this = self
+        let read =
+            bytes.count >= Self.offLoopBodyBytes
+            ? await offLoop { this.readBody(bytes, route: route, key: key) } : readBody(bytes, route: route, key: key)
+        if let read {
+            call.requestRead(read.reading, fingerprint: read.fingerprint, preview: read.preview)
+            if let rewritten = read.reading.rewrittenBody {
                 upstreamBody = ByteBuffer(bytes: rewritten)
                 injectedUsage = true
             }
@@ -215,7 +222,6 @@ struct Proxy: Sendable {
         var contentLength: Int?
         if !injectedUsage, let length = response.headers.first(name: "content-length").flatMap(Int.init) { contentLength = length }
 
-        let this = self
         let finalCall = call
         let classified = route.path
         let injected = injectedUsage
@@ -323,9 +329,43 @@ struct Proxy: Sendable {
         }
 
         let event = call.ended(ending, at: ContinuousClock.now)
-        if progress.claim() { await log(event) }
+        if progress.claim() { log(event) }
         // The client must not take a broken answer for a whole one: end its connection without a proper end.
         if ending.upstreamFailed, !ending.clientGone { throw UpstreamBrokeOff() }
+    }
+
+    /// Bodies from this size on are read on Swift's global pool rather than the connection's event loop.
+    static let offLoopBodyBytes = 256 << 10
+
+    /// What the log keeps of a request body.
+    struct BodyRead: Sendable {
+        var reading: RequestReading
+        var fingerprint: PromptFingerprint?
+        var preview: String?
+    }
+
+    /// Large bodies read on a thread that is no event loop's (what the tests check).
+    static let largeBodiesReadOffLoop = Atomic<Int>(0)
+
+    /// Parses, hashes and redacts a request body; nil when it is not a JSON object Tally can read.
+    func readBody(_ bytes: [UInt8], route: Route, key: Key) -> BodyRead? {
+        if bytes.count >= Self.offLoopBodyBytes, MultiThreadedEventLoopGroup.currentEventLoop == nil {
+            Self.largeBodiesReadOffLoop.add(1, ordering: .relaxed)
+        }
+        guard let json = try? JSONValue.parse(bytes), case .object = json else { return nil }
+        let reading = route.adapter.readRequest(json, bytes: bytes, path: route.path)
+        let fingerprint = hasher.fingerprint(model: reading.model ?? "", request: json, fields: reading.promptFields)
+        var preview: String?
+        if let fingerprint, !key.privacy, config.collector.previewChars > 0 {
+            do {
+                preview = try redactor.preview(of: fingerprint.text, characters: config.collector.previewChars)
+            } catch {
+                // Fails closed: a prompt redaction could not finish on keeps no preview.
+                metrics.redactionFailures.add(1, ordering: .relaxed)
+                logger.warning("redaction failed; no preview kept", metadata: ["error": "\(error)"])
+            }
+        }
+        return BodyRead(reading: reading, fingerprint: fingerprint, preview: preview)
     }
 
     /// Thrown out of a response body whose upstream broke off: the server then closes the connection mid-answer.
@@ -338,7 +378,7 @@ struct Proxy: Sendable {
         adapter: any ProviderAdapter, message: String, error: String? = nil
     ) async -> Response {
         let refusal = adapter.refusal(reason, message: message)
-        await log(call.refused(outcome, status: refusal.status, message: message, error: error, at: ContinuousClock.now))
+        log(call.refused(outcome, status: refusal.status, message: message, error: error, at: ContinuousClock.now))
         return errorResponse(refusal)
     }
 
@@ -350,9 +390,10 @@ struct Proxy: Sendable {
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: refusal.body)))
     }
 
-    private func log(_ event: UsageEvent) async {
+    /// Hands the call's event to the log writer, in the slot the call reserved.
+    private func log(_ event: UsageEvent) {
         metrics.record(event)
-        await queue.send(event)
+        queue.send(event)
     }
 
     /// The virtual key from `Authorization: Bearer …`, a header the provider's clients send keys in (`x-api-key`,

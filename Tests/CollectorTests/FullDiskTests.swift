@@ -1,0 +1,172 @@
+import AsyncHTTPClient
+import Foundation
+import Glibc
+import Logging
+import Synchronization
+import TallyCore
+import Testing
+import UsageLog
+
+@testable import Collector
+
+/// The log folder fills up under load (`docs/collector.md`, "A full disk"): nothing is lost, no call reaches the
+/// provider unlogged, and operators see it.
+@Suite struct FullDiskTests {
+    static let chat = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#
+
+    @Test func aFullDiskStopsNewCallsBeforeTheProviderAndLosesNothing() async throws {
+        let forwarded = Mutex(0)
+        let events = try await Harness.run(extraConfig: "  log_queue_size: 16\n  log_queue_wait: 300ms\n") { h in
+            #expect(try await h.call("/openai/v1/chat/completions", body: Self.chat).status == 200)
+            FileIO.simulateFullDisk(under: h.folder + "/log", room: 0)
+            defer { FileIO.simulateFullDisk(under: h.folder + "/log", room: nil) }
+
+            // Calls are answered while the queue has slots; then they wait, and are refused before the provider.
+            var answered = 0
+            var refused: (status: Int, body: [UInt8], contentType: String)?
+            for _ in 0..<40 {
+                let result = try await h.call("/openai/v1/chat/completions", body: Self.chat)
+                if result.status == 200 {
+                    answered += 1
+                } else {
+                    refused = result
+                    break
+                }
+            }
+            #expect(answered > 0 && answered <= 16, "the queue's 16 slots bound what runs while the log is stuck")
+            let refusal = try #require(refused)
+            #expect(refusal.status == 503)
+            let error = (try JSONSerialization.jsonObject(with: Data(refusal.body)) as? [String: Any])?["error"] as? [String: Any]
+            #expect(error?["code"] as? String == "log_unavailable")
+            #expect((error?["message"] as? String)?.contains("No space left on device") == true)
+            #expect(h.mock.received.withLock { $0.count } == 1 + answered, "the refused call never reached the provider")
+
+            // Operators see it.
+            let ready = try await h.get("/readyz")
+            #expect(ready.status == 503 && ready.text.contains("usage log cannot be written"))
+            let metrics = try await h.get("/metrics").text
+            #expect(!metrics.contains("tally_event_queue_depth 0\n"))
+            #expect(metrics.contains("tally_log_unavailable_total 1\n"))
+            #expect(!metrics.contains("tally_log_write_errors_total 0\n"))
+
+            // Room again: the writer catches up, /readyz recovers, calls go through.
+            FileIO.simulateFullDisk(under: h.folder + "/log", room: nil)
+            var recovered = false
+            for _ in 0..<50 where !recovered {
+                try await Task.sleep(for: .milliseconds(100))
+                recovered = try await h.get("/readyz").status == 200
+            }
+            #expect(recovered)
+            #expect(try await h.call("/openai/v1/chat/completions", body: Self.chat).status == 200)
+            forwarded.withLock { $0 = h.mock.received.withLock { $0.count } }
+        }
+        let calls = events.filter { $0.outcome == .ok }
+        #expect(calls.count == events.count && Set(events.map(\.id)).count == events.count, "every line once, whole")
+        #expect(calls.count == forwarded.withLock { $0 } && calls.allSatisfy { $0.usage != nil }, "each forwarded call, once")
+    }
+}
+
+@Suite struct PendingCompressionTests {
+    /// A closed segment that cannot be gzipped (a full disk) stays plain and is compressed once there is room.
+    @Test func aSegmentThatFailedToCompressIsTriedAgain() throws {
+        let folder = NSTemporaryDirectory() + "tally-compress-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer {
+            FileIO.simulateFullDisk(under: folder, room: nil)
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        let plain = folder + "/20261122T100000Z-000001.jsonl"
+        try String(repeating: #"{"v":1}"# + "\n", count: 100).write(toFile: plain, atomically: true, encoding: .utf8)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        var pending = PendingCompressions(level: 6, logger: logger)
+        FileIO.simulateFullDisk(under: folder, room: 10)
+        pending.compress(plain)
+        #expect(pending.failed == [plain] && FileManager.default.fileExists(atPath: plain))
+        pending.compress(nil)
+        #expect(pending.failed == [plain], "still no room")
+        FileIO.simulateFullDisk(under: folder, room: nil)
+        pending.compress(nil)
+        #expect(pending.failed.isEmpty && !FileManager.default.fileExists(atPath: plain))
+        #expect(FileManager.default.fileExists(atPath: plain + ".gz"))
+    }
+}
+
+/// Slow or idle clients cannot hold connections and calls open (`client_idle_timeout`, `request_read_timeout`).
+@Suite struct SlowClientTests {
+    /// A plain TCP connection to the collector, written and read by hand.
+    final class RawConnection {
+        let fd: Int32
+        init(port: Int) throws {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
+        }
+        deinit { close(fd) }
+
+        func send(_ text: String) { _ = text.withCString { Glibc.send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
+
+        /// Reads until the collector closes the connection or `limit` passes; returns what came and whether it closed.
+        func readUntilClosed(limit: Duration) -> (text: String, closed: Bool) {
+            var out: [UInt8] = []
+            let deadline = ContinuousClock.now + limit
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while ContinuousClock.now < deadline {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&poller, 1, 100) > 0 else { continue }
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { return (String(decoding: out, as: UTF8.self), true) }
+                out.append(contentsOf: buffer[0..<n])
+            }
+            return (String(decoding: out, as: UTF8.self), false)
+        }
+    }
+
+    @Test func aTricklingBodyIsCutOffAndAnIdleConnectionClosed() async throws {
+        let events = try await Harness.run(extraConfig: "  request_read_timeout: 1s\n  client_idle_timeout: 3s\n") { h in
+            // A byte every 300 ms never trips the idle timeout; request_read_timeout ends it.
+            let slow = try RawConnection(port: h.collectorPort)
+            slow.send(
+                "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Harness.aliceSecret)\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"model\":")
+            let started = ContinuousClock.now
+            var closed = false
+            while !closed, ContinuousClock.now - started < .seconds(6) {
+                slow.send(" ")
+                closed = slow.readUntilClosed(limit: .milliseconds(300)).closed
+            }
+            #expect(closed && ContinuousClock.now - started < .milliseconds(2500), "cut off after about request_read_timeout")
+
+            let idle = try RawConnection(port: h.collectorPort)
+            let opened = ContinuousClock.now
+            #expect(idle.readUntilClosed(limit: .seconds(8)).closed)
+            #expect(ContinuousClock.now - opened < .seconds(6), "an idle connection is closed after client_idle_timeout")
+            #expect(h.mock.received.withLock { $0.isEmpty }, "nothing went upstream")
+        }
+        #expect(events.count == 1)
+        #expect(events.first?.outcome == .rejectedInvalid && events.first?.error == "request not read in time")
+    }
+}
+
+@Suite struct LargeBodyTests {
+    /// A large prompt is parsed, hashed and redacted off the event loop, so the loop's other connections do not wait for
+    /// it; its call is metered like any other.
+    @Test func aLargeBodyIsReadOffTheEventLoop() async throws {
+        let before = Proxy.largeBodiesReadOffLoop.load(ordering: .relaxed)
+        let text = String(repeating: "tell me about jane.doe@example.com and the weather. ", count: 40_000)
+        let events = try await Harness.run { h in
+            let result = try await h.call(
+                "/openai/v1/chat/completions", body: #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":""# + text + #""}]}"#)
+            #expect(result.status == 200)
+        }
+        #expect(Proxy.largeBodiesReadOffLoop.load(ordering: .relaxed) > before)
+        #expect(events.count == 1 && events[0].promptHash != nil && events[0].usage != nil)
+        #expect(events[0].preview?.contains("[EMAIL]") == true)
+    }
+}
