@@ -326,8 +326,10 @@ public struct CollectorSettings: Sendable, Equatable {
     public var shutdownGraceMs: Int64 = 30_000
     /// Connecting to a provider (TCP and TLS).
     public var upstreamConnectTimeoutMs: Int64 = 10_000
-    /// The longest silence from a provider once a call is sent: before its answer's first byte, and between chunks.
-    public var upstreamReadTimeoutMs: Int64 = 600_000
+    /// The longest silence from a provider once a call is sent: before its answer's first byte, and between chunks. A
+    /// non-streamed answer is silent until it is whole, so this outlasts the providers' and their SDKs' own limits
+    /// (10 minutes for a non-streamed call): the client's timeout, not the collector's, ends a slow call.
+    public var upstreamReadTimeoutMs: Int64 = 1_800_000
     /// The longest a whole call may take, from sending it to the answer's last byte (long reasoning calls and slow
     /// streams run for many minutes; the providers' own limits are below this).
     public var upstreamCallTimeoutMs: Int64 = 3_600_000
