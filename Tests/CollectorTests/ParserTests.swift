@@ -201,7 +201,7 @@ struct EventQueueTests {
         let queue = EventQueue(capacity: 4)
         let calls = Task {
             for i in 0..<100 {
-                #expect(await queue.reserve(waitingAtMost: .seconds(30)))
+                #expect(await queue.reserve(waitingAtMost: .seconds(30)) != .none)
                 var e = Self.event
                 e.id = "e\(i)"
                 queue.send(e)
@@ -224,13 +224,13 @@ struct EventQueueTests {
     /// hold a slot still hand their events over, and once the batch is written the slots come back.
     @Test func aStuckWriterRefusesNewCallsAfterTheirWait() async throws {
         let queue = EventQueue(capacity: 2)
-        #expect(await queue.reserve(waitingAtMost: .zero))
-        #expect(await queue.reserve(waitingAtMost: .zero))
+        #expect(await queue.reserve(waitingAtMost: .zero) == .slot)
+        #expect(await queue.reserve(waitingAtMost: .zero) == .slot)
         queue.send(Self.event)
         let batch = try #require(await queue.nextBatch())
         queue.writerFailed("cannot write the usage log: No space left on device")
         let started = ContinuousClock.now
-        #expect(await queue.reserve(waitingAtMost: .milliseconds(100)) == false)
+        #expect(await queue.reserve(waitingAtMost: .milliseconds(100)) == .none)
         #expect(ContinuousClock.now - started >= .milliseconds(100))
         queue.send(Self.event)  // the call that held the second slot
         #expect(queue.depth == 2 && queue.writerProblem != nil)
@@ -239,6 +239,9 @@ struct EventQueueTests {
         try await Task.sleep(for: .milliseconds(20))
         queue.writerFailed(nil)
         queue.written(batch.count)
-        #expect(await waiting.value, "a slot freed by the writer goes to the waiting call")
+        #expect(await waiting.value == .slotAfterWaiting, "a slot freed by the writer goes to the waiting call")
+        // A call whose client left gives its slot back.
+        queue.release()
+        #expect(queue.reservedSlots == 0)
     }
 }

@@ -44,17 +44,27 @@ public final class EventQueue: Sendable {
     /// Why the log cannot be written right now, or nil when it can.
     public var writerProblem: String? { state.withLock { $0.writerProblem } }
 
-    /// Takes a slot for one call's event, waiting while none is free for at most `wait`; false when none came. After
-    /// `close` a slot is always given (a call finishing during shutdown must not lose its record).
-    public func reserve(waitingAtMost wait: Duration) async -> Bool {
+    /// What `reserve` got.
+    public enum Reservation: Sendable, Equatable {
+        /// A slot, at once.
+        case slot
+        /// A slot, after waiting for one: the caller may have given up meanwhile.
+        case slotAfterWaiting
+        /// No slot came within the wait.
+        case none
+    }
+
+    /// Takes a slot for one call's event, waiting while none is free for at most `wait`. After `close` a slot is
+    /// always given (a call finishing during shutdown must not lose its record).
+    public func reserve(waitingAtMost wait: Duration) async -> Reservation {
         let fast: Bool = state.withLock { s in
             guard s.closed || s.occupied < capacity else { return false }
             s.reserved += 1
             return true
         }
-        if fast { return true }
-        guard wait > .zero else { return false }
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+        if fast { return .slot }
+        guard wait > .zero else { return .none }
+        let waited = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let waiter: UInt64? = state.withLock { s in
                 if s.closed || s.occupied < capacity {
                     s.reserved += 1
@@ -71,6 +81,16 @@ public final class EventQueue: Sendable {
                 self.expire(waiter)
             }
         }
+        return waited ? .slotAfterWaiting : .none
+    }
+
+    /// Gives back a slot that will not be used (the call's client left while it waited).
+    public func release() {
+        let granted: [CheckedContinuation<Bool, Never>] = state.withLock { s in
+            s.reserved = max(0, s.reserved - 1)
+            return Self.grant(&s, capacity: capacity)
+        }
+        for waiter in granted { waiter.resume(returning: true) }
     }
 
     /// A waiting `reserve` whose time is up gets false (unless a slot came first).

@@ -48,6 +48,7 @@ public final class CollectorMetrics: Sendable {
 
     private let state = Mutex(State())
     public let logUnavailable = Atomic<Int>(0)
+    public let abandonedWhileWaiting = Atomic<Int>(0)
     public let reloads = Atomic<Int>(0)
     public let reloadFailures = Atomic<Int>(0)
     public let revokedKeys = Atomic<Int>(0)
@@ -121,6 +122,9 @@ public final class CollectorMetrics: Sendable {
         out += counter(
             "tally_log_unavailable_total", "Calls refused (503, not forwarded) because the usage log could not take them.",
             logUnavailable.load(ordering: .relaxed))
+        out += counter(
+            "tally_log_wait_abandoned_total", "Calls whose client left while they waited for room in the log queue (not forwarded).",
+            abandonedWhileWaiting.load(ordering: .relaxed))
         out += counter("tally_revocation_reloads_total", "Revocation lists loaded.", reloads.load(ordering: .relaxed))
         out += counter(
             "tally_revocation_reload_failures_total", "Revocation files refused (the previous list stayed in force).",

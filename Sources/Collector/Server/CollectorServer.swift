@@ -106,7 +106,7 @@ public enum CollectorServer {
         watcher.reload(previous: nil, force: true)
 
         let downloads = ReportDownloads(config: config, environment: environment)
-        let responder = CallbackResponder<BasicRequestContext> { request, context in
+        let responder = CallbackResponder<CollectorRequestContext> { request, context in
             if request.uri.path == "/reports" || request.uri.path.hasPrefix("/reports/") {
                 return try await offLoop { try await downloads.respond(to: request, context: context) }
             }
@@ -228,5 +228,17 @@ struct InFlightService<Inner: Service>: Service {
             }
             group.cancelAll()
         }
+    }
+}
+
+/// Hummingbird's request context with the client's channel, so that a call that waited for a log slot can tell whether
+/// its client is still there.
+struct CollectorRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
     }
 }

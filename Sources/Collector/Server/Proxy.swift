@@ -50,7 +50,7 @@ struct Proxy: Sendable {
     /// Upstream headers not passed back: hop-by-hop ones, and the length, which the response body states itself.
     static let droppedResponseHeaders = hopByHopHeaders.union(["content-length"])
 
-    func respond(to request: Request, context: some RequestContext) async throws -> Response {
+    func respond(to request: Request, context: CollectorRequestContext) async throws -> Response {
         let started = ContinuousClock.now
         let now = Timestamp.now()
         // The path as the provider will read it; one that could be read two ways is refused before anything else.
@@ -71,8 +71,18 @@ struct Proxy: Sendable {
             return errorResponse(ProviderAdapters.adapter(for: kind).refusal(.unknownRoute, message: message))
         }
         let adapter = route.adapter
-        // A slot in the log queue before anything else: a call the log could not take is never forwarded.
-        guard await queue.reserve(waitingAtMost: .milliseconds(config.collector.logQueueWaitMs)) else {
+        // A slot in the log queue before anything else: a call the log could not take is never forwarded, and one whose
+        // client left while it waited for a slot is not forwarded either.
+        switch await queue.reserve(waitingAtMost: .milliseconds(config.collector.logQueueWaitMs)) {
+        case .slot:
+            break
+        case .slotAfterWaiting:
+            guard context.channel.isActive else {
+                queue.release()
+                metrics.abandonedWhileWaiting.add(1, ordering: .relaxed)
+                return errorResponse(adapter.refusal(.logUnavailable, message: "the client left while the call waited"))
+            }
+        case .none:
             metrics.logUnavailable.add(1, ordering: .relaxed)
             let why = queue.writerProblem.map { "it cannot write its usage log: \($0)" } ?? "its usage log queue is full"
             return errorResponse(
