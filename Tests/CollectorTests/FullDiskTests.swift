@@ -66,6 +66,45 @@ import UsageLog
     }
 }
 
+extension FullDiskTests {
+    /// A call whose client gives up while it waits for a log slot is not forwarded when the slot comes.
+    @Test func aCallAbandonedWhileWaitingIsNotForwarded() async throws {
+        let events = try await Harness.run(extraConfig: "  log_queue_size: 16\n  log_queue_wait: 10s\n") { h in
+            FileIO.simulateFullDisk(under: h.folder + "/log", room: 0)
+            defer { FileIO.simulateFullDisk(under: h.folder + "/log", room: nil) }
+            // Take every slot: the writer cannot write, so none comes back.
+            var answered = 0
+            while answered < 16 {
+                let raw = try SlowClientTests.RawConnection(port: h.collectorPort)
+                raw.send(Self.request)
+                guard raw.readUntilClosed(limit: .seconds(10)).text.hasPrefix("HTTP/1.1 200") else { break }
+                answered += 1
+            }
+            #expect(answered == 16)
+            let before = h.mock.received.withLock { $0.count }
+            // This one waits for a slot; its client leaves.
+            let leaving = try SlowClientTests.RawConnection(port: h.collectorPort)
+            leaving.send(Self.request)
+            try await Task.sleep(for: .milliseconds(300))
+            shutdown(leaving.fd, Int32(SHUT_WR))
+            try await Task.sleep(for: .milliseconds(200))
+            FileIO.simulateFullDisk(under: h.folder + "/log", room: nil)
+            var abandoned = false
+            for _ in 0..<50 where !abandoned {
+                try await Task.sleep(for: .milliseconds(100))
+                abandoned = try await h.get("/metrics").text.contains("tally_log_wait_abandoned_total 1\n")
+            }
+            #expect(abandoned)
+            #expect(h.mock.received.withLock { $0.count } == before, "the abandoned call never reached the provider")
+        }
+        #expect(events.allSatisfy { $0.outcome == .ok })
+    }
+
+    static let request =
+        "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Harness.aliceSecret)\r\n"
+        + "Content-Type: application/json\r\nContent-Length: \(chat.utf8.count)\r\nConnection: close\r\n\r\n\(chat)"
+}
+
 @Suite struct PendingCompressionTests {
     /// A closed segment that cannot be gzipped (a full disk) stays plain and is compressed once there is room.
     @Test func aSegmentThatFailedToCompressIsTriedAgain() throws {

@@ -133,7 +133,7 @@ public enum CollectorServer {
             responder: responder,
             server: .loopAffineHTTP1(
                 configuration: HTTP1Channel.Configuration(
-                    additionalChannelHandlers: [RequestReadTimeoutHandler(timeout: .milliseconds(c.requestReadTimeoutMs))],
+                    additionalChannelHandlers: [ClientConnectionHandler(timeout: .milliseconds(c.requestReadTimeoutMs))],
                     idleTimeout: .milliseconds(c.clientIdleTimeoutMs))),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in

@@ -77,7 +77,7 @@ struct Proxy: Sendable {
         case .slot:
             break
         case .slotAfterWaiting:
-            guard context.channel.isActive else {
+            guard !ClientPresence.hasLeft(context.channel) else {
                 queue.release()
                 metrics.abandonedWhileWaiting.add(1, ordering: .relaxed)
                 return errorResponse(adapter.refusal(.logUnavailable, message: "the client left while the call waited"))
