@@ -44,6 +44,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
+    def do_GET(self):
+        # Listing models: the one read every key may make through Tally.
+        if self.path.split("?")[0].endswith("/models"):
+            return self.send_json(200, {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "mock"}]})
+        self.send_json(404, {"error": {"message": "mock: no such path", "type": "invalid_request_error", "param": None, "code": None}})
+
     def do_POST(self):
         length = int(self.headers.get("content-length", "0"))
         request = json.loads(self.rfile.read(length) or b"{}")

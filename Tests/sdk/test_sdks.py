@@ -201,6 +201,34 @@ def test_sdks_surface_refusals(stack):
         over_anthropic.messages.create(model="claude-sonnet-4-5", max_tokens=8, messages=[{"role": "user", "content": "Hi"}])
 
 
+def test_sdks_meet_the_endpoint_policy(stack):
+    """Files, batches and the like are not metered: the SDKs get a permission error naming the endpoint, and nothing
+    reaches the provider with the organisation's key; listing models still works."""
+    client = openai.OpenAI(base_url=stack["base"] + "/openai/v1", api_key=SECRET, max_retries=0)
+    assert [m.id for m in client.models.list()] == ["gpt-4o-mini"]
+    with pytest.raises(openai.PermissionDeniedError) as info:
+        client.files.list()
+    assert info.value.code == "endpoint_not_allowed" and "'files'" in str(info.value)
+    with pytest.raises(openai.PermissionDeniedError):
+        client.batches.create(input_file_id="file-x", endpoint="/v1/chat/completions", completion_window="24h")
+    with pytest.raises(openai.PermissionDeniedError):
+        client.images.generate(model="gpt-image-1", prompt="a cat")
+    claude = anthropic.Anthropic(base_url=stack["base"] + "/anthropic", api_key=SECRET, max_retries=0)
+    with pytest.raises(anthropic.PermissionDeniedError) as info:
+        claude.messages.batches.list()
+    assert "'batches'" in str(info.value)
+    refused = [e for e in read_events(stack["folder"] / "log") if (e.get("error") or "").startswith("endpoint not allowed")]
+    # Lines reach the log within a batch; the collector is running, so look again briefly.
+    for _ in range(50):
+        if len(refused) >= 4:
+            break
+        time.sleep(0.1)
+        refused = [e for e in read_events(stack["folder"] / "log") if (e.get("error") or "").startswith("endpoint not allowed")]
+    assert sorted(e["error"] for e in refused) == [
+        "endpoint not allowed: batches", "endpoint not allowed: batches", "endpoint not allowed: files", "endpoint not allowed: images"]
+    assert all(e["outcome"] == "rejected_invalid" and e["status"] == 403 and e["key"] == "k-sdk" for e in refused)
+
+
 def test_sigterm_with_a_stream_in_flight_loses_nothing(stack):
     client = openai.OpenAI(base_url=stack["base"] + "/openai/v1", api_key=SECRET, max_retries=0)
     result = {}
@@ -222,7 +250,9 @@ def test_sigterm_with_a_stream_in_flight_loses_nothing(stack):
     for e in events:
         by_outcome.setdefault(e["outcome"], []).append(e)
     ok = by_outcome["ok"]
-    assert len(ok) == 11, [e["endpoint"] for e in ok]
+    assert len(ok) == 12, [e["endpoint"] for e in ok]
+    assert [e["endpoint"] for e in ok].count("other") == 1, "listing models, the harmless read"
+    assert len(by_outcome["rejected_invalid"]) == 4, "the endpoint policy's refusals"
     assert all(e["key"] == "k-sdk" for e in ok)
     gemini = [e for e in ok if e["provider"] == "gemini"]
     usage = {"input": 100, "output": 42, "cached_input": 40, "cache_write": 0, "reasoning": 12}
