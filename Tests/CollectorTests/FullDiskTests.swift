@@ -77,7 +77,7 @@ extension FullDiskTests {
             while answered < 16 {
                 let raw = try SlowClientTests.RawConnection(port: h.collectorPort)
                 raw.send(Self.request)
-                guard raw.readUntilClosed(limit: .seconds(10)).text.hasPrefix("HTTP/1.1 200") else { break }
+                guard await raw.readUntilClosed(limit: .seconds(10)).text.hasPrefix("HTTP/1.1 200") else { break }
                 answered += 1
             }
             #expect(answered == 16)
@@ -152,16 +152,19 @@ extension FullDiskTests {
         func send(_ text: String) { _ = text.withCString { Glibc.send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
 
         /// Reads until the collector closes the connection or `limit` passes; returns what came and whether it closed.
-        func readUntilClosed(limit: Duration) -> (text: String, closed: Bool) {
+        /// It never blocks a thread: the test's tasks share the cooperative pool with the mock provider's handlers.
+        func readUntilClosed(limit: Duration) async -> (text: String, closed: Bool) {
             var out: [UInt8] = []
             let deadline = ContinuousClock.now + limit
             var buffer = [UInt8](repeating: 0, count: 4096)
             while ContinuousClock.now < deadline {
-                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                guard poll(&poller, 1, 100) > 0 else { continue }
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n <= 0 { return (String(decoding: out, as: UTF8.self), true) }
-                out.append(contentsOf: buffer[0..<n])
+                let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+                if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return (String(decoding: out, as: UTF8.self), true) }
+                if n > 0 {
+                    out.append(contentsOf: buffer[0..<n])
+                    continue
+                }
+                try? await Task.sleep(for: .milliseconds(10))
             }
             return (String(decoding: out, as: UTF8.self), false)
         }
@@ -178,13 +181,13 @@ extension FullDiskTests {
             var closed = false
             while !closed, ContinuousClock.now - started < .seconds(6) {
                 slow.send(" ")
-                closed = slow.readUntilClosed(limit: .milliseconds(300)).closed
+                closed = await slow.readUntilClosed(limit: .milliseconds(300)).closed
             }
             #expect(closed && ContinuousClock.now - started < .milliseconds(2500), "cut off after about request_read_timeout")
 
             let idle = try RawConnection(port: h.collectorPort)
             let opened = ContinuousClock.now
-            #expect(idle.readUntilClosed(limit: .seconds(8)).closed)
+            #expect(await idle.readUntilClosed(limit: .seconds(8)).closed)
             #expect(ContinuousClock.now - opened < .seconds(6), "an idle connection is closed after client_idle_timeout")
             #expect(h.mock.received.withLock { $0.isEmpty }, "nothing went upstream")
         }

@@ -85,7 +85,7 @@ struct Harness: Sendable {
 
             let (collectors, collectorContinuation) = AsyncStream.makeStream(of: RunningCollector.self)
             group.addTask {
-                try await CollectorServer.run(config: config, environment: environment, logger: logger, gracePeriod: .seconds(10)) {
+                try await CollectorServer.run(config: config, environment: environment, logger: logger, gracePeriod: .seconds(30)) {
                     collectorContinuation.yield($0)
                 }
             }
