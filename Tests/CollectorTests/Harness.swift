@@ -157,6 +157,24 @@ struct Harness: Sendable {
         return (Int(response.status.code), text)
     }
 
+    /// A plain TCP socket connected to `port` on 127.0.0.1, for tests that write HTTP by hand.
+    static func connectLoopback(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        return fd
+    }
+
     /// Writes a revocation list the way the auditor does (temporary file, then rename).
     func writeRevocations(_ list: RevocationList) throws {
         let temporary = revocationPath + ".tmp"
