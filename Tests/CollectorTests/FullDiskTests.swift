@@ -136,10 +136,11 @@ extension FullDiskTests {
     /// A plain TCP connection to the collector, written and read by hand.
     final class RawConnection {
         let fd: Int32
+        var closed = false
         init(port: Int) throws {
             fd = try Harness.connectLoopback(port: port)
         }
-        deinit { close(fd) }
+        deinit { if !closed { close(fd) } }
 
         func send(_ text: String) { _ = text.withCString { Glibc.send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
 
@@ -202,5 +203,37 @@ extension FullDiskTests {
         #expect(Proxy.largeBodiesReadOffLoop.load(ordering: .relaxed) > before)
         #expect(events.count == 1 && events[0].promptHash != nil && events[0].usage != nil)
         #expect(events[0].preview?.contains("[EMAIL]") == true)
+    }
+}
+
+@Suite struct ClientGoneBeforeTheAnswerTests {
+    /// A client that leaves while the provider is still working on a non-streamed answer: the collector never writes
+    /// the answer's head, but the provider bills the call, so it is logged (with the provider's usage, drained) and
+    /// its log slot comes back.
+    @Test func aClientGoneBeforeTheHeadIsStillLogged() async throws {
+        let events = try await Harness.run { h in
+            let body = #"{"model":"slow-head","messages":[{"role":"user","content":"hi"}]}"#
+            let raw = try SlowClientTests.RawConnection(port: h.collectorPort)
+            raw.send(
+                "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Harness.aliceSecret)\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            try await Task.sleep(for: .milliseconds(300))
+            // An abrupt close (RST), as a client's timeout often ends a connection.
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(raw.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            shutdown(raw.fd, Int32(SHUT_RDWR))
+            close(raw.fd)
+            raw.closed = true
+            var logged = false
+            for _ in 0..<50 where !logged {
+                try await Task.sleep(for: .milliseconds(100))
+                let metrics = try await h.get("/metrics").text
+                logged = metrics.contains("tally_event_queue_reserved 0\n") && metrics.contains(#"outcome="client_abort"} 1"#)
+            }
+            #expect(logged, "the call was logged and its slot came back")
+        }
+        #expect(events.count == 1, "\(events)")
+        #expect(
+            events.first?.outcome == .clientAbort && events.first?.usage?.input == 12 && events.first?.usageEstimated == false, "\(events)")
     }
 }

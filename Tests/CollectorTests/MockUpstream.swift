@@ -61,6 +61,10 @@ final class MockUpstream: Sendable {
         let includeUsage = ((fields["stream_options"] as? [String: Any])?["include_usage"] as? Bool) ?? false
         let model = fields["model"] as? String ?? "unknown"
 
+        if model == "slow-head" {
+            // The answer's head comes after a second, as a long non-streamed call's does.
+            try await Task.sleep(for: .seconds(1))
+        }
         if model == "fail-500" {
             return json(
                 #"{"error":{"message":"mock: the server had an error","type":"server_error","param":null,"code":null}}"#,

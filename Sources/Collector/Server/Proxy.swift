@@ -236,7 +236,19 @@ struct Proxy: Sendable {
         let classified = route.path
         let injected = injectedUsage
         metrics.observeAdded(seconds: ((beforeUpstream - call.started) + (ContinuousClock.now - afterUpstream)).seconds)
+        // The server calls the body's closure only once it has written the answer's head; a client gone by then (a
+        // reset while the provider worked) gets neither, but the provider bills the call: it is then read and logged
+        // as the closure would have, with the client gone from the start.
+        let answer = PendingAnswer {
+            Task {
+                var gone: any ResponseBodyWriter = ClientGoneWriter()
+                try? await this.stream(
+                    response.body, to: &gone, adapter: adapter, path: classified, isStream: isStream, injectedUsage: injected,
+                    call: finalCall)
+            }
+        }
         let responseBody = ResponseBody(contentLength: contentLength) { writer in
+            answer.started()
             try await this.stream(
                 response.body, to: &writer, adapter: adapter, path: classified, isStream: isStream, injectedUsage: injected,
                 call: finalCall)
@@ -376,6 +388,26 @@ struct Proxy: Sendable {
             }
         }
         return BodyRead(reading: reading, fingerprint: fingerprint, preview: preview)
+    }
+
+    /// An answer handed to the server: if the server drops it without writing its body (the client was gone before the
+    /// head could be written), `unwritten` runs, so that the call is still read to its end and logged.
+    final class PendingAnswer: Sendable {
+        private let begun = Atomic<Bool>(false)
+        private let unwritten: @Sendable () -> Void
+
+        init(unwritten: @escaping @Sendable () -> Void) { self.unwritten = unwritten }
+
+        func started() { begun.store(true, ordering: .relaxed) }
+
+        deinit { if !begun.load(ordering: .relaxed) { unwritten() } }
+    }
+
+    /// The writer of an answer whose client is gone: every write fails, as a closed connection's would.
+    struct ClientGoneWriter: ResponseBodyWriter {
+        struct Gone: Error {}
+        mutating func write(_ buffer: ByteBuffer) async throws { throw Gone() }
+        consuming func finish(_ trailingHeaders: HTTPFields?) async throws { throw Gone() }
     }
 
     /// Thrown out of a response body whose upstream broke off: the server then closes the connection mid-answer.
