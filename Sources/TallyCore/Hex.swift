@@ -39,12 +39,13 @@ public enum Hex {
     /// Lowercase hex SHA-256 of `text`'s UTF-8 bytes: how the config holds a key secret, and how the collector
     /// looks a presented one up.
     public static func sha256(_ text: String) -> String {
-        encode(SHA256.hash(data: Array(text.utf8)))
+        var text = text
+        return text.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }.withUnsafeBytes { encode($0) }
     }
 
     /// Lowercase hex SHA-256 of `bytes` (a report file's checksum).
     public static func sha256(bytes: [UInt8]) -> String {
-        encode(SHA256.hash(data: bytes))
+        SHA256.hash(data: bytes).withUnsafeBytes { encode($0) }
     }
 
     /// Decodes hex (either case); nil when the text is not an even run of hex digits.

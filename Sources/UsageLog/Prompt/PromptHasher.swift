@@ -24,11 +24,12 @@ public struct PromptHasher: Sendable {
     /// The request fields that make up a prompt, across the OpenAI and Anthropic APIs.
     public static let promptFields: [String] = ["input", "instructions", "messages", "prompt", "system"]
 
-    private let key: SymmetricKey
+    /// HMAC state with the key already absorbed: each hash copies it (a value) instead of keying again.
+    private let keyed: HMAC<SHA256>
 
     /// A hasher keyed by `secret`. The secret must be the same on every collector whose logs are compared.
     public init(secret: some Collection<UInt8>) {
-        key = SymmetricKey(data: Array(secret))
+        keyed = HMAC<SHA256>(key: SymmetricKey(data: Array(secret)))
     }
 
     /// The fingerprint of a parsed request body, or nil when it has none of the prompt fields.
@@ -43,8 +44,9 @@ public struct PromptHasher: Sendable {
 
     /// The HMAC of already canonical bytes, as lowercase hex.
     public func hash(canonical: [UInt8]) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: canonical, using: key)
-        return Hex.encode(mac)
+        var hmac = keyed
+        hmac.update(data: canonical)
+        return hmac.finalize().withUnsafeBytes { Hex.encode($0) }
     }
 
     /// The canonical bytes that are hashed, or nil when the request has none of the prompt fields.
