@@ -65,6 +65,21 @@ struct PromptHasherTests {
         #expect(hasher.fingerprint(model: "claude-sonnet-4-5", request: body)?.hash == Hex.encode(mac))
     }
 
+    /// Objects of one, two and more members, in and out of order, with repeated keys (the last wins): the same sorted,
+    /// deduplicated form whichever way the writer takes.
+    @Test func canonicalObjectsSortAndKeepTheLastOfRepeatedKeys() throws {
+        let cases: [(String, String)] = [
+            (#"{}"#, #"{}"#), (#"{"b":1}"#, #"{"b":1}"#), (#"{"b":1,"a":2}"#, #"{"a":2,"b":1}"#), (#"{"a":1,"b":2}"#, #"{"a":1,"b":2}"#),
+            (#"{"a":1,"a":2}"#, #"{"a":2}"#), (#"{"c":1,"a":2,"b":3}"#, #"{"a":2,"b":3,"c":1}"#),
+            (#"{"b":1,"a":2,"b":3}"#, #"{"a":2,"b":3}"#), (#"{"é":1,"e":2}"#, #"{"e":2,"é":1}"#),
+        ]
+        for (input, expected) in cases {
+            var out: [UInt8] = []
+            JSONWriter.appendCanonical(try JSONValue.parse(Array(input.utf8)), to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == expected, "\(input)")
+        }
+    }
+
     @Test func requestsWithoutPromptFieldsHaveNoFingerprint() throws {
         #expect(hasher.fingerprint(model: "m", request: try request(#"{"model":"m","file":"x"}"#)) == nil)
     }

@@ -87,15 +87,35 @@ public enum JSONWriter {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            // The last of duplicate keys wins, as in `JSONValue.subscript`; then sort by UTF-8 bytes.
-            var latest: [String: Int] = [:]
-            for (i, member) in members.enumerated() { latest[member.key] = i }
-            let kept = latest.values.sorted().map { members[$0] }.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-            for (i, member) in kept.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                appendString(member.key, to: &out)
+            func member(_ i: Int, first: Bool) {
+                if !first { out.append(UInt8(ascii: ",")) }
+                appendString(members[i].key, to: &out)
                 out.append(UInt8(ascii: ":"))
-                appendCanonical(member.value, to: &out)
+                appendCanonical(members[i].value, to: &out)
+            }
+            // Members sorted by the UTF-8 bytes of their keys; of duplicate keys (as Swift compares strings) the last
+            // wins, as in `JSONValue.subscript`. Objects of one or two members, most of a prompt's, need no buffer.
+            switch members.count {
+            case 0:
+                break
+            case 1:
+                member(0, first: true)
+            case 2:
+                let (a, b) = (members[0].key, members[1].key)
+                if a == b {
+                    member(1, first: true)
+                } else if a.utf8.lexicographicallyPrecedes(b.utf8) {
+                    member(0, first: true)
+                    member(1, first: false)
+                } else {
+                    member(1, first: true)
+                    member(0, first: false)
+                }
+            default:
+                var latest: [String: Int] = [:]
+                for (i, member) in members.enumerated() { latest[member.key] = i }
+                let kept = latest.values.sorted { members[$0].key.utf8.lexicographicallyPrecedes(members[$1].key.utf8) }
+                for (n, i) in kept.enumerated() { member(i, first: n == 0) }
             }
             out.append(UInt8(ascii: "}"))
         }
