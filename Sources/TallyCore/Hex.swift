@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 
 /// Lowercase hexadecimal.
 public enum Hex {
@@ -18,10 +19,20 @@ public enum Hex {
         }
     }
 
-    /// Lowercase hex of any byte sequence (a digest, an array).
+    /// Lowercase hex of any byte sequence (an array, a slice).
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         let array = Array(bytes)
         return array.withUnsafeBytes { encode($0) }
+    }
+
+    /// Lowercase hex of a digest, read from its bytes (iterating it as a sequence costs more than hashing).
+    public static func encode(_ digest: some Digest) -> String {
+        digest.withUnsafeBytes { encode($0) }
+    }
+
+    /// Lowercase hex of a message authentication code (an HMAC), read from its bytes.
+    public static func encode(_ code: some MessageAuthenticationCode) -> String {
+        code.withUnsafeBytes { encode($0) }
     }
 
     /// Lowercase hex of 64-bit words, each written big-endian (most significant digit first).
@@ -40,12 +51,12 @@ public enum Hex {
     /// looks a presented one up.
     public static func sha256(_ text: String) -> String {
         var text = text
-        return text.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }.withUnsafeBytes { encode($0) }
+        return encode(text.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) })
     }
 
     /// Lowercase hex SHA-256 of `bytes` (a report file's checksum).
     public static func sha256(bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).withUnsafeBytes { encode($0) }
+        encode(SHA256.hash(data: bytes))
     }
 
     /// Decodes hex (either case); nil when the text is not an even run of hex digits.

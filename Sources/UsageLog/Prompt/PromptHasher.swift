@@ -46,7 +46,7 @@ public struct PromptHasher: Sendable {
     public func hash(canonical: [UInt8]) -> String {
         var hmac = keyed
         hmac.update(data: canonical)
-        return hmac.finalize().withUnsafeBytes { Hex.encode($0) }
+        return Hex.encode(hmac.finalize())
     }
 
     /// The canonical bytes that are hashed, or nil when the request has none of the prompt fields.
