@@ -223,7 +223,7 @@ struct InFlightService<Inner: Service>: Service {
             } onGracefulShutdown: {
                 Task {
                     try? await Task.sleep(for: cutOffAfter)
-                    await inFlight.cutOffAll()
+                    inFlight.cutOffAll()
                 }
             }
             group.cancelAll()

@@ -30,9 +30,9 @@ final class InFlightCalls: Sendable {
     }
 
     private let calls = Mutex<[ObjectIdentifier: Call]>([:])
-    private let log: @Sendable (UsageEvent) async -> Void
+    private let log: @Sendable (UsageEvent) -> Void
 
-    init(log: @escaping @Sendable (UsageEvent) async -> Void) {
+    init(log: @escaping @Sendable (UsageEvent) -> Void) {
         self.log = log
     }
 
@@ -49,20 +49,20 @@ final class InFlightCalls: Sendable {
     var count: Int { calls.withLock { $0.count } }
 
     /// Logs the calls drained past their deadline (their upstream fell silent after the client left).
-    func reapOverdue(now: ContinuousClock.Instant = .now) async {
+    func reapOverdue(now: ContinuousClock.Instant = .now) {
         let due = calls.withLock {
             $0.values.filter { call in call.state.withLock { ($0.drainDeadline.map { $0 <= now } ?? false) && !$0.logged } }
         }
-        for call in due { await end(call, cutOff: "client disconnected; drain_timeout passed before the usage came") }
+        for call in due { end(call, cutOff: "client disconnected; drain_timeout passed before the usage came") }
     }
 
     /// Logs every call still running: the collector is stopping and will not see their end.
-    func cutOffAll() async {
+    func cutOffAll() {
         let all = calls.withLock { Array($0.values) }
-        for call in all { await end(call, cutOff: "cut off by the collector's shutdown") }
+        for call in all { end(call, cutOff: "cut off by the collector's shutdown") }
     }
 
-    private func end(_ call: Call, cutOff: String) async {
+    private func end(_ call: Call, cutOff: String) {
         guard call.claim() else { return }
         let event: UsageEvent = call.state.withLock { s in
             var record = s.record
@@ -71,14 +71,14 @@ final class InFlightCalls: Sendable {
             ending.cutOff = cutOff
             return record.ended(ending, at: .now)
         }
-        await log(event)
+        log(event)
     }
 
     /// Runs the reaper every `interval` until cancelled.
     func runReaper(interval: Duration = .milliseconds(500)) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
-            await reapOverdue()
+            reapOverdue()
         }
     }
 }

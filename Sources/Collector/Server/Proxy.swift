@@ -94,30 +94,30 @@ struct Proxy: Sendable {
 
         // The key: refused keys never reach the provider.
         guard let secret = Self.presentedKey(request.headers, query: request.uri.query, adapter: adapter) else {
-            return await refuse(
+            return refuse(
                 &call, .rejectedUnknownKey, .unknownKey, adapter: adapter,
                 message: "no API key: send a Tally key (tk-…) as 'Authorization: Bearer' or 'x-api-key'")
         }
         switch keys.verdict(secret: secret, now: now) {
         case .unknown:
-            return await refuse(
+            return refuse(
                 &call, .rejectedUnknownKey, .unknownKey, adapter: adapter,
                 message: "the API key is not a Tally key this collector knows")
         case .revoked(let key, let entry):
             call.identified(keyID: key.id)
             let until = entry.until.map { " until \(Timestamp.format(milliseconds: $0))" } ?? ""
-            return await refuse(
+            return refuse(
                 &call, .rejectedRevoked, .revoked(entry.kind), adapter: adapter,
                 message: "key \(key.id) is revoked\(until): \(entry.message)")
         case .expired(let key):
             call.identified(keyID: key.id)
-            return await refuse(
+            return refuse(
                 &call, .rejectedRevoked, .revoked(.expired), adapter: adapter,
                 message: "key \(key.id) expired at \(Timestamp.format(milliseconds: key.expires ?? now))")
         case .unavailable(let key, let reason):
             // Fail closed: without a list to trust, no key is known not to be revoked.
             call.identified(keyID: key.id)
-            return await refuse(
+            return refuse(
                 &call, .rejectedInvalid, .revocationsUnavailable, adapter: adapter,
                 message: "the collector cannot check revocations (\(reason)); try again shortly",
                 error: "revocation list unavailable")
@@ -127,7 +127,7 @@ struct Proxy: Sendable {
             let access = adapter.access(method: request.method.rawValue, path: route.path, upstreamPath: route.upstreamPath[...])
             if case .unmetered(let group) = access {
                 guard access.isAllowed(provider: route.provider.allow, key: key.allow) else {
-                    return await refuse(
+                    return refuse(
                         &call, .rejectedInvalid, .endpointNotAllowed, adapter: adapter,
                         message:
                             "\(request.method.rawValue) \(path.prefix(200)) is a '\(group)' endpoint, which Tally does not meter; it is not allowed for key \(key.id) (an operator may add '\(group)' to the provider's or the key's allow list)",
@@ -149,12 +149,12 @@ struct Proxy: Sendable {
         do {
             body = try await request.collectBody(upTo: Self.maxRequestBytes)
         } catch is NIOTooManyBytesError {
-            return await refuse(
+            return refuse(
                 &call, .rejectedInvalid, .requestTooLarge, adapter: adapter,
                 message: "the request body is larger than \(Self.maxRequestBytes >> 20) MiB")
         } catch {
             // The client left, or took longer than request_read_timeout: nothing went upstream.
-            return await refuse(
+            return refuse(
                 &call, .rejectedInvalid, .requestNotRead, adapter: adapter,
                 message: "the request body was not received in full (the client left, or took longer than request_read_timeout)",
                 error: "request not read in time")
@@ -178,7 +178,7 @@ struct Proxy: Sendable {
             }
         } else if route.endpoint != .other, !bytes.isEmpty || request.method == .post {
             // A metered call whose body Tally cannot read would go through unmetered: refused instead.
-            return await refuse(
+            return refuse(
                 &call, .rejectedInvalid, .unreadableBody, adapter: adapter,
                 message: "the request body is not a JSON object Tally can read (at most \(JSONValue.maximumDepth) levels deep, valid UTF-8)"
             )
@@ -186,7 +186,7 @@ struct Proxy: Sendable {
         if let headerUser = request.headers[Self.tallyUser], !headerUser.isEmpty { call.endUser(headerUser) }
 
         guard let realKey = providerKeys[route.provider.name] else {
-            return await refuse(
+            return refuse(
                 &call, .upstreamError, .noProviderKey, adapter: adapter,
                 message: "the collector has no key for provider \(route.provider.name) (set \(route.provider.apiKeyEnv))")
         }
@@ -211,7 +211,7 @@ struct Proxy: Sendable {
                 upstream, timeout: .milliseconds(config.collector.upstreamCallTimeoutMs), logger: logger)
         } catch {
             logger.warning("upstream unreachable", metadata: ["collector.provider": "\(route.provider.name)", "error": "\(error)"])
-            return await refuse(
+            return refuse(
                 &call, .upstreamError, .upstreamUnreachable, adapter: adapter,
                 message: "the collector could not reach \(route.provider.name)", error: "upstream unreachable")
         }
@@ -418,7 +418,7 @@ struct Proxy: Sendable {
     private func refuse(
         _ call: inout CallRecord, _ outcome: UsageEvent.Outcome, _ reason: RefusalReason,
         adapter: any ProviderAdapter, message: String, error: String? = nil
-    ) async -> Response {
+    ) -> Response {
         let refusal = adapter.refusal(reason, message: message)
         log(call.refused(outcome, status: refusal.status, message: message, error: error, at: ContinuousClock.now))
         return errorResponse(refusal)
