@@ -17,8 +17,9 @@ let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-h
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
-// The HTTP request parts Hummingbird's pipeline carries, for the collector's own channel handler.
-let nioHTTPTypes: Target.Dependency = .product(name: "NIOHTTPTypes", package: "swift-nio-extras")
+// The collector's upstream TLS, and the server's graceful quiescing.
+let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
+let nioExtras: Target.Dependency = .product(name: "NIOExtras", package: "swift-nio-extras")
 
 // Tally builds and runs on Linux with glibc: the file and segment code calls Glibc directly, and CMemory uses
 // malloc_trim and mallopt. It declares no Apple platform, since it supports none.
@@ -46,6 +47,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C libraries from Debian, as GRDB does for SQLite.
@@ -69,8 +71,8 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "TallyCore", "UsageLog", "TallyConfig", "CPCRE2", crypto, hummingbird, httpClient, serviceLifecycle, unixSignals, logging,
-                httpTypes, nioCore, nioHTTP1, nioPosix, nioHTTPTypes,
+                "TallyCore", "UsageLog", "TallyConfig", "CPCRE2", crypto, serviceLifecycle, unixSignals, logging, nioCore, nioHTTP1,
+                nioPosix, nioSSL, nioExtras,
             ]),
         // The ledger: the only code that speaks SQL (schema, migrations, scan blocks, the audit lock, typed reads and
         // writes); the Auditor is logic over the values it returns.
@@ -101,7 +103,7 @@ let package = Package(
             name: "CollectorTests",
             dependencies: [
                 "Collector", "TallyCore", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1,
-                httpTypes,
+                nioPosix, nioSSL, httpTypes,
             ]),
         .testTarget(
             name: "AuditorTests",

@@ -48,9 +48,13 @@ public struct Provider: Sendable, Equatable {
     /// Endpoint groups the collector forwards for every key besides the metered endpoints and harmless reads
     /// (`files`, `batches`, `images`, …, or `all`); such calls are logged with outcome `unmetered`.
     public var allow: Set<String>
+    /// A PEM file of certificate authorities the collector trusts for this provider besides the system's (a private
+    /// gateway's own CA); nil for the system trust store alone. Relative paths are resolved against the config's folder.
+    public var caFile: String?
 
     public init(
-        name: String, kind: ProviderKind, baseURL: String, apiKeyEnv: String, headers: [String: String] = [:], allow: Set<String> = []
+        name: String, kind: ProviderKind, baseURL: String, apiKeyEnv: String, headers: [String: String] = [:], allow: Set<String> = [],
+        caFile: String? = nil
     ) {
         self.name = name
         self.kind = kind
@@ -58,6 +62,7 @@ public struct Provider: Sendable, Equatable {
         self.apiKeyEnv = apiKeyEnv
         self.headers = headers
         self.allow = allow
+        self.caFile = caFile
     }
 }
 
@@ -343,6 +348,11 @@ public struct CollectorSettings: Sendable, Equatable {
     public var clientIdleTimeoutMs: Int64 = 75_000
     /// The longest a client may take to send a request's body, from its head to its last byte.
     public var requestReadTimeoutMs: Int64 = 300_000
+    /// The most connections the collector opens to one provider origin from one event loop (it runs one loop per core);
+    /// a call that finds them all busy waits for one, at most `upstream_connect_timeout`.
+    public var upstreamMaxConnections = 2048
+    /// How long an idle keep-alive connection to a provider is kept for the next call before it is closed.
+    public var upstreamIdleTimeoutMs: Int64 = 30_000
 
     public init() {}
 }

@@ -59,7 +59,7 @@ extension ConfigReader {
     // MARK: Sections
 
     static func readProvider(_ reader: inout ConfigReader, _ node: Node, _ path: String) -> (Provider, Node)? {
-        guard let f = reader.mapping(node, path, allowed: ["name", "kind", "base_url", "api_key_env", "headers", "allow"]) else {
+        guard let f = reader.mapping(node, path, allowed: ["name", "kind", "base_url", "api_key_env", "headers", "allow", "ca_file"]) else {
             return nil
         }
         let name = reader.string(f, "name", path, required: true, parentNode: node)
@@ -112,9 +112,16 @@ extension ConfigReader {
             reader.report(node, "\(path).headers", "must be a mapping of header names to values")
         }
         let allow = reader.endpointGroups(f["allow"], "\(path).allow")
+        let caFile = reader.string(f, "ca_file", path)
+        if let caFile, caFile.isEmpty { reader.report(f["ca_file"], "\(path).ca_file", "must name a PEM file of certificate authorities") }
+        if let caFile, let baseURL, !baseURL.lowercased().hasPrefix("https://") {
+            reader.report(f["ca_file"], "\(path).ca_file", "only applies to an https:// base_url")
+        }
         guard let name, let kind, let baseURL, let apiKeyEnv else { return nil }
         let trimmed = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        return (Provider(name: name, kind: kind, baseURL: trimmed, apiKeyEnv: apiKeyEnv, headers: headers, allow: allow), node)
+        return (
+            Provider(name: name, kind: kind, baseURL: trimmed, apiKeyEnv: apiKeyEnv, headers: headers, allow: allow, caFile: caFile), node
+        )
     }
 
     /// An `allow:` list of endpoint groups: names as the collector derives them from paths (`files`, `fine_tuning`,
@@ -422,7 +429,7 @@ extension ConfigReader {
             "reload_interval", "hash_secret_env", "admin_token_env", "preview_chars", "redact", "drain_timeout", "on_client_abort",
             "shutdown_grace", "upstream_connect_timeout", "upstream_read_timeout", "upstream_call_timeout", "log_queue_wait",
             "log_queue_size",
-            "client_idle_timeout", "request_read_timeout",
+            "client_idle_timeout", "request_read_timeout", "upstream_max_connections", "upstream_idle_timeout",
         ]
         guard let f = mapping(node, p, allowed: allowed) else { return c }
         if f["id"] != nil, let id = identifier(f, "id", p, parentNode: node) { c.id = id }
@@ -466,6 +473,8 @@ extension ConfigReader {
         }
         if let timeout = duration(f, "client_idle_timeout", p, minimum: 1000) { c.clientIdleTimeoutMs = timeout }
         if let timeout = duration(f, "request_read_timeout", p, minimum: 1000) { c.requestReadTimeoutMs = timeout }
+        if let most = integer(f, "upstream_max_connections", p, range: 1...65_536) { c.upstreamMaxConnections = most }
+        if let timeout = duration(f, "upstream_idle_timeout", p, minimum: 1000) { c.upstreamIdleTimeoutMs = timeout }
         for (key, keyPath) in [
             ("hash_secret_env", \CollectorSettings.hashSecretEnv), ("admin_token_env", \CollectorSettings.adminTokenEnv),
         ] {

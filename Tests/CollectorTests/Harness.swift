@@ -28,7 +28,7 @@ struct Harness: Sendable {
 
     static func sha(_ secret: String) -> String { Hex.sha256(secret) }
 
-    static func config(folder: String, mockPort: Int, extra: String) -> String {
+    static func config(folder: String, mockPort: Int, extra: String, providers: String = "") -> String {
         """
         default_provider: openai
         providers:
@@ -36,6 +36,7 @@ struct Harness: Sendable {
           - {name: anthropic, kind: anthropic, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_ANTHROPIC_KEY, allow: [batches]}
           - {name: gemini, kind: gemini, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_GEMINI_KEY}
           - {name: azure, kind: azure, base_url: "http://127.0.0.1:\(mockPort)", api_key_env: MOCK_AZURE_KEY}
+        \(providers.replacing("$FOLDER", with: folder))
         orgs: [{id: acme}]
         teams: [{id: search, org: acme}]
         users: [{id: alice, team: search}, {id: bob, team: search}]
@@ -59,7 +60,7 @@ struct Harness: Sendable {
 
     /// Starts both, runs `body`, stops the collector gracefully, and returns every event it logged.
     static func run(
-        extraConfig: String = "", environment extraEnvironment: [String: String] = [:],
+        extraConfig: String = "", extraProviders: String = "", environment extraEnvironment: [String: String] = [:],
         prepare: (String) throws -> Void = { _ in }, _ body: @Sendable (Harness) async throws -> Void
     ) async throws -> [UsageEvent] {
         let folder = NSTemporaryDirectory() + "tally-collector-\(UUID().uuidString.prefix(8))"
@@ -81,7 +82,8 @@ struct Harness: Sendable {
             group.addTask { try await mock.run { mockPortContinuation.yield($0) } }
             var portIterator = mockPorts.makeAsyncIterator()
             guard let mockPort = await portIterator.next() else { return }
-            let config = try Config.parse(yaml: Self.config(folder: folder, mockPort: mockPort, extra: extraConfig))
+            let config = try Config.parse(
+                yaml: Self.config(folder: folder, mockPort: mockPort, extra: extraConfig, providers: extraProviders))
 
             let (collectors, collectorContinuation) = AsyncStream.makeStream(of: RunningCollector.self)
             group.addTask {
@@ -155,6 +157,14 @@ struct Harness: Sendable {
         var text = ""
         for try await chunk in response.body { text += String(buffer: chunk) }
         return (Int(response.status.code), text)
+    }
+
+    /// Runs blocking work (socket reads, child processes) on a Dispatch thread: on the few cooperative threads it would
+    /// starve the mock provider and the other tests.
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
     }
 
     /// A plain TCP socket connected to `port` on 127.0.0.1, for tests that write HTTP by hand.

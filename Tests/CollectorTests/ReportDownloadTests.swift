@@ -97,11 +97,7 @@ enum RawHTTP {
 
     /// Runs on a Dispatch thread: blocking socket calls on the few cooperative threads would starve the server.
     static func get(port: Int, path: String, authorization: String?, method: String = "GET") async throws -> Reply {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try blockingGet(port: port, path: path, authorization: authorization, method: method) })
-            }
-        }
+        try await Harness.offPool { try blockingGet(port: port, path: path, authorization: authorization, method: method) }
     }
 
     static func blockingGet(port: Int, path: String, authorization: String?, method: String) throws -> Reply {

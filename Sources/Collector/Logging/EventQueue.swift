@@ -17,7 +17,7 @@ public final class EventQueue: Sendable {
         var reserved = 0
         /// Events handed to the writer and not yet written.
         var inWriter = 0
-        var waitingReservers: [(id: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
+        var waitingReservers: [(id: UInt64, granted: @Sendable (Bool) -> Void)] = []
         var nextWaiterID: UInt64 = 0
         var waitingReceiver: CheckedContinuation<[UsageEvent]?, Never>?
         var closed = false
@@ -57,25 +57,10 @@ public final class EventQueue: Sendable {
     /// Takes a slot for one call's event, waiting while none is free for at most `wait`. After `close` a slot is
     /// always given (a call finishing during shutdown must not lose its record).
     public func reserve(waitingAtMost wait: Duration) async -> Reservation {
-        let fast: Bool = state.withLock { s in
-            guard s.closed || s.occupied < capacity else { return false }
-            s.reserved += 1
-            return true
-        }
-        if fast { return .slot }
+        if tryReserve() { return .slot }
         guard wait > .zero else { return .none }
         let waited = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let waiter: UInt64? = state.withLock { s in
-                if s.closed || s.occupied < capacity {
-                    s.reserved += 1
-                    return nil
-                }
-                let id = s.nextWaiterID
-                s.nextWaiterID += 1
-                s.waitingReservers.append((id, continuation))
-                return id
-            }
-            guard let waiter else { return continuation.resume(returning: true) }
+            guard let waiter = waitForSlot({ continuation.resume(returning: $0) }) else { return continuation.resume(returning: true) }
             Task {
                 try? await Task.sleep(for: wait)
                 self.expire(waiter)
@@ -84,22 +69,47 @@ public final class EventQueue: Sendable {
         return waited ? .slotAfterWaiting : .none
     }
 
+    /// Takes a slot if one is free (or the queue is closed), without waiting.
+    public func tryReserve() -> Bool {
+        state.withLock { s in
+            guard s.closed || s.occupied < capacity else { return false }
+            s.reserved += 1
+            return true
+        }
+    }
+
+    /// Waits for a slot without blocking: `granted(true)` runs once a slot is the caller's, `granted(false)` when
+    /// `expire` comes first. Returns the waiter's ticket for `expire`, or nil when a slot was free at once (then
+    /// `granted` is not called and the slot is the caller's). `granted` may run on any thread.
+    public func waitForSlot(_ granted: @escaping @Sendable (Bool) -> Void) -> UInt64? {
+        state.withLock { s in
+            if s.closed || s.occupied < capacity {
+                s.reserved += 1
+                return nil
+            }
+            let id = s.nextWaiterID
+            s.nextWaiterID += 1
+            s.waitingReservers.append((id, granted))
+            return id
+        }
+    }
+
     /// Gives back a slot that will not be used (the call's client left while it waited).
     public func release() {
-        let granted: [CheckedContinuation<Bool, Never>] = state.withLock { s in
+        let granted: [@Sendable (Bool) -> Void] = state.withLock { s in
             s.reserved = max(0, s.reserved - 1)
             return Self.grant(&s, capacity: capacity)
         }
-        for waiter in granted { waiter.resume(returning: true) }
+        for waiter in granted { waiter(true) }
     }
 
-    /// A waiting `reserve` whose time is up gets false (unless a slot came first).
-    private func expire(_ id: UInt64) {
-        let expired: CheckedContinuation<Bool, Never>? = state.withLock { s in
+    /// A waiting reservation whose time is up gets false (unless a slot came first).
+    public func expire(_ id: UInt64) {
+        let expired: (@Sendable (Bool) -> Void)? = state.withLock { s in
             guard let at = s.waitingReservers.firstIndex(where: { $0.id == id }) else { return nil }
-            return s.waitingReservers.remove(at: at).continuation
+            return s.waitingReservers.remove(at: at).granted
         }
-        expired?.resume(returning: false)
+        expired?(false)
     }
 
     /// Hands a call's event to the writer, using the slot the call reserved; never waits.
@@ -161,11 +171,11 @@ public final class EventQueue: Sendable {
 
     /// The writer wrote `count` events of its batches: their slots are free for new calls.
     public func written(_ count: Int) {
-        let granted: [CheckedContinuation<Bool, Never>] = state.withLock { s in
+        let granted: [@Sendable (Bool) -> Void] = state.withLock { s in
             s.inWriter = max(0, s.inWriter - count)
             return Self.grant(&s, capacity: capacity)
         }
-        for waiter in granted { waiter.resume(returning: true) }
+        for waiter in granted { waiter(true) }
     }
 
     /// Records whether the writer can write the log (`/readyz` fails while it cannot).
@@ -174,10 +184,10 @@ public final class EventQueue: Sendable {
     }
 
     /// Gives free slots to waiting calls, oldest first.
-    private static func grant(_ s: inout State, capacity: Int) -> [CheckedContinuation<Bool, Never>] {
-        var granted: [CheckedContinuation<Bool, Never>] = []
+    private static func grant(_ s: inout State, capacity: Int) -> [@Sendable (Bool) -> Void] {
+        var granted: [@Sendable (Bool) -> Void] = []
         while !s.waitingReservers.isEmpty, s.closed || s.occupied < capacity {
-            granted.append(s.waitingReservers.removeFirst().continuation)
+            granted.append(s.waitingReservers.removeFirst().granted)
             s.reserved += 1
         }
         return granted
@@ -194,13 +204,13 @@ public final class EventQueue: Sendable {
 
     /// No more waiting: the writer drains what is queued and then gets nil; calls waiting for a slot get one.
     public func close() {
-        let (receiver, granted) = state.withLock { s -> (CheckedContinuation<[UsageEvent]?, Never>?, [CheckedContinuation<Bool, Never>]) in
+        let (receiver, granted) = state.withLock { s -> (CheckedContinuation<[UsageEvent]?, Never>?, [@Sendable (Bool) -> Void]) in
             s.closed = true
             let receiver = s.waitingReceiver
             s.waitingReceiver = nil
             return (receiver, Self.grant(&s, capacity: capacity))
         }
-        for waiter in granted { waiter.resume(returning: true) }
+        for waiter in granted { waiter(true) }
         if let receiver {
             let rest: [UsageEvent]? = state.withLock { s in
                 let batch = s.buffer

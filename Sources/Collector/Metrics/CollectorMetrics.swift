@@ -55,6 +55,7 @@ public final class CollectorMetrics: Sendable {
     public let logWriteErrors = Atomic<Int>(0)
     public let configReloadFailures = Atomic<Int>(0)
     public let redactionFailures = Atomic<Int>(0)
+    public let upstreamRetries = Atomic<Int>(0)
 
     /// Models the config names, which are label values from the start.
     private let configuredModels: Set<String>
@@ -138,6 +139,10 @@ public final class CollectorMetrics: Sendable {
         out += counter(
             "tally_redaction_failures_total", "Prompts redaction could not finish on (no preview was kept).",
             redactionFailures.load(ordering: .relaxed))
+        out += counter(
+            "tally_upstream_retries_total",
+            "Calls sent again on a new connection because the provider closed a kept-alive one before reading them.",
+            upstreamRetries.load(ordering: .relaxed))
         return out
     }
 

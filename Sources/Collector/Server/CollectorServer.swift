@@ -1,7 +1,3 @@
-import AsyncHTTPClient
-import HTTPTypes
-import Hummingbird
-import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -77,12 +73,15 @@ public enum CollectorServer {
             withExtendedLifetime(probe) {}
         }
 
-        var clientConfiguration = HTTPClient.Configuration()
-        clientConfiguration.decompression = .disabled
-        clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 512
-        clientConfiguration.timeout.connect = .milliseconds(c.upstreamConnectTimeoutMs)
-        clientConfiguration.timeout.read = .milliseconds(c.upstreamReadTimeoutMs)
-        let httpClient = UpstreamClients(group: .singleton, configuration: clientConfiguration)
+        // Where each provider's calls go, and TLS for the https ones (a CA file that cannot be read stops the start).
+        var targets: [String: UpstreamTarget] = [:]
+        for provider in config.providers {
+            guard let target = UpstreamTarget(provider: provider, config: config) else {
+                throw CollectorError("provider \(provider.name): base_url \(provider.baseURL) is not an http:// or https:// URL")
+            }
+            targets[provider.name] = target
+        }
+        let upstreamSettings = try UpstreamSettings(collector: c, origins: targets.values.map(\.origin))
 
         let metrics = CollectorMetrics(configuredModels: Set(config.pricing.models.map(\.model)))
         let keys = KeyState(keys: config.keys)
@@ -92,7 +91,7 @@ public enum CollectorServer {
             queue.send(event)
         }
         let proxy = Proxy(
-            config: config, keys: keys, httpClient: httpClient, queue: queue, metrics: metrics,
+            config: config, keys: keys, targets: targets, queue: queue, metrics: metrics,
             hasher: PromptHasher(secret: Array(secret.utf8)), redactor: redactor, providerKeys: providerKeys,
             logger: logger, inFlight: inFlight)
         let writer = LogWriterService(
@@ -105,51 +104,20 @@ public enum CollectorServer {
         // The list is in force (or known to be unusable) before the first call is accepted.
         watcher.reload(previous: nil, force: true)
 
-        let downloads = ReportDownloads(config: config, environment: environment)
-        let responder = CallbackResponder<CollectorRequestContext> { request, context in
-            if request.uri.path == "/reports" || request.uri.path.hasPrefix("/reports/") {
-                return try await offLoop { try await downloads.respond(to: request, context: context) }
-            }
-            switch (request.method, request.uri.path) {
-            case (.get, "/healthz"):
-                return text("ok\n")
-            case (.get, "/readyz"):
-                if let problem = queue.writerProblem {
-                    return text(
-                        "not ready: the usage log cannot be written (\(problem)); new calls wait for room in its queue and are refused with 503 past log_queue_wait\n",
-                        status: .serviceUnavailable)
-                }
-                let readiness = keys.readiness
-                return text(readiness.detail + "\n", status: readiness.ready ? .ok : .serviceUnavailable)
-            case (.get, "/metrics"):
-                return text(
-                    metrics.render(queueDepth: queue.depth, reservedSlots: queue.reservedSlots), contentType: "text/plain; version=0.0.4")
-            default:
-                return try await proxy.respond(to: request, context: context)
-            }
-        }
+        let admin = AdminPages(
+            queue: queue, keys: keys, metrics: metrics, downloads: ReportDownloads(config: config, environment: environment))
         let groupBox = GroupBox()
-        let app = Application(
-            responder: responder,
-            server: .loopAffineHTTP1(
-                configuration: HTTP1Channel.Configuration(
-                    additionalChannelHandlers: [ClientConnectionHandler(timeout: .milliseconds(c.requestReadTimeoutMs))],
-                    idleTimeout: .milliseconds(c.clientIdleTimeoutMs))),
-            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { channel in
-                let bound = channel.localAddress?.port ?? port
+        let server = ProxyServer(
+            host: host, port: port, proxy: proxy, admin: admin, upstream: upstreamSettings,
+            idleTimeout: .milliseconds(c.clientIdleTimeoutMs), readTimeout: .milliseconds(c.requestReadTimeoutMs),
+            cutOffAfter: cutOffDelay(gracePeriod: gracePeriod), logger: logger,
+            onRunning: { bound in
                 logger.info("collector listening", metadata: ["collector.id": "\(c.id)", "collector.address": "\(host):\(bound)"])
                 if let group = groupBox.group { await onRunning?(RunningCollector(port: bound, group: group)) }
-            },
-            logger: logger
-        )
+            })
         // Graceful shutdown runs in reverse order: the server stops first, then the watcher, and the writer drains last.
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [
-                .init(service: writer),
-                .init(service: watcher),
-                .init(service: InFlightService(inner: app, inFlight: inFlight, cutOffAfter: cutOffDelay(gracePeriod: gracePeriod))),
-            ],
+            services: [.init(service: writer), .init(service: watcher), .init(service: server)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger
@@ -157,13 +125,7 @@ public enum CollectorServer {
         groupConfiguration.maximumGracefulShutdownDuration = gracePeriod
         let group = ServiceGroup(configuration: groupConfiguration)
         groupBox.group = group
-        do {
-            try await group.run()
-        } catch {
-            await httpClient.shutdown()
-            throw error
-        }
-        await httpClient.shutdown()
+        try await group.run()
         logger.info("collector stopped", metadata: ["collector.id": "\(c.id)"])
     }
 
@@ -199,46 +161,4 @@ public enum CollectorServer {
         return (host, port)
     }
 
-    static func text(_ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = contentType
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
-    }
-}
-
-/// The HTTP server, with what keeps every call it forwards logged: the reaper for calls drained past their deadline,
-/// and, when a shutdown begins, a cut-off shortly before the grace period ends for the calls still running.
-struct InFlightService<Inner: Service>: Service {
-    let inner: Inner
-    let inFlight: InFlightCalls
-    let cutOffAfter: Duration
-
-    func run() async throws {
-        let inFlight = self.inFlight
-        let cutOffAfter = self.cutOffAfter
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await inFlight.runReaper() }
-            try await withGracefulShutdownHandler {
-                try await inner.run()
-            } onGracefulShutdown: {
-                Task {
-                    try? await Task.sleep(for: cutOffAfter)
-                    inFlight.cutOffAll()
-                }
-            }
-            group.cancelAll()
-        }
-    }
-}
-
-/// Hummingbird's request context with the client's channel, so that a call that waited for a log slot can tell whether
-/// its client is still there.
-struct CollectorRequestContext: RequestContext {
-    var coreContext: CoreRequestContextStorage
-    let channel: any Channel
-
-    init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        channel = source.channel
-    }
 }

@@ -1,8 +1,7 @@
 import Crypto
 import Foundation
-import HTTPTypes
-import Hummingbird
 import NIOCore
+import NIOHTTP1
 import TallyConfig
 import TallyCore
 import UsageLog
@@ -29,24 +28,22 @@ struct ReportDownloads: Sendable {
 
     private let adminTokenEnv: String
 
-    static let maxInMemoryBytes = 8 << 20
-
-    func respond(to request: Request, context: some RequestContext) async throws -> Response {
-        guard request.method == .get || request.method == .head else {
+    /// The answer to a request under `/reports`; reads files, so it runs off the event loops.
+    func respond(method: HTTPMethod, path: String, authorization: String?) -> AdminResponse {
+        guard method == .GET || method == .HEAD else {
             var response = Self.text("only GET and HEAD are served under /reports/\n", status: .methodNotAllowed)
-            response.headers[.allow] = "GET, HEAD"
+            response.headers.add(name: "allow", value: "GET, HEAD")
             return response
         }
         guard let tokenDigest else {
             return Self.text("report downloads are off: the collector was started without \(adminTokenEnv) set\n", status: .notFound)
         }
-        guard authorized(request, tokenDigest) else {
+        guard authorized(authorization, tokenDigest) else {
             var response = Self.text(
                 "the reports need the admin token as the password (HTTP Basic; any user name)\n", status: .unauthorized)
-            response.headers[.wwwAuthenticate] = "Basic realm=\"Tally reports\", charset=\"UTF-8\""
+            response.headers.add(name: "www-authenticate", value: "Basic realm=\"Tally reports\", charset=\"UTF-8\"")
             return response
         }
-        let path = request.uri.path
         if path == "/reports" { return Self.redirect("/reports/") }
         guard path.hasPrefix("/reports/"), let parts = Self.segments(String(path.dropFirst("/reports/".count))) else {
             return Self.text("not found\n", status: .notFound)
@@ -59,7 +56,7 @@ struct ReportDownloads: Sendable {
         case 1:
             return Self.redirect("/reports/\(Self.percentEncode(parts[0]))/")
         case 2 where !path.hasSuffix("/"):
-            return try await file(parts[0], parts[1], request: request, context: context)
+            return file(parts[0], parts[1], method: method)
         default:
             return Self.text("not found\n", status: .notFound)
         }
@@ -67,8 +64,8 @@ struct ReportDownloads: Sendable {
 
     // MARK: Auth
 
-    private func authorized(_ request: Request, _ digest: [UInt8]) -> Bool {
-        guard let header = request.headers[.authorization], header.count > 6, header.prefix(6).lowercased() == "basic ",
+    private func authorized(_ header: String?, _ digest: [UInt8]) -> Bool {
+        guard let header, header.count > 6, header.prefix(6).lowercased() == "basic ",
             let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
             let colon = decoded.firstIndex(of: UInt8(ascii: ":"))
         else { return false }
@@ -110,7 +107,7 @@ struct ReportDownloads: Sendable {
 
     // MARK: Pages
 
-    private func index() -> Response {
+    private func index() -> AdminResponse {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         let months = names.filter { !$0.hasPrefix(".") && resolve([$0]).map(Self.isDirectory) == true }.sorted { a, b in
             a == "latest" ? true : b == "latest" ? false : a > b
@@ -127,7 +124,7 @@ struct ReportDownloads: Sendable {
             title: "Tally reports", body: months.isEmpty ? "<p>No reports yet: the audit writes them.</p>" : "<ul>\n\(rows)</ul>")
     }
 
-    private func folderIndex(_ month: String) -> Response {
+    private func folderIndex(_ month: String) -> AdminResponse {
         guard let folder = resolve([month]), Self.isDirectory(folder) else { return Self.text("not found\n", status: .notFound) }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
         var rows = ""
@@ -138,35 +135,28 @@ struct ReportDownloads: Sendable {
         return Self.page(title: "Tally reports: \(month)", body: "<p><a href=\"../\">All months</a></p>\n<ul>\n\(rows)</ul>")
     }
 
-    private func file(_ month: String, _ name: String, request: Request, context: some RequestContext) async throws -> Response {
+    private func file(_ month: String, _ name: String, method: HTTPMethod) -> AdminResponse {
         guard let path = resolve([month, name]), !Self.isDirectory(path),
             let type = Self.contentTypes.first(where: { name.hasSuffix($0.key) })?.value
         else {
             return Self.text("not found\n", status: .notFound)
         }
-        var headers = HTTPFields()
-        headers[.contentType] = type
-        headers[.xContentTypeOptions] = "nosniff"
-        headers[.cacheControl] = "no-store"
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: type)
+        headers.add(name: "x-content-type-options", value: "nosniff")
+        headers.add(name: "cache-control", value: "no-store")
         // The month in the saved name, so files from different months do not overwrite each other in Downloads.
         let realMonth = path.split(separator: "/").dropLast().last.map(String.init) ?? month
         let disposition = name.hasSuffix(".html") ? "inline" : "attachment"
-        headers[.contentDisposition] = "\(disposition); filename=\"tally-\(realMonth)-\(name)\""
+        headers.add(name: "content-disposition", value: "\(disposition); filename=\"tally-\(realMonth)-\(name)\"")
         if name.hasSuffix(".html") {
             // The report needs nothing from anywhere: forbid everything but its own inline styles.
-            headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+            headers.add(name: "content-security-policy", value: "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
         }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        if request.method == .head {
-            headers[.contentLength] = String(size)
-            return Response(status: .ok, headers: headers)
-        }
-        if size <= Self.maxInMemoryBytes {
-            // One read of one open file: a report replaced meanwhile is served whole, old or new.
-            guard let bytes = try? AtomicFile.read(path) else { return Self.text("not found\n", status: .notFound) }
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-        }
-        return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: path, context: context))
+        // One read of one open file: a report replaced meanwhile is served whole, old or new.
+        guard let bytes = try? AtomicFile.read(path) else { return Self.text("not found\n", status: .notFound) }
+        headers.add(name: "content-length", value: String(bytes.count))
+        return AdminResponse(status: .ok, headers: headers, body: method == .HEAD ? nil : ByteBuffer(bytes: bytes))
     }
 
     static let contentTypes: [String: String] = [
@@ -182,7 +172,7 @@ struct ReportDownloads: Sendable {
         name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#"))) ?? name
     }
 
-    static func page(title: String, body: String) -> Response {
+    static func page(title: String, body: String) -> AdminResponse {
         let html = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>\(HTML.escape(title))</title>
@@ -192,22 +182,20 @@ struct ReportDownloads: Sendable {
             </body></html>
 
             """
-        var headers = HTTPFields()
-        headers[.contentType] = "text/html; charset=utf-8"
-        headers[.cacheControl] = "no-store"
-        headers[.xContentTypeOptions] = "nosniff"
-        headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'"
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
+        let body = ByteBuffer(string: html)
+        let headers: HTTPHeaders = [
+            "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff",
+            "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'", "content-length": String(body.readableBytes),
+        ]
+        return AdminResponse(status: .ok, headers: headers, body: body)
     }
 
-    static func redirect(_ location: String) -> Response {
-        var headers = HTTPFields()
-        headers[.location] = location
-        return Response(status: .movedPermanently, headers: headers)
+    static func redirect(_ location: String) -> AdminResponse {
+        AdminResponse(status: .movedPermanently, headers: ["location": location, "content-length": "0"], body: nil)
     }
 
-    static func text(_ body: String, status: HTTPResponse.Status) -> Response {
-        CollectorServer.text(body, status: status)
+    static func text(_ body: String, status: HTTPResponseStatus) -> AdminResponse {
+        AdminPages.text(body, status: status)
     }
 }
 
@@ -227,8 +215,4 @@ enum HTML {
         }
         return out
     }
-}
-
-extension HTTPField.Name {
-    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
 }
