@@ -91,10 +91,6 @@ let package = Package(
                 argumentParser, logging, "TallyCore", "UsageLog", "TallyConfig", "Synth", "Collector", "TallyLedger", "Auditor", "Report",
             ]),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
-        // The reference that scripts/bench-collector.sh measures the collector against.
-        .executableTarget(
-            name: "bare-forwarder", dependencies: [hummingbird, httpClient, httpTypes, nioCore, nioHTTP1],
-            path: "Benchmarks/BareForwarder"),
 
         .testTarget(name: "UsageLogTests", dependencies: ["TallyCore", "UsageLog", crypto]),
         .testTarget(name: "TallyConfigTests", dependencies: ["TallyCore", "TallyConfig"]),

@@ -3,14 +3,16 @@
 #   direct   wrk -> mock upstream (nginx)
 #   litellm  wrk -> LiteLLM proxy -> mock          (SKIP_LITELLM=1 leaves it out)
 #   tally    wrk -> release `tally collect` -> mock (key check, hashing, usage extraction, logging, all on)
-# then a second run with the issue's reference, a bare Hummingbird + AsyncHTTPClient forwarder on their defaults
-# (Benchmarks/BareForwarder: no parsing, hashing or logging; BARE=0 leaves it out), and, with NGINX_PASS=1, a third
-# with a plain nginx hop as the floor. It ends with the collector's figures as ratios to each reference.
-# Uses ../shared/bench/peer (overhead.sh prints req/s, p50/p90/p99, added latency and CPU per request);
-# this script adds the collector's peak RSS and checks that every request it served was logged.
+# then a second run with a plain nginx hop as the floor (NGINX_PASS=0 leaves it out), and the collector's figures as
+# ratios to each reference. Uses ../shared/bench/peer (overhead.sh prints req/s, p50/p90/p99, added latency and CPU
+# per request); this script adds the collector's peak RSS and checks that every request it served was logged.
+# Then (SLOW=0 leaves it out) many slow streams: a collector idle (its RSS), then SLOW_CALLS (2000) concurrent streaming
+# calls to a mock that sends 100 events 100 ms apart, every one checked whole and logged, with the 1-connection added
+# latency of plain calls measured meanwhile against the same mock's direct figure.
 #
 #   scripts/bench-collector.sh                      # chat + stream, 1 and 16 connections, 15 s each
 #   DURATION=10 SKIP_LITELLM=1 scripts/bench-collector.sh
+#   OVERHEAD=0 SLOW_CALLS=500 scripts/bench-collector.sh      # only the slow streams
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -19,9 +21,7 @@ peer="$(cd "$repo/../shared/bench/peer" 2>/dev/null && pwd)" || { echo "bench: .
 scripts/setup.sh
 "$peer/setup.sh"
 swift build -c release --product tally >/dev/null
-swift build -c release --product bare-forwarder >/dev/null
 tally="$(swift build -c release --show-bin-path)/tally"
-bare="$(swift build -c release --show-bin-path)/bare-forwarder"
 
 export MOCK_PORT="${MOCK_PORT:-18080}"
 export PROXY_PORT="${PROXY_PORT:-15000}"
@@ -58,16 +58,12 @@ echo 0 > "$rss_file"
 sampler=$!
 trap 'kill $sampler 2>/dev/null || true' EXIT
 
+if [ "${OVERHEAD:-1}" = 1 ]; then
 PROXY_CMD="exec '$tally' collect --config '$work/tally.yaml' --listen 127.0.0.1:$PROXY_PORT --log-level warning" \
 PROXY_NAME=tally PROXY_KEY="$secret" SCENARIOS="${SCENARIOS:-chat stream}" RESULTS_DIR="$work/results" \
   "$peer/overhead.sh"
 
-if [ "${BARE:-1}" = 1 ]; then
-  PROXY_CMD="exec '$bare' $PROXY_PORT http://127.0.0.1:$MOCK_PORT" PROXY_NAME=bare-hb-ahc SKIP_LITELLM=1 \
-  SCENARIOS="${SCENARIOS:-chat stream}" RESULTS_DIR="$work/results-bare" "$peer/overhead.sh"
-fi
-
-if [ "${NGINX_PASS:-0}" = 1 ]; then
+if [ "${NGINX_PASS:-1}" = 1 ]; then
   PROXY_CMD='"$PEER_DIR"/nginx_passthrough.sh "$PROXY_PORT" "$MOCK_PORT"' PROXY_NAME=nginx-pass SKIP_LITELLM=1 \
   SCENARIOS="${SCENARIOS:-chat stream}" RESULTS_DIR="$work/results-nginx" "$peer/overhead.sh"
 fi
@@ -105,3 +101,93 @@ for t in tally:
         cells.append(f"{ref['rps']:8.0f}/s x{t['rps'] / ref['rps']:5.2f} +{r50:.3f}/+{r99:.3f}")
     print(f"{t['scenario']:10s} {t['connections']:5d} {t['rps']:11.0f} {'+%.3f/+%.3f' % (a50, a99):>19s}  " + "  ".join(cells))
 PY
+fi
+
+[ "${SLOW:-1}" = 1 ] || exit 0
+
+# Many slow streams. The slow mock is nginx again: 100 events, each flushed, 100 ms apart, then the usage and [DONE].
+ulimit -n "$(ulimit -Hn)"
+calls="${SLOW_CALLS:-2000}"
+slow_port=$((MOCK_PORT + 2))
+fast_port=$((MOCK_PORT + 3))
+slow_proxy=$((PROXY_PORT + 1))
+mkdir -p "$work/slow-mock/tmp"
+python3 - "$work/slow-mock/nginx.conf" "$slow_port" <<'PY'
+import sys
+path, port = sys.argv[1], sys.argv[2]
+chunk = ('data: {"id":"chatcmpl-slow","object":"chat.completion.chunk","created":1700000000,"model":"mock-gpt",'
+         '"choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}],"usage":null}\\n\\n')
+steps = "".join(f"            echo -n '{chunk}';\n            echo_flush;\n            echo_sleep 0.1;\n" for _ in range(100))
+usage = ('data: {"id":"chatcmpl-slow","object":"chat.completion.chunk","created":1700000000,"model":"mock-gpt",'
+         '"choices":[],"usage":{"prompt_tokens":25,"completion_tokens":100,"total_tokens":125}}\\n\\ndata: [DONE]\\n\\n')
+open(path, "w").write(f"""load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+worker_processes 1;
+pid nginx.pid;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=8192;
+        location = /v1/chat/completions {{
+            default_type text/event-stream;
+{steps}            echo -n '{usage}';
+        }}
+    }}
+}}
+""")
+PY
+nginx -p "$work/slow-mock/" -e "$work/slow-mock/error.log" -c "$work/slow-mock/nginx.conf" -g 'daemon off;' &
+slow_mock=$!
+"$peer/mock_upstream.sh" "$fast_port" "$work/fast-mock" >/dev/null 2>&1 &
+fast_mock=$!
+cat > "$work/slow.yaml" <<YAML
+default_provider: openai
+providers:
+  - {name: openai, kind: openai, base_url: "http://127.0.0.1:$fast_port", api_key_env: BENCH_UPSTREAM_KEY}
+  - {name: slow, kind: openai, base_url: "http://127.0.0.1:$slow_port", api_key_env: BENCH_UPSTREAM_KEY}
+orgs: [{id: bench}]
+teams: [{id: t, org: bench}]
+users: [{id: u, team: t}]
+keys:
+  - {id: k-bench, sha256: $sha, user: u}
+collector:
+  id: slow
+  log_dir: slow-log
+  revocations: revoked.tsv
+  fsync: interval
+YAML
+"$tally" collect --config "$work/slow.yaml" --listen "127.0.0.1:$slow_proxy" --log-level warning 2>"$work/slow-tally.log" &
+slow_tally=$!
+sleep 3
+idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$slow_tally/status")
+( peak=0; while kill -0 "$slow_tally" 2>/dev/null; do
+    now=$(awk '/VmRSS/ {print $2}' "/proc/$slow_tally/status" 2>/dev/null || echo 0)
+    [ "${now:-0}" -gt "$peak" ] && peak=$now && echo "$peak" > "$work/slow-peak-rss"
+    sleep 0.2
+  done ) &
+python3 scripts/bench/slow_streams.py 127.0.0.1 "$slow_proxy" "$secret" "$calls" > "$work/slow.json" &
+driver=$!
+sleep 4
+# The 1-connection latency of plain calls while the streams run: through the collector, then straight to the mock.
+probe() {
+  WRK_API_KEY="$secret" wrk -t1 -c1 -d4s --latency -s "$peer/chat.lua" "$1" 2>/dev/null | grep -o '"p50_ms":[0-9.]*,[^}]*"p99_ms":[0-9.]*' |
+    sed -E 's/"p50_ms":([0-9.]+).*"p99_ms":([0-9.]+)/\1 \2/'
+}
+through=$(probe "http://127.0.0.1:$slow_proxy")
+direct=$(probe "http://127.0.0.1:$fast_port")
+wait "$driver"
+kill -TERM "$slow_tally"; wait "$slow_tally" || true
+kill "$slow_mock" "$fast_mock" 2>/dev/null || true
+logged=$(find "$work/slow-log" -name '*.jsonl*' -exec sh -c 'case "$1" in *.gz) zcat "$1";; *) cat "$1";; esac' _ {} \; |
+  grep '"provider":"slow"' | grep '"outcome":"ok"' | grep -c '"output":100' || true)
+echo
+echo "many slow streams: $(cat "$work/slow.json")"
+echo "  logged with the provider's usage: $logged of $calls; collector RSS idle $(( idle_rss / 1024 )) MB, peak $(( $(cat "$work/slow-peak-rss" 2>/dev/null || echo 0) / 1024 )) MB"
+read -r t50 t99 <<<"$through"; read -r d50 d99 <<<"$direct"
+python3 -c "import sys; t50,t99,d50,d99=map(float,sys.argv[1:]); print(f'  1-connection chat meanwhile: through the collector p50 {t50:.3f} ms p99 {t99:.3f} ms; direct p50 {d50:.3f} ms p99 {d99:.3f} ms; added p50 +{t50-d50:.3f} ms, p99 +{t99-d99:.3f} ms')" "$t50" "$t99" "$d50" "$d99"
