@@ -38,6 +38,9 @@ public final class EventQueue: Sendable {
     /// Events waiting for the writer or being written by it.
     public var depth: Int { state.withLock { $0.buffer.count + $0.inWriter } }
 
+    /// Whether `close` was called (a shutdown is draining the queue).
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
     /// Slots held by calls in progress.
     public var reservedSlots: Int { state.withLock { $0.reserved } }
 

@@ -78,6 +78,9 @@ public struct LogWriterService: Service {
                     await write(batch, to: writer)
                     queue.written(batch.count)
                     for path in writer.takeClosedSegments() { closedContinuation.yield(path) }
+                    // A small batch means calls are arriving one by one: waiting a moment lets more gather, so that
+                    // the event loops do not wake this task (a thread) for every call. The calls do not wait for it.
+                    if batch.count < Self.smallBatch, !queue.isClosed { try? await Task.sleep(for: Self.gatherDelay) }
                 }
                 await retrying("close the active segment", giveUpAfter: 30) { try writer.close() }
                 for path in writer.takeClosedSegments() { closedContinuation.yield(path) }
@@ -88,6 +91,10 @@ public struct LogWriterService: Service {
             queue.close()
         }
     }
+
+    /// Below this many events a batch is small, and the writer waits `gatherDelay` before taking the next.
+    static let smallBatch = 32
+    static let gatherDelay = Duration.milliseconds(2)
 
     /// How often segments that failed to compress are tried again.
     static let compressRetryInterval = Duration.seconds(30)
