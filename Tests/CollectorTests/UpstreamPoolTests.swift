@@ -235,6 +235,40 @@ struct UpstreamPoolTests {
         #expect(events.first?.usage == UsageEvent.Usage(input: 11, output: 7))
     }
 
+    @Test func aClientThatExpects100ContinueIsAskedForItsBody() async throws {
+        let upstream = ScriptedUpstream()
+        let port = try await upstream.start()
+        defer { Task { await upstream.stop() } }
+        let events = try await Harness.run(extraProviders: Self.scripted(port)) { h in
+            let collector = h.collectorPort
+            let answer = try await Harness.offPool {
+                let fd = try Harness.connectLoopback(port: collector)
+                defer { close(fd) }
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                let head =
+                    "POST /scripted/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Harness.aliceSecret)\r\n"
+                    + "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: \(Self.chat.utf8.count)\r\n\r\n"
+                _ = head.withCString { send(fd, $0, strlen($0), 0) }
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let n = recv(fd, &buffer, buffer.count, 0)
+                let interim = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+                guard interim.hasPrefix("HTTP/1.1 100 Continue") else { return interim }
+                _ = Self.chat.withCString { send(fd, $0, strlen($0), 0) }
+                var text = ""
+                while !text.contains("total_tokens") {
+                    let m = recv(fd, &buffer, buffer.count, 0)
+                    if m <= 0 { break }
+                    text += String(decoding: buffer[0..<m], as: UTF8.self)
+                }
+                return interim + text
+            }
+            #expect(answer.hasPrefix("HTTP/1.1 100 Continue"), "\(answer)")
+            #expect(answer.contains("HTTP/1.1 200 OK"))
+        }
+        #expect(events.map(\.outcome) == [.ok])
+    }
+
     @Test func twoHundredConcurrentStreamsAreEachLoggedExactly() async throws {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256

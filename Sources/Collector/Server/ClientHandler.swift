@@ -65,6 +65,11 @@ final class ClientHandler: ChannelInboundHandler {
             keepAlive = head.isKeepAlive
             version = head.version
             setDeadline(.now() + readTimeout)
+            // A client that waits to be asked for its body (curl does for bodies over 1 KiB) is asked at once: the
+            // collector reads every body before it decides anything.
+            if head.version.minor >= 1, head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
             if AdminPages.serves(head.uri) {
                 adminHead = head
             } else {

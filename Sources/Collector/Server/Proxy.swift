@@ -34,9 +34,9 @@ struct Proxy: Sendable {
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
     ]
     /// Client headers never forwarded: hop-by-hop ones, the client's credentials (wherever any provider reads them),
-    /// Tally's own, and what the proxy sets.
+    /// Tally's own, what the proxy sets, and `Expect` (the collector answers `100-continue` itself).
     static let droppedRequestHeaders = hopByHopHeaders.union([
-        "host", "content-length", "authorization", "x-tally-user", "x-tally-tags", "accept-encoding",
+        "host", "content-length", "authorization", "x-tally-user", "x-tally-tags", "accept-encoding", "expect",
     ]).union(ProviderAdapters.keyHeaders).union(billingHeaders)
     /// Client headers that choose who pays or whose resources a call reaches: the organisation decides those, in the
     /// provider's `headers:`, never a key holder.
