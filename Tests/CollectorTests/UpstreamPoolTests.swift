@@ -186,6 +186,20 @@ struct UpstreamPoolTests {
         }
     }
 
+    @Test func aProviderKeyWithALineBreakStopsTheStart() async throws {
+        let folder = NSTemporaryDirectory() + "tally-key-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let config = try Config.parse(yaml: Harness.config(folder: folder, mockPort: 1, extra: ""))
+        do {
+            try await CollectorServer.run(
+                config: config, environment: ["TALLY_HASH_SECRET": "s", "MOCK_OPENAI_KEY": "sk-1\r\nX-Injected: 1"],
+                logger: Logger(label: "test"))
+            Issue.record("the collector started with a provider key that would split its requests")
+        } catch let error as CollectorError {
+            #expect(error.message.contains("MOCK_OPENAI_KEY holds a control character"), "\(error.message)")
+        }
+    }
+
     @Test func aSlowClientSlowsTheProviderInsteadOfFillingTheCollector() async throws {
         let upstream = ScriptedUpstream()
         let port = try await upstream.start()

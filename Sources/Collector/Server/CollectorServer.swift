@@ -49,6 +49,10 @@ public enum CollectorServer {
         var providerKeys: [String: String] = [:]
         for provider in config.providers {
             if let key = environment[provider.apiKeyEnv], !key.isEmpty {
+                // The key becomes a header value: a line break in it would split the request.
+                guard !key.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+                    throw CollectorError("\(provider.apiKeyEnv) holds a control character (a line break?); a provider key cannot")
+                }
                 providerKeys[provider.name] = key
             } else {
                 logger.warning(

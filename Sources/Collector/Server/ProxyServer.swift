@@ -54,7 +54,10 @@ struct ProxyServer: Service {
                 channel.eventLoop.makeCompletedFuture {
                     let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]!.value
                     let sync = channel.pipeline.syncOperations
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    // Outbound header validation is off: every header the collector writes was parsed by NIO's HTTP
+                    // parser (the client's, the provider's) or checked at start (config headers, provider keys).
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
                     try sync.addHandler(
                         ClientHandler(proxy: proxy, admin: admin, pool: pool, idleTimeout: idleTimeout, readTimeout: readTimeout))
                     connections.add(channel)

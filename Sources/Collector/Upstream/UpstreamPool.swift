@@ -180,7 +180,8 @@ final class UpstreamPool {
                         let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: isAddress ? nil : host))
                     }
-                    try sync.addHTTPClientHandlers()
+                    // Headers were parsed by NIO's HTTP parser or checked at start (see ProxyServer).
+                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try sync.addHandler(UpstreamConnection.Handler())
                 }
             }
