@@ -28,22 +28,31 @@ export PROXY_PORT="${PROXY_PORT:-15000}"
 work="$(mktemp -d /tmp/tally-bench-XXXXXX)"
 secret="tk-bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 sha="$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1)"
-cat > "$work/tally.yaml" <<YAML
-default_provider: openai
-providers:
-  - {name: openai, kind: openai, base_url: "http://127.0.0.1:$MOCK_PORT", api_key_env: BENCH_UPSTREAM_KEY}
-  - {name: anthropic, kind: anthropic, base_url: "http://127.0.0.1:$MOCK_PORT", api_key_env: BENCH_UPSTREAM_KEY}
+# A collector config: file, collector id and log folder, then provider lines.
+write_config() {
+  local file="$1" id="$2" log="$3"
+  shift 3
+  {
+    echo "default_provider: openai"
+    echo "providers:"
+    printf '  - %s\n' "$@"
+    cat <<YAML
 orgs: [{id: bench}]
 teams: [{id: t, org: bench}]
 users: [{id: u, team: t}]
 keys:
   - {id: k-bench, sha256: $sha, user: u}
 collector:
-  id: bench
-  log_dir: log
+  id: $id
+  log_dir: $log
   revocations: revoked.tsv
   fsync: interval
 YAML
+  } > "$file"
+}
+write_config "$work/tally.yaml" bench log \
+  "{name: openai, kind: openai, base_url: \"http://127.0.0.1:$MOCK_PORT\", api_key_env: BENCH_UPSTREAM_KEY}" \
+  "{name: anthropic, kind: anthropic, base_url: \"http://127.0.0.1:$MOCK_PORT\", api_key_env: BENCH_UPSTREAM_KEY}"
 export BENCH_UPSTREAM_KEY="sk-bench-master" TALLY_HASH_SECRET="bench-secret"
 
 # Peak RSS of the collector, sampled while it runs (overhead.sh owns its lifetime).
@@ -146,22 +155,9 @@ nginx -p "$work/slow-mock/" -e "$work/slow-mock/error.log" -c "$work/slow-mock/n
 slow_mock=$!
 "$peer/mock_upstream.sh" "$fast_port" "$work/fast-mock" >/dev/null 2>&1 &
 fast_mock=$!
-cat > "$work/slow.yaml" <<YAML
-default_provider: openai
-providers:
-  - {name: openai, kind: openai, base_url: "http://127.0.0.1:$fast_port", api_key_env: BENCH_UPSTREAM_KEY}
-  - {name: slow, kind: openai, base_url: "http://127.0.0.1:$slow_port", api_key_env: BENCH_UPSTREAM_KEY}
-orgs: [{id: bench}]
-teams: [{id: t, org: bench}]
-users: [{id: u, team: t}]
-keys:
-  - {id: k-bench, sha256: $sha, user: u}
-collector:
-  id: slow
-  log_dir: slow-log
-  revocations: revoked.tsv
-  fsync: interval
-YAML
+write_config "$work/slow.yaml" slow slow-log \
+  "{name: openai, kind: openai, base_url: \"http://127.0.0.1:$fast_port\", api_key_env: BENCH_UPSTREAM_KEY}" \
+  "{name: slow, kind: openai, base_url: \"http://127.0.0.1:$slow_port\", api_key_env: BENCH_UPSTREAM_KEY}"
 "$tally" collect --config "$work/slow.yaml" --listen "127.0.0.1:$slow_proxy" --log-level warning 2>"$work/slow-tally.log" &
 slow_tally=$!
 sleep 3
