@@ -178,6 +178,9 @@ probe() {
 through=$(probe "http://127.0.0.1:$slow_proxy")
 direct=$(probe "http://127.0.0.1:$fast_port")
 wait "$driver"
+# Time to the first event of a stream, calls one at a time, with nothing else running: through the collector, direct.
+ttfb_through=$(python3 scripts/bench/ttfb.py 127.0.0.1 "$slow_proxy" /v1/chat/completions "$secret" 2000)
+ttfb_direct=$(python3 scripts/bench/ttfb.py 127.0.0.1 "$fast_port" /v1/chat/completions "$secret" 2000)
 kill -TERM "$slow_tally"; wait "$slow_tally" || true
 kill "$slow_mock" "$fast_mock" 2>/dev/null || true
 logged=$(find "$work/slow-log" -name '*.jsonl*' -exec sh -c 'case "$1" in *.gz) zcat "$1";; *) cat "$1";; esac' _ {} \; |
@@ -187,3 +190,4 @@ echo "many slow streams: $(cat "$work/slow.json")"
 echo "  logged with the provider's usage: $logged of $calls; collector RSS idle $(( idle_rss / 1024 )) MB, peak $(( $(cat "$work/slow-peak-rss" 2>/dev/null || echo 0) / 1024 )) MB"
 read -r t50 t99 <<<"$through"; read -r d50 d99 <<<"$direct"
 python3 -c "import sys; t50,t99,d50,d99=map(float,sys.argv[1:]); print(f'  1-connection chat meanwhile: through the collector p50 {t50:.3f} ms p99 {t99:.3f} ms; direct p50 {d50:.3f} ms p99 {d99:.3f} ms; added p50 +{t50-d50:.3f} ms, p99 +{t99-d99:.3f} ms')" "$t50" "$t99" "$d50" "$d99"
+python3 -c "import json,sys; t,d=json.loads(sys.argv[1]),json.loads(sys.argv[2]); print(f'  stream time to first event (2000 calls one at a time): through the collector p50 {t[\"ttfb_p50_ms\"]:.3f} ms p99 {t[\"ttfb_p99_ms\"]:.3f} ms; direct p50 {d[\"ttfb_p50_ms\"]:.3f} ms p99 {d[\"ttfb_p99_ms\"]:.3f} ms; added p50 +{t[\"ttfb_p50_ms\"]-d[\"ttfb_p50_ms\"]:.3f} ms')" "$ttfb_through" "$ttfb_direct"
