@@ -399,10 +399,12 @@ final class ProxyCall: UpstreamDelegate {
         switch phase {
         case .forwarded:
             // A kept-alive connection the provider closed as the request went out (its idle timeout, a restart): the
-            // request was not read, so it goes once more on a new connection, as browsers and Go's client do.
+            // request was not read, so it goes once more on a new connection, as browsers and Go's client do. The
+            // provider's side shows as an end of stream, or as a reset or broken pipe when its socket was gone when
+            // the request arrived.
             let reused = (upstream?.uses ?? 0) > 1
             upstream = nil
-            if reused, !retried, case UpstreamError.closed = error {
+            if reused, !retried, Self.isConnectionLoss(error) {
                 retried = true
                 proxy.metrics.upstreamRetries.add(1, ordering: .relaxed)
                 return send(fresh: true)
@@ -415,6 +417,18 @@ final class ProxyCall: UpstreamDelegate {
             finish(upstreamFailed: true, answerComplete: false)
         default:
             break
+        }
+    }
+
+    /// Whether `error` is a connection that went away (closed, reset, broken pipe) rather than any other failure.
+    static func isConnectionLoss(_ error: any Error) -> Bool {
+        switch error {
+        case UpstreamError.closed, ChannelError.eof, ChannelError.ioOnClosedChannel, ChannelError.outputClosed:
+            return true
+        case let error as IOError:
+            return error.errnoCode == ECONNRESET || error.errnoCode == EPIPE
+        default:
+            return false
         }
     }
 
