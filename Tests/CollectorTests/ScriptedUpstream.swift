@@ -13,6 +13,7 @@ import Synchronization
 /// - `close-after`: the same answer, then the connection is closed without a word (as a provider's idle timeout does);
 /// - `answer-once`: the answer to a connection's first request; a later one on it closes the connection unread (an
 ///   idle timeout that struck just as the request went out);
+/// - `answer-twice`: the answer, then a second, unasked-for one on the same connection;
 /// - `reset-mid-stream`: an event stream's head and three events, then a TCP reset;
 /// - `silent`: reads the request and never answers;
 /// - `flood`: an event stream of `x-flood-bytes` bytes written as fast as the collector takes them, then its usage.
@@ -35,7 +36,7 @@ final class ScriptedUpstream: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try sync.configureHTTPServerPipeline(withErrorHandling: false)
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
                     try sync.addHandler(ScriptHandler(upstream: self))
                 }
             }
@@ -88,6 +89,15 @@ final class ScriptedUpstream: Sendable {
                 context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
                 let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
                 if script == "close-after" { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+            case "answer-twice":
+                let body = ByteBuffer(
+                    string: ScriptedUpstream.answer.replacingOccurrences(of: "\"prompt_tokens\":11", with: "\"prompt_tokens\":99"))
+                let headers: HTTPHeaders = ["content-type": "application/json", "content-length": String(body.readableBytes)]
+                for _ in 0..<2 {
+                    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                    context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                }
             case "reset-mid-stream":
                 writeStreamHead(context)
                 for i in 0..<3 {

@@ -66,6 +66,22 @@ struct UpstreamPoolTests {
         return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? -1
     }
 
+    @Test func aConnectionThatSpeaksUnaskedIsNotUsedAgain() async throws {
+        let upstream = ScriptedUpstream()
+        let port = try await upstream.start()
+        defer { Task { await upstream.stop() } }
+        let events = try await Harness.run(extraProviders: Self.scripted(port)) { h in
+            let first = try await h.call("/scripted/v1/chat/completions", body: Self.chat, headers: ["x-script": "answer-twice"])
+            #expect(first.status == 200)
+            try await Task.sleep(for: .milliseconds(100))
+            // The next call must not take the unasked-for answer for its own.
+            let second = try await h.call("/scripted/v1/chat/completions", body: Self.chat)
+            #expect(second.status == 200)
+        }
+        #expect(events.map(\.usage) == [UsageEvent.Usage(input: 99, output: 7), UsageEvent.Usage(input: 11, output: 7)])
+        #expect(upstream.accepted.load(ordering: .relaxed) == 2)
+    }
+
     @Test func aProviderThatBreaksOffMidStreamBreaksTheClientsAnswerAndIsLogged() async throws {
         let upstream = ScriptedUpstream()
         let port = try await upstream.start()
