@@ -15,6 +15,7 @@ import Synchronization
 ///   idle timeout that struck just as the request went out);
 /// - `answer-twice`: the answer, then a second, unasked-for one on the same connection;
 /// - `reset-mid-stream`: an event stream's head and three events, then a TCP reset;
+/// - `stall-mid-stream`: an event stream's head and four events 200 ms apart, then silence (the connection stays open);
 /// - `silent`: reads the request and never answers;
 /// - `flood`: an event stream of `x-flood-bytes` bytes written as fast as the collector takes them, then its usage.
 final class ScriptedUpstream: Sendable {
@@ -110,6 +111,16 @@ final class ScriptedUpstream: Sendable {
                     // SO_LINGER 0: the close is a reset.
                     guard let provider = channel as? any SocketOptionProvider else { return channel.close(promise: nil) }
                     provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+                }
+            case "stall-mid-stream":
+                // An event at once and three more 200 ms apart (a client that left meets a closed socket), then silence.
+                writeStreamHead(context)
+                let channel = context.channel
+                for i in 0..<4 {
+                    let event = ByteBuffer(string: #"data: {"choices":[{"delta":{"content":"part \#(i)"}}],"usage":null}"# + "\n\n")
+                    context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(200 * Int64(i))) {
+                        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(event)), promise: nil)
+                    }
                 }
             case "flood":
                 writeStreamHead(context)

@@ -102,6 +102,42 @@ struct UpstreamPoolTests {
         #expect((broken.usage?.output ?? 0) >= 3)
     }
 
+    @Test func aDrainedCallWhoseProviderFallsSilentIsLoggedAtDrainTimeout() async throws {
+        let upstream = ScriptedUpstream()
+        let port = try await upstream.start()
+        defer { Task { await upstream.stop() } }
+        let events = try await Harness.run(extraConfig: "  drain_timeout: 1s", extraProviders: Self.scripted(port)) { h in
+            let collector = h.collectorPort
+            // A client that reads the first event and leaves.
+            let first = try await Harness.offPool {
+                let fd = try Harness.connectLoopback(port: collector)
+                defer { close(fd) }
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                let request =
+                    "POST /scripted/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Harness.aliceSecret)\r\n"
+                    + "Content-Type: application/json\r\nx-script: stall-mid-stream\r\n"
+                    + "Content-Length: \(Self.stream.utf8.count)\r\n\r\n\(Self.stream)"
+                _ = request.withCString { send(fd, $0, strlen($0), 0) }
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                var text = ""
+                while !text.contains("data: ") {
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    if n <= 0 { break }
+                    text += String(decoding: buffer[0..<n], as: UTF8.self)
+                }
+                return text
+            }
+            #expect(first.contains("data: "))
+            // The provider says nothing more: the call is logged once drain_timeout has passed, not at shutdown.
+            try await Task.sleep(for: .seconds(2))
+        }
+        #expect(events.count == 1)
+        #expect(events.first?.outcome == .clientAbort)
+        #expect(events.first?.error == "client disconnected; drain_timeout passed before the usage came")
+        #expect(events.first?.usageEstimated == true)
+    }
+
     @Test func aSilentProviderTimesOutAsConfigured() async throws {
         let upstream = ScriptedUpstream()
         let port = try await upstream.start()

@@ -2,18 +2,17 @@ import Synchronization
 import TallyCore
 import UsageLog
 
-/// The calls whose answers are streaming, so that none ends without its log line: one the client left whose upstream
-/// falls silent past `drain_timeout`, and every one still running when a shutdown's grace period runs out, are logged
-/// from here with what was seen of them (`CallRecord.Ending`), and their handlers, when they finish, log nothing more.
+/// The calls whose answers are streaming, so that none ends without its log line: every one still running when a
+/// shutdown's grace period runs out is logged from here with what was seen of it (`CallRecord.Ending`), and its
+/// handler, when it finishes, logs nothing more. (A call drained past `drain_timeout` is ended by its own timer on its
+/// event loop, `ProxyCall`.)
 final class InFlightCalls: Sendable {
-    /// One call's progress, updated by its handler as chunks pass and read by the reaper.
+    /// One call's progress, updated by its handler as chunks pass and read at a shutdown's cut-off.
     final class Call: Sendable {
         struct State: Sendable {
             var record: CallRecord
             var ending = CallRecord.Ending()
-            /// Set when the client has gone and the answer is being drained: the time the call is logged by at the latest.
-            var drainDeadline: ContinuousClock.Instant?
-            /// The call's line was written (by its handler or by the reaper): nothing more is logged for it.
+            /// The call's line was written (by its handler or at the cut-off): nothing more is logged for it.
             var logged = false
         }
         let state: Mutex<State>
@@ -48,14 +47,6 @@ final class InFlightCalls: Sendable {
 
     var count: Int { calls.withLock { $0.count } }
 
-    /// Logs the calls drained past their deadline (their upstream fell silent after the client left).
-    func reapOverdue(now: ContinuousClock.Instant = .now) {
-        let due = calls.withLock {
-            $0.values.filter { call in call.state.withLock { ($0.drainDeadline.map { $0 <= now } ?? false) && !$0.logged } }
-        }
-        for call in due { end(call, cutOff: "client disconnected; drain_timeout passed before the usage came") }
-    }
-
     /// Logs every call still running: the collector is stopping and will not see their end.
     func cutOffAll() {
         let all = calls.withLock { Array($0.values) }
@@ -72,13 +63,5 @@ final class InFlightCalls: Sendable {
             return record.ended(ending, at: .now)
         }
         log(event)
-    }
-
-    /// Runs the reaper every `interval` until cancelled.
-    func runReaper(interval: Duration = .milliseconds(500)) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            reapOverdue()
-        }
     }
 }

@@ -460,15 +460,14 @@ final class ProxyCall: UpstreamDelegate {
             guard proxy.config.collector.onClientAbort == .drain else {
                 return finish(upstreamFailed: false, answerComplete: false)
             }
-            let deadline = ContinuousClock.now + .milliseconds(proxy.config.collector.drainTimeoutMs)
-            progress?.state.withLock {
-                $0.ending.clientGone = true
-                $0.drainDeadline = deadline
-            }
+            progress?.state.withLock { $0.ending.clientGone = true }
             upstream?.resumeReading()
+            // The provider may fall silent before the usage comes: the call is logged by drain_timeout at the latest.
             drainTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(proxy.config.collector.drainTimeoutMs)) { [self] in
                 drainTimer = nil
-                if phase == .answering { finish(upstreamFailed: false, answerComplete: false) }
+                guard phase == .answering else { return }
+                ending.cutOff = "client disconnected; drain_timeout passed before the usage came"
+                finish(upstreamFailed: false, answerComplete: false)
             }
         default:
             // Waiting for a slot, a body read or the provider's first byte: seen when that step ends.

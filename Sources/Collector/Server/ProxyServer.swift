@@ -70,33 +70,29 @@ struct ProxyServer: Service {
             throw CollectorError("the collector cannot listen on \(host):\(port): \(error)")
         }
         let inFlight = proxy.inFlight
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { await inFlight.runReaper() }
-            await onRunning(channel.localAddress?.port ?? port)
-            // Until a graceful shutdown (SIGTERM) begins, or the service is cancelled.
-            try? await gracefulShutdown()
+        await onRunning(channel.localAddress?.port ?? port)
+        // Until a graceful shutdown (SIGTERM) begins, or the service is cancelled.
+        try? await gracefulShutdown()
 
-            let drained = group.next().makePromise(of: Void.self)
-            quiesce.initiateShutdown(promise: drained)
-            let finished = await Self.completes(drained.futureResult, within: cutOffAfter)
-            if !finished {
-                logger.warning(
-                    "calls still running at the end of the shutdown grace period are logged as cut off",
-                    metadata: ["collector.calls": "\(inFlight.count)"])
-                inFlight.cutOffAll()
-            }
-            // Whatever is still open goes: upstream connections first (a call still waiting for its answer logs
-            // that it got none), then the clients'.
-            var closes: [EventLoopFuture<Void>] = []
-            for loop in loops {
-                let bound = poolsByLoop[ObjectIdentifier(loop)]!
-                closes.append(loop.flatSubmit { bound.value.closeAll() })
-            }
-            try? await EventLoopFuture.andAllComplete(closes, on: group.next()).get()
-            try? await EventLoopFuture.andAllComplete(connections.all().map { $0.close() }, on: group.next()).get()
-            try? await channel.close().get()
-            tasks.cancelAll()
+        let drained = group.next().makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: drained)
+        let finished = await Self.completes(drained.futureResult, within: cutOffAfter)
+        if !finished {
+            logger.warning(
+                "calls still running at the end of the shutdown grace period are logged as cut off",
+                metadata: ["collector.calls": "\(inFlight.count)"])
+            inFlight.cutOffAll()
         }
+        // Whatever is still open goes: upstream connections first (a call still waiting for its answer logs
+        // that it got none), then the clients'.
+        var closes: [EventLoopFuture<Void>] = []
+        for loop in loops {
+            let bound = poolsByLoop[ObjectIdentifier(loop)]!
+            closes.append(loop.flatSubmit { bound.value.closeAll() })
+        }
+        try? await EventLoopFuture.andAllComplete(closes, on: group.next()).get()
+        try? await EventLoopFuture.andAllComplete(connections.all().map { $0.close() }, on: group.next()).get()
+        try? await channel.close().get()
     }
 
     /// Whether `future` completes within `limit`.
