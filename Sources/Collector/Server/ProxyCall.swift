@@ -45,6 +45,8 @@ final class ProxyCall: UpstreamDelegate {
 
     private let query: Substring?
     private var route: Route?
+    /// The key the client presented (header or query), as read from the head.
+    private var secret: String?
     /// A refusal decided from the head alone (a path that is not one, no provider there): answered once the request is
     /// read, and not logged, since no key or provider is known.
     private var early: (status: Int, body: [UInt8])?
@@ -84,12 +86,10 @@ final class ProxyCall: UpstreamDelegate {
         case .success(let path):
             if let route = Route(path: path, config: config) {
                 self.route = route
-                // A key that will be refused does not get its body kept.
-                if let secret = Proxy.presentedKey(head.headers, query: query, adapter: route.adapter) {
-                    if case .ok = proxy.keys.verdict(secret: secret, now: now) {} else { discardBody = true }
-                } else {
-                    discardBody = true
-                }
+                secret = Proxy.presentedKey(head.headers, query: query, adapter: route.adapter)
+                // A key that will be refused does not get its body kept (its verdict is taken again once the call has
+                // its log slot, since a list reload may come meanwhile).
+                if let secret, case .ok = proxy.keys.verdict(secret: secret, now: now) {} else { discardBody = true }
             } else {
                 let kind = config.defaultProvider.flatMap(config.provider(named:))?.kind ?? .openai
                 let known = config.providers.map { "/\($0.name)/" }.joined(separator: ", ")
@@ -164,30 +164,28 @@ final class ProxyCall: UpstreamDelegate {
         record = CallRecord(
             route: route, collector: proxy.config.collector.id, tags: Proxy.tags(head.headers), started: started, now: now)
 
-        guard let secret = Proxy.presentedKey(head.headers, query: query, adapter: adapter) else {
+        guard let secret else {
             return refuse(
                 .rejectedUnknownKey, .unknownKey, message: "no API key: send a Tally key (tk-…) as 'Authorization: Bearer' or 'x-api-key'")
         }
-        switch proxy.keys.verdict(secret: secret, now: now) {
+        let verdict = proxy.keys.verdict(secret: secret, now: now)
+        if let key = verdict.key { record!.identified(keyID: key.id) }
+        switch verdict {
         case .unknown:
             refuse(.rejectedUnknownKey, .unknownKey, message: "the API key is not a Tally key this collector knows")
         case .revoked(let key, let entry):
-            record!.identified(keyID: key.id)
             let until = entry.until.map { " until \(Timestamp.format(milliseconds: $0))" } ?? ""
             refuse(.rejectedRevoked, .revoked(entry.kind), message: "key \(key.id) is revoked\(until): \(entry.message)")
         case .expired(let key):
-            record!.identified(keyID: key.id)
             refuse(
                 .rejectedRevoked, .revoked(.expired),
                 message: "key \(key.id) expired at \(Timestamp.format(milliseconds: key.expires ?? now))")
         case .unavailable(let key, let reason):
             // Fail closed: without a list to trust, no key is known not to be revoked.
-            record!.identified(keyID: key.id)
             refuse(
                 .rejectedInvalid, .revocationsUnavailable,
                 message: "the collector cannot check revocations (\(reason)); try again shortly", error: "revocation list unavailable")
         case .ok(let key):
-            record!.identified(keyID: key.id)
             // The endpoint policy: the real key reaches only what is metered, harmless, or allowed.
             let method = head.method.rawValue
             let access = adapter.access(method: method, path: route.path, upstreamPath: route.upstreamPath[...])
@@ -446,11 +444,7 @@ final class ProxyCall: UpstreamDelegate {
             guard early == nil, route != nil, proxy.queue.tryReserve() else { return }
             record = CallRecord(
                 route: route!, collector: proxy.config.collector.id, tags: Proxy.tags(head.headers), started: started, now: now)
-            if let secret = Proxy.presentedKey(head.headers, query: query, adapter: route!.adapter),
-                let id = proxy.keys.verdict(secret: secret, now: now).key?.id
-            {
-                record!.identified(keyID: id)
-            }
+            if let secret, let key = proxy.keys.verdict(secret: secret, now: now).key { record!.identified(keyID: key.id) }
             refuse(
                 .rejectedInvalid, .requestNotRead,
                 message: "the request body was not received in full (the client left, or took longer than request_read_timeout)",
