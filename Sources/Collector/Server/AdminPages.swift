@@ -19,7 +19,7 @@ struct AdminPages: Sendable {
 
     /// Whether `uri` is one of the collector's own paths rather than a call to forward.
     static func serves(_ uri: String) -> Bool {
-        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let path = path(uri)
         return path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/reports" || path.hasPrefix("/reports/")
     }
 

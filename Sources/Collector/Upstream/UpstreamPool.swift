@@ -204,11 +204,9 @@ final class UpstreamPool {
 
     /// A connection closed (by either side): its place may go to a call waiting for one.
     func connectionClosed(_ origin: UpstreamTarget.Origin) {
+        // A closed idle connection stays listed until a call skips it or the sweep drops it (both check `isUsable`):
+        // filtering the list here made the sweep's closes quadratic.
         open[origin, default: 1] -= 1
-        if var list = idle[origin] {
-            list.removeAll { !$0.isUsable }
-            idle[origin] = list
-        }
         if !closing, let waiter = waiting[origin]?.popFirst() {
             waiter.timeout.cancel()
             connect(origin, waiter.handout)
