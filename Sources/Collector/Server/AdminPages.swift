@@ -7,6 +7,17 @@ struct AdminResponse: Sendable {
     var headers: HTTPHeaders
     /// Nil for answers without a body (a redirect, an answer to HEAD, which still states the length).
     var body: ByteBuffer?
+
+    init(status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer?) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A whole body of one content type, with its length.
+    init(status: HTTPResponseStatus, contentType: String, body: ByteBuffer) {
+        self.init(status: status, headers: ["content-type": contentType, "content-length": String(body.readableBytes)], body: body)
+    }
 }
 
 /// The collector's own paths, served on the proxy's listener by the same pipeline: `/healthz`, `/readyz`, `/metrics`,
@@ -59,8 +70,6 @@ struct AdminPages: Sendable {
     }
 
     static func text(_ body: String, status: HTTPResponseStatus = .ok, contentType: String = "text/plain; charset=utf-8") -> AdminResponse {
-        let buffer = ByteBuffer(string: body)
-        return AdminResponse(
-            status: status, headers: ["content-type": contentType, "content-length": String(buffer.readableBytes)], body: buffer)
+        AdminResponse(status: status, contentType: contentType, body: ByteBuffer(string: body))
     }
 }

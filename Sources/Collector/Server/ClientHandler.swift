@@ -169,12 +169,8 @@ final class ClientHandler: ChannelInboundHandler {
     }
 
     /// A whole answer of the collector's own.
-    func respond(status: Int, contentType: String, body: ByteBuffer, headers extra: [(String, String)] = []) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: contentType)
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        for (name, value) in extra { headers.add(name: name, value: value) }
-        answer(AdminResponse(status: HTTPResponseStatus(statusCode: status), headers: headers, body: body))
+    func respond(status: Int, contentType: String, body: ByteBuffer) {
+        answer(AdminResponse(status: HTTPResponseStatus(statusCode: status), contentType: contentType, body: body))
     }
 
     private func answer(_ response: AdminResponse) {
