@@ -214,18 +214,26 @@ struct BudgetTests {
 
         // An audit holds the ledger: without waiting, refused at once; with a wait, through once it is released.
         let ledgerPath = f.config.resolve(f.config.audit.db)
-        let held = try AuditLock(ledgerPath: ledgerPath, purpose: "tally audit")
+        // Only the releaser below touches it after this point.
+        nonisolated(unsafe) let held = try AuditLock(ledgerPath: ledgerPath, purpose: "tally audit")
         let restore = KeyDecision(
             key: "k-alice", action: .restore, reason: "rotated", until: nil, at: Timestamp.parse("2026-11-10T13:10:00Z")!, by: "ops")
         #expect(throws: AuditError.self) { try KeyDecisions.record(restore, config: f.config, wait: .zero) }
-        let releaser = Task.detached {
-            try await Task.sleep(for: .milliseconds(500))
-            held.release()
+        // Both the release and the waiting call run on Dispatch threads: a blocked call on the cooperative pool (two
+        // threads on a 2-core machine) could starve a releaser that needed the pool, and the wait would time out.
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(500)) { held.release() }
+        let config = f.config
+        let waited = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Duration, any Error>) in
+            DispatchQueue.global().async {
+                continuation.resume(
+                    with: Result {
+                        let started = ContinuousClock.now
+                        _ = try KeyDecisions.record(restore, config: config, wait: .seconds(10))
+                        return ContinuousClock.now - started
+                    })
+            }
         }
-        let started = ContinuousClock.now
-        _ = try KeyDecisions.record(restore, config: f.config, wait: .seconds(10))
-        #expect(ContinuousClock.now - started >= .milliseconds(400))
-        try await releaser.value
+        #expect(waited >= .milliseconds(400))
         #expect(try list(f) == ["k-dan manual -"])
     }
 
