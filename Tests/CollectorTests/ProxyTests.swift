@@ -323,7 +323,13 @@ struct ProxyTests {
                         "/v1/chat/completions", body: #"{"model":"slow","stream":true,"messages":[{"role":"user","content":"n\#(i)"}]}"#)
                 }
             }
-            try await Task.sleep(for: .milliseconds(300))
+            // Shut down once every call is in flight (has reached the provider): a connection still in the listen
+            // backlog when the listener closes is refused, rightly, and on a loaded machine 300 ms was not enough.
+            let deadline = ContinuousClock.now + .seconds(20)
+            while h.mock.received.withLock({ $0.count }) < calls.count, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(h.mock.received.withLock { $0.count } == calls.count)
             await h.collector.shutdown()
             for call in calls {
                 let result = try await call.value
