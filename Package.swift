@@ -27,6 +27,7 @@ let package = Package(
     name: "Tally",
     products: [
         .executable(name: "tally", targets: ["tally"]),
+        .executable(name: "tally-collector", targets: ["tally-collector"]),
         .library(name: "TallyCore", targets: ["TallyCore"]),
         .library(name: "UsageLog", targets: ["UsageLog"]),
         .library(name: "TallyConfig", targets: ["TallyConfig"]),
@@ -85,12 +86,17 @@ let package = Package(
         // Report values and writers; the auditor fills the values, the writers never see a database.
         .target(name: "Report", dependencies: ["TallyCore"]),
         // The CLI lives in a library so that tests drive it through the real argument parsing.
+        // What `tally` and `tally-collector` share: `collect`, the config option, exit codes, the JSON log handler.
+        .target(name: "TallyCommand", dependencies: [argumentParser, logging, "TallyCore", "UsageLog", "TallyConfig", "Collector"]),
         .target(
             name: "TallyCLI",
             dependencies: [
                 argumentParser, logging, "TallyCore", "UsageLog", "TallyConfig", "Synth", "Collector", "TallyLedger", "Auditor", "Report",
+                "TallyCommand",
             ]),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
+        // The collector alone: none of the auditor, the ledger (SQLite) or the reports is linked.
+        .executableTarget(name: "tally-collector", dependencies: ["TallyCommand"]),
 
         .testTarget(name: "UsageLogTests", dependencies: ["TallyCore", "UsageLog", crypto]),
         .testTarget(name: "TallyConfigTests", dependencies: ["TallyCore", "TallyConfig"]),

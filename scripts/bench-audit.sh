@@ -11,7 +11,7 @@ runs="${RUNS:-3}"
 scripts/setup.sh
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -c 'import duckdb, yaml' 2>/dev/null || .venv/bin/pip install -q duckdb pyyaml
-swift build -c release --product tally >/dev/null
+swift build -c release --static-swift-stdlib --product tally >/dev/null
 tally="$(swift build -c release --show-bin-path)/tally"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tally-bench-audit.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

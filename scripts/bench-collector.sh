@@ -2,7 +2,7 @@
 # Collector overhead, side by side with the references, in one run on loopback:
 #   direct   wrk -> mock upstream (nginx)
 #   litellm  wrk -> LiteLLM proxy -> mock          (SKIP_LITELLM=1 leaves it out)
-#   tally    wrk -> release `tally collect` -> mock (key check, hashing, usage extraction, logging, all on)
+#   tally    wrk -> release `tally-collector` -> mock (key check, hashing, usage extraction, logging, all on)
 # then a second run with a plain nginx hop as the floor (NGINX_PASS=0 leaves it out), and the collector's figures as
 # ratios to each reference. Uses ../shared/bench/peer (overhead.sh prints req/s, p50/p90/p99, added latency and CPU
 # per request); this script adds the collector's peak RSS and checks that every request it served was logged.
@@ -20,8 +20,10 @@ peer="$(cd "$repo/../shared/bench/peer" 2>/dev/null && pwd)" || { echo "bench: .
 
 scripts/setup.sh
 "$peer/setup.sh"
-swift build -c release --product tally >/dev/null
-tally="$(swift build -c release --show-bin-path)/tally"
+# Release builds link the Swift runtime and Foundation statically, as docs/collector.md says to deploy it; the
+# collector measured is the `tally-collector` executable.
+swift build -c release --static-swift-stdlib --product tally-collector >/dev/null
+collector="$(swift build -c release --static-swift-stdlib --show-bin-path)/tally-collector"
 
 export MOCK_PORT="${MOCK_PORT:-18080}"
 export PROXY_PORT="${PROXY_PORT:-15000}"
@@ -59,7 +61,7 @@ export BENCH_UPSTREAM_KEY="sk-bench-master" TALLY_HASH_SECRET="bench-secret"
 rss_file="$work/peak-rss-kb"
 echo 0 > "$rss_file"
 ( while sleep 0.5; do
-    for pid in $(pgrep -f "tally collect --config $work/tally.yaml" || true); do
+    for pid in $(pgrep -f "tally-collector --config $work/tally.yaml" || true); do
       hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
       [ "${hwm:-0}" -gt "$(cat "$rss_file")" ] && echo "$hwm" > "$rss_file"
     done
@@ -68,7 +70,7 @@ sampler=$!
 trap 'kill $sampler 2>/dev/null || true' EXIT
 
 if [ "${OVERHEAD:-1}" = 1 ]; then
-PROXY_CMD="exec '$tally' collect --config '$work/tally.yaml' --listen 127.0.0.1:$PROXY_PORT --log-level warning" \
+PROXY_CMD="exec '$collector' --config '$work/tally.yaml' --listen 127.0.0.1:$PROXY_PORT --log-level warning" \
 PROXY_NAME=tally PROXY_KEY="$secret" SCENARIOS="${SCENARIOS:-chat stream}" RESULTS_DIR="$work/results" \
   "$peer/overhead.sh"
 
@@ -158,7 +160,7 @@ fast_mock=$!
 write_config "$work/slow.yaml" slow slow-log \
   "{name: openai, kind: openai, base_url: \"http://127.0.0.1:$fast_port\", api_key_env: BENCH_UPSTREAM_KEY}" \
   "{name: slow, kind: openai, base_url: \"http://127.0.0.1:$slow_port\", api_key_env: BENCH_UPSTREAM_KEY}"
-"$tally" collect --config "$work/slow.yaml" --listen "127.0.0.1:$slow_proxy" --log-level warning 2>"$work/slow-tally.log" &
+"$collector" --config "$work/slow.yaml" --listen "127.0.0.1:$slow_proxy" --log-level warning 2>"$work/slow-tally.log" &
 slow_tally=$!
 sleep 3
 idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$slow_tally/status")
@@ -181,6 +183,12 @@ wait "$driver"
 # Time to the first event of a stream, calls one at a time, with nothing else running: through the collector, direct.
 ttfb_through=$(python3 scripts/bench/ttfb.py 127.0.0.1 "$slow_proxy" /v1/chat/completions "$secret" 2000)
 ttfb_direct=$(python3 scripts/bench/ttfb.py 127.0.0.1 "$fast_port" /v1/chat/completions "$secret" 2000)
+# The floor for any proxy on this machine: the same probe through a plain nginx hop (no buffering) to the same mock.
+"$peer/nginx_passthrough.sh" "$((PROXY_PORT + 2))" "$fast_port" "$work/ttfb-pass" >/dev/null 2>&1 &
+ttfb_pass=$!
+sleep 1
+ttfb_nginx=$(python3 scripts/bench/ttfb.py 127.0.0.1 "$((PROXY_PORT + 2))" /v1/chat/completions "$secret" 2000)
+kill "$ttfb_pass" 2>/dev/null || true
 kill -TERM "$slow_tally"; wait "$slow_tally" || true
 kill "$slow_mock" "$fast_mock" 2>/dev/null || true
 logged=$(find "$work/slow-log" -name '*.jsonl*' -exec sh -c 'case "$1" in *.gz) zcat "$1";; *) cat "$1";; esac' _ {} \; |
@@ -190,4 +198,12 @@ echo "many slow streams: $(cat "$work/slow.json")"
 echo "  logged with the provider's usage: $logged of $calls; collector RSS idle $(( idle_rss / 1024 )) MB, peak $(( $(cat "$work/slow-peak-rss" 2>/dev/null || echo 0) / 1024 )) MB"
 read -r t50 t99 <<<"$through"; read -r d50 d99 <<<"$direct"
 python3 -c "import sys; t50,t99,d50,d99=map(float,sys.argv[1:]); print(f'  1-connection chat meanwhile: through the collector p50 {t50:.3f} ms p99 {t99:.3f} ms; direct p50 {d50:.3f} ms p99 {d99:.3f} ms; added p50 +{t50-d50:.3f} ms, p99 +{t99-d99:.3f} ms')" "$t50" "$t99" "$d50" "$d99"
-python3 -c "import json,sys; t,d=json.loads(sys.argv[1]),json.loads(sys.argv[2]); print(f'  stream time to first event (2000 calls one at a time): through the collector p50 {t[\"ttfb_p50_ms\"]:.3f} ms p99 {t[\"ttfb_p99_ms\"]:.3f} ms; direct p50 {d[\"ttfb_p50_ms\"]:.3f} ms p99 {d[\"ttfb_p99_ms\"]:.3f} ms; added p50 +{t[\"ttfb_p50_ms\"]-d[\"ttfb_p50_ms\"]:.3f} ms')" "$ttfb_through" "$ttfb_direct"
+python3 - "$ttfb_through" "$ttfb_direct" "$ttfb_nginx" <<'PY'
+import json, sys
+t, d, n = (json.loads(a) for a in sys.argv[1:])
+print(f"  stream time to first event (2000 calls one at a time): through the collector p50 {t['ttfb_p50_ms']:.3f} ms"
+      f" p99 {t['ttfb_p99_ms']:.3f} ms; direct p50 {d['ttfb_p50_ms']:.3f} ms p99 {d['ttfb_p99_ms']:.3f} ms;"
+      f" added p50 +{t['ttfb_p50_ms'] - d['ttfb_p50_ms']:.3f} ms")
+print(f"  the same through a plain nginx hop: p50 {n['ttfb_p50_ms']:.3f} ms p99 {n['ttfb_p99_ms']:.3f} ms;"
+      f" added p50 +{n['ttfb_p50_ms'] - d['ttfb_p50_ms']:.3f} ms")
+PY

@@ -10,7 +10,7 @@ scripts/setup.sh
 work="$(mktemp -d /tmp/tally-parse-XXXXXX)"
 segment="${1:-}"
 if [ -z "$segment" ]; then
-  swift build -c release --product tally >/dev/null
+  swift build -c release --static-swift-stdlib --product tally >/dev/null
   "$(swift build -c release --show-bin-path)/tally" synth --config fixtures/demo/tally.yaml --events 200000 --collectors 1 \
     --seed 1 --end 2026-11-22T00:00:00Z --out "$work/log" >/dev/null
   segment="$(ls "$work"/log/*/*.jsonl.gz | head -1)"

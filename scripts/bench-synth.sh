@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 events="${1:-10000000}"
 runs="${RUNS:-3}"
 scripts/setup.sh
-swift build -c release --product tally >/dev/null
+swift build -c release --static-swift-stdlib --product tally >/dev/null
 tally="$(swift build -c release --show-bin-path)/tally"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

@@ -9,7 +9,7 @@ config=fixtures/demo/tally.yaml
 scripts/setup.sh
 echo "demo: building tally (release; the first build takes several minutes)" >&2
 build_log="$(mktemp)"
-if ! swift build -c release --product tally >"$build_log" 2>&1; then
+if ! swift build -c release --static-swift-stdlib --product tally >"$build_log" 2>&1; then
   cat "$build_log" >&2
   echo "demo: the build failed (output above)" >&2
   exit 1

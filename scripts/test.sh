@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: the Swift tests, then the official OpenAI, Anthropic and Google Gen AI Python
-# SDKs against a real `tally collect` (in a virtualenv under .venv), then the FOCUS export through the FinOps
-# Foundation's validator (Python 3.12, in .venv-focus).
+# SDKs (in a virtualenv under .venv) against a real collector, the `tally-collector` executable production runs, then
+# the FOCUS export through the FinOps Foundation's validator (Python 3.12, in .venv-focus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,8 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import openai, anthropic,
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check "openai>=1.50" "anthropic>=0.40" "google-genai>=1.0" pytest
 fi
-TALLY_BIN="$(swift build --show-bin-path)/tally" .venv/bin/python -m pytest -q -W ignore::DeprecationWarning Tests/sdk
+bin="$(swift build --show-bin-path)"
+TALLY_BIN="$bin/tally" TALLY_COLLECTOR_BIN="$bin/tally-collector" .venv/bin/python -m pytest -q -W ignore::DeprecationWarning Tests/sdk
 
 # The FOCUS export against the FinOps Foundation's own validator. The golden reports are what this build generates for
 # the demo months (ReportGoldenTests above fails on any byte of difference), tiers, long context and price gaps included.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TallyCommand
 import TallyLedger
 
 /// The `tally` command: its subcommands parse arguments and call one module entry point each.

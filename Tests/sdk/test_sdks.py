@@ -1,6 +1,6 @@
-"""The official OpenAI, Anthropic and Google Gen AI Python SDKs, pointed at a real `tally collect`, plain and streamed.
+"""The official OpenAI, Anthropic and Google Gen AI Python SDKs, pointed at a real collector, plain and streamed.
 
-Run by scripts/test.sh with TALLY_BIN set to the built binary.
+Run by scripts/test.sh with TALLY_BIN set to the built `tally` and TALLY_COLLECTOR_BIN to `tally-collector`.
 """
 import gzip
 import hashlib
@@ -54,10 +54,17 @@ def start_mock(folder):
     return mock, int(port_file.read_text())
 
 
+def collector_command():
+    """The `tally-collector` executable when TALLY_COLLECTOR_BIN names it (what production runs), else `tally collect`."""
+    if os.environ.get("TALLY_COLLECTOR_BIN"):
+        return [os.environ["TALLY_COLLECTOR_BIN"]]
+    return [os.environ["TALLY_BIN"], "collect"]
+
+
 def start_collector(config, env, folder, port):
-    """`tally collect` on `port`, once /readyz answers; returns the process and its base URL."""
+    """The collector on `port`, once /readyz answers; returns the process and its base URL."""
     stderr = open(folder / "collector.log", "w")
-    collector = subprocess.Popen([os.environ["TALLY_BIN"], "collect", "--config", str(config)], env=env, stderr=stderr)
+    collector = subprocess.Popen(collector_command() + ["--config", str(config)], env=env, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:

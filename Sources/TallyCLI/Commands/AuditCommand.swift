@@ -2,6 +2,7 @@ import ArgumentParser
 import Auditor
 import Foundation
 import Report
+import TallyCommand
 import TallyConfig
 import TallyCore
 import TallyLedger

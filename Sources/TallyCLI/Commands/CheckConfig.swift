@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyCommand
 import TallyConfig
 import TallyCore
 import TallyLedger

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Auditor
 import Foundation
+import TallyCommand
 import TallyCore
 import TallyLedger
 import UsageLog

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Auditor
 import Report
+import TallyCommand
 import TallyConfig
 import TallyCore
 import TallyLedger

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Synth
+import TallyCommand
 import TallyConfig
 import TallyCore
 import TallyLedger

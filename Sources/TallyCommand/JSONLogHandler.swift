@@ -1,22 +1,23 @@
 import Foundation
 import Logging
 import TallyCore
-import TallyLedger
 import UsageLog
 
 /// One JSON object per line on standard error: `{"ts":…,"level":…,"msg":…, metadata…}`.
 /// Metadata keys are written as they are (`collector.provider`); nothing here ever carries a secret.
-struct JSONLogHandler: LogHandler {
-    let label: String
-    var logLevel: Logger.Level = .info
-    var metadata: Logger.Metadata = [:]
+public struct JSONLogHandler: LogHandler {
+    public let label: String
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    public init(label: String) { self.label = label }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(event: LogEvent) {
+    public func log(event: LogEvent) {
         var out: [UInt8] = []
         out.append(contentsOf: #"{"ts":""#.utf8)
         Timestamp.append(milliseconds: Timestamp.now(), to: &out)
@@ -38,8 +39,8 @@ struct JSONLogHandler: LogHandler {
 }
 
 /// The stderr logger the CLI's long-running commands use.
-enum CLILogging {
-    static func logger(label: String, level: Logger.Level) -> Logger {
+public enum CLILogging {
+    public static func logger(label: String, level: Logger.Level) -> Logger {
         var handler = JSONLogHandler(label: label)
         handler.logLevel = level
         return Logger(label: label) { _ in handler }

@@ -1,0 +1,3 @@
+import TallyCommand
+
+await CollectorMain.runAsMain()
