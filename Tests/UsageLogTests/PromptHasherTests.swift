@@ -91,6 +91,14 @@ struct PromptHasherTests {
         #expect(fingerprint.chars == 15)
     }
 
+    @Test func charsCountUnicodeScalarsWhateverTheirEncodedLength() throws {
+        // One to four UTF-8 bytes per scalar, a skin-tone modifier and a combining accent (scalars, not characters).
+        let body = try request(#"{"messages":[{"role":"user","content":"Grüße, 東京 👍🏽 e\u0301 ok"}]}"#)
+        let fingerprint = try #require(hasher.fingerprint(model: "m", request: body))
+        #expect(fingerprint.chars == Int64(fingerprint.text.unicodeScalars.count))
+        #expect(fingerprint.chars == 18)
+    }
+
     static let paragraph = """
         You are a careful financial analyst. Read the attached quarterly statement for the retail division and write a \
         short summary for the executive team. Cover revenue against plan, gross margin, operating costs, inventory levels \

@@ -11,7 +11,7 @@ import UsageLog
 /// What every call through the proxy shares: the config, the keys, the log queue and the readers of requests.
 ///
 /// Each call is a ``ProxyCall`` on its client connection's event loop; this holds what does not change per call.
-struct Proxy: Sendable {
+final class Proxy: Sendable {
     let config: Config
     let keys: KeyState
     /// Where each provider's calls go, by provider name.
@@ -25,6 +25,24 @@ struct Proxy: Sendable {
     let logger: Logger
     /// The calls whose answers are streaming (their lines are written even if their end is never seen).
     let inFlight: InFlightCalls
+
+    // A class, not a struct: every call and connection holds it, and copying a struct that holds the whole config
+    // retained each of its arrays and strings once per call.
+    init(
+        config: Config, keys: KeyState, targets: [String: UpstreamTarget], queue: EventQueue, metrics: CollectorMetrics,
+        hasher: PromptHasher, redactor: Redactor, providerKeys: [String: String], logger: Logger, inFlight: InFlightCalls
+    ) {
+        self.config = config
+        self.keys = keys
+        self.targets = targets
+        self.queue = queue
+        self.metrics = metrics
+        self.hasher = hasher
+        self.redactor = redactor
+        self.providerKeys = providerKeys
+        self.logger = logger
+        self.inFlight = inFlight
+    }
 
     /// Requests larger than this are refused with 413 (prompts with images can be large; this is far above them).
     static let maxRequestBytes = 64 << 20

@@ -80,25 +80,24 @@ final class ProxyCall: UpstreamDelegate {
         let mark = uri.firstIndex(of: "?")
         let rawPath = mark.map { uri[..<$0] } ?? uri
         query = mark.map { uri[uri.index(after: $0)...] }
-        let config = proxy.config
         // The path as the provider will read it; one that could be read two ways is refused before anything else.
         switch PathNormalizer.normalize(String(rawPath)) {
         case .success(let path):
-            if let route = Route(path: path, config: config) {
+            if let route = Route(path: path, config: proxy.config) {
                 self.route = route
                 secret = Proxy.presentedKey(head.headers, query: query, adapter: route.adapter)
                 // A key that will be refused does not get its body kept (its verdict is taken again once the call has
                 // its log slot, since a list reload may come meanwhile).
                 if let secret, case .ok = proxy.keys.verdict(secret: secret, now: now) {} else { discardBody = true }
             } else {
-                let kind = config.defaultProvider.flatMap(config.provider(named:))?.kind ?? .openai
-                let known = config.providers.map { "/\($0.name)/" }.joined(separator: ", ")
-                let message = "no provider at \(path); use one of \(known)\(config.defaultProvider != nil ? " or /v1/" : "")"
+                let kind = proxy.config.defaultProvider.flatMap(proxy.config.provider(named:))?.kind ?? .openai
+                let known = proxy.config.providers.map { "/\($0.name)/" }.joined(separator: ", ")
+                let message = "no provider at \(path); use one of \(known)\(proxy.config.defaultProvider != nil ? " or /v1/" : "")"
                 early = ProviderAdapters.adapter(for: kind).refusal(.unknownRoute, message: message)
             }
         case .failure(let error):
-            let named = rawPath.split(separator: "/").first.flatMap { config.provider(named: String($0)) }
-            let kind = named?.kind ?? config.defaultProvider.flatMap(config.provider(named:))?.kind ?? .openai
+            let named = rawPath.split(separator: "/").first.flatMap { proxy.config.provider(named: String($0)) }
+            let kind = named?.kind ?? proxy.config.defaultProvider.flatMap(proxy.config.provider(named:))?.kind ?? .openai
             early = ProviderAdapters.adapter(for: kind).refusal(.badPath, message: "\(error.message): \(rawPath.prefix(200))")
         }
     }

@@ -39,7 +39,18 @@ public struct PromptHasher: Sendable {
         let text = PromptText.normalised(request: request, fields: fields)
         return PromptFingerprint(
             hash: hash(canonical: canonical), sim: SimHash.compute(text),
-            chars: Int64(text.unicodeScalars.count), text: text)
+            chars: Int64(Self.scalarCount(text)), text: text)
+    }
+
+    /// The Unicode scalars in `text`, counted as the UTF-8 bytes that begin one: the same number as
+    /// `text.unicodeScalars.count`, without decoding (that was 1% of the collector's CPU per call).
+    static func scalarCount(_ text: String) -> Int {
+        var text = text
+        return text.withUTF8 { bytes in
+            var count = 0
+            for byte in bytes where byte & 0xC0 != 0x80 { count += 1 }
+            return count
+        }
     }
 
     /// The HMAC of already canonical bytes, as lowercase hex.
