@@ -87,7 +87,7 @@ let package = Package(
         .target(name: "Report", dependencies: ["TallyCore"]),
         // The CLI lives in a library so that tests drive it through the real argument parsing.
         // What `tally` and `tally-collector` share: `collect`, the config option, exit codes, the JSON log handler.
-        .target(name: "TallyCommand", dependencies: [argumentParser, logging, "TallyCore", "UsageLog", "TallyConfig", "Collector"]),
+        .target(name: "TallyCommand", dependencies: [argumentParser, logging, "TallyCore", "TallyConfig", "Collector"]),
         .target(
             name: "TallyCLI",
             dependencies: [

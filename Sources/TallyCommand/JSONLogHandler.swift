@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import TallyCore
-import UsageLog
 
 /// One JSON object per line on standard error: `{"ts":…,"level":…,"msg":…, metadata…}`.
 /// Metadata keys are written as they are (`collector.provider`); nothing here ever carries a secret.
