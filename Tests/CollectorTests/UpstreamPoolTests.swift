@@ -155,10 +155,10 @@ struct UpstreamPoolTests {
     }
 
     @Test func aProviderThatIsNotThereGets502AtOnce() async throws {
-        // A port nothing listens on.
-        let upstream = ScriptedUpstream()
-        let port = try await upstream.start()
-        await upstream.stop()
+        // A port nothing listens on: bound here and never listened on, so that no other test's server can take it
+        // meanwhile (a port freed by a stopped server was, once, and answered 401).
+        let (socket, port) = try Harness.boundButNotListening()
+        defer { close(socket) }
         let events = try await Harness.run(extraProviders: Self.scripted(port)) { h in
             let result = try await h.call("/scripted/v1/chat/completions", body: Self.chat)
             #expect(result.status == 502)
