@@ -98,24 +98,30 @@ let package = Package(
         // The collector alone: none of the auditor, the ledger (SQLite) or the reports is linked.
         .executableTarget(name: "tally-collector", dependencies: ["TallyCommand"]),
 
+        // What several test targets share: blocking work off the cooperative pool, loopback sockets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "UsageLogTests", dependencies: ["TallyCore", "UsageLog", crypto]),
         .testTarget(name: "TallyConfigTests", dependencies: ["TallyCore", "TallyConfig"]),
         .testTarget(name: "SynthTests", dependencies: ["Synth", "TallyCore", "UsageLog", "TallyConfig"]),
         .testTarget(
             name: "CollectorTests",
             dependencies: [
-                "Collector", "TallyCore", "UsageLog", "TallyConfig", hummingbird, httpClient, serviceLifecycle, logging, nioCore, nioHTTP1,
-                nioPosix, nioSSL, httpTypes,
+                "Collector", "TallyCore", "UsageLog", "TallyConfig", "TestSupport", hummingbird, httpClient, serviceLifecycle, logging,
+                nioCore, nioHTTP1, nioPosix, nioSSL, httpTypes,
             ]),
         .testTarget(
             name: "AuditorTests",
-            dependencies: ["Auditor", "TallyLedger", "TallyCore", "TallyConfig", "UsageLog", "Report", grdb, hummingbird, logging]),
+            dependencies: [
+                "Auditor", "TallyLedger", "TallyCore", "TallyConfig", "UsageLog", "Report", "TestSupport", grdb, hummingbird, logging,
+            ]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "TallyCore", "TallyConfig", "UsageLog"]),
         // Golden report files are read from the source tree by path, not bundled.
         .testTarget(
             name: "TallyCLITests",
             dependencies: [
-                "TallyCLI", "TallyCore", "TallyConfig", "UsageLog", "TallyLedger", "Auditor", "Report", crypto, argumentParser, grdb,
+                "TallyCLI", "TallyCore", "TallyConfig", "UsageLog", "TallyLedger", "Auditor", "Report", "TestSupport", crypto,
+                argumentParser,
+                grdb,
             ],
             exclude: ["Golden"]),
     ]

@@ -2,6 +2,7 @@ import Foundation
 import Report
 import TallyConfig
 import TallyCore
+import TestSupport
 import Testing
 import UsageLog
 
@@ -223,15 +224,10 @@ struct BudgetTests {
         // threads on a 2-core machine) could starve a releaser that needed the pool, and the wait would time out.
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(500)) { held.release() }
         let config = f.config
-        let waited = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Duration, any Error>) in
-            DispatchQueue.global().async {
-                continuation.resume(
-                    with: Result {
-                        let started = ContinuousClock.now
-                        _ = try KeyDecisions.record(restore, config: config, wait: .seconds(10))
-                        return ContinuousClock.now - started
-                    })
-            }
+        let waited = try await offPool {
+            let started = ContinuousClock.now
+            _ = try KeyDecisions.record(restore, config: config, wait: .seconds(10))
+            return ContinuousClock.now - started
         }
         #expect(waited >= .milliseconds(400))
         #expect(try list(f) == ["k-dan manual -"])

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import Synchronization
 import TallyCore
+import TestSupport
 import Testing
 import UsageLog
 
@@ -138,7 +139,7 @@ extension FullDiskTests {
         let fd: Int32
         var closed = false
         init(port: Int) throws {
-            fd = try Harness.connectLoopback(port: port)
+            fd = try Loopback.connect(port: port)
         }
         deinit { if !closed { close(fd) } }
 

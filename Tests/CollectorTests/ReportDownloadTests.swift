@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Collector
@@ -97,11 +98,11 @@ enum RawHTTP {
 
     /// Runs on a Dispatch thread: blocking socket calls on the few cooperative threads would starve the server.
     static func get(port: Int, path: String, authorization: String?, method: String = "GET") async throws -> Reply {
-        try await Harness.offPool { try blockingGet(port: port, path: path, authorization: authorization, method: method) }
+        try await offPool { try blockingGet(port: port, path: path, authorization: authorization, method: method) }
     }
 
     static func blockingGet(port: Int, path: String, authorization: String?, method: String) throws -> Reply {
-        let fd = try Harness.connectLoopback(port: port)
+        let fd = try Loopback.connect(port: port)
         defer { close(fd) }
         var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         if let authorization { request += "Authorization: \(authorization)\r\n" }

@@ -6,6 +6,7 @@ import NIOHTTP1
 import Synchronization
 import TallyConfig
 import TallyCore
+import TestSupport
 import Testing
 import UsageLog
 
@@ -109,8 +110,8 @@ struct UpstreamPoolTests {
         let events = try await Harness.run(extraConfig: "  drain_timeout: 1s", extraProviders: Self.scripted(port)) { h in
             let collector = h.collectorPort
             // A client that reads the first event and leaves.
-            let first = try await Harness.offPool {
-                let fd = try Harness.connectLoopback(port: collector)
+            let first = try await offPool {
+                let fd = try Loopback.connect(port: collector)
                 defer { close(fd) }
                 var timeout = timeval(tv_sec: 5, tv_usec: 0)
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -157,7 +158,7 @@ struct UpstreamPoolTests {
     @Test func aProviderThatIsNotThereGets502AtOnce() async throws {
         // A port nothing listens on: bound here and never listened on, so that no other test's server can take it
         // meanwhile (a port freed by a stopped server was, once, and answered 401).
-        let (socket, port) = try Harness.boundButNotListening()
+        let (socket, port) = try Loopback.boundButNotListening()
         defer { close(socket) }
         let events = try await Harness.run(extraProviders: Self.scripted(port)) { h in
             let result = try await h.call("/scripted/v1/chat/completions", body: Self.chat)
@@ -184,7 +185,7 @@ struct UpstreamPoolTests {
     @Test func tlsWithThePrivateCAOfTheProviderEntry() async throws {
         let folder = NSTemporaryDirectory() + "tally-tls-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let (certificates, contexts) = try await Harness.offPool {
+        let (certificates, contexts) = try await offPool {
             let certificates = try TestCertificates(folder: folder)
             return (
                 certificates,
@@ -268,7 +269,7 @@ struct UpstreamPoolTests {
         defer { Task { await upstream.stop() } }
         let total = 64 << 20
         let events = try await Harness.run(extraProviders: Self.scripted(port)) { h in
-            let fd = try Harness.connectLoopback(port: h.collectorPort)
+            let fd = try Loopback.connect(port: h.collectorPort)
             defer { close(fd) }
             var small: Int32 = 64 << 10
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
@@ -289,7 +290,7 @@ struct UpstreamPoolTests {
             print("back-pressure: the provider wrote \(written) bytes while the client read nothing")
             #expect(written < 16 << 20, "the provider wrote \(written) bytes while the client read nothing")
             // Reading everything: the whole stream arrives, and ends.
-            let received = try await Harness.offPool {
+            let received = try await offPool {
                 var received = 0
                 var tail: [UInt8] = []
                 var buffer = [UInt8](repeating: 0, count: 1 << 16)
@@ -317,8 +318,8 @@ struct UpstreamPoolTests {
         defer { Task { await upstream.stop() } }
         let events = try await Harness.run(extraProviders: Self.scripted(port)) { h in
             let collector = h.collectorPort
-            let answer = try await Harness.offPool {
-                let fd = try Harness.connectLoopback(port: collector)
+            let answer = try await offPool {
+                let fd = try Loopback.connect(port: collector)
                 defer { close(fd) }
                 var timeout = timeval(tv_sec: 5, tv_usec: 0)
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -19,18 +20,20 @@ struct CollectorExecutableTests {
     func startsServesAndStopsOnSIGTERM(command: [String]) async throws {
         let w = try AuditCLITests.Workspace()
         defer { w.remove() }
-        let port = try Self.freePort()
+        // A port that was free a moment ago.
+        let (socket, port) = try Loopback.boundButNotListening()
+        close(socket)
         let (process, stderr) = try Self.start(command + ["--config", w.configPath, "--listen", "127.0.0.1:\(port)"], secret: "s3cret")
 
         var health: String?
         for _ in 0..<200 where health == nil {
-            health = try await Self.offPool { Self.get("/healthz", port: port) }
+            health = try await offPool { Self.get("/healthz", port: port) }
             if health == nil { try await Task.sleep(for: .milliseconds(50)) }
         }
         #expect(health?.hasPrefix("HTTP/1.1 200") == true, "\(command.last!) answered /healthz")
 
         kill(process.processIdentifier, SIGTERM)
-        let status = try await Self.offPool {
+        let status = try await offPool {
             process.waitUntilExit()
             return process.terminationStatus
         }
@@ -46,7 +49,7 @@ struct CollectorExecutableTests {
         let w = try AuditCLITests.Workspace()
         defer { w.remove() }
         let (process, stderr) = try Self.start(command + ["--config", w.configPath, "--listen", "127.0.0.1:0"], secret: nil)
-        let status = try await Self.offPool {
+        let status = try await offPool {
             process.waitUntilExit()
             return process.terminationStatus
         }
@@ -69,40 +72,10 @@ struct CollectorExecutableTests {
         return (process, stderr)
     }
 
-    /// Blocking work (waiting for a child, a socket read) on a Dispatch thread, off the cooperative pool.
-    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-        }
-    }
-
-    /// A port that was free a moment ago.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw POSIXError(.EADDRINUSE) }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// The whole answer to `GET path`, or nil when nothing listens yet.
     static func get(_ path: String, port: Int) -> String? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard let fd = try? Loopback.connect(port: port) else { return nil }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard connected else { return nil }
         let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8)
         guard send(fd, request, request.count, 0) == request.count else { return nil }
         var answer: [UInt8] = []
