@@ -23,7 +23,7 @@ public func printError(_ message: String) {
 public func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
 
 /// What a failed command prints to stderr, and the exit status that names its kind.
-public struct Failure: Error {
+public struct Failure {
     public var lines: [String]
     public var status: Int32
 
