@@ -118,6 +118,56 @@ struct PromptHasherTests {
         #expect(SimHash.compute(Self.paragraph.uppercased()) == base, "case does not matter")
     }
 
+    /// SimHashes in logs written by different collector versions are compared: the result must never change. This is
+    /// the algorithm as first written, one bit at a time, which `SimHash.compute` must match on every text.
+    static func referenceSimHash(_ text: String) -> UInt64 {
+        var counts = [Int](repeating: 0, count: 64)
+        var words = 0
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var inWord = false
+        func endWord() {
+            guard inWord else { return }
+            let h = SimHash.mix(hash)
+            for bit in 0..<64 where (h >> UInt64(bit)) & 1 == 1 { counts[bit] += 1 }
+            words += 1
+            hash = 0xcbf2_9ce4_8422_2325
+            inWord = false
+        }
+        for var byte in text.utf8 {
+            if (0x41...0x5A).contains(byte) { byte += 32 }
+            if (0x61...0x7A).contains(byte) || (0x30...0x39).contains(byte) || byte >= 0x80 {
+                hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+                inWord = true
+            } else {
+                endWord()
+            }
+        }
+        endWord()
+        var result: UInt64 = 0
+        for bit in 0..<64 where counts[bit] * 2 > words { result |= 1 << UInt64(bit) }
+        return result
+    }
+
+    @Test func simHashIsTheSameAsEverOnShortAndLongTexts() {
+        var generator = SystemRandomNumberGenerator()
+        let vocabulary = Self.paragraph.split(separator: " ").map(String.init) + ["Größe", "価格", "😀", "x", "42"]
+        // Around the points where the packed counters are carried (255 and 510 words), and far beyond them.
+        for count in [0, 1, 2, 3, 63, 254, 255, 256, 509, 510, 511, 2000, 20_000] {
+            let text = (0..<count).map { _ in vocabulary.randomElement(using: &generator)! }.joined(separator: " ")
+            #expect(SimHash.compute(text) == Self.referenceSimHash(text), "\(count) words")
+        }
+        // One word repeated: every vote is the same, so the result is that word's hash.
+        let same = Array(repeating: "budget", count: 1000).joined(separator: " ")
+        #expect(SimHash.compute(same) == SimHash.mix(Self.referenceWordHash("budget")))
+        #expect(SimHash.compute(Self.paragraph) == Self.referenceSimHash(Self.paragraph))
+        #expect(SimHash.compute("") == 0)
+        #expect(SimHash.compute(" ,.;") == 0)
+    }
+
+    static func referenceWordHash(_ word: String) -> UInt64 {
+        word.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01b3 }
+    }
+
     @Test func simHashHexRoundTrips() {
         #expect(SimHash.hex(0x00ab) == "00000000000000ab")
         #expect(SimHash.parseHex("00000000000000ab") == 0xab)

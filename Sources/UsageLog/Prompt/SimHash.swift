@@ -8,46 +8,75 @@ public enum SimHash {
     /// The SimHash of `text`; 0 for a text without words.
     public static func compute(_ text: String) -> UInt64 {
         // Each word adds its hash's bits to 64 counters; a bit is set in the result when more than half of the
-        // words set it, which is the same as a positive sum of ±1 votes.
-        var setCounts = [UInt32](repeating: 0, count: 64)
+        // words set it, which is the same as a positive sum of ±1 votes. The counters are kept eight to a word, one
+        // byte each (`lanes`): a word's hash adds eight looked-up words instead of 64 bits one by one, and the bytes
+        // are carried into the wide counters before they could overflow.
+        var counts = [UInt32](repeating: 0, count: 64)
+        var lanes = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        var pending: UInt32 = 0
         var words: UInt32 = 0
+        func carry() {
+            withUnsafeBytes(of: lanes) { bytes in
+                // Lane i byte j counts bit 8i + j (little- or big-endian alike: `spread` writes in memory order).
+                for bit in 0..<64 { counts[bit] &+= UInt32(bytes[bit]) }
+            }
+            lanes = (0, 0, 0, 0, 0, 0, 0, 0)
+            pending = 0
+        }
         var text = text
         text.withUTF8 { utf8 in
-            setCounts.withUnsafeMutableBufferPointer { counts in
-                var hash: UInt64 = fnvOffset
-                var inWord = false
-                func endWord() {
-                    guard inWord else { return }
-                    let h = mix(hash)
-                    for bit in 0..<64 { counts[bit] &+= UInt32(truncatingIfNeeded: (h >> UInt64(bit)) & 1) }
-                    words &+= 1
-                    hash = fnvOffset
-                    inWord = false
+            var hash: UInt64 = fnvOffset
+            var inWord = false
+            func endWord() {
+                guard inWord else { return }
+                let h = mix(hash)
+                spread.withUnsafeBufferPointer { spread in
+                    lanes.0 &+= spread[Int(truncatingIfNeeded: h) & 0xFF]
+                    lanes.1 &+= spread[Int(truncatingIfNeeded: h >> 8) & 0xFF]
+                    lanes.2 &+= spread[Int(truncatingIfNeeded: h >> 16) & 0xFF]
+                    lanes.3 &+= spread[Int(truncatingIfNeeded: h >> 24) & 0xFF]
+                    lanes.4 &+= spread[Int(truncatingIfNeeded: h >> 32) & 0xFF]
+                    lanes.5 &+= spread[Int(truncatingIfNeeded: h >> 40) & 0xFF]
+                    lanes.6 &+= spread[Int(truncatingIfNeeded: h >> 48) & 0xFF]
+                    lanes.7 &+= spread[Int(truncatingIfNeeded: h >> 56) & 0xFF]
                 }
-                for var byte in utf8 {
-                    let isWordByte: Bool
-                    switch byte {
-                    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), 0x80...0xFF:
-                        isWordByte = true
-                    case UInt8(ascii: "A")...UInt8(ascii: "Z"):
-                        byte += 32
-                        isWordByte = true
-                    default:
-                        isWordByte = false
-                    }
-                    if isWordByte {
-                        hash = (hash ^ UInt64(byte)) &* fnvPrime
-                        inWord = true
-                    } else {
-                        endWord()
-                    }
-                }
-                endWord()
+                words &+= 1
+                pending &+= 1
+                if pending == 255 { carry() }
+                hash = fnvOffset
+                inWord = false
             }
+            for var byte in utf8 {
+                let isWordByte: Bool
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), 0x80...0xFF:
+                    isWordByte = true
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"):
+                    byte += 32
+                    isWordByte = true
+                default:
+                    isWordByte = false
+                }
+                if isWordByte {
+                    hash = (hash ^ UInt64(byte)) &* fnvPrime
+                    inWord = true
+                } else {
+                    endWord()
+                }
+            }
+            endWord()
         }
+        carry()
         var result: UInt64 = 0
-        for bit in 0..<64 where setCounts[bit] &* 2 > words { result |= 1 << UInt64(bit) }
+        for bit in 0..<64 where counts[bit] &* 2 > words { result |= 1 << UInt64(bit) }
         return result
+    }
+
+    /// For each byte value, eight one-byte counters in memory order: counter j is 1 when bit j of the value is set.
+    private static let spread: [UInt64] = (0..<256).map { value in
+        var bytes = [UInt8](repeating: 0, count: 8)
+        for bit in 0..<8 where value & (1 << bit) != 0 { bytes[bit] = 1 }
+        return bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
     }
 
     /// Bits in which two SimHashes differ.
