@@ -44,19 +44,25 @@ struct CallRecord: Sendable {
         isUnmetered = true
     }
 
-    /// What the log keeps of the request body.
-    mutating func requestRead(_ reading: RequestReading, fingerprint: PromptFingerprint?, preview: String?) {
+    /// What the log keeps of the request body, but its prompt (`promptRead`).
+    mutating func requestRead(_ reading: RequestReading) {
         precondition(state == .received)
         if let model = reading.model, !model.isEmpty { event.model = model }
         event.stream = reading.stream
         if let user = reading.user { event.user = user }
+        state = .requestRead
+    }
+
+    /// What the log keeps of the prompt: its fingerprint and redacted preview. Taken once the request is read, and
+    /// before the call ends; the proxy takes it while the provider works on the call, off the call's critical path.
+    mutating func promptRead(_ fingerprint: PromptFingerprint?, preview: String?) {
+        precondition(state == .requestRead || state == .forwarded)
         if let fingerprint {
             event.promptHash = fingerprint.hash
             event.promptSim = fingerprint.sim
             event.promptChars = fingerprint.chars
         }
         event.preview = preview
-        state = .requestRead
     }
 
     /// The end user named by the `X-Tally-User` header, which wins over one in the body.

@@ -65,9 +65,16 @@ final class Proxy: Sendable {
     /// Bodies from this size on are read on NIO's thread pool rather than the connection's event loop.
     static let offLoopBodyBytes = 256 << 10
 
-    /// What the log keeps of a request body.
+    /// A request body read: what the call needs before it is forwarded.
     struct BodyRead: Sendable {
+        var json: JSONValue
         var reading: RequestReading
+        /// Taken with the body when it was read off the loop; otherwise after the call is forwarded (`readPrompt`).
+        var prompt: PromptRead?
+    }
+
+    /// What the log keeps of a prompt.
+    struct PromptRead: Sendable {
         var fingerprint: PromptFingerprint?
         var preview: String?
     }
@@ -75,13 +82,19 @@ final class Proxy: Sendable {
     /// Large bodies read on a thread that is no event loop's (what the tests check).
     static let largeBodiesReadOffLoop = Atomic<Int>(0)
 
-    /// Parses, hashes and redacts a request body; nil when it is not a JSON object Tally can read.
-    func readBody(_ bytes: [UInt8], route: Route, key: Key) -> BodyRead? {
+    /// Parses a request body and reads what forwarding needs from it; nil when it is not a JSON object Tally can read.
+    /// With `prompt`, also hashes and redacts its prompt (`readPrompt`).
+    func readBody(_ bytes: [UInt8], route: Route, key: Key, prompt: Bool) -> BodyRead? {
         if bytes.count >= Self.offLoopBodyBytes, MultiThreadedEventLoopGroup.currentEventLoop == nil {
             Self.largeBodiesReadOffLoop.add(1, ordering: .relaxed)
         }
         guard let json = try? JSONValue.parse(bytes), case .object = json else { return nil }
         let reading = route.adapter.readRequest(json, bytes: bytes, path: route.path)
+        return BodyRead(json: json, reading: reading, prompt: prompt ? readPrompt(json, reading: reading, key: key) : nil)
+    }
+
+    /// Hashes a request's prompt and, unless the key is private, keeps a redacted preview of it.
+    func readPrompt(_ json: JSONValue, reading: RequestReading, key: Key) -> PromptRead {
         let fingerprint = hasher.fingerprint(model: reading.model ?? "", request: json, fields: reading.promptFields)
         var preview: String?
         if let fingerprint, !key.privacy, config.collector.previewChars > 0 {
@@ -93,7 +106,7 @@ final class Proxy: Sendable {
                 logger.warning("redaction failed; no preview kept", metadata: ["error": "\(error)"])
             }
         }
-        return BodyRead(reading: reading, fingerprint: fingerprint, preview: preview)
+        return PromptRead(fingerprint: fingerprint, preview: preview)
     }
 
     // MARK: Helpers
@@ -108,9 +121,13 @@ final class Proxy: Sendable {
     /// `api-key`, `x-goog-api-key`), or a query parameter the provider's API takes keys in (Gemini's `key`).
     static func presentedKey(_ headers: HTTPHeaders, query: Substring?, adapter: any ProviderAdapter) -> String? {
         if let auth = headers.first(name: "authorization") {
-            let parts = auth.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                let token = trimmed(parts[1])
+            // "Bearer <token>", the scheme in any case, spaces before it and around the token ignored.
+            let utf8 = auth.utf8
+            if let start = utf8.firstIndex(where: { $0 != UInt8(ascii: " ") }),
+                let space = utf8[start...].firstIndex(of: UInt8(ascii: " ")),
+                utf8[start..<space].lazy.map({ $0 | 0x20 }).elementsEqual("bearer".utf8)
+            {
+                let token = trimmed(auth[utf8.index(after: space)...])
                 if !token.isEmpty { return token }
             }
         }
@@ -122,9 +139,10 @@ final class Proxy: Sendable {
 
     /// `text` without leading and trailing spaces and tabs (Foundation's trimming is slow on the hot path).
     static func trimmed(_ text: Substring) -> String {
-        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        guard let first = text.firstIndex(where: { !isBlank($0) }), let last = text.lastIndex(where: { !isBlank($0) }) else { return "" }
-        return String(text[first...last])
+        let isBlank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        let utf8 = text.utf8
+        guard let first = utf8.firstIndex(where: { !isBlank($0) }), let last = utf8.lastIndex(where: { !isBlank($0) }) else { return "" }
+        return String(decoding: utf8[first...last], as: UTF8.self)
     }
 
     /// Tags from `X-Tally-Tags: k=v,k2=v2` (at most 16, each part at most 128 characters).

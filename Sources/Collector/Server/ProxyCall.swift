@@ -45,8 +45,8 @@ final class ProxyCall: UpstreamDelegate {
 
     private let query: Substring?
     private var route: Route?
-    /// The key the client presented (header or query), as read from the head.
-    private var secret: String?
+    /// The SHA-256 of the key the client presented (header or query), as read from the head.
+    private var keyHash: String?
     /// A refusal decided from the head alone (a path that is not one, no provider there): answered once the request is
     /// read, and not logged, since no key or provider is known.
     private var early: (status: Int, body: [UInt8])?
@@ -55,6 +55,9 @@ final class ProxyCall: UpstreamDelegate {
     /// The key will be refused: the body is not kept.
     private var discardBody = false
     private var record: CallRecord?
+    /// A request whose prompt is still to be hashed: done as soon as the call is forwarded, and in any case before
+    /// its event is logged (`readPrompt`).
+    private var unreadPrompt: (json: JSONValue, reading: RequestReading, key: Key)?
     private var slotWait: (ticket: UInt64, timeout: Scheduled<Void>)?
 
     private var upstream: UpstreamConnection?
@@ -77,7 +80,7 @@ final class ProxyCall: UpstreamDelegate {
         self.client = client
         self.loop = loop
         let uri = head.uri[...]
-        let mark = uri.firstIndex(of: "?")
+        let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?"))
         let rawPath = mark.map { uri[..<$0] } ?? uri
         query = mark.map { uri[uri.index(after: $0)...] }
         // The path as the provider will read it; one that could be read two ways is refused before anything else.
@@ -85,10 +88,10 @@ final class ProxyCall: UpstreamDelegate {
         case .success(let path):
             if let route = Route(path: path, config: proxy.config) {
                 self.route = route
-                secret = Proxy.presentedKey(head.headers, query: query, adapter: route.adapter)
+                keyHash = Proxy.presentedKey(head.headers, query: query, adapter: route.adapter).map(Hex.sha256)
                 // A key that will be refused does not get its body kept (its verdict is taken again once the call has
                 // its log slot, since a list reload may come meanwhile).
-                if let secret, case .ok = proxy.keys.verdict(secret: secret, now: now) {} else { discardBody = true }
+                if let keyHash, case .ok = proxy.keys.verdict(secretHash: keyHash, now: now) {} else { discardBody = true }
             } else {
                 let kind = proxy.config.defaultProvider.flatMap(proxy.config.provider(named:))?.kind ?? .openai
                 let known = proxy.config.providers.map { "/\($0.name)/" }.joined(separator: ", ")
@@ -163,11 +166,11 @@ final class ProxyCall: UpstreamDelegate {
         record = CallRecord(
             route: route, collector: proxy.config.collector.id, tags: Proxy.tags(head.headers), started: started, now: now)
 
-        guard let secret else {
+        guard let keyHash else {
             return refuse(
                 .rejectedUnknownKey, .unknownKey, message: "no API key: send a Tally key (tk-…) as 'Authorization: Bearer' or 'x-api-key'")
         }
-        let verdict = proxy.keys.verdict(secret: secret, now: now)
+        let verdict = proxy.keys.verdict(secretHash: keyHash, now: now)
         if let key = verdict.key { record!.identified(keyID: key.id) }
         switch verdict {
         case .unknown:
@@ -213,12 +216,13 @@ final class ProxyCall: UpstreamDelegate {
         let bytes = body.map { Array($0.readableBytesView) } ?? []
         let route = self.route!
         guard bytes.count >= Proxy.offLoopBodyBytes else {
-            return bodyRead(proxy.readBody(bytes, route: route, key: key), bytes: bytes, key: key)
+            // The prompt is hashed once the call is on its way (`readPrompt`): the provider's time hides it.
+            return bodyRead(proxy.readBody(bytes, route: route, key: key, prompt: false), bytes: bytes, key: key)
         }
         phase = .readingBody
         let proxy = self.proxy
         let bound = NIOLoopBound(self, eventLoop: loop)
-        NIOThreadPool.singleton.runIfActive(eventLoop: loop) { proxy.readBody(bytes, route: route, key: key) }
+        NIOThreadPool.singleton.runIfActive(eventLoop: loop) { proxy.readBody(bytes, route: route, key: key, prompt: true) }
             .assumeIsolated().whenComplete { result in
                 bound.value.bodyRead((try? result.get()) ?? nil, bytes: bytes, key: key)
             }
@@ -227,7 +231,12 @@ final class ProxyCall: UpstreamDelegate {
     private func bodyRead(_ read: Proxy.BodyRead?, bytes: [UInt8], key: Key) {
         let route = self.route!
         if let read {
-            record!.requestRead(read.reading, fingerprint: read.fingerprint, preview: read.preview)
+            record!.requestRead(read.reading)
+            if let prompt = read.prompt {
+                record!.promptRead(prompt.fingerprint, preview: prompt.preview)
+            } else {
+                unreadPrompt = (read.json, read.reading, key)
+            }
             if let rewritten = read.reading.rewrittenBody {
                 body = ByteBuffer(bytes: rewritten)
                 injectedUsage = true
@@ -283,6 +292,15 @@ final class ProxyCall: UpstreamDelegate {
         beforeUpstream = ContinuousClock.now
         sent = (upstreamHead, body, target.origin)
         send(fresh: false)
+        readPrompt()
+    }
+
+    /// Hashes the prompt and takes its preview, if that is still to do.
+    private func readPrompt() {
+        guard let (json, reading, key) = unreadPrompt else { return }
+        unreadPrompt = nil
+        let prompt = proxy.readPrompt(json, reading: reading, key: key)
+        record!.promptRead(prompt.fingerprint, preview: prompt.preview)
     }
 
     private func send(fresh: Bool) {
@@ -325,6 +343,7 @@ final class ProxyCall: UpstreamDelegate {
         sent = nil
         answerKeepAlive = upstreamHead.isKeepAlive
         let status = Int(upstreamHead.status.code)
+        readPrompt()
         record!.forwarded(status: status, streamed: isStream)
         let adapter = route!.adapter
         if isStream {
@@ -443,7 +462,7 @@ final class ProxyCall: UpstreamDelegate {
             guard early == nil, route != nil, proxy.queue.tryReserve() else { return }
             record = CallRecord(
                 route: route!, collector: proxy.config.collector.id, tags: Proxy.tags(head.headers), started: started, now: now)
-            if let secret, let key = proxy.keys.verdict(secret: secret, now: now).key { record!.identified(keyID: key.id) }
+            if let keyHash, let key = proxy.keys.verdict(secretHash: keyHash, now: now).key { record!.identified(keyID: key.id) }
             refuse(
                 .rejectedInvalid, .requestNotRead,
                 message: "the request body was not received in full (the client left, or took longer than request_read_timeout)",
@@ -469,7 +488,8 @@ final class ProxyCall: UpstreamDelegate {
     }
 
     /// Ends an answered call: the rest of its answer to the client, its upstream connection back to the pool (or
-    /// closed), its line to the log.
+    /// closed), its line to the log. The client has its answer's end before the line is made, which it does not wait
+    /// for: the call's `/metrics` counters follow within microseconds, on this event loop.
     private func finish(upstreamFailed: Bool, answerComplete: Bool) {
         guard phase == .answering else { return }
         phase = .done
@@ -480,9 +500,15 @@ final class ProxyCall: UpstreamDelegate {
             self.upstream = nil
             if answerComplete { upstream.finished(reusable: answerKeepAlive) } else { upstream.close() }
         }
-        if sse != nil {
-            let rest = sse!.finish()
-            if !ending.clientGone, !upstreamFailed, !rest.isEmpty { client.writeBody(ByteBuffer(bytes: rest)) }
+        let rest = sse?.finish() ?? []
+        if ending.clientGone {
+            client.callEnded()
+        } else if upstreamFailed {
+            // The client must not take a broken answer for a whole one: its connection ends without a proper end.
+            client.abort()
+        } else {
+            if !rest.isEmpty { client.writeBody(ByteBuffer(bytes: rest)) }
+            client.writeEnd()
         }
         if let sse {
             ending.read = ResponseReading(usage: sse.usage, model: sse.model, serviceTier: sse.serviceTier)
@@ -501,9 +527,6 @@ final class ProxyCall: UpstreamDelegate {
         } else {
             proxy.log(event)
         }
-        guard !ending.clientGone else { return client.callEnded() }
-        // The client must not take a broken answer for a whole one: its connection ends without a proper end.
-        if upstreamFailed { client.abort() } else { client.writeEnd() }
     }
 
     // MARK: Answers of the collector's own
@@ -513,6 +536,7 @@ final class ProxyCall: UpstreamDelegate {
         _ outcome: UsageEvent.Outcome, _ reason: RefusalReason, message: String, error: String? = nil
     ) {
         let refusal = route!.adapter.refusal(reason, message: message)
+        readPrompt()
         proxy.log(record!.refused(outcome, status: refusal.status, message: message, error: error, at: ContinuousClock.now))
         answer(refusal)
     }
