@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import TallyConfig
 import TallyCore
 import Testing
@@ -103,6 +104,39 @@ struct ParserTests {
         }
         #expect(capture.value("model")?.stringValue == "text-embedding-3-large")
         #expect(OpenAIAdapter.usage(try #require(capture.value("usage"))) == UsageEvent.Usage(input: 42, output: 0))
+    }
+
+    @Test func topLevelCaptureIsTheSameWhereverTheChunksSplit() throws {
+        // Escapes right before quotes and backslashes, a key that looks like a wanted one inside a string, nested
+        // members named like wanted ones: every split in two, and one byte at a time, reads what the whole body does.
+        let body = Array(
+            #"{"id":"c\\","choices":[{"message":{"content":"say \"model\": \\\"x\" {\"usage\":1}","model":"inner"}}],"model" : "gpt-\"4o\"","usage":{"prompt_tokens":7,"completion_tokens":3}}"#
+                .utf8)
+        func captured(_ chunks: [ArraySlice<UInt8>]) -> [String: [UInt8]] {
+            var capture = TopLevelFieldCapture(wanted: ["usage", "model"])
+            for chunk in chunks { chunk.withUnsafeBytes { capture.feed($0) } }
+            return capture.captured
+        }
+        let whole = captured([body[...]])
+        #expect(whole["model"] == Array(#""gpt-\"4o\"""#.utf8))
+        #expect(whole["usage"] == Array(#"{"prompt_tokens":7,"completion_tokens":3}"#.utf8))
+        for split in 0...body.count {
+            #expect(captured([body[..<split], body[split...]]) == whole, "split at \(split)")
+        }
+        #expect(captured(body.indices.map { body[$0...$0] }) == whole)
+    }
+
+    @Test func aTopLevelValueOverTheLimitIsNotKeptWhereverTheChunksSplit() {
+        func model(_ json: String, split: Int) -> [UInt8]? {
+            let bytes = Array(json.utf8)
+            var capture = TopLevelFieldCapture(wanted: ["model"], limit: 5)
+            for chunk in [bytes[..<split], bytes[split...]] { chunk.withUnsafeBytes { capture.feed($0) } }
+            return capture.captured["model"]
+        }
+        for split in 0...18 {
+            #expect(model(#"{"model":  "abc","x":1}"#, split: split) == Array(#""abc""#.utf8))
+            #expect(model(#"{"model":"abcd","x":1}"#, split: split) == nil)
+        }
     }
 
     @Test func requestingUsageKeepsTheRestOfTheBody() throws {
@@ -243,5 +277,27 @@ struct EventQueueTests {
         // A call whose client left gives its slot back.
         queue.release()
         #expect(queue.reservedSlots == 0)
+    }
+}
+
+@Suite("Presented keys")
+struct PresentedKeyTests {
+    @Test func theBearerSchemeInAnyCaseWithSpacesAroundTheToken() {
+        let openai = ProviderAdapters.adapter(for: .openai)
+        func key(_ authorization: String) -> String? {
+            Proxy.presentedKey(HTTPHeaders([("Authorization", authorization)]), query: nil, adapter: openai)
+        }
+        #expect(key("Bearer tk-a") == "tk-a")
+        #expect(key("bearer  tk-a \t") == "tk-a")
+        #expect(key("  BEARER tk-a") == "tk-a")
+        #expect(key("Bearer tk a") == "tk a", "the rest of the value, trimmed, is the token")
+        for refused in ["Basic tk-a", "Bearer", "Bearer ", "Bearer   ", "Bearertk-a", "Bearer\ttk-a", "Bearerx tk-a", ""] {
+            #expect(key(refused) == nil, "\(refused)")
+        }
+        // Without a bearer token, the provider's own key headers count.
+        #expect(
+            Proxy.presentedKey(
+                HTTPHeaders([("Authorization", "Basic x"), ("api-key", " tk-b ")]), query: nil,
+                adapter: ProviderAdapters.adapter(for: .azure)) == "tk-b")
     }
 }

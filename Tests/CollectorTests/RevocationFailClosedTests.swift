@@ -196,4 +196,18 @@ struct PathNormalizerTests {
         }
     }
 
+    @Test func aPlainPathIsTakenAsItIsOnlyWhenDecodingWouldKeepIt() {
+        // The short way (`isPlain`) must never accept what the long way (`decode`) changes or refuses.
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["/", "/", ".", "a", "v1", "%", "%2F", "%41", ":", "é", " ", "-", "~", "@"]
+        var plain = 0
+        for _ in 0..<20_000 {
+            let path = (0..<Int.random(in: 1...8, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            guard PathNormalizer.isPlain(path) else { continue }
+            plain += 1
+            #expect(PathNormalizer.decode(path) == .success(path), "\(path)")
+        }
+        #expect(plain > 100)
+    }
+
 }

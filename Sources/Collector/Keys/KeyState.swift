@@ -86,7 +86,11 @@ public final class KeyState: Sendable {
 
     /// Checks a secret at `now` (milliseconds since the epoch). Only its SHA-256 is compared.
     public func verdict(secret: String, now: Int64) -> Verdict {
-        let hash = Hex.sha256(secret)
+        verdict(secretHash: Hex.sha256(secret), now: now)
+    }
+
+    /// The verdict on the key whose SHA-256 (lowercase hex) is `hash`: a call asks twice, and hashes its key once.
+    public func verdict(secretHash hash: String, now: Int64) -> Verdict {
         let found: (Key, Result<RevocationList.Entry?, Failure>)? = state.withLock { s in
             guard let key = s.keysByHash[hash] else { return nil }
             switch s.list {

@@ -102,9 +102,11 @@ struct ClassifiedPath: Sendable, Equatable {
     /// The endpoint by the path's last segments, as the OpenAI and Anthropic APIs name them (`…/chat/completions`,
     /// `…/messages`), trailing slashes ignored.
     init(lastSegmentsOf path: Substring) {
-        var path = path
-        while path.hasSuffix("/") { path = path.dropLast() }
-        endpoint = Self.lastSegments.first { path.hasSuffix($0.suffix) }?.endpoint ?? .other
+        // Compared as bytes: the path is plain ASCII by now (`PathNormalizer`), and comparing characters cost more
+        // than the rest of routing together.
+        var path = path.utf8[...]
+        while path.last == UInt8(ascii: "/") { path = path.dropLast() }
+        endpoint = Self.lastSegments.first { path.reversed().starts(with: $0.suffix.utf8.reversed()) }?.endpoint ?? .other
     }
 
     /// Longest first where one ends another (`/chat/completions` before `/completions`).

@@ -45,14 +45,41 @@ struct TopLevelFieldCapture {
     }
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        if typeValue == nil {
-            for byte in bytes { step(byte) }
-        } else {
-            for byte in bytes {
-                countTypes(byte)
-                step(byte)
+        // A kept value is copied a run of bytes at a time: from where it starts (or this chunk does) to where it ends
+        // (or this chunk does).
+        var valueStart: Int? = capturing ? 0 : nil
+        var at = 0
+        while at < bytes.count {
+            // Inside a string, only a quote or a backslash matters (most of an answer is its text): the bytes up to
+            // the next one are skipped at once rather than stepped through. Counting types reads every string.
+            if typeValue == nil, inString, !escaped, !readingKey {
+                while at < bytes.count, bytes[at] != UInt8(ascii: "\""), bytes[at] != UInt8(ascii: "\\") { at += 1 }
+                if at == bytes.count { break }
             }
+            let byte = bytes[at]
+            if typeValue != nil { countTypes(byte) }
+            switch step(byte) {
+            case .none:
+                break
+            case .valueStarts:
+                valueBytes.removeAll(keepingCapacity: true)
+                valueStart = at
+            case .valueEnds:
+                keep(bytes[(valueStart ?? 0)..<at])
+                valueStart = nil
+                if let key = currentKey, valueBytes.count <= limit { captured[key] = trimmed(valueBytes) }
+            case .emptyValue:
+                if let key = currentKey { captured[key] = [] }
+            }
+            at += 1
         }
+        if let valueStart { keep(bytes[valueStart...]) }
+    }
+
+    /// Adds part of a kept value; a value longer than `limit` is not kept (a byte past the limit marks it).
+    private mutating func keep(_ part: Slice<UnsafeRawBufferPointer>) {
+        guard valueBytes.count <= limit else { return }
+        valueBytes.append(contentsOf: part.prefix(limit + 1 - valueBytes.count))
     }
 
     /// Follows strings at any depth: a string closed just before `:` is a member name; a string value equal to
@@ -88,23 +115,36 @@ struct TopLevelFieldCapture {
         }
     }
 
-    private mutating func step(_ byte: UInt8) {
+    /// What a byte did to the value being kept.
+    private enum Step {
+        case none
+        /// The byte is the first of a wanted member's value.
+        case valueStarts
+        /// The value ended before this byte (a `,` or `}` of the object whose member it is).
+        case valueEnds
+        /// A wanted member without a value (`"usage":,`): not JSON, kept as nothing.
+        case emptyValue
+    }
+
+    private mutating func step(_ byte: UInt8) -> Step {
+        var result = Step.none
         if awaitingValue {
             // Skip white space after ':' until the value starts.
-            if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { return }
+            if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { return .none }
             awaitingValue = false
             capturing = currentKey.map(wanted.contains) ?? false
-            valueBytes.removeAll(keepingCapacity: true)
+            if capturing { result = .valueStarts }
         }
-        if capturing {
-            let endsValue = !inString && depth == memberDepth && (byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}"))
-            if endsValue {
-                if let key = currentKey, valueBytes.count <= limit { captured[key] = trimmed(valueBytes) }
-                capturing = false
-            } else if valueBytes.count <= limit {
-                valueBytes.append(byte)
-            }
+        if capturing, !inString, depth == memberDepth, byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}") {
+            capturing = false
+            result = result == .valueStarts ? .emptyValue : .valueEnds
         }
+        advance(byte)
+        return result
+    }
+
+    /// Follows the JSON structure: strings (and which are member names), depth, and where members start.
+    private mutating func advance(_ byte: UInt8) {
         if inString {
             if escaped {
                 escaped = false

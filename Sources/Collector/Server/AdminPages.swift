@@ -34,8 +34,9 @@ struct AdminPages: Sendable {
         return path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/reports" || path.hasPrefix("/reports/")
     }
 
-    private static func path(_ uri: String) -> String {
-        String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+    /// The URI without its query (no copy: every proxied call's URI is asked `serves` first).
+    private static func path(_ uri: String) -> Substring {
+        uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { uri[..<$0] } ?? uri[...]
     }
 
     /// The answer, or nil for a report download, which reads files and is answered by `download` off the loop.
@@ -66,7 +67,7 @@ struct AdminPages: Sendable {
 
     /// A report download (blocking file reads: not on an event loop).
     func download(_ head: HTTPRequestHead) -> AdminResponse {
-        downloads.respond(method: head.method, path: Self.path(head.uri), authorization: head.headers.first(name: "authorization"))
+        downloads.respond(method: head.method, path: String(Self.path(head.uri)), authorization: head.headers.first(name: "authorization"))
     }
 
     static func text(_ body: String, status: HTTPResponseStatus = .ok, contentType: String = "text/plain; charset=utf-8") -> AdminResponse {

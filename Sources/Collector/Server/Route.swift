@@ -40,10 +40,19 @@ enum PathNormalizer {
     /// The characters a decoded segment may hold: RFC 3986's unreserved characters and the sub-delimiters, `:` and `@`.
     /// Anything else (a space, `%`, `?`, `#`, `\`, control characters, non-ASCII) would have to be re-encoded, and a
     /// provider's API paths never need it.
-    static let allowed: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@".utf8))
+    static let allowed: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@".utf8 { table[Int(byte)] = true }
+        return table
+    }()
 
     /// The normalised path, or why the raw one is refused.
     static func normalize(_ raw: String) -> Result<String, PathError> {
+        isPlain(raw) ? .success(raw) : decode(raw)
+    }
+
+    /// The normal form of any path, decoding it segment by segment.
+    static func decode(_ raw: String) -> Result<String, PathError> {
         let bytes = Array(raw.utf8)
         guard bytes.first == UInt8(ascii: "/") else { return .failure(PathError("the path must start with '/'")) }
         if bytes.count == 1 { return .success("/") }
@@ -69,7 +78,7 @@ enum PathNormalizer {
                     i += 1
                 }
             }
-            guard decoded.allSatisfy(allowed.contains) else {
+            guard decoded.allSatisfy({ allowed[Int($0)] }) else {
                 return .failure(PathError("the path holds characters a provider's API path never does (after decoding)"))
             }
             if decoded == [UInt8(ascii: ".")] || decoded == [UInt8(ascii: "."), UInt8(ascii: ".")] {
@@ -79,6 +88,28 @@ enum PathNormalizer {
             out.append(contentsOf: decoded)
         }
         return .success(String(decoding: out, as: UTF8.self))
+    }
+
+    /// Whether `raw` has nothing to decode or refuse (every path a well-behaved client sends): then it is its own
+    /// normal form, and `normalize` returns it as it is.
+    static func isPlain(_ raw: String) -> Bool {
+        let utf8 = raw.utf8
+        guard utf8.first == UInt8(ascii: "/"), utf8.count > 1 else { return false }
+        var (length, dots) = (0, 0)
+        // A segment ends: it must not be empty, "." or "..".
+        func segmentIsPlain() -> Bool { length > 0 && !(length == dots && dots <= 2) }
+        for byte in utf8.dropFirst() {
+            if byte == UInt8(ascii: "/") {
+                guard segmentIsPlain() else { return false }
+                (length, dots) = (0, 0)
+            } else {
+                // `%` is not an allowed character: an escaped path takes the long way.
+                guard allowed[Int(byte)] else { return false }
+                length += 1
+                if byte == UInt8(ascii: ".") { dots += 1 }
+            }
+        }
+        return segmentIsPlain()
     }
 
     private static func hex(_ byte: UInt8) -> UInt8? {
