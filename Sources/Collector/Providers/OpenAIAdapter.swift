@@ -175,8 +175,17 @@ struct OpenAIAdapter: UsageMemberAdapter {
         private func mayCarryWhatIsRead(_ data: [UInt8]) -> Bool {
             if model == nil { return true }
             return data.withUnsafeBufferPointer { bytes in
-                ByteSearch.contains(bytes, "\"error\"") || ByteSearch.contains(bytes, "\"type\"")
-                    || ByteSearch.hasObject(bytes, after: "\"usage\"")
+                // One pass, looking only where a quote is: most chunks hold none of the three.
+                var at = 0
+                while let quote = ByteSearch.find(bytes, "\"", from: at) {
+                    if ByteSearch.matches(bytes, "\"error\"", at: quote) || ByteSearch.matches(bytes, "\"type\"", at: quote)
+                        || ByteSearch.objectFollows(bytes, "\"usage\"", at: quote)
+                    {
+                        return true
+                    }
+                    at = quote + 1
+                }
+                return false
             }
         }
 

@@ -212,14 +212,18 @@ enum ByteSearch {
         let first = needle.utf8Start[0]
         var i = start
         while i <= bytes.count - n {
-            if bytes[i] == first {
-                var j = 1
-                while j < n, bytes[i + j] == needle.utf8Start[j] { j += 1 }
-                if j == n { return i }
-            }
+            if bytes[i] == first, matches(bytes, needle, at: i) { return i }
             i += 1
         }
         return nil
+    }
+
+    /// Whether `needle` is at `offset` in `bytes`.
+    static func matches(_ bytes: UnsafeBufferPointer<UInt8>, _ needle: StaticString, at offset: Int) -> Bool {
+        let n = needle.utf8CodeUnitCount
+        guard offset + n <= bytes.count else { return false }
+        for j in 0..<n where bytes[offset + j] != needle.utf8Start[j] { return false }
+        return true
     }
 
     /// Whether `key` (with its quotes) is followed by an object, not `null` (chunks of a stream with `include_usage`
@@ -227,14 +231,20 @@ enum ByteSearch {
     static func hasObject(_ bytes: UnsafeBufferPointer<UInt8>, after key: StaticString) -> Bool {
         var from = 0
         while let at = find(bytes, key, from: from) {
-            var i = at + key.utf8CodeUnitCount
-            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x3A {
-                i += 1
-            }
-            if i < bytes.count, bytes[i] == 0x7B { return true }
+            if objectFollows(bytes, key, at: at) { return true }
             from = at + 1
         }
         return false
+    }
+
+    /// Whether `key` is at `offset` and an object follows it (after white space and a colon).
+    static func objectFollows(_ bytes: UnsafeBufferPointer<UInt8>, _ key: StaticString, at offset: Int) -> Bool {
+        guard matches(bytes, key, at: offset) else { return false }
+        var i = offset + key.utf8CodeUnitCount
+        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x3A {
+            i += 1
+        }
+        return i < bytes.count && bytes[i] == 0x7B
     }
 }
 

@@ -46,21 +46,19 @@ struct SSEUsageParser {
         pending.append(contentsOf: chunk)
         var output: [UInt8] = []
         var eventStart = 0
-        var index = scanned
         bytesScanned += pending.count - scanned
-        while index < pending.count {
-            if pending[index] == 0x0A {
-                var lineEnd = index
-                if lineEnd > lineStart, pending[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-                if lineEnd == lineStart {
-                    // A blank line ends an event.
-                    let keep = process(pending[eventStart..<index + 1])
-                    if dropInjectedUsageChunk, keep { output.append(contentsOf: pending[eventStart..<index + 1]) }
-                    eventStart = index + 1
-                }
-                lineStart = index + 1
+        var from = scanned
+        while let index = pending[from...].firstIndex(of: 0x0A) {
+            var lineEnd = index
+            if lineEnd > lineStart, pending[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+            if lineEnd == lineStart {
+                // A blank line ends an event.
+                let keep = process(pending[eventStart..<index + 1])
+                if dropInjectedUsageChunk, keep { output.append(contentsOf: pending[eventStart..<index + 1]) }
+                eventStart = index + 1
             }
-            index += 1
+            lineStart = index + 1
+            from = index + 1
         }
         pending.removeSubrange(0..<eventStart)
         lineStart -= eventStart
@@ -82,8 +80,11 @@ struct SSEUsageParser {
     private mutating func process(_ event: ArraySlice<UInt8>) -> Bool {
         var data: [UInt8] = []
         var sawData = false
-        for line in event.split(separator: 0x0A, omittingEmptySubsequences: true) {
-            var line = line
+        var next = event.startIndex
+        while next < event.endIndex {
+            let end = event[next...].firstIndex(of: 0x0A) ?? event.endIndex
+            var line = event[next..<end]
+            next = end + 1
             if line.last == 0x0D { line = line.dropLast() }
             guard line.starts(with: "data:".utf8) else { continue }
             var payload = line.dropFirst(5)
