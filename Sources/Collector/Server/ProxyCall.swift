@@ -73,6 +73,8 @@ final class ProxyCall: UpstreamDelegate {
     private var ending = CallRecord.Ending()
     private var progress: InFlightCalls.Call?
     private var drainTimer: Scheduled<Void>?
+    /// Chunks of the answer passed on to the client and not read yet (`readPassedOn`).
+    private var passedOn: [ByteBuffer] = []
 
     init(head: HTTPRequestHead, proxy: Proxy, client: ClientHandler, loop: any EventLoop) {
         self.head = head
@@ -371,19 +373,41 @@ final class ProxyCall: UpstreamDelegate {
             progress?.state.withLock { $0.record = record }
         }
         ending.bodyBytes += chunk.readableBytes
-        var out: [UInt8]?
-        chunk.withUnsafeReadableBytes { raw in
-            if sse != nil { out = sse!.feed(raw) } else { plain!.feed(raw) }
+        guard let sse, sse.dropInjectedUsageChunk else {
+            // The answer goes through unchanged: it is passed on first and read once this read from the provider is
+            // flushed to the client (`readPassedOn`), so that reading it adds nothing to the client's wait.
+            if !ending.clientGone { passOn(chunk) }
+            passedOn.append(chunk)
+            return
         }
-        if !ending.clientGone {
-            if let out {
-                if !out.isEmpty { client.writeBody(ByteBuffer(bytes: out)) }
-            } else {
-                client.writeBody(chunk)
+        // One event of the answer may be left out: each is read before it goes.
+        var out: [UInt8] = []
+        chunk.withUnsafeReadableBytes { out = self.sse!.feed($0) ?? [] }
+        if !ending.clientGone, !out.isEmpty { passOn(ByteBuffer(bytes: out)) }
+        readProgress()
+    }
+
+    private func passOn(_ chunk: ByteBuffer) {
+        client.writeBody(chunk)
+        // A client slower than the provider: stop reading upstream until it catches up.
+        if !client.isWritable { upstream?.pauseReading() }
+    }
+
+    /// Reads what was passed on unread: usage and model, and how far the answer got.
+    private func readPassedOn() {
+        guard !passedOn.isEmpty else { return }
+        for chunk in passedOn {
+            chunk.withUnsafeReadableBytes { raw in
+                if sse != nil { _ = sse!.feed(raw) } else { plain!.feed(raw) }
             }
-            // A client slower than the provider: stop reading upstream until it catches up.
-            if !client.isWritable { upstream?.pauseReading() }
         }
+        passedOn.removeAll(keepingCapacity: true)
+        readProgress()
+    }
+
+    /// Shares what the answer has shown so far with the shutdown path (`InFlightCalls`); a call draining only for its
+    /// usage ends once the usage is final.
+    private func readProgress() {
         if let sse {
             ending.dataEvents = sse.dataEvents
             let read = ResponseReading(usage: sse.usage, model: sse.model, serviceTier: sse.serviceTier)
@@ -394,8 +418,7 @@ final class ProxyCall: UpstreamDelegate {
                 $0.ending.bodyBytes = bytes
                 $0.ending.usageIsFinal = final
             }
-            // Draining only for the usage: once it is final, there is nothing more to wait for.
-            if ending.clientGone, sse.usageIsFinal { finish(upstreamFailed: false, answerComplete: false) }
+            if phase == .answering, ending.clientGone, sse.usageIsFinal { finish(upstreamFailed: false, answerComplete: false) }
         } else if ending.clientGone {
             let bytes = ending.bodyBytes
             progress?.state.withLock { $0.ending.bodyBytes = bytes }
@@ -403,7 +426,9 @@ final class ProxyCall: UpstreamDelegate {
     }
 
     func upstreamReadComplete() {
-        if phase == .answering, !ending.clientGone { client.flush() }
+        guard phase == .answering else { return }
+        if !ending.clientGone { client.flush() }
+        readPassedOn()
     }
 
     func upstreamEnd() {
@@ -500,7 +525,10 @@ final class ProxyCall: UpstreamDelegate {
             self.upstream = nil
             if answerComplete { upstream.finished(reusable: answerKeepAlive) } else { upstream.close() }
         }
-        let rest = sse?.finish() ?? []
+        // When events may be left out, each is read before it goes, and what ended without its blank line goes now.
+        // An answer passed on unchanged is read after its end has gone.
+        let readFirst = sse?.dropInjectedUsageChunk == true
+        let rest = readFirst ? sse!.finish() : []
         if ending.clientGone {
             client.callEnded()
         } else if upstreamFailed {
@@ -509,6 +537,10 @@ final class ProxyCall: UpstreamDelegate {
         } else {
             if !rest.isEmpty { client.writeBody(ByteBuffer(bytes: rest)) }
             client.writeEnd()
+        }
+        if !readFirst {
+            readPassedOn()
+            _ = sse?.finish()
         }
         if let sse {
             ending.read = ResponseReading(usage: sse.usage, model: sse.model, serviceTier: sse.serviceTier)
