@@ -373,7 +373,7 @@ final class ProxyCall: UpstreamDelegate {
             progress?.state.withLock { $0.record = record }
         }
         ending.bodyBytes += chunk.readableBytes
-        guard let sse, sse.dropInjectedUsageChunk else {
+        guard sse?.dropInjectedUsageChunk == true else {
             // The answer goes through unchanged: it is passed on first and read once this read from the provider is
             // flushed to the client (`readPassedOn`), so that reading it adds nothing to the client's wait.
             if !ending.clientGone { passOn(chunk) }
