@@ -12,7 +12,7 @@ public enum SimHash {
         // byte each (`lanes`): a word's hash adds eight looked-up words instead of 64 bits one by one, and the bytes
         // are carried into the wide counters before they could overflow.
         var counts = [UInt32](repeating: 0, count: 64)
-        var lanes = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        var lanes = SIMD8<UInt64>.zero
         var pending: UInt32 = 0
         var words: UInt32 = 0
         func carry() {
@@ -20,7 +20,7 @@ public enum SimHash {
                 // Lane i byte j counts bit 8i + j (little- or big-endian alike: `spread` writes in memory order).
                 for bit in 0..<64 { counts[bit] &+= UInt32(bytes[bit]) }
             }
-            lanes = (0, 0, 0, 0, 0, 0, 0, 0)
+            lanes = .zero
             pending = 0
         }
         var text = text
@@ -31,14 +31,8 @@ public enum SimHash {
                 guard inWord else { return }
                 let h = mix(hash)
                 spread.withUnsafeBufferPointer { spread in
-                    lanes.0 &+= spread[Int(truncatingIfNeeded: h) & 0xFF]
-                    lanes.1 &+= spread[Int(truncatingIfNeeded: h >> 8) & 0xFF]
-                    lanes.2 &+= spread[Int(truncatingIfNeeded: h >> 16) & 0xFF]
-                    lanes.3 &+= spread[Int(truncatingIfNeeded: h >> 24) & 0xFF]
-                    lanes.4 &+= spread[Int(truncatingIfNeeded: h >> 32) & 0xFF]
-                    lanes.5 &+= spread[Int(truncatingIfNeeded: h >> 40) & 0xFF]
-                    lanes.6 &+= spread[Int(truncatingIfNeeded: h >> 48) & 0xFF]
-                    lanes.7 &+= spread[Int(truncatingIfNeeded: h >> 56) & 0xFF]
+                    // Lane i counts the bits of the hash's byte i.
+                    for lane in 0..<8 { lanes[lane] &+= spread[Int(truncatingIfNeeded: h >> UInt64(8 * lane)) & 0xFF] }
                 }
                 words &+= 1
                 pending &+= 1
