@@ -345,6 +345,8 @@ final class ProxyCall: UpstreamDelegate {
         sent = nil
         answerKeepAlive = upstreamHead.isKeepAlive
         let status = Int(upstreamHead.status.code)
+        // Done by `forward` already; here it is certain before the record goes to `inFlight`, whose copy a shutdown
+        // may log, and on to `finish`.
         readPrompt()
         record!.forwarded(status: status, streamed: isStream)
         let adapter = route!.adapter
