@@ -25,6 +25,19 @@ scripts/setup.sh
 swift build -c release --static-swift-stdlib --product tally-collector >/dev/null
 collector="$(swift build -c release --static-swift-stdlib --show-bin-path)/tally-collector"
 
+# On a shared host (a VM) the hypervisor can take CPU time away from this machine ("steal"), and every figure below
+# then moves by a factor unrelated to the code. The bench says how much was taken while it ran, so a run can be
+# judged: figures from a run with more than a few percent of steal are not comparable with a quiet one.
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+steal_start=$(steal_ticks) bench_start=$(date +%s)
+report_steal() {
+  local ticks=$(( $(steal_ticks) - steal_start )) secs=$(( $(date +%s) - bench_start )) cpus
+  cpus=$(nproc)
+  [ "$secs" -gt 0 ] || return 0
+  python3 -c "import sys; t,s,c,hz=map(int,sys.argv[1:]); p=100*t/hz/(s*c); print(f'\nhost steal while the bench ran: {t/hz:.1f} CPU-s of {s*c} ({p:.1f}%)' + ('  -- above 3%: these figures are not comparable with a quiet run' if p > 3 else ''))" \
+    "$ticks" "$secs" "$cpus" "$(getconf CLK_TCK)"
+}
+
 export MOCK_PORT="${MOCK_PORT:-18080}"
 export PROXY_PORT="${PROXY_PORT:-15000}"
 work="$(mktemp -d /tmp/tally-bench-XXXXXX)"
@@ -67,7 +80,7 @@ echo 0 > "$rss_file"
     done
   done ) &
 sampler=$!
-trap 'kill $sampler 2>/dev/null || true' EXIT
+trap 'kill $sampler 2>/dev/null || true; report_steal' EXIT
 
 if [ "${OVERHEAD:-1}" = 1 ]; then
 PROXY_CMD="exec '$collector' --config '$work/tally.yaml' --listen 127.0.0.1:$PROXY_PORT --log-level warning" \
