@@ -126,6 +126,80 @@ struct ParserTests {
         #expect(captured(body.indices.map { body[$0...$0] }) == whole)
     }
 
+    /// Generated JSON (nested arrays and objects, strings holding quotes, backslashes and brackets, white space
+    /// between tokens), fed in random chunks: the captured members are what a full parse of the body gives, for one
+    /// object and for an array of objects (the last one's members win).
+    @Test(arguments: [false, true])
+    func topLevelCaptureAgreesWithAFullParse(insideArray: Bool) throws {
+        var random = SplitMix(seed: insideArray ? 7 : 3)
+        let wanted = ["usage", "model", "service_tier"]
+        for _ in 0..<400 {
+            let objects = insideArray ? Int.random(in: 1...3, using: &random) : 1
+            var text = insideArray ? "[" : ""
+            for index in 0..<objects {
+                if index > 0 { text += "," }
+                text += Self.randomObject(depth: 0, topLevel: true, using: &random)
+            }
+            if insideArray { text += "]" }
+            let body = Array(text.utf8)
+            let parsed = try JSONValue.parse(body)
+            var members = [parsed]
+            if insideArray, case .array(let objects) = parsed { members = objects }
+
+            var capture = TopLevelFieldCapture(wanted: Set(wanted), insideArray: insideArray)
+            var at = 0
+            while at < body.count {
+                let end = min(body.count, at + Int.random(in: 1...40, using: &random))
+                body[at..<end].withUnsafeBytes { capture.feed($0) }
+                at = end
+            }
+            for key in wanted {
+                #expect(capture.value(key) == members.last { $0[key] != nil }?[key], "\(key) in \(text)")
+            }
+        }
+    }
+
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static func space(using random: inout SplitMix) -> String { ["", "", " ", "\n  "].randomElement(using: &random)! }
+
+    static func randomObject(depth: Int, topLevel: Bool, using random: inout SplitMix) -> String {
+        let names = ["usage", "model", "service_tier", "id", "choices", "mo\\\"del", "{\\\"usage\\\":1}"]
+        let count = Int.random(in: 0...(topLevel ? 5 : 3), using: &random)
+        // No name twice in one object: which of two equal members counts is not what this test is about.
+        let chosen = names.shuffled(using: &random).prefix(count)
+        let members = chosen.map { name in
+            "\"\(name)\"" + space(using: &random) + ":" + space(using: &random) + randomValue(depth: depth + 1, using: &random)
+        }
+        return "{" + space(using: &random) + members.joined(separator: space(using: &random) + "," + space(using: &random))
+            + space(using: &random) + "}"
+    }
+
+    static func randomValue(depth: Int, using random: inout SplitMix) -> String {
+        switch Int.random(in: 0...(depth < 4 ? 6 : 3), using: &random) {
+        case 0: return String(Int.random(in: -1000...100_000, using: &random))
+        case 1: return ["true", "false", "null", "1.5e3"].randomElement(using: &random)!
+        case 2, 3:
+            let pieces = ["a", "\\\"", "\\\\", "{", "}", "[", "]", ",", ":", "\\n", "é", " "]
+            return "\"" + (0..<Int.random(in: 0...6, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined() + "\""
+        case 4, 5:
+            return randomObject(depth: depth, topLevel: false, using: &random)
+        default:
+            let items = (0..<Int.random(in: 0...3, using: &random)).map { _ in randomValue(depth: depth + 1, using: &random) }
+            return "[" + items.joined(separator: space(using: &random) + ",") + "]"
+        }
+    }
+
     @Test func aTopLevelValueOverTheLimitIsNotKeptWhereverTheChunksSplit() {
         func model(_ json: String, split: Int) -> [UInt8]? {
             let bytes = Array(json.utf8)

@@ -8,6 +8,8 @@ import UsageLog
 /// With `insideArray`, the body is an array of such objects (Gemini's JSON stream) and the last one's members win.
 struct TopLevelFieldCapture {
     let wanted: Set<String>
+    /// `wanted` as bytes, to compare member names with before any is made a String.
+    private let wantedNames: [(name: String, bytes: [UInt8])]
     /// Longest member value kept; longer ones are dropped (usage and model are tiny).
     let limit: Int
     /// The depth of the objects whose members are captured: 1 for an object body, 2 for an array of objects.
@@ -21,6 +23,7 @@ struct TopLevelFieldCapture {
     private var expectingKey = false
     private var keyBytes: [UInt8] = []
     private var readingKey = false
+    /// The member whose value comes next, when it is a wanted one.
     private var currentKey: String?
     /// Capturing the value of `currentKey`.
     private var capturing = false
@@ -39,6 +42,8 @@ struct TopLevelFieldCapture {
 
     init(wanted: Set<String>, limit: Int = 64 * 1024, insideArray: Bool = false, countingType typeValue: String? = nil) {
         self.wanted = wanted
+        wantedNames = wanted.map { ($0, Array($0.utf8)) }
+        captured.reserveCapacity(wanted.count)
         self.limit = limit
         memberDepth = insideArray ? 2 : 1
         self.typeValue = typeValue.map { Array($0.utf8) }
@@ -54,6 +59,10 @@ struct TopLevelFieldCapture {
             // the next one are skipped at once rather than stepped through. Counting types reads every string.
             if typeValue == nil, inString, !escaped, !readingKey {
                 while at < bytes.count, bytes[at] != UInt8(ascii: "\""), bytes[at] != UInt8(ascii: "\\") { at += 1 }
+                if at == bytes.count { break }
+            } else if typeValue == nil, depth > memberDepth, !inString, !awaitingValue {
+                // Inside a member's value (most of an answer): only strings and brackets matter until it ends.
+                while at < bytes.count, !Self.nests(bytes[at]) { at += 1 }
                 if at == bytes.count { break }
             }
             let byte = bytes[at]
@@ -74,6 +83,14 @@ struct TopLevelFieldCapture {
             at += 1
         }
         if let valueStart { keep(bytes[valueStart...]) }
+    }
+
+    /// Whether `byte` can change the depth or start a string.
+    @inline(__always) private static func nests(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: "["), UInt8(ascii: "]"): true
+        default: false
+        }
     }
 
     /// Adds part of a kept value; a value longer than `limit` is not kept (a byte past the limit marks it).
@@ -132,7 +149,7 @@ struct TopLevelFieldCapture {
             // Skip white space after ':' until the value starts.
             if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { return .none }
             awaitingValue = false
-            capturing = currentKey.map(wanted.contains) ?? false
+            capturing = currentKey != nil
             if capturing { result = .valueStarts }
         }
         if capturing, !inString, depth == memberDepth, byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}") {
@@ -154,7 +171,7 @@ struct TopLevelFieldCapture {
                 inString = false
                 if readingKey {
                     readingKey = false
-                    currentKey = String(decoding: keyBytes, as: UTF8.self)
+                    currentKey = wantedNames.first { $0.bytes == keyBytes }?.name
                 }
                 return
             }

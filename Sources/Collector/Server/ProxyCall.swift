@@ -184,7 +184,7 @@ final class ProxyCall: UpstreamDelegate {
             refuse(
                 .rejectedRevoked, .revoked(.expired),
                 message: "key \(key.id) expired at \(Timestamp.format(milliseconds: key.expires ?? now))")
-        case .unavailable(let key, let reason):
+        case .unavailable(_, let reason):
             // Fail closed: without a list to trust, no key is known not to be revoked.
             refuse(
                 .rejectedInvalid, .revocationsUnavailable,
