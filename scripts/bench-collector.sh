@@ -27,7 +27,11 @@ collector="$(swift build -c release --static-swift-stdlib --show-bin-path)/tally
 
 # On a shared host (a VM) the hypervisor can take CPU time away from this machine ("steal"), and every figure below
 # then moves by a factor unrelated to the code. The bench says how much was taken while it ran, so a run can be
-# judged: figures from a run with more than a few percent of steal are not comparable with a quiet one.
+# judged: figures from a run with more than a few percent of steal are not comparable with a quiet one. Little steal
+# is not proof of a quiet host: neighbours sharing its caches slow the collector's larger working set more than nginx's
+# (seen here: the same binary's stream at 16 connections went from 140 to 220 us per call at 0.2% steal, while the
+# direct and nginx figures held). Compare medians of runs made close together, and count instructions (callgrind) to
+# judge a change to the code.
 steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 steal_start=$(steal_ticks) bench_start=$(date +%s)
 report_steal() {
