@@ -7,8 +7,7 @@ import UsageLog
 /// Feeding every chunk through this scanner keeps only those members' bytes; nothing else is stored.
 /// With `insideArray`, the body is an array of such objects (Gemini's JSON stream) and the last one's members win.
 struct TopLevelFieldCapture {
-    let wanted: Set<String>
-    /// `wanted` as bytes, to compare member names with before any is made a String.
+    /// The members to capture, with their names as bytes, to compare member names with before any is made a String.
     private let wantedNames: [(name: String, bytes: [UInt8])]
     /// Longest member value kept; longer ones are dropped (usage and model are tiny).
     let limit: Int
@@ -41,7 +40,6 @@ struct TopLevelFieldCapture {
     private var valueFollowsType = false
 
     init(wanted: Set<String>, limit: Int = 64 * 1024, insideArray: Bool = false, countingType typeValue: String? = nil) {
-        self.wanted = wanted
         wantedNames = wanted.map { ($0, Array($0.utf8)) }
         captured.reserveCapacity(wanted.count)
         self.limit = limit
