@@ -106,8 +106,8 @@ let package = Package(
         .testTarget(
             name: "CollectorTests",
             dependencies: [
-                "Collector", "TallyCore", "UsageLog", "TallyConfig", "TestSupport", hummingbird, httpClient, serviceLifecycle, logging,
-                nioCore, nioHTTP1, nioPosix, nioSSL, httpTypes,
+                "Collector", "TallyCore", "UsageLog", "TallyConfig", "Synth", "TestSupport", hummingbird, httpClient, serviceLifecycle,
+                logging, nioCore, nioHTTP1, nioPosix, nioSSL, httpTypes,
             ]),
         .testTarget(
             name: "AuditorTests",

@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import Synth
 import TallyConfig
 import TallyCore
 import Testing
@@ -131,7 +132,7 @@ struct ParserTests {
     /// object and for an array of objects (the last one's members win).
     @Test(arguments: [false, true])
     func topLevelCaptureAgreesWithAFullParse(insideArray: Bool) throws {
-        var random = SplitMix(seed: insideArray ? 7 : 3)
+        var random = Xoshiro256(seed: insideArray ? 7 : 3)
         let wanted = ["usage", "model", "service_tier"]
         for _ in 0..<400 {
             let objects = insideArray ? Int.random(in: 1...3, using: &random) : 1
@@ -159,21 +160,9 @@ struct ParserTests {
         }
     }
 
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    static func space(using random: inout Xoshiro256) -> String { ["", "", " ", "\n  "].randomElement(using: &random)! }
 
-    static func space(using random: inout SplitMix) -> String { ["", "", " ", "\n  "].randomElement(using: &random)! }
-
-    static func randomObject(depth: Int, topLevel: Bool, using random: inout SplitMix) -> String {
+    static func randomObject(depth: Int, topLevel: Bool, using random: inout Xoshiro256) -> String {
         let names = ["usage", "model", "service_tier", "id", "choices", "mo\\\"del", "{\\\"usage\\\":1}"]
         let count = Int.random(in: 0...(topLevel ? 5 : 3), using: &random)
         // No name twice in one object: which of two equal members counts is not what this test is about.
@@ -185,7 +174,7 @@ struct ParserTests {
             + space(using: &random) + "}"
     }
 
-    static func randomValue(depth: Int, using random: inout SplitMix) -> String {
+    static func randomValue(depth: Int, using random: inout Xoshiro256) -> String {
         switch Int.random(in: 0...(depth < 4 ? 6 : 3), using: &random) {
         case 0: return String(Int.random(in: -1000...100_000, using: &random))
         case 1: return ["true", "false", "null", "1.5e3"].randomElement(using: &random)!
