@@ -45,6 +45,21 @@ import UsageLog
         #expect(events.count == 3 && events.allSatisfy { $0.outcome == .ok && $0.usage != nil }, "\(events)")
     }
 
+    /// Many requests in one write, more than one read of the socket holds: reading stops while they wait and resumes
+    /// once they have had their turn.
+    @Test func manyPipelinedRequestsAreAllAnswered() async throws {
+        let count = 400
+        let events = try await Harness.run { h in
+            let raw = try RawConnection(port: h.collectorPort)
+            raw.send(String(repeating: Self.embedding, count: count - 1) + Self.lastCompletion)
+            let (text, closed) = await raw.readUntilClosed(limit: .seconds(30))
+            #expect(closed)
+            let statuses = Self.answers(text).statuses
+            #expect(statuses.count == count && Set(statuses) == ["HTTP/1.1 200"], "\(statuses.count) answers")
+        }
+        #expect(events.count == count && events.allSatisfy { $0.outcome == .ok }, "\(events.count) events")
+    }
+
     /// A client that sends its requests and then closes its side still gets every answer, then the connection closes.
     @Test func pipelinedRequestsThenAHalfCloseAreAllAnswered() async throws {
         let events = try await Harness.run { h in
@@ -82,8 +97,14 @@ import UsageLog
         let events = try await Harness.run { h in
             let idle = try RawConnection(port: h.collectorPort)
             idle.send(Self.embedding)
-            let first = await idle.readUntilClosed(limit: .milliseconds(500))
-            #expect(!first.closed && Self.answers(first.text).statuses == ["HTTP/1.1 200"], "\(first.text)")
+            var (first, closedEarly) = ("", false)
+            let answered = ContinuousClock.now + .seconds(10)
+            while !first.hasSuffix(MockUpstream.embeddingUsage + "}"), !closedEarly, ContinuousClock.now < answered {
+                let read = await idle.readUntilClosed(limit: .milliseconds(100))
+                first += read.text
+                closedEarly = read.closed
+            }
+            #expect(!closedEarly && Self.answers(first).statuses == ["HTTP/1.1 200"], "kept open after its answer: \(first)")
 
             let busy = try RawConnection(port: h.collectorPort)
             busy.send(Self.slowChat)

@@ -6,7 +6,7 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
-/// The collector's listener: SwiftNIO's HTTP/1.1 server pipeline with a ``ClientHandler`` per connection, on the
+/// The collector's listener: SwiftNIO's HTTP/1.1 codecs with a ``ClientHandler`` per connection, on the
 /// shared event loops (one per core), each loop with its own ``UpstreamPool``.
 ///
 /// On a graceful shutdown it stops accepting, lets every call in progress finish (idle connections close at once,
@@ -56,8 +56,9 @@ struct ProxyServer: Service {
                     let sync = channel.pipeline.syncOperations
                     // Outbound header validation is off: every header the collector writes was parsed by NIO's HTTP
                     // parser (the client's, the provider's) or checked at start (config headers, provider keys).
+                    // Pipelined requests and malformed ones are ClientHandler's to handle.
                     try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
+                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
                     try sync.addHandler(
                         ClientHandler(proxy: proxy, admin: admin, pool: pool, idleTimeout: idleTimeout, readTimeout: readTimeout))
                     connections.add(channel)
