@@ -1,22 +1,39 @@
 import TallyCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// UUIDv7 event ids (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort roughly by time.
 public enum EventID {
     /// A new UUIDv7 string (lowercase, hyphenated) for `milliseconds` since the epoch, with randomness from `generator`.
     public static func make(milliseconds: Int64, using generator: inout some RandomNumberGenerator) -> String {
+        make(milliseconds: milliseconds, random: (generator.next(), generator.next()))
+    }
+
+    /// A new UUIDv7 string with randomness from the system's secure source.
+    public static func make(milliseconds: Int64) -> String {
+        make(milliseconds: milliseconds, random: secureRandomBits())
+    }
+
+    static func make(milliseconds: Int64, random: (UInt64, UInt64)) -> String {
         let ms = UInt64(max(0, milliseconds)) & 0xFFFF_FFFF_FFFF
-        let randA = generator.next() as UInt64
-        let randB = generator.next() as UInt64
         // 48 bits of time, version 7, 12 random bits; variant 10, 62 random bits.
-        let high = ms << 16 | 0x7000 | (randA & 0x0FFF)
-        let low = (randB & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        let high = ms << 16 | 0x7000 | (random.0 & 0x0FFF)
+        let low = (random.1 & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
         return format(high: high, low: low)
     }
 
-    /// A new UUIDv7 string using the system's secure generator.
-    public static func make(milliseconds: Int64) -> String {
+    /// 128 bits from the kernel's secure source in one draw (one system call per event, where
+    /// `SystemRandomNumberGenerator` makes one per 64 bits).
+    static func secureRandomBits() -> (UInt64, UInt64) {
+        #if canImport(Glibc)
+        var bits: (UInt64, UInt64) = (0, 0)
+        // getentropy is getrandom(2) for up to 256 bytes, without its flags.
+        if withUnsafeMutableBytes(of: &bits, { getentropy($0.baseAddress, $0.count) }) == 0 { return bits }
+        #endif
         var generator = SystemRandomNumberGenerator()
-        return make(milliseconds: milliseconds, using: &generator)
+        return (generator.next(), generator.next())
     }
 
     /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` from the UUID's two 64-bit halves.
