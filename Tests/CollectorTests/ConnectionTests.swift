@@ -91,6 +91,21 @@ import UsageLog
         #expect(events.count == 1 && events.first?.outcome == .ok, "\(events)")
     }
 
+    /// A body that breaks HTTP's framing (a chunk size that is not hex) ends the call it belongs to: 400, the close,
+    /// and a line saying the request was not read in full. Nothing goes upstream.
+    @Test func aMalformedChunkEndsItsCallWith400() async throws {
+        let events = try await Harness.run { h in
+            let raw = try RawConnection(port: h.collectorPort)
+            raw.send(
+                "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Harness.aliceSecret)\r\n"
+                    + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"mod\r\nzz\r\n")
+            let (text, closed) = await raw.readUntilClosed(limit: .seconds(5))
+            #expect(closed && Self.answers(text).statuses == ["HTTP/1.1 400"], "\(text)")
+            #expect(h.mock.received.withLock { $0.isEmpty })
+        }
+        #expect(events.count == 1 && events.first?.outcome == .rejectedInvalid, "\(events)")
+    }
+
     /// At a graceful shutdown an idle keep-alive connection is closed at once; a call in progress is answered, with
     /// `connection: close`, and its connection closed after it.
     @Test func shutdownClosesIdleConnectionsAndEndsBusyOnesAfterTheirAnswer() async throws {
