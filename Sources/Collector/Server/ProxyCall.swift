@@ -75,6 +75,10 @@ final class ProxyCall: UpstreamDelegate {
     private var drainTimer: Scheduled<Void>?
     /// Chunks of the answer passed on to the client and not read yet (`readPassedOn`).
     private var passedOn: [ByteBuffer] = []
+    /// What the provider's current socket read brought for the client, written as one part when the read ends. A
+    /// stream's events come as many small chunks in one read: one write instead of one per chunk spares the HTTP
+    /// encoder its framing of each, and the client gets the same bytes at the same moment (the flush comes then).
+    private var unwritten: ByteBuffer?
 
     init(head: HTTPRequestHead, proxy: Proxy, client: ClientHandler, loop: any EventLoop) {
         self.head = head
@@ -390,6 +394,19 @@ final class ProxyCall: UpstreamDelegate {
     }
 
     private func passOn(_ chunk: ByteBuffer) {
+        guard var gathered = unwritten else {
+            unwritten = chunk
+            return
+        }
+        unwritten = nil
+        gathered.writeImmutableBuffer(chunk)
+        unwritten = gathered
+    }
+
+    /// Writes what this read brought for the client (without flushing).
+    private func writeUnwritten() {
+        guard let chunk = unwritten else { return }
+        unwritten = nil
         client.writeBody(chunk)
         // A client slower than the provider: stop reading upstream until it catches up.
         if !client.isWritable { upstream?.pauseReading() }
@@ -429,7 +446,10 @@ final class ProxyCall: UpstreamDelegate {
 
     func upstreamReadComplete() {
         guard phase == .answering else { return }
-        if !ending.clientGone { client.flush() }
+        if !ending.clientGone {
+            writeUnwritten()
+            client.flush()
+        }
         readPassedOn()
     }
 
@@ -537,7 +557,8 @@ final class ProxyCall: UpstreamDelegate {
             // The client must not take a broken answer for a whole one: its connection ends without a proper end.
             client.abort()
         } else {
-            if !rest.isEmpty { client.writeBody(ByteBuffer(bytes: rest)) }
+            if !rest.isEmpty { passOn(ByteBuffer(bytes: rest)) }
+            writeUnwritten()
             client.writeEnd()
         }
         if !readFirst {
