@@ -175,13 +175,15 @@ struct OpenAIAdapter: UsageMemberAdapter {
         private func mayCarryWhatIsRead(_ data: [UInt8]) -> Bool {
             if model == nil { return true }
             return data.withUnsafeBufferPointer { bytes in
-                // One pass, looking only where a quote is: most chunks hold none of the three.
+                // One pass, looking only where a quote is, and only further where the next letter could begin one of
+                // the three names: most chunks hold none of them.
                 var at = 0
-                while let quote = ByteSearch.find(bytes, "\"", from: at) {
-                    if ByteSearch.matches(bytes, "\"error\"", at: quote) || ByteSearch.matches(bytes, "\"type\"", at: quote)
-                        || ByteSearch.objectFollows(bytes, "\"usage\"", at: quote)
-                    {
-                        return true
+                while let quote = ByteSearch.find(bytes, "\"", from: at), quote + 1 < bytes.count {
+                    switch bytes[quote + 1] {
+                    case UInt8(ascii: "e"): if ByteSearch.matches(bytes, "\"error\"", at: quote) { return true }
+                    case UInt8(ascii: "t"): if ByteSearch.matches(bytes, "\"type\"", at: quote) { return true }
+                    case UInt8(ascii: "u"): if ByteSearch.objectFollows(bytes, "\"usage\"", at: quote) { return true }
+                    default: break
                     }
                     at = quote + 1
                 }

@@ -2,6 +2,10 @@ import TallyConfig
 import TallyCore
 import UsageLog
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Everything the collector does differently for one provider API shape.
 ///
 /// A provider kind is one adapter file (`OpenAIAdapter.swift`, `AnthropicAdapter.swift`, …): which paths are which
@@ -206,13 +210,18 @@ enum ByteSearch {
         find(bytes, needle, from: 0) != nil
     }
 
+    /// Where `needle` first is in `bytes`, at `start` or after.
     static func find(_ bytes: UnsafeBufferPointer<UInt8>, _ needle: StaticString, from start: Int) -> Int? {
         let n = needle.utf8CodeUnitCount
-        guard n > 0, bytes.count >= n else { return nil }
-        let first = needle.utf8Start[0]
+        guard n > 0, start >= 0, let base = bytes.baseAddress else { return nil }
+        let last = bytes.count - n
+        let first = Int32(needle.utf8Start[0])
         var i = start
-        while i <= bytes.count - n {
-            if bytes[i] == first, matches(bytes, needle, at: i) { return i }
+        while i <= last {
+            // memchr finds the candidates a word at a time.
+            guard let hit = memchr(base + i, first, last - i + 1) else { return nil }
+            i = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            if matches(bytes, needle, at: i) { return i }
             i += 1
         }
         return nil
