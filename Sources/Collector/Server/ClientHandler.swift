@@ -42,7 +42,9 @@ final class ClientHandler: ChannelDuplexHandler {
     private var requestEnded = false
     /// The answer's head was written.
     private var answerStarted = false
-    private var held = CircularBuffer<Held>()
+    /// Made when something is first held (a connection that never pipelines allocates nothing for it), nil again once
+    /// all of it has had its turn.
+    private var held: CircularBuffer<Held>?
     /// The channel asked to read while requests were held: it reads once they have had their turn.
     private var readPending = false
     private var keepAlive = true
@@ -70,7 +72,7 @@ final class ClientHandler: ChannelDuplexHandler {
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     /// Whatever arrives now belongs to a request behind the one in progress (or behind those already held).
-    private var mustHold: Bool { (busy && requestEnded) || !held.isEmpty }
+    private var mustHold: Bool { (busy && requestEnded) || held != nil }
 
     // MARK: Inbound
 
@@ -132,12 +134,12 @@ final class ClientHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             // Behind held requests, it has its turn after them; otherwise the call in progress hears of it now.
-            if !held.isEmpty { return hold(.inputClosed) }
+            if held != nil { return hold(.inputClosed) }
             return clientClosedInput(context: context)
         }
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
-            held.removeAll()
+            held = nil
             guard busy else { return context.close(promise: nil) }
             keepAlive = false
             return
@@ -184,11 +186,12 @@ final class ClientHandler: ChannelDuplexHandler {
 
     /// Keeps `item` until the answer ahead of it ends; `read` holds the channel's reads while anything is held.
     private func hold(_ item: Held) {
-        held.append(item)
+        if held == nil { held = CircularBuffer(initialCapacity: 4) }
+        held!.append(item)
     }
 
     func read(context: ChannelHandlerContext) {
-        if held.isEmpty {
+        if held == nil {
             context.read()
         } else {
             readPending = true
@@ -198,17 +201,18 @@ final class ClientHandler: ChannelDuplexHandler {
     /// After an answer: what was held has its turn (on the loop's next tick, outside the call that just ended), and
     /// reading resumes once nothing is held.
     private func resumeHeld(context: ChannelHandlerContext) {
-        guard !held.isEmpty else { return }
+        guard held != nil else { return }
         context.eventLoop.assumeIsolated().execute { [self] in
             guard let context = self.context, !isClosed else { return }
-            while !held.isEmpty, !(busy && requestEnded) {
-                switch held.removeFirst() {
+            while !(busy && requestEnded), let item = held?.popFirst() {
+                switch item {
                 case .part(let part): handle(part, context: context)
                 case .inputClosed: clientClosedInput(context: context)
                 case .malformed: answerMalformed(context: context)
                 }
             }
-            if held.isEmpty, readPending {
+            if held?.isEmpty == true { held = nil }
+            if held == nil, readPending {
                 readPending = false
                 context.read()
             }
