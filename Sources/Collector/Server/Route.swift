@@ -3,14 +3,16 @@ import TallyCore
 import UsageLog
 
 /// Where a client's path goes: `/<provider>/<rest>` to that provider, `/v1/...` to the default provider.
-struct Route: Sendable {
-    var provider: Provider
+///
+/// A class: a call reads it many times and passes it on, and the provider it holds is a large value.
+final class Route: Sendable {
+    let provider: Provider
     /// What the collector does differently for this provider's kind.
-    var adapter: any ProviderAdapter
+    let adapter: any ProviderAdapter
     /// The path appended to the provider's `base_url` (starting with `/`), without the query.
-    var upstreamPath: String
+    let upstreamPath: String
     /// The endpoint the path calls, and the model it names, as the provider's adapter reads it.
-    var path: ClassifiedPath
+    let path: ClassifiedPath
 
     var endpoint: UsageEvent.Endpoint { path.endpoint }
 
@@ -27,7 +29,8 @@ struct Route: Sendable {
             let rest = trimmed.dropFirst(name.count)
             upstreamPath = rest.isEmpty ? "/" : String(rest)
         }
-        adapter = ProviderAdapters.adapter(for: provider.kind)
+        let adapter = ProviderAdapters.adapter(for: provider.kind)
+        self.adapter = adapter
         self.path = adapter.classify(path: upstreamPath[...])
     }
 }
