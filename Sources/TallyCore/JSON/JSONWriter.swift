@@ -60,14 +60,28 @@ public enum JSONWriter {
     @inlinable
     public static func appendInteger<T: BinaryInteger>(_ value: T, to out: inout [UInt8]) {
         if value < 0 { out.append(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        let start = out.count
-        repeat {
-            let (quotient, remainder) = magnitude.quotientAndRemainder(dividingBy: 10)
-            out.append(UInt8(ascii: "0") + UInt8(remainder))
-            magnitude = quotient
-        } while magnitude > 0
-        out[start...].reverse()
+        guard var magnitude = UInt64(exactly: value.magnitude) else {
+            // Wider than 64 bits: digit by digit, then put in order.
+            var magnitude = value.magnitude
+            let start = out.count
+            repeat {
+                let (quotient, remainder) = magnitude.quotientAndRemainder(dividingBy: 10)
+                out.append(UInt8(ascii: "0") + UInt8(remainder))
+                magnitude = quotient
+            } while magnitude > 0
+            out[start...].reverse()
+            return
+        }
+        // The digits are written from the end of a buffer on the stack (20 hold any UInt64), then appended at once.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var at = digits.count
+            repeat {
+                at -= 1
+                digits[at] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[at...]))
+        }
     }
 
     /// Appends `value` in the canonical form used for prompt hashing: object members sorted by key (UTF-8 byte order),
