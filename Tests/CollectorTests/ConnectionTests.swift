@@ -60,6 +60,19 @@ import UsageLog
         #expect(events.count == count && events.allSatisfy { $0.outcome == .ok }, "\(events.count) events")
     }
 
+    /// Each request on a connection is judged by its own key: a connection that changes keys gets each one's answer.
+    @Test func eachRequestOnAConnectionIsJudgedByItsOwnKey() async throws {
+        let events = try await Harness.run { h in
+            let raw = try RawConnection(port: h.collectorPort)
+            let unknown = Self.embedding.replacing(Harness.aliceSecret, with: "tk-not-a-key-of-this-collector")
+            raw.send(Self.embedding + unknown + Self.embedding + unknown + Self.lastCompletion)
+            let (text, closed) = await raw.readUntilClosed(limit: .seconds(10))
+            #expect(closed)
+            #expect(Self.answers(text).statuses == ["HTTP/1.1 200", "HTTP/1.1 401", "HTTP/1.1 200", "HTTP/1.1 401", "HTTP/1.1 200"])
+        }
+        #expect(events.map(\.outcome) == [.ok, .rejectedUnknownKey, .ok, .rejectedUnknownKey, .ok], "\(events)")
+    }
+
     /// A client that sends its requests and then closes its side still gets every answer, then the connection closes.
     @Test func pipelinedRequestsThenAHalfCloseAreAllAnswered() async throws {
         let events = try await Harness.run { h in

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import TallyCore
 
 /// The last handler of a client connection's pipeline, after NIO's HTTP/1.1 codecs: one request at a time, each either
 /// one of the collector's own pages or a ``ProxyCall``.
@@ -54,6 +55,8 @@ final class ClientHandler: ChannelDuplexHandler {
     private(set) var isClosed = false
     /// The client closed its side of the connection (it may still read the answer).
     private var inputClosed = false
+    /// The last key presented on this connection and its hash: a client sends the same key call after call.
+    private var lastKey: (secret: String, hash: String)?
     private var deadline: NIODeadline?
     private var timer: Scheduled<Void>?
     private var timerDue = NIODeadline.distantFuture
@@ -64,6 +67,14 @@ final class ClientHandler: ChannelDuplexHandler {
         self.pool = pool
         self.idleTimeout = idleTimeout
         self.readTimeout = readTimeout
+    }
+
+    /// The SHA-256 of a presented key, which the key list is looked up by; computed once per key per connection.
+    func secretHash(_ secret: String) -> String {
+        if let lastKey, lastKey.secret == secret { return lastKey.hash }
+        let hash = Hex.sha256(secret)
+        lastKey = (secret, hash)
+        return hash
     }
 
     /// The client is gone: the connection closed, or the client closed its side.

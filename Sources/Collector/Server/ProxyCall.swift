@@ -94,7 +94,7 @@ final class ProxyCall: UpstreamDelegate {
         case .success(let path):
             if let route = Route(path: path, config: proxy.config) {
                 self.route = route
-                keyHash = Proxy.presentedKey(head.headers, query: query, adapter: route.adapter).map(Hex.sha256)
+                keyHash = Proxy.presentedKey(head.headers, query: query, adapter: route.adapter).map(client.secretHash)
                 // A key that will be refused does not get its body kept (its verdict is taken again once the call has
                 // its log slot, since a list reload may come meanwhile).
                 if let keyHash, case .ok = proxy.keys.verdict(secretHash: keyHash, now: now) {} else { discardBody = true }
