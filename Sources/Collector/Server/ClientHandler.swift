@@ -69,7 +69,8 @@ final class ClientHandler: ChannelDuplexHandler {
         self.readTimeout = readTimeout
     }
 
-    /// The SHA-256 of a presented key, which the key list is looked up by; computed once per key per connection.
+    /// The SHA-256 of a presented key, which the key list is looked up by. The last key and its hash are kept, so a
+    /// connection that presents the same key call after call hashes it once.
     func secretHash(_ secret: String) -> String {
         if let lastKey, lastKey.secret == secret { return lastKey.hash }
         let hash = Hex.sha256(secret)
@@ -215,7 +216,9 @@ final class ClientHandler: ChannelDuplexHandler {
         guard held != nil else { return }
         context.eventLoop.assumeIsolated().execute { [self] in
             guard let context = self.context, !isClosed else { return }
-            while !(busy && requestEnded), let item = held?.popFirst() {
+            // Until a request is in progress again, or what was held closed the connection (a malformed request, the
+            // client's half-close while idle): nothing is handled on a closed connection.
+            while !isClosed, !(busy && requestEnded), let item = held?.popFirst() {
                 switch item {
                 case .part(let part): handle(part, context: context)
                 case .inputClosed: clientClosedInput(context: context)
