@@ -18,6 +18,7 @@ import UsageLog
     }
 
     static let slowChat = request("/openai/v1/chat/completions", #"{"model":"slow-head","messages":[{"role":"user","content":"one"}]}"#)
+    static let heldChat = request("/openai/v1/chat/completions", #"{"model":"held-head","messages":[{"role":"user","content":"one"}]}"#)
     static let embedding = request("/openai/v1/embeddings", #"{"model":"text-embedding-3-small","input":"two"}"#)
     static let lastCompletion = request(
         "/openai/v1/completions", #"{"model":"gpt-3.5-turbo-instruct","prompt":"three"}"#, close: true)
@@ -134,14 +135,17 @@ import UsageLog
             }
             #expect(!closedEarly && Self.answers(first).statuses == ["HTTP/1.1 200"], "kept open after its answer: \(first)")
 
+            // The busy call's answer waits until the idle connection is closed. The shutdown gives every connection's
+            // loop its notice in one go, so by then the busy one has had its notice queued before any answer exists.
             let busy = try RawConnection(port: h.collectorPort)
-            busy.send(Self.slowChat)
+            busy.send(Self.heldChat)
             let deadline = ContinuousClock.now + .seconds(10)
             while h.mock.received.withLock({ $0.count }) < 2, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
             let stopping = Task { await h.collector.shutdown() }
             #expect(await idle.readUntilClosed(limit: .seconds(5)).closed, "the idle connection is closed")
+            h.mock.heldHeadsReleased.withLock { $0 = true }
             let (text, closed) = await busy.readUntilClosed(limit: .seconds(10))
             #expect(closed && Self.answers(text).statuses == ["HTTP/1.1 200"], "\(text)")
             #expect(text.lowercased().contains("connection: close\r\n"), "\(text)")

@@ -23,6 +23,8 @@ final class MockUpstream: Sendable {
     let received = Mutex<[Received]>([])
     /// What was sent, keyed by the request's `x-test-id` header.
     let sent = Mutex<[String: [UInt8]]>([:])
+    /// Whether a `held-head` call may have its answer: it waits (up to 30 s) until the test says so.
+    let heldHeadsReleased = Mutex(false)
 
     // The usage every response reports, in each API's own terms.
     static let chatUsage =
@@ -64,6 +66,13 @@ final class MockUpstream: Sendable {
         if model == "slow-head" {
             // The answer's head comes after a second, as a long non-streamed call's does.
             try await Task.sleep(for: .seconds(1))
+        }
+        if model == "held-head" {
+            // The answer's head waits for the test, so that what the test does meanwhile cannot race a timer.
+            let limit = ContinuousClock.now + .seconds(30)
+            while !heldHeadsReleased.withLock({ $0 }), ContinuousClock.now < limit {
+                try await Task.sleep(for: .milliseconds(10))
+            }
         }
         if model == "fail-500" {
             return json(
