@@ -10,10 +10,11 @@ import UsageLog
 /// One call through the proxy, from the client's request head to its log line, all on the event loop that owns the
 /// client's connection: no task is created or resumed for it.
 ///
-/// The request is read whole (the prompt is hashed and may be rewritten before it goes), then the call takes a slot in
-/// the log queue, its key and endpoint are checked, and it goes to the provider over a keep-alive connection of the
-/// loop's ``UpstreamPool``. The answer is passed to the client chunk by chunk while usage is read on the side; when the
-/// client reads more slowly than the provider sends, reading from the provider stops until the client catches up.
+/// The request is read whole (it may be rewritten before it goes; its prompt is hashed once the answer starts), then
+/// the call takes a slot in the log queue, its key and endpoint are checked, and it goes to the provider over a
+/// keep-alive connection of the loop's ``UpstreamPool``. The answer is passed to the client chunk by chunk while usage
+/// is read on the side; when the client reads more slowly than the provider sends, reading from the provider stops
+/// until the client catches up.
 ///
 /// A client that leaves mid-answer does not end the call for the provider, which bills it whole: by default
 /// (`on_client_abort: drain`) the rest of the answer is read, not kept, until its usage arrives or it ends, for at most
@@ -55,8 +56,8 @@ final class ProxyCall: UpstreamDelegate {
     /// The key will be refused: the body is not kept.
     private var discardBody = false
     private var record: CallRecord?
-    /// A request whose prompt is still to be hashed: done as soon as the call is forwarded, and in any case before
-    /// its event is logged (`readPrompt`).
+    /// A request whose prompt is still to be hashed: done once the answer's first bytes are flushed to the client (so
+    /// the client never waits for it), and in any case before its event is logged (`readPrompt`).
     private var unreadPrompt: (json: JSONValue, reading: RequestReading, key: Key)?
     private var slotWait: (ticket: UInt64, timeout: Scheduled<Void>)?
 
@@ -222,7 +223,7 @@ final class ProxyCall: UpstreamDelegate {
         let bytes = body.map { Array($0.readableBytesView) } ?? []
         let route = self.route!
         guard bytes.count >= Proxy.offLoopBodyBytes else {
-            // The prompt is hashed once the call is on its way (`readPrompt`): the provider's time hides it.
+            // The prompt is hashed once the answer's first bytes have gone to the client (`readPrompt`).
             return bodyRead(proxy.readBody(bytes, route: route, key: key, prompt: false), bytes: bytes, key: key)
         }
         phase = .readingBody
@@ -298,15 +299,19 @@ final class ProxyCall: UpstreamDelegate {
         beforeUpstream = ContinuousClock.now
         sent = (upstreamHead, body, target.origin)
         send(fresh: false)
-        readPrompt()
     }
 
-    /// Hashes the prompt and takes its preview, if that is still to do.
+    /// Hashes the prompt and takes its preview, if that is still to do. A call already shown to the shutdown path
+    /// (`InFlightCalls`) has its copy of the record brought up to date.
     private func readPrompt() {
         guard let (json, reading, key) = unreadPrompt else { return }
         unreadPrompt = nil
         let prompt = proxy.readPrompt(json, reading: reading, key: key)
         record!.promptRead(prompt.fingerprint, preview: prompt.preview)
+        if let progress {
+            let record = self.record!
+            progress.state.withLock { $0.record = record }
+        }
     }
 
     private func send(fresh: Bool) {
@@ -349,9 +354,6 @@ final class ProxyCall: UpstreamDelegate {
         sent = nil
         answerKeepAlive = upstreamHead.isKeepAlive
         let status = Int(upstreamHead.status.code)
-        // Done by `forward` already; here it is certain before the record goes to `inFlight`, whose copy a shutdown
-        // may log, and on to `finish`.
-        readPrompt()
         record!.forwarded(status: status, streamed: isStream)
         let adapter = route!.adapter
         if isStream {
@@ -450,6 +452,9 @@ final class ProxyCall: UpstreamDelegate {
             writeUnwritten()
             client.flush()
         }
+        // The provider's answer came while the prompt was not hashed yet (a fast provider): the client has this read's
+        // bytes before the hashing delays it.
+        readPrompt()
         readPassedOn()
     }
 
@@ -561,6 +566,7 @@ final class ProxyCall: UpstreamDelegate {
             writeUnwritten()
             client.writeEnd()
         }
+        readPrompt()
         if !readFirst {
             readPassedOn()
             _ = sse?.finish()
