@@ -1,3 +1,4 @@
+import Foundation
 import TallyCore
 import Testing
 
@@ -25,6 +26,40 @@ struct JSONWriterTests {
         for value in [Int8.min, -1, 0, Int8.max] { #expect(Self.written(value) == String(value)) }
         for value in [Int128.min, Int128(Int64.min) - 1, Int128(UInt64.max) + 1, Int128.max] {
             #expect(Self.written(value) == String(value))
+        }
+    }
+
+    /// Strings are checked eight bytes at a time: the text written is the same as escaping byte by byte, wherever the
+    /// bytes to escape fall, and Foundation reads it back as the same string.
+    @Test func stringsAreEscapedTheSameWhereverTheirSpecialBytesFall() throws {
+        func reference(_ string: String) -> [UInt8] {
+            var out: [UInt8] = [0x22]
+            for byte in string.utf8 {
+                switch byte {
+                case 0x22: out += Array(#"\""#.utf8)
+                case 0x5C: out += Array(#"\\"#.utf8)
+                case 0x08: out += Array(#"\b"#.utf8)
+                case 0x0C: out += Array(#"\f"#.utf8)
+                case 0x0A: out += Array(#"\n"#.utf8)
+                case 0x0D: out += Array(#"\r"#.utf8)
+                case 0x09: out += Array(#"\t"#.utf8)
+                case ..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
+                default: out.append(byte)
+                }
+            }
+            return out + [0x22]
+        }
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["a", "b", " ", "\"", "\\", "\n", "\t", "\u{1}", "\u{1F}", "\u{7F}", "é", "東", "👍", "/"]
+        for length in 0...40 {
+            for _ in 0..<20 {
+                let string = (0..<length).map { _ in pieces.randomElement(using: &generator)! }.joined()
+                var out: [UInt8] = []
+                JSONWriter.appendString(string, to: &out)
+                #expect(out == reference(string), "\(string.debugDescription)")
+                let back = try JSONSerialization.jsonObject(with: Data(out), options: [.fragmentsAllowed]) as? String
+                #expect(back == string, "\(string.debugDescription)")
+            }
         }
     }
 }

@@ -128,6 +128,48 @@ struct JSONParserTests {
         #expect(value["b"]?.int64Value == 3, "the last of duplicate members wins")
     }
 
+    /// Strings are scanned eight bytes at a time: a quote, a backslash escape, a control character, a non-ASCII
+    /// character or a broken UTF-8 byte at any offset of a string of any length is found just as byte by byte.
+    @Test func stringsReadTheSameWhereverTheirSpecialBytesFall() throws {
+        for length in 0...24 {
+            for at in 0...length {
+                let before = String(repeating: "a", count: at)
+                let after = String(repeating: "b", count: length - at)
+                let cases: [(json: [UInt8], expected: String?)] = [
+                    (Array(#""\#(before)\"\#(after)""#.utf8), before + "\"" + after),
+                    (Array(#""\#(before)\\\#(after)""#.utf8), before + "\\" + after),
+                    (Array(#""\#(before)\u00e9\#(after)""#.utf8), before + "é" + after),
+                    (Array(#""\#(before)é東👍\#(after)""#.utf8), before + "é東👍" + after),
+                    (Array("\"\(before)\u{1}\(after)\"".utf8), nil),
+                    (Array("\"\(before)\t\(after)\"".utf8), nil),
+                    (Array("\"\(before)".utf8) + [0xC3] + Array("\(after)\"".utf8), nil),
+                    (Array("\"\(before)".utf8) + [0xFF, 0xFE] + Array("\(after)\"".utf8), nil),
+                    (Array("\"\(before)\(after)".utf8), nil),
+                ]
+                for (json, expected) in cases {
+                    let parsed = try? JSONValue.parse(json)
+                    #expect(parsed?.stringValue == expected, "\(String(decoding: json, as: UTF8.self).debugDescription)")
+                }
+            }
+        }
+    }
+
+    /// The eight-byte test says there is a quote, a backslash or a control character exactly when there is one,
+    /// whatever the other bytes are.
+    @Test func theEightByteTestMissesNoStop() {
+        var generator = SystemRandomNumberGenerator()
+        let interesting: [UInt8] = [0x00, 0x01, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7F, 0x80, 0xA2, 0xDC, 0xFF]
+        for _ in 0..<20_000 {
+            let bytes = (0..<8).map { _ in
+                Bool.random(using: &generator)
+                    ? interesting.randomElement(using: &generator)! : UInt8.random(in: 0...255, using: &generator)
+            }
+            let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            let stops = bytes.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }
+            #expect(JSONWriter.mayStopAString(word) == stops, "\(bytes)")
+        }
+    }
+
     @Test func refusesDeepNesting() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(deep.utf8)) }

@@ -247,17 +247,33 @@ package struct JSONParser {
     package mutating func parseString() throws(JSONParseError) -> String {
         index += 1
         let start = index
-        // Fast path: no escapes.
+        // Fast path: no escapes. Eight bytes at a time while none of them is a quote, a backslash or a control
+        // character; whether any byte is not ASCII is noted on the way, so that ASCII needs no second look.
+        var high: UInt64 = 0
+        if let base = bytes.baseAddress {
+            var at = index
+            while at + 8 <= bytes.count {
+                let word = UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)
+                if JSONWriter.mayStopAString(word) { break }
+                high |= word
+                at += 8
+            }
+            index = at
+        }
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
-                guard let string = Self.validatedString(slice) else { throw error("invalid UTF-8 in a string") }
+                let string =
+                    high & 0x8080_8080_8080_8080 == 0
+                    ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
+                guard let string else { throw error("invalid UTF-8 in a string") }
                 index += 1
                 return string
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw error("unescaped control character in a string") }
+            high |= UInt64(byte)
             index += 1
         }
         var scratch = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))

@@ -8,16 +8,44 @@ public enum JSONWriter {
         var string = string
         string.withUTF8 { utf8 in
             var runStart = 0
-            for i in 0..<utf8.count {
-                let byte = utf8[i]
-                if byte >= 0x20 && byte != 0x22 && byte != 0x5C { continue }
-                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
-                appendEscape(byte, to: &out)
-                runStart = i + 1
+            var at = 0
+            while at < utf8.count {
+                // Eight bytes at a time until some byte among them needs an escape; then those eight one by one.
+                var end = utf8.count
+                if let base = utf8.baseAddress, at + 8 <= utf8.count {
+                    if !mayStopAString(UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)) {
+                        at += 8
+                        continue
+                    }
+                    end = at + 8
+                }
+                for i in at..<end {
+                    let byte = utf8[i]
+                    if byte >= 0x20 && byte != 0x22 && byte != 0x5C { continue }
+                    if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+                    appendEscape(byte, to: &out)
+                    runStart = i + 1
+                }
+                at = end
             }
             if runStart < utf8.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count])) }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether any of the eight bytes in `word` is a quote, a backslash or a control character, the bytes a JSON
+    /// string escapes: the classic tests for a byte below 0x20 and for a zero byte (in `word` XOR a repeated quote or
+    /// backslash). Bytes of 0x80 and above never count. A borrow can mark a wrong byte, but only when some byte is one
+    /// of those, so the answer is exact.
+    @inlinable @inline(__always)
+    package static func mayStopAString(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let quote = word ^ (ones &* 0x22)
+        let backslash = word ^ (ones &* 0x5C)
+        let control = (word &- ones &* 0x20) & ~word
+        let quotes = (quote &- ones) & ~quote
+        let backslashes = (backslash &- ones) & ~backslash
+        return (control | quotes | backslashes) & 0x8080_8080_8080_8080 != 0
     }
 
     @usableFromInline
