@@ -99,6 +99,51 @@ struct PromptHasherTests {
         #expect(fingerprint.chars == 18)
     }
 
+    /// The text is the string values joined by newlines, objects' members in key order (equal keys in document order),
+    /// as it was first written: the SimHash and the preview are made from it.
+    @Test func textIsTheSameAsEver() throws {
+        func reference(_ value: JSONValue, into parts: inout [String]) {
+            switch value {
+            case .string(let s): if !s.isEmpty { parts.append(s) }
+            case .array(let elements): for element in elements { reference(element, into: &parts) }
+            case .object(let members):
+                for member in members.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) })
+                where !PromptText.structuralKeys.contains(member.key) {
+                    reference(member.value, into: &parts)
+                }
+            default: break
+            }
+        }
+        let bodies = [
+            #"{"messages":[{"role":"user","content":"b"},{"content":"a","role":"system"}],"system":"s"}"#,
+            #"{"messages":[{"z":"1","a":"2"},{"a":"1","a":"2"},{"b":"x","a":"y","c":"z","a":"w"}]}"#,
+            #"{"input":[["",["deep",{"text":"é東👍","type":"input_text"}]],""],"instructions":"","prompt":7}"#,
+            #"{"messages":[{"content":[{"type":"text","text":"one"},{"text":"two","cache_control":{"type":"x"}}],"name":"n"}]}"#,
+            #"{"prompt":["", "", "only"]}"#, #"{"messages":[]}"#,
+        ]
+        for body in bodies {
+            let json = try request(body)
+            var parts: [String] = []
+            for field in PromptHasher.promptFields { if let value = json[field] { reference(value, into: &parts) } }
+            #expect(PromptText.normalised(request: json) == parts.joined(separator: "\n"), "\(body)")
+        }
+    }
+
+    /// The count reads eight bytes at a time: every length around that, and scalars of every encoded length placed at
+    /// every offset, give what Swift counts.
+    @Test func scalarCountsAgreeWithSwiftOnEveryLengthAndOffset() {
+        var generator = SystemRandomNumberGenerator()
+        let scalars: [Character] = ["a", "Z", " ", "\n", "ü", "ß", "東", "京", "👍", "🏽", "\u{301}", "\u{7F}", "\u{80}", "\u{10FFFF}"]
+        for length in 0...40 {
+            for _ in 0..<20 {
+                let text = String((0..<length).map { _ in scalars.randomElement(using: &generator)! })
+                #expect(PromptHasher.scalarCount(text) == text.unicodeScalars.count, "\(text.debugDescription)")
+            }
+        }
+        let long = String(repeating: "Grüße, 東京 👍🏽 e\u{301} ok ", count: 500)
+        #expect(PromptHasher.scalarCount(long) == long.unicodeScalars.count)
+    }
+
     static let paragraph = """
         You are a careful financial analyst. Read the attached quarterly statement for the retail division and write a \
         short summary for the executive team. Cover revenue against plan, gross margin, operating costs, inventory levels \

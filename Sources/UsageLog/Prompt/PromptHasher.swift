@@ -43,13 +43,24 @@ public struct PromptHasher: Sendable {
     }
 
     /// The Unicode scalars in `text`, counted as the UTF-8 bytes that begin one: the same number as
-    /// `text.unicodeScalars.count`, without decoding (that was 1% of the collector's CPU per call).
+    /// `text.unicodeScalars.count`, without decoding (that was 1% of the collector's CPU per call). Eight bytes are
+    /// looked at at once: a continuation byte (`10xxxxxx`) is one whose top bit is set and whose next bit is not.
     static func scalarCount(_ text: String) -> Int {
         var text = text
         return text.withUTF8 { bytes in
-            var count = 0
-            for byte in bytes where byte & 0xC0 != 0x80 { count += 1 }
-            return count
+            guard let base = bytes.baseAddress else { return 0 }
+            var continuations = 0
+            var at = 0
+            while at + 8 <= bytes.count {
+                let word = UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)
+                continuations += (word & ~(word << 1) & 0x8080_8080_8080_8080).nonzeroBitCount
+                at += 8
+            }
+            while at < bytes.count {
+                if bytes[at] & 0xC0 == 0x80 { continuations += 1 }
+                at += 1
+            }
+            return bytes.count - continuations
         }
     }
 

@@ -9,61 +9,73 @@ public enum SimHash {
     public static func compute(_ text: String) -> UInt64 {
         // Each word adds its hash's bits to 64 counters; a bit is set in the result when more than half of the
         // words set it, which is the same as a positive sum of ±1 votes. The counters are kept eight to a word, one
-        // byte each (`lanes`): a word's hash adds eight looked-up words instead of 64 bits one by one, and the bytes
-        // are carried into the wide counters before they could overflow.
+        // byte each (`lanes`): a word's hash adds eight looked-up words at once instead of 64 bits one by one, and the
+        // bytes are carried into the wide counters before they could overflow. Everything the loop touches is a
+        // local, so that it stays in registers.
         var counts = [UInt32](repeating: 0, count: 64)
         var lanes = SIMD8<UInt64>.zero
-        var pending: UInt32 = 0
+        var pending = 0
         var words: UInt32 = 0
-        func carry() {
+        func carry(_ lanes: SIMD8<UInt64>) {
             withUnsafeBytes(of: lanes) { bytes in
                 // Lane i byte j counts bit 8i + j (little- or big-endian alike: `spread` writes in memory order).
-                for bit in 0..<64 { counts[bit] &+= UInt32(bytes[bit]) }
+                counts.withUnsafeMutableBufferPointer { counts in
+                    for bit in 0..<64 { counts[bit] &+= UInt32(bytes[bit]) }
+                }
             }
-            lanes = .zero
-            pending = 0
         }
         var text = text
         text.withUTF8 { utf8 in
-            var hash: UInt64 = fnvOffset
-            var inWord = false
-            func endWord() {
-                guard inWord else { return }
-                let h = mix(hash)
+            wordByte.withUnsafeBufferPointer { wordByte in
                 spread.withUnsafeBufferPointer { spread in
-                    // Lane i counts the bits of the hash's byte i.
-                    for lane in 0..<8 { lanes[lane] &+= spread[Int(truncatingIfNeeded: h >> UInt64(8 * lane)) & 0xFF] }
+                    var hash: UInt64 = fnvOffset
+                    var inWord = false
+                    var at = 0
+                    while true {
+                        // The word's byte (ASCII letters folded to lower case), or 0 between words and at the end.
+                        let byte = at < utf8.count ? wordByte[Int(utf8[at])] : 0
+                        at += 1
+                        if byte != 0 {
+                            hash = (hash ^ UInt64(byte)) &* fnvPrime
+                            inWord = true
+                            continue
+                        }
+                        if inWord {
+                            // Lane i counts the bits of the hash's byte i.
+                            let h = mix(hash)
+                            lanes &+= SIMD8(
+                                spread[Int(h & 0xFF)], spread[Int(h >> 8 & 0xFF)], spread[Int(h >> 16 & 0xFF)],
+                                spread[Int(h >> 24 & 0xFF)], spread[Int(h >> 32 & 0xFF)], spread[Int(h >> 40 & 0xFF)],
+                                spread[Int(h >> 48 & 0xFF)], spread[Int(h >> 56)])
+                            words &+= 1
+                            pending += 1
+                            if pending == 255 {
+                                carry(lanes)
+                                lanes = .zero
+                                pending = 0
+                            }
+                            hash = fnvOffset
+                            inWord = false
+                        }
+                        if at > utf8.count { break }
+                    }
                 }
-                words &+= 1
-                pending &+= 1
-                if pending == 255 { carry() }
-                hash = fnvOffset
-                inWord = false
             }
-            for var byte in utf8 {
-                let isWordByte: Bool
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), 0x80...0xFF:
-                    isWordByte = true
-                case UInt8(ascii: "A")...UInt8(ascii: "Z"):
-                    byte += 32
-                    isWordByte = true
-                default:
-                    isWordByte = false
-                }
-                if isWordByte {
-                    hash = (hash ^ UInt64(byte)) &* fnvPrime
-                    inWord = true
-                } else {
-                    endWord()
-                }
-            }
-            endWord()
         }
-        carry()
+        carry(lanes)
         var result: UInt64 = 0
         for bit in 0..<64 where counts[bit] &* 2 > words { result |= 1 << UInt64(bit) }
         return result
+    }
+
+    /// For each byte, what it adds to a word's hash: ASCII letters (folded to lower case), digits and every byte of
+    /// a non-ASCII character are word bytes; any other byte is 0, which ends a word.
+    private static let wordByte: [UInt8] = (0...255).map { (byte: Int) -> UInt8 in
+        switch byte {
+        case 0x61...0x7A, 0x30...0x39, 0x80...0xFF: UInt8(byte)
+        case 0x41...0x5A: UInt8(byte + 32)
+        default: 0
+        }
     }
 
     /// For each byte value, eight one-byte counters in memory order: counter j is 1 when bit j of the value is set.
