@@ -110,8 +110,12 @@ struct GeminiAdapter: ProviderAdapter {
     /// A plain answer is one `GenerateContentResponse`; `:streamGenerateContent` without `alt=sse` answers a JSON array
     /// of them, whose last element holds the final counts.
     func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture {
-        TopLevelFieldCapture(wanted: ["usageMetadata", "modelVersion"], insideArray: path.streams)
+        path.streams ? Self.arrayCapture : Self.answerCapture
     }
+
+    // Made once and copied for each answer.
+    private static let answerCapture = TopLevelFieldCapture(wanted: ["usageMetadata", "modelVersion"])
+    private static let arrayCapture = TopLevelFieldCapture(wanted: ["usageMetadata", "modelVersion"], insideArray: true)
 
     func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading {
         ResponseReading(usage: capture.value("usageMetadata").flatMap(Self.usage), model: capture.value("modelVersion")?.stringValue)

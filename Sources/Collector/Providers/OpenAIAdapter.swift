@@ -122,9 +122,13 @@ struct OpenAIAdapter: UsageMemberAdapter {
 
     /// A Responses answer also counts its `web_search_call` output items, which are billed per search.
     static func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture {
-        TopLevelFieldCapture(
-            wanted: ["usage", "model", "service_tier"], countingType: path.endpoint == .responses ? "web_search_call" : nil)
+        path.endpoint == .responses ? responsesCapture : answerCapture
     }
+
+    // Made once and copied for each answer: making one costs more than reading a short answer with it.
+    private static let answerCapture = TopLevelFieldCapture(wanted: ["usage", "model", "service_tier"])
+    private static let responsesCapture = TopLevelFieldCapture(
+        wanted: ["usage", "model", "service_tier"], countingType: "web_search_call")
 
     static func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading {
         var usage = capture.value("usage").flatMap(Self.usage)

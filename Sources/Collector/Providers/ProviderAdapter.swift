@@ -77,10 +77,11 @@ protocol UsageMemberAdapter: ProviderAdapter {
     static func serviceTier(_ capture: TopLevelFieldCapture) -> String?
 }
 
+/// Made once and copied for each answer: making one costs more than reading a short answer with it.
+private let usageMemberCapture = TopLevelFieldCapture(wanted: ["usage", "model", "service_tier"])
+
 extension UsageMemberAdapter {
-    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture {
-        TopLevelFieldCapture(wanted: ["usage", "model", "service_tier"])
-    }
+    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { usageMemberCapture }
 
     func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading {
         ResponseReading(

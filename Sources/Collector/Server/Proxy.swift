@@ -62,6 +62,12 @@ final class Proxy: Sendable {
     /// Upstream headers not passed back: hop-by-hop ones, and the length, which the response body states itself.
     static let droppedResponseHeaders = hopByHopHeaders.union(["content-length"])
 
+    /// `text.lowercased()`. Most header names and values come in lower case already: those (ASCII without capitals)
+    /// are kept as they are, without making a new string (which was a good part of copying a call's headers).
+    static func lowercased(_ text: String) -> String {
+        text.utf8.contains { $0 >= 0x80 || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) } ? text.lowercased() : text
+    }
+
     /// Bodies from this size on are read on NIO's thread pool rather than the connection's event loop.
     static let offLoopBodyBytes = 256 << 10
 

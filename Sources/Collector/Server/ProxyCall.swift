@@ -278,7 +278,7 @@ final class ProxyCall: UpstreamDelegate {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 6)
         headers.add(name: "host", value: target.hostHeader)
-        for (name, value) in head.headers where !Proxy.droppedRequestHeaders.contains(name.lowercased()) {
+        for (name, value) in head.headers where !Proxy.droppedRequestHeaders.contains(Proxy.lowercased(name)) {
             headers.add(name: name, value: value)
         }
         headers.add(name: "accept-encoding", value: "identity")
@@ -344,10 +344,10 @@ final class ProxyCall: UpstreamDelegate {
         var contentType = ""
         var contentLength: Int?
         for (name, value) in upstreamHead.headers {
-            let lowercased = name.lowercased()
+            let lowercased = Proxy.lowercased(name)
             if lowercased == "content-length" { contentLength = Int(value) }
             guard !Proxy.droppedResponseHeaders.contains(lowercased) else { continue }
-            if lowercased == "content-type" { contentType = value.lowercased() }
+            if lowercased == "content-type" { contentType = Proxy.lowercased(value) }
             headers.add(name: name, value: value)
         }
         isStream = contentType.hasPrefix("text/event-stream")
