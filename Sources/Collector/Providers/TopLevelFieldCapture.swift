@@ -58,6 +58,12 @@ struct TopLevelFieldCapture {
             if typeValue == nil, inString, !escaped, !readingKey {
                 while at < bytes.count, bytes[at] != UInt8(ascii: "\""), bytes[at] != UInt8(ascii: "\\") { at += 1 }
                 if at == bytes.count { break }
+            } else if typeValue == nil, readingKey, !escaped {
+                // A member name: its bytes up to a quote or a backslash are kept at once (the first 256 of them).
+                let run = at
+                while at < bytes.count, bytes[at] != UInt8(ascii: "\""), bytes[at] != UInt8(ascii: "\\") { at += 1 }
+                if keyBytes.count < 256 { keyBytes.append(contentsOf: bytes[run..<min(at, run + 256 - keyBytes.count)]) }
+                if at == bytes.count { break }
             } else if typeValue == nil, depth > memberDepth, !inString, !awaitingValue {
                 // Inside a member's value (most of an answer): only strings and brackets matter until it ends.
                 while at < bytes.count, !Self.nests(bytes[at]) { at += 1 }

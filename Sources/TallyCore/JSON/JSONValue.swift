@@ -164,6 +164,9 @@ package struct JSONParser {
             index += 1
             return .object(members)
         }
+        // Room for a few members at once: most objects (messages, content parts, usage) have two to four, which would
+        // otherwise take two or three allocations as the array grows.
+        members.reserveCapacity(4)
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name") }
@@ -197,6 +200,7 @@ package struct JSONParser {
             index += 1
             return .array(elements)
         }
+        elements.reserveCapacity(4)
         while true {
             skipWhitespace()
             elements.append(try parseValue(depth: depth))
