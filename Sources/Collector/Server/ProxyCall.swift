@@ -452,8 +452,8 @@ final class ProxyCall: UpstreamDelegate {
             writeUnwritten()
             client.flush()
         }
-        // The provider's answer came while the prompt was not hashed yet (a fast provider): the client has this read's
-        // bytes before the hashing delays it.
+        // The prompt is hashed once the first read of the answer is on its way to the client, which never waits for
+        // it. Registered with `inFlight` a moment ago without it, the record's copy there is brought up to date.
         readPrompt()
         readPassedOn()
     }
