@@ -384,3 +384,25 @@ struct PresentedKeyTests {
                 adapter: ProviderAdapters.adapter(for: .azure)) == "tk-b")
     }
 }
+
+@Suite("Header names")
+struct HeaderNamesTests {
+    /// The set answers what `Set.contains(name.lowercased())` answers, for names in any case, of every length around
+    /// the set's, and with non-ASCII characters (the Kelvin sign lowercases to an ASCII k).
+    @Test func answersAsTheLowercasedSetDoes() {
+        let names: Set<String> = ["connection", "keep-alive", "te", "x-api-key", "authorization", "content-length"]
+        let set = HeaderNames(names)
+        var tried = [
+            "Connection", "CONNECTION", "connection", "connectio", "connectionx", "Keep-Alive", "TE", "Te", "t", "",
+            "X-Api-Key", "x-api-key ", "Authorization", "authorisation", "Content-Length", "content_length",
+            "\u{212A}eep-alive", "x-api-\u{212A}ey", "Conneçtion", "keep-alive\u{0}", "KEEP-ALIVE", "Host",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        for name in names {
+            for _ in 0..<20 {
+                tried.append(String(name.map { Bool.random(using: &generator) ? Character($0.uppercased()) : $0 }))
+            }
+        }
+        for name in tried { #expect(set.contains(name) == names.contains(name.lowercased()), "\(name.debugDescription)") }
+    }
+}

@@ -72,21 +72,24 @@ public final class CollectorMetrics: Sendable {
     public func record(_ event: UsageEvent) {
         state.withLock { s in
             // A model the provider reported with usage for an answered call exists: it may become a label value.
-            if event.usage != nil, event.status < 400, !event.usageEstimated, s.servedModels.count < Self.maxLearnedModels {
-                s.servedModels.insert(event.model)
-            }
-            let model = configuredModels.contains(event.model) || s.servedModels.contains(event.model) ? event.model : Self.otherModel
+            let learned = event.usage != nil && event.status < 400 && !event.usageEstimated && s.servedModels.count < Self.maxLearnedModels
+            if learned { s.servedModels.insert(event.model) }
+            let model =
+                learned || configuredModels.contains(event.model) || s.servedModels.contains(event.model) ? event.model : Self.otherModel
             s.requests[
                 RequestLabels(
                     provider: event.provider, endpoint: event.endpoint.rawValue, model: model, outcome: event.outcome.rawValue),
                 default: 0] += 1
             if let u = event.usage {
-                for (kind, n) in [
-                    ("input", u.input), ("output", u.output), ("cached_input", u.cachedInput), ("cache_write", u.cacheWrite),
-                    ("reasoning", u.reasoning),
-                ] where n > 0 {
-                    s.tokens[TokenLabels(provider: event.provider, model: model, kind: kind), default: 0] += UInt64(n)
+                // One statement per kind rather than a loop over an array of them: no array is made per call.
+                func add(_ kind: String, _ n: Int64) {
+                    if n > 0 { s.tokens[TokenLabels(provider: event.provider, model: model, kind: kind), default: 0] += UInt64(n) }
                 }
+                add("input", u.input)
+                add("output", u.output)
+                add("cached_input", u.cachedInput)
+                add("cache_write", u.cacheWrite)
+                add("reasoning", u.reasoning)
             }
         }
     }

@@ -53,14 +53,15 @@ final class Proxy: Sendable {
     ]
     /// Client headers never forwarded: hop-by-hop ones, the client's credentials (wherever any provider reads them),
     /// Tally's own, what the proxy sets, and `Expect` (the collector answers `100-continue` itself).
-    static let droppedRequestHeaders = hopByHopHeaders.union([
-        "host", "content-length", "authorization", "x-tally-user", "x-tally-tags", "accept-encoding", "expect",
-    ]).union(ProviderAdapters.keyHeaders).union(billingHeaders)
+    static let droppedRequestHeaders = HeaderNames(
+        hopByHopHeaders.union([
+            "host", "content-length", "authorization", "x-tally-user", "x-tally-tags", "accept-encoding", "expect",
+        ]).union(ProviderAdapters.keyHeaders).union(billingHeaders))
     /// Client headers that choose who pays or whose resources a call reaches: the organisation decides those, in the
     /// provider's `headers:`, never a key holder.
     static let billingHeaders: Set<String> = ["openai-organization", "openai-project", "x-goog-user-project"]
     /// Upstream headers not passed back: hop-by-hop ones, and the length, which the response body states itself.
-    static let droppedResponseHeaders = hopByHopHeaders.union(["content-length"])
+    static let droppedResponseHeaders = HeaderNames(hopByHopHeaders.union(["content-length"]))
 
     /// `text.lowercased()`. Most header names and values come in lower case already: those (ASCII without capitals)
     /// are kept as they are, without making a new string (which was a good part of copying a call's headers).
@@ -164,5 +165,44 @@ final class Proxy: Sendable {
             tags[String(key.prefix(128))] = String(tagValue.prefix(128))
         }
         return tags
+    }
+}
+
+/// A set of header names (given in lower case), looked up in any case: `contains(name)` is
+/// `names.contains(name.lowercased())`. An ASCII name, which every header name a client or provider sends is, is
+/// compared byte by byte with the names of its length, without making a lower-case copy or hashing it.
+struct HeaderNames: Sendable {
+    let names: Set<String>
+    /// The names' UTF-8 bytes, by their length.
+    private let byLength: [[[UInt8]]]
+
+    init(_ names: Set<String>) {
+        precondition(names.allSatisfy { $0 == $0.lowercased() }, "header names are given in lower case")
+        self.names = names
+        var byLength = [[[UInt8]]](repeating: [], count: (names.map(\.utf8.count).max() ?? 0) + 1)
+        for name in names { byLength[name.utf8.count].append(Array(name.utf8)) }
+        self.byLength = byLength
+    }
+
+    func contains(_ name: String) -> Bool {
+        if let found = name.utf8.withContiguousStorageIfAvailable(lookUp), let found { return found }
+        return names.contains(name.lowercased())
+    }
+
+    /// Whether the ASCII name is one of the set's; nil when the name is not ASCII.
+    private func lookUp(_ name: UnsafeBufferPointer<UInt8>) -> Bool? {
+        var bits: UInt8 = 0
+        for byte in name { bits |= byte }
+        guard bits < 0x80 else { return nil }
+        guard name.count < byLength.count else { return false }
+        return byLength[name.count].contains { candidate in
+            candidate.withUnsafeBufferPointer { lowercase in
+                for i in 0..<name.count where lowercase[i] != name[i] {
+                    let byte = name[i]
+                    guard byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z"), lowercase[i] == byte | 0x20 else { return false }
+                }
+                return true
+            }
+        }
     }
 }

@@ -278,7 +278,7 @@ final class ProxyCall: UpstreamDelegate {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 6)
         headers.add(name: "host", value: target.hostHeader)
-        for (name, value) in head.headers where !Proxy.droppedRequestHeaders.contains(Proxy.lowercased(name)) {
+        for (name, value) in head.headers where !Proxy.droppedRequestHeaders.contains(name) {
             headers.add(name: name, value: value)
         }
         headers.add(name: "accept-encoding", value: "identity")
@@ -335,6 +335,9 @@ final class ProxyCall: UpstreamDelegate {
 
     // MARK: The answer
 
+    private static let contentLength = HeaderNames(["content-length"])
+    private static let contentType = HeaderNames(["content-type"])
+
     func upstreamHead(_ upstreamHead: HTTPResponseHead) {
         guard phase == .forwarded else { return }
         let afterUpstream = ContinuousClock.now
@@ -344,10 +347,9 @@ final class ProxyCall: UpstreamDelegate {
         var contentType = ""
         var contentLength: Int?
         for (name, value) in upstreamHead.headers {
-            let lowercased = Proxy.lowercased(name)
-            if lowercased == "content-length" { contentLength = Int(value) }
-            guard !Proxy.droppedResponseHeaders.contains(lowercased) else { continue }
-            if lowercased == "content-type" { contentType = Proxy.lowercased(value) }
+            if Self.contentLength.contains(name) { contentLength = Int(value) }
+            guard !Proxy.droppedResponseHeaders.contains(name) else { continue }
+            if Self.contentType.contains(name) { contentType = Proxy.lowercased(value) }
             headers.add(name: name, value: value)
         }
         isStream = contentType.hasPrefix("text/event-stream")
