@@ -254,16 +254,7 @@ package struct JSONParser {
         // Fast path: no escapes. Eight bytes at a time while none of them is a quote, a backslash or a control
         // character; whether any byte is not ASCII is noted on the way, so that ASCII needs no second look.
         var high: UInt64 = 0
-        if let base = bytes.baseAddress {
-            var at = index
-            while at + 8 <= bytes.count {
-                let word = UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)
-                if JSONWriter.mayStopAString(word) { break }
-                high |= word
-                at += 8
-            }
-            index = at
-        }
+        index = JSONWriter.skipPlainWords(bytes, from: index, high: &high)
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {

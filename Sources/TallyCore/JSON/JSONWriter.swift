@@ -9,16 +9,11 @@ public enum JSONWriter {
         string.withUTF8 { utf8 in
             var runStart = 0
             var at = 0
+            var high: UInt64 = 0
             while at < utf8.count {
                 // Eight bytes at a time until some byte among them needs an escape; then those eight one by one.
-                var end = utf8.count
-                if let base = utf8.baseAddress, at + 8 <= utf8.count {
-                    if !mayStopAString(UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)) {
-                        at += 8
-                        continue
-                    }
-                    end = at + 8
-                }
+                at = skipPlainWords(utf8, from: at, high: &high)
+                let end = min(at + 8, utf8.count)
                 for i in at..<end {
                     let byte = utf8[i]
                     if byte >= 0x20 && byte != 0x22 && byte != 0x5C { continue }
@@ -46,6 +41,22 @@ public enum JSONWriter {
         let quotes = (quote &- ones) & ~quote
         let backslashes = (backslash &- ones) & ~backslash
         return (control | quotes | backslashes) & 0x8080_8080_8080_8080 != 0
+    }
+
+    /// Where the first eight bytes from `start` on that may hold a quote, a backslash or a control character begin
+    /// (`mayStopAString`), or where fewer than eight are left. The bits of the bytes passed over are ORed into
+    /// `high`, so that a caller sees whether any of them was not ASCII.
+    @inlinable @inline(__always)
+    package static func skipPlainWords(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, high: inout UInt64) -> Int {
+        guard let base = bytes.baseAddress else { return start }
+        var at = start
+        while at + 8 <= bytes.count {
+            let word = UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)
+            if mayStopAString(word) { break }
+            high |= word
+            at += 8
+        }
+        return at
     }
 
     @usableFromInline
