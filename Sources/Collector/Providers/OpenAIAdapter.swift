@@ -122,11 +122,10 @@ struct OpenAIAdapter: UsageMemberAdapter {
 
     /// A Responses answer also counts its `web_search_call` output items, which are billed per search.
     static func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture {
-        path.endpoint == .responses ? responsesCapture : answerCapture
+        path.endpoint == .responses ? responsesCapture : .usageMembers
     }
 
-    // Made once and copied for each answer: making one costs more than reading a short answer with it.
-    private static let answerCapture = TopLevelFieldCapture(wanted: ["usage", "model", "service_tier"])
+    // Made once and copied for each answer, as `TopLevelFieldCapture.usageMembers` is.
     private static let responsesCapture = TopLevelFieldCapture(
         wanted: ["usage", "model", "service_tier"], countingType: "web_search_call")
 

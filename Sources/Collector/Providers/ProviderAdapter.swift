@@ -77,11 +77,14 @@ protocol UsageMemberAdapter: ProviderAdapter {
     static func serviceTier(_ capture: TopLevelFieldCapture) -> String?
 }
 
-/// Made once and copied for each answer: making one costs more than reading a short answer with it.
-private let usageMemberCapture = TopLevelFieldCapture(wanted: ["usage", "model", "service_tier"])
+extension TopLevelFieldCapture {
+    /// The scanner for an answer with top-level `usage`, `model` and `service_tier`. Made once and copied for each
+    /// answer: making one costs more than reading a short answer with it.
+    static let usageMembers = TopLevelFieldCapture(wanted: ["usage", "model", "service_tier"])
+}
 
 extension UsageMemberAdapter {
-    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { usageMemberCapture }
+    func responseCapture(path: ClassifiedPath) -> TopLevelFieldCapture { .usageMembers }
 
     func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading {
         ResponseReading(

@@ -55,14 +55,11 @@ struct TopLevelFieldCapture {
         while at < bytes.count {
             // Inside a string, only a quote or a backslash matters (most of an answer is its text): the bytes up to
             // the next one are skipped at once rather than stepped through. Counting types reads every string.
-            if typeValue == nil, inString, !escaped, !readingKey {
-                while at < bytes.count, bytes[at] != UInt8(ascii: "\""), bytes[at] != UInt8(ascii: "\\") { at += 1 }
-                if at == bytes.count { break }
-            } else if typeValue == nil, readingKey, !escaped {
-                // A member name: its bytes up to a quote or a backslash are kept at once (the first 256 of them).
+            if typeValue == nil, inString, !escaped {
+                // A member name's bytes are kept as a run (the first 256 of them).
                 let run = at
                 while at < bytes.count, bytes[at] != UInt8(ascii: "\""), bytes[at] != UInt8(ascii: "\\") { at += 1 }
-                if keyBytes.count < 256 { keyBytes.append(contentsOf: bytes[run..<min(at, run + 256 - keyBytes.count)]) }
+                if readingKey, keyBytes.count < 256 { keyBytes.append(contentsOf: bytes[run..<min(at, run + 256 - keyBytes.count)]) }
                 if at == bytes.count { break }
             } else if typeValue == nil, depth > memberDepth, !inString, !awaitingValue {
                 // Inside a member's value (most of an answer): only strings and brackets matter until it ends.
