@@ -10,8 +10,11 @@
 # calls to a mock that sends 100 events 100 ms apart, every one checked whole and logged, with the 1-connection added
 # latency of plain calls measured meanwhile against the same mock's direct figure.
 #
-#   scripts/bench-collector.sh                      # chat + stream, 1 and 16 connections, 15 s each
-#   DURATION=10 SKIP_LITELLM=1 scripts/bench-collector.sh
+# RUNS (3) repeats the collector, direct and nginx measurements (and the time to first event) and reports medians; LiteLLM
+# is measured in the first run only.
+#
+#   scripts/bench-collector.sh                      # chat + stream, 1 and 16 connections, 15 s each, 3 runs
+#   DURATION=10 RUNS=5 SKIP_LITELLM=1 scripts/bench-collector.sh
 #   OVERHEAD=0 SLOW_CALLS=500 scripts/bench-collector.sh      # only the slow streams
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +45,8 @@ report_steal() {
     "$ticks" "$secs" "$cpus" "$(getconf CLK_TCK)"
 }
 
+runs="${RUNS:-3}"
+[ "$runs" -ge 1 ] 2>/dev/null || { echo "bench: RUNS must be a whole number of at least 1" >&2; exit 2; }
 export MOCK_PORT="${MOCK_PORT:-18080}"
 export PROXY_PORT="${PROXY_PORT:-15000}"
 work="$(mktemp -d /tmp/tally-bench-XXXXXX)"
@@ -87,48 +92,27 @@ sampler=$!
 trap 'kill $sampler 2>/dev/null || true; report_steal' EXIT
 
 if [ "${OVERHEAD:-1}" = 1 ]; then
-PROXY_CMD="exec '$collector' --config '$work/tally.yaml' --listen 127.0.0.1:$PROXY_PORT --log-level warning" \
-PROXY_NAME=tally PROXY_KEY="$secret" SCENARIOS="${SCENARIOS:-chat stream}" RESULTS_DIR="$work/results" \
-  "$peer/overhead.sh"
-
-if [ "${NGINX_PASS:-1}" = 1 ]; then
-  PROXY_CMD='"$PEER_DIR"/nginx_passthrough.sh "$PROXY_PORT" "$MOCK_PORT"' PROXY_NAME=nginx-pass SKIP_LITELLM=1 \
-  SCENARIOS="${SCENARIOS:-chat stream}" RESULTS_DIR="$work/results-nginx" "$peer/overhead.sh"
-fi
+# Each run measures direct, then the collector (and LiteLLM, in the first run only: it is slow to start and its figures
+# are a hundred times the collector's), then direct again and the plain nginx hop. The figures reported are the medians
+# over the runs, each collector figure beside the references of its own run.
+for run in $(seq "$runs"); do
+  [ "$runs" -gt 1 ] && echo && echo "== run $run of $runs"
+  skip_litellm="${SKIP_LITELLM:-0}"
+  [ "$run" -gt 1 ] && skip_litellm=1
+  PROXY_CMD="exec '$collector' --config '$work/tally.yaml' --listen 127.0.0.1:$PROXY_PORT --log-level warning" \
+  PROXY_NAME=tally PROXY_KEY="$secret" SCENARIOS="${SCENARIOS:-chat stream}" RESULTS_DIR="$work/results-$run-tally" \
+  SKIP_LITELLM="$skip_litellm" "$peer/overhead.sh"
+  if [ "${NGINX_PASS:-1}" = 1 ]; then
+    PROXY_CMD='"$PEER_DIR"/nginx_passthrough.sh "$PROXY_PORT" "$MOCK_PORT"' PROXY_NAME=nginx-pass SKIP_LITELLM=1 \
+    SCENARIOS="${SCENARIOS:-chat stream}" RESULTS_DIR="$work/results-$run-nginx" "$peer/overhead.sh"
+  fi
+done
 
 events=$(find "$work/log" -name '*.jsonl*' -exec sh -c 'case "$1" in *.gz) zcat "$1";; *) cat "$1";; esac' _ {} \; | wc -l)
 echo
 echo "tally collector: peak RSS $(( $(cat "$rss_file") / 1024 )) MB; $events calls logged under $work/log"
 
-# The collector against each reference, from the same run.
-python3 - "$work" <<'PY'
-import json, sys
-from pathlib import Path
-rows = []
-for d in sorted(Path(sys.argv[1]).glob("results*")):
-    f = d / "results.json"
-    if f.exists():
-        rows += [dict(r, run=d.name) for r in json.loads(f.read_text())]
-def added(r):
-    direct = next((x for x in rows if x["run"] == r["run"] and x["target"] == "direct"
-                   and x["scenario"] == r["scenario"] and x["connections"] == r["connections"]), None)
-    return (r["p50_ms"] - direct["p50_ms"], r["p99_ms"] - direct["p99_ms"]) if direct else (None, None)
-tally = [r for r in rows if r["target"] == "tally"]
-refs = sorted({r["target"] for r in rows if r["target"] not in ("tally", "direct")})
-print("\ncollector vs references (req/s ratio = tally / reference; added = p50/p99 minus direct in the same run)")
-print(f"{'scenario':10s} {'conns':>5s} {'tally req/s':>11s} {'tally +p50/+p99 ms':>19s}  " + "  ".join(f"{r:>26s}" for r in refs))
-for t in tally:
-    a50, a99 = added(t)
-    cells = []
-    for name in refs:
-        ref = next((x for x in rows if x["target"] == name and x["scenario"] == t["scenario"] and x["connections"] == t["connections"]), None)
-        if ref is None:
-            cells.append(f"{'-':>26s}")
-            continue
-        r50, r99 = added(ref)
-        cells.append(f"{ref['rps']:8.0f}/s x{t['rps'] / ref['rps']:5.2f} +{r50:.3f}/+{r99:.3f}")
-    print(f"{t['scenario']:10s} {t['connections']:5d} {t['rps']:11.0f} {'+%.3f/+%.3f' % (a50, a99):>19s}  " + "  ".join(cells))
-PY
+python3 scripts/bench/overhead_summary.py "$work"
 fi
 
 [ "${SLOW:-1}" = 1 ] || exit 0
@@ -197,14 +181,17 @@ probe() {
 through=$(probe "http://127.0.0.1:$slow_proxy")
 direct=$(probe "http://127.0.0.1:$fast_port")
 wait "$driver"
-# Time to the first event of a stream, calls one at a time, with nothing else running: through the collector, direct.
-ttfb_through=$(python3 scripts/bench/ttfb.py 127.0.0.1 "$slow_proxy" /v1/chat/completions "$secret" 2000)
-ttfb_direct=$(python3 scripts/bench/ttfb.py 127.0.0.1 "$fast_port" /v1/chat/completions "$secret" 2000)
-# The floor for any proxy on this machine: the same probe through a plain nginx hop (no buffering) to the same mock.
+# Time to the first event of a stream, calls one at a time, with nothing else running: through the collector, direct,
+# and through a plain nginx hop (no buffering) to the same mock, the floor for any proxy on this machine. Each run
+# measures the three in turn; the medians of their p50s are reported.
 "$peer/nginx_passthrough.sh" "$((PROXY_PORT + 2))" "$fast_port" "$work/ttfb-pass" >/dev/null 2>&1 &
 ttfb_pass=$!
 sleep 1
-ttfb_nginx=$(python3 scripts/bench/ttfb.py 127.0.0.1 "$((PROXY_PORT + 2))" /v1/chat/completions "$secret" 2000)
+for run in $(seq "$runs"); do
+  python3 scripts/bench/ttfb.py 127.0.0.1 "$slow_proxy" /v1/chat/completions "$secret" 2000 >> "$work/ttfb-through.jsonl"
+  python3 scripts/bench/ttfb.py 127.0.0.1 "$fast_port" /v1/chat/completions "$secret" 2000 >> "$work/ttfb-direct.jsonl"
+  python3 scripts/bench/ttfb.py 127.0.0.1 "$((PROXY_PORT + 2))" /v1/chat/completions "$secret" 2000 >> "$work/ttfb-nginx.jsonl"
+done
 kill "$ttfb_pass" 2>/dev/null || true
 kill -TERM "$slow_tally"; wait "$slow_tally" || true
 kill "$slow_mock" "$fast_mock" 2>/dev/null || true
@@ -215,12 +202,20 @@ echo "many slow streams: $(cat "$work/slow.json")"
 echo "  logged with the provider's usage: $logged of $calls; collector RSS idle $(( idle_rss / 1024 )) MB, peak $(( $(cat "$work/slow-peak-rss" 2>/dev/null || echo 0) / 1024 )) MB"
 read -r t50 t99 <<<"$through"; read -r d50 d99 <<<"$direct"
 python3 -c "import sys; t50,t99,d50,d99=map(float,sys.argv[1:]); print(f'  1-connection chat meanwhile: through the collector p50 {t50:.3f} ms p99 {t99:.3f} ms; direct p50 {d50:.3f} ms p99 {d99:.3f} ms; added p50 +{t50-d50:.3f} ms, p99 +{t99-d99:.3f} ms')" "$t50" "$t99" "$d50" "$d99"
-python3 - "$ttfb_through" "$ttfb_direct" "$ttfb_nginx" <<'PY'
-import json, sys
-t, d, n = (json.loads(a) for a in sys.argv[1:])
-print(f"  stream time to first event (2000 calls one at a time): through the collector p50 {t['ttfb_p50_ms']:.3f} ms"
-      f" p99 {t['ttfb_p99_ms']:.3f} ms; direct p50 {d['ttfb_p50_ms']:.3f} ms p99 {d['ttfb_p99_ms']:.3f} ms;"
-      f" added p50 +{t['ttfb_p50_ms'] - d['ttfb_p50_ms']:.3f} ms")
-print(f"  the same through a plain nginx hop: p50 {n['ttfb_p50_ms']:.3f} ms p99 {n['ttfb_p99_ms']:.3f} ms;"
-      f" added p50 +{n['ttfb_p50_ms'] - d['ttfb_p50_ms']:.3f} ms")
+python3 - "$work" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+t, d, n = ([json.loads(line) for line in (Path(sys.argv[1]) / f"ttfb-{name}.jsonl").read_text().splitlines()]
+           for name in ("through", "direct", "nginx"))
+def med(rows, key):
+    return statistics.median(r[key] for r in rows)
+added = [a["ttfb_p50_ms"] - b["ttfb_p50_ms"] for a, b in zip(t, d)]
+added_nginx = [a["ttfb_p50_ms"] - b["ttfb_p50_ms"] for a, b in zip(n, d)]
+spread = lambda v: "" if len(v) < 2 else f" ({min(v):+.3f}..{max(v):+.3f})"
+print(f"  stream time to first event (2000 calls one at a time, medians of {len(t)} run(s)): through the collector"
+      f" p50 {med(t, 'ttfb_p50_ms'):.3f} ms p99 {med(t, 'ttfb_p99_ms'):.3f} ms; direct p50 {med(d, 'ttfb_p50_ms'):.3f} ms"
+      f" p99 {med(d, 'ttfb_p99_ms'):.3f} ms; added p50 {statistics.median(added):+.3f} ms{spread(added)}"
+      f" ({'met' if statistics.median(added) <= 0.1 else 'MISSED'}: <= 0.1)")
+print(f"  the same through a plain nginx hop: p50 {med(n, 'ttfb_p50_ms'):.3f} ms p99 {med(n, 'ttfb_p99_ms'):.3f} ms;"
+      f" added p50 {statistics.median(added_nginx):+.3f} ms{spread(added_nginx)}")
 PY
