@@ -170,6 +170,35 @@ struct JSONParserTests {
         }
     }
 
+    /// The parser hands out one made-once string for names such as `prompt_tokens` (`KnownStrings`): every one of
+    /// them, and every string a byte away from one (changed, cut short, longer, or escaped), reads as its own bytes.
+    @Test func namesMadeOnceReadAsTheirBytes() throws {
+        var candidates: [String] = []
+        for known in KnownStrings.strings {
+            let bytes = Array(known.utf8)
+            candidates.append(known)
+            candidates.append(String(known.dropLast()))
+            candidates.append(known + "s")
+            candidates.append("_" + known)
+            for at in bytes.indices {
+                var changed = bytes
+                changed[at] = changed[at] == UInt8(ascii: "x") ? UInt8(ascii: "y") : UInt8(ascii: "x")
+                candidates.append(String(decoding: changed, as: UTF8.self))
+            }
+        }
+        for candidate in candidates {
+            let parsed = try JSONValue.parse(Array(#"{"\#(candidate)":"\#(candidate)"}"#.utf8))
+            guard case .object(let members) = parsed, let member = members.first else {
+                Issue.record("\(candidate) did not parse as an object")
+                continue
+            }
+            #expect(Array(member.key.utf8) == Array(candidate.utf8), "\(candidate)")
+            #expect(member.value.stringValue.map { Array($0.utf8) } == Array(candidate.utf8), "\(candidate)")
+        }
+        let escaped = try JSONValue.parse(Array(#"{"prompt\u005ftokens":1}"#.utf8))
+        #expect(escaped["prompt_tokens"]?.int64Value == 1)
+    }
+
     @Test func refusesDeepNesting() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(deep.utf8)) }

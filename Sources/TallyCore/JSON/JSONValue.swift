@@ -259,9 +259,11 @@ package struct JSONParser {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
+                // ASCII needs no check; the names and values every call repeats are made once (`KnownStrings`).
                 let string =
                     high & 0x8080_8080_8080_8080 == 0
-                    ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
+                    ? KnownStrings.lookUp(slice) ?? String(decoding: slice, as: UTF8.self)
+                    : String(validating: slice, as: UTF8.self)
                 guard let string else { throw error("invalid UTF-8 in a string") }
                 index += 1
                 return string
