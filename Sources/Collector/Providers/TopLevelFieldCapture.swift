@@ -56,8 +56,11 @@ struct TopLevelFieldCapture {
             // Inside a string, only a quote or a backslash matters (most of an answer is its text): the bytes up to
             // the next one are skipped at once rather than stepped through. Counting types reads every string.
             if typeValue == nil, inString, !escaped {
-                // A member name's bytes are kept as a run (the first 256 of them).
+                // Eight bytes at a time up to a word that may hold one (`JSONWriter.skipPlainWords`), then byte by
+                // byte. A member name's bytes are kept as a run (the first 256 of them).
                 let run = at
+                var high: UInt64 = 0
+                at = JSONWriter.skipPlainWords(bytes.assumingMemoryBound(to: UInt8.self), from: at, high: &high)
                 while at < bytes.count, bytes[at] != UInt8(ascii: "\""), bytes[at] != UInt8(ascii: "\\") { at += 1 }
                 if readingKey, keyBytes.count < 256 { keyBytes.append(contentsOf: bytes[run..<min(at, run + 256 - keyBytes.count)]) }
                 if at == bytes.count { break }
