@@ -259,7 +259,7 @@ package struct JSONParser {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
-                // ASCII needs no check; the names and values every call repeats are made once (`KnownStrings`).
+                // ASCII needs no check; the long member names every call repeats are made once (`KnownStrings`).
                 let string =
                     high & 0x8080_8080_8080_8080 == 0
                     ? KnownStrings.lookUp(slice) ?? String(decoding: slice, as: UTF8.self)

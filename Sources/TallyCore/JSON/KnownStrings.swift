@@ -3,7 +3,7 @@
 ///
 /// Only speed depends on it: a string that is not here is made as before, and one that is here equals what would have
 /// been made. These names are longer than the 15 bytes a `String` holds inline, so each would otherwise cost an
-/// allocation, a UTF-8 check and a release when the parsed value goes: about four times what looking it up costs.
+/// allocation, a UTF-8 check and a release when the parsed value goes: about three times what looking it up costs.
 package enum KnownStrings {
     /// The lengths looked up. A shorter string is held inline by `String` (no allocation, so nothing to save) and a
     /// longer one is never here.
@@ -56,8 +56,8 @@ package enum KnownStrings {
         return nil
     }
 
-    /// Member names of 16 to 32 bytes in the OpenAI, Anthropic and Gemini requests and answers, usage above all.
-    /// Adding one changes no result, only which strings are shared.
+    /// Member names of 16 to 32 bytes in the OpenAI, Anthropic and Gemini requests and answers, usage above all, and
+    /// the `object` of OpenAI's stream chunks. Adding one changes no result, only which strings are shared.
     package static let strings: [String] = [
         // OpenAI.
         "completion_tokens", "prompt_tokens_details", "completion_tokens_details", "reasoning_tokens",
