@@ -72,14 +72,19 @@ for scenario, connections in cases:
             line += (f"   CPU us/call {spread(cpu, '{:.0f}'):>18s}   added p50 ms {spread(a50, '{:+.3f}'):>26s}"
                      f"   p99 {spread(a99, '{:+.3f}')}")
         print(line)
-    ratios = []
+    ratios, cpu_ratios = [], []
     for run in runs:
         t = find(f"results-{run}-tally", "tally", scenario, connections)
         n = find(f"results-{run}-nginx", "nginx-pass", scenario, connections)
         if t and n and n["rps"]:
             ratios.append(t["rps"] / n["rps"])
+        if t and n and t["server_cpu_us_per_req"] and n["server_cpu_us_per_req"]:
+            cpu_ratios.append(t["server_cpu_us_per_req"] / n["server_cpu_us_per_req"])
     if ratios:
         print(f"  tally / nginx-pass req/s, run by run: {spread(ratios, '{:.2f}')}")
+    # A slow host slows nginx too: the collector's CPU over nginx's in the same run moves less than either.
+    if cpu_ratios:
+        print(f"  tally / nginx-pass CPU per call, run by run: {spread(cpu_ratios, '{:.2f}')}")
 
 
 def median_of(target, scenario, connections, figure):
