@@ -127,7 +127,7 @@ struct OpenAIAdapter: UsageMemberAdapter {
 
     // Made once and copied for each answer, as `TopLevelFieldCapture.usageMembers` is.
     private static let responsesCapture = TopLevelFieldCapture(
-        wanted: ["usage", "model", "service_tier"], countingType: "web_search_call")
+        wanted: TopLevelFieldCapture.usageMemberNames, countingType: "web_search_call")
 
     static func readResponse(_ capture: TopLevelFieldCapture) -> ResponseReading {
         var usage = capture.value("usage").flatMap(Self.usage)

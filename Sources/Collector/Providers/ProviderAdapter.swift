@@ -78,9 +78,12 @@ protocol UsageMemberAdapter: ProviderAdapter {
 }
 
 extension TopLevelFieldCapture {
-    /// The scanner for an answer with top-level `usage`, `model` and `service_tier`. Made once and copied for each
-    /// answer: making one costs more than reading a short answer with it.
-    static let usageMembers = TopLevelFieldCapture(wanted: ["usage", "model", "service_tier"])
+    /// The top-level members that carry an answer's usage, model and served tier.
+    static let usageMemberNames: Set<String> = ["usage", "model", "service_tier"]
+
+    /// The scanner for an answer with those members. Made once and copied for each answer: making one costs more than
+    /// reading a short answer with it.
+    static let usageMembers = TopLevelFieldCapture(wanted: usageMemberNames)
 }
 
 extension UsageMemberAdapter {
