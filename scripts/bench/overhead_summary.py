@@ -55,6 +55,17 @@ def per_run(target, scenario, connections, figure):
     return values
 
 
+def over_nginx(scenario, connections, key):
+    """The collector's `key` over the nginx hop's, run by run (each pair from the same run)."""
+    ratios = []
+    for run in runs:
+        t = find(f"results-{run}-tally", "tally", scenario, connections)
+        n = find(f"results-{run}-nginx", "nginx-pass", scenario, connections)
+        if t and n and t[key] and n[key]:
+            ratios.append(t[key] / n[key])
+    return ratios
+
+
 cases = sorted({(r["scenario"], r["connections"]) for r in rows if r["target"] == "tally"})
 print(f"\nmedians over {len(runs)} run(s), range in brackets; added = p50/p99 minus direct in the same harness run;"
       " CPU = the proxy's own processes per call")
@@ -72,17 +83,11 @@ for scenario, connections in cases:
             line += (f"   CPU us/call {spread(cpu, '{:.0f}'):>18s}   added p50 ms {spread(a50, '{:+.3f}'):>26s}"
                      f"   p99 {spread(a99, '{:+.3f}')}")
         print(line)
-    ratios, cpu_ratios = [], []
-    for run in runs:
-        t = find(f"results-{run}-tally", "tally", scenario, connections)
-        n = find(f"results-{run}-nginx", "nginx-pass", scenario, connections)
-        if t and n and n["rps"]:
-            ratios.append(t["rps"] / n["rps"])
-        if t and n and t["server_cpu_us_per_req"] and n["server_cpu_us_per_req"]:
-            cpu_ratios.append(t["server_cpu_us_per_req"] / n["server_cpu_us_per_req"])
+    ratios = over_nginx(scenario, connections, "rps")
     if ratios:
         print(f"  tally / nginx-pass req/s, run by run: {spread(ratios, '{:.2f}')}")
-    # A slow host slows nginx too: the collector's CPU over nginx's in the same run moves less than either.
+    # A slow host slows nginx too, so the collector's CPU over nginx's in the same run cancels part of what it does.
+    cpu_ratios = over_nginx(scenario, connections, "server_cpu_us_per_req")
     if cpu_ratios:
         print(f"  tally / nginx-pass CPU per call, run by run: {spread(cpu_ratios, '{:.2f}')}")
 
@@ -106,11 +111,6 @@ check("chat, 16 connections, CPU us/call", median_of("tally", "chat", 16, lambda
       "{:.0f}")
 check("chat, 1 connection, added p50 ms", median_of("tally", "chat", 1, lambda r: added(r)[0]), 0.10, "{:.3f}")
 check("chat, 1 connection, added p99 ms", median_of("tally", "chat", 1, lambda r: added(r)[1]), 0.5, "{:.3f}")
-stream_ratios = []
-for run in runs:
-    t = find(f"results-{run}-tally", "tally", "stream", 16)
-    n = find(f"results-{run}-nginx", "nginx-pass", "stream", 16)
-    if t and n and n["rps"]:
-        stream_ratios.append(t["rps"] / n["rps"])
+stream_ratios = over_nginx("stream", 16, "rps")
 check("stream, 16 connections, req/s over nginx-pass", statistics.median(stream_ratios) if stream_ratios else None, 0.5,
       "{:.2f}", at_least=True)
