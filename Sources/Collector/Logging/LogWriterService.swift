@@ -93,8 +93,13 @@ public struct LogWriterService: Service {
     }
 
     /// Below this many events a batch is small, and the writer waits `gatherDelay` before taking the next.
-    static let smallBatch = 32
-    static let gatherDelay = Duration.milliseconds(2)
+    ///
+    /// Each wake-up of the writer costs a thread switch and a write, and on a busy host it takes a core away from an
+    /// event loop mid-call. At 10,000 calls a second, waiting 10 ms for up to 256 events rather than 2 ms for 32
+    /// cut the writer's CPU from 8–9 to 5 µs per call, and its threads' switches from 0.19 to 0.04 per call. A line
+    /// reaches its segment at most this much later; calls never wait for it.
+    static let smallBatch = 256
+    static let gatherDelay = Duration.milliseconds(10)
 
     /// How often segments that failed to compress are tried again.
     static let compressRetryInterval = Duration.seconds(30)
