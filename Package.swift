@@ -17,6 +17,7 @@ let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-h
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioEmbedded: Target.Dependency = .product(name: "NIOEmbedded", package: "swift-nio")
 // The collector's upstream TLS, and the server's graceful quiescing.
 let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
 let nioExtras: Target.Dependency = .product(name: "NIOExtras", package: "swift-nio-extras")
@@ -107,7 +108,7 @@ let package = Package(
             name: "CollectorTests",
             dependencies: [
                 "Collector", "TallyCore", "UsageLog", "TallyConfig", "Synth", "TestSupport", hummingbird, httpClient, serviceLifecycle,
-                logging, nioCore, nioHTTP1, nioPosix, nioSSL, httpTypes,
+                logging, nioCore, nioHTTP1, nioPosix, nioSSL, nioEmbedded, httpTypes,
             ]),
         .testTarget(
             name: "AuditorTests",

@@ -180,8 +180,10 @@ final class UpstreamPool {
                         let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: isAddress ? nil : host))
                     }
-                    // Headers were parsed by NIO's HTTP parser or checked at start (see ProxyServer).
-                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // NIO's response decoder, as `addHTTPClientHandlers` adds it, behind the collector's own request
+                    // encoder. Headers were parsed by NIO's HTTP parser or checked at start (see ProxyServer).
+                    try sync.addHandler(UpstreamRequestEncoder())
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try sync.addHandler(UpstreamConnection.Handler())
                 }
             }
