@@ -7,8 +7,11 @@ import NIOHTTP1
 /// The collector needs none of that encoder's framing: every request it sends is whole (its body read to the end, or
 /// none) and `ProxyCall` states the body's length in `content-length`, so the head is written as it is. NIO's encoder
 /// writes each header's name and value with their own checks and hands the head, the body and the end down the pipeline
-/// as three writes, which was about 16,000 instructions per chat call (callgrind); this writes the head's bytes with
-/// one copy each and the request as one write.
+/// as three writes: 19,500 instructions per chat call (callgrind), against 8,600 here, where the head's strings are
+/// copied once each and the request goes as one write.
+///
+/// A part's write promise completes when the request is written, so the head's and the body's complete only after the
+/// end has come: a caller must not wait for them before writing the end.
 ///
 /// NIO's response decoder sits between this and the connection's handler, so it still sees each head: it learns the
 /// request's method from it (an answer to `HEAD` has no body).
@@ -112,7 +115,7 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
         }
     }
 
-    // Free functions of the offset rather than a closure over it: a closure's captured offset cost two exclusivity
+    // Functions that take and return the offset, not a closure capturing it: the captured offset cost two exclusivity
     // checks per string.
     private static func put(_ text: String, into out: UnsafeMutableRawBufferPointer, at: Int) -> Int {
         let copied = text.utf8.withContiguousStorageIfAvailable { bytes in
