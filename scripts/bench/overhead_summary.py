@@ -61,7 +61,8 @@ def over_nginx(scenario, connections, key):
     for run in runs:
         t = find(f"results-{run}-tally", "tally", scenario, connections)
         n = find(f"results-{run}-nginx", "nginx-pass", scenario, connections)
-        if t and n and t[key] and n[key]:
+        # Only the divisor must be non-zero: a collector that did nothing is a ratio of 0, not a missing run.
+        if t and n and t.get(key) is not None and n[key]:
             ratios.append(t[key] / n[key])
     return ratios
 
