@@ -1,3 +1,4 @@
+import Synchronization
 import TallyCore
 
 #if canImport(Glibc)
@@ -24,16 +25,39 @@ public enum EventID {
         return format(high: high, low: low)
     }
 
-    /// 128 bits from the kernel's secure source in one draw (one system call per event, where
-    /// `SystemRandomNumberGenerator` makes one per 64 bits).
+    /// 128 bits from the kernel's secure source. They are drawn 256 bytes at a time (16 ids) and handed out in turn,
+    /// so that a call does not make a system call for its id: one `getrandom` per event was one of the collector's six
+    /// system calls per call. Each bit is still the kernel's, used once.
     static func secureRandomBits() -> (UInt64, UInt64) {
-        #if canImport(Glibc)
-        var bits: (UInt64, UInt64) = (0, 0)
-        // getentropy is getrandom(2) for up to 256 bytes, without its flags.
-        if withUnsafeMutableBytes(of: &bits, { getentropy($0.baseAddress, $0.count) }) == 0 { return bits }
-        #endif
-        var generator = SystemRandomNumberGenerator()
-        return (generator.next(), generator.next())
+        secureBits.withLock { $0.next() }
+    }
+
+    private static let secureBits = Mutex(SecureBits())
+
+    /// Kernel randomness drawn ahead, in one `getentropy` (the most it gives at once).
+    struct SecureBits {
+        private var words = [UInt64](repeating: 0, count: 32)
+        /// Words handed out so far; `words.count` when all are used.
+        private var used = 32
+
+        /// The next 128 unused bits, drawing more when all are used.
+        mutating func next() -> (UInt64, UInt64) {
+            if used == words.count {
+                refill()
+                used = 0
+            }
+            defer { used += 2 }
+            return (words[used], words[used + 1])
+        }
+
+        private mutating func refill() {
+            #if canImport(Glibc)
+            // getentropy is getrandom(2) for up to 256 bytes, without its flags.
+            if words.withUnsafeMutableBytes({ getentropy($0.baseAddress, $0.count) }) == 0 { return }
+            #endif
+            var generator = SystemRandomNumberGenerator()
+            for index in words.indices { words[index] = generator.next() }
+        }
     }
 
     /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` from the UUID's two 64-bit halves.
