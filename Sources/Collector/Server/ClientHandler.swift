@@ -18,8 +18,8 @@ import TallyCore
 /// moved lazily, serves both: a request that arrives whole costs none.
 final class ClientHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     /// What came in behind a request that is still being answered, kept until that answer ends.
     private enum Held {
@@ -52,6 +52,10 @@ final class ClientHandler: ChannelDuplexHandler {
     /// A graceful shutdown began: this connection ends after the answer in progress.
     private var quiescing = false
     private var version = HTTPVersion.http1_1
+    /// The method of the request in progress (an answer to `HEAD` has no body).
+    private var method = HTTPMethod.GET
+    /// Answers to bytes, in place of NIO's `HTTPResponseEncoder`; what it holds goes out at the next flush.
+    private var encoder = ClientAnswerEncoder()
     private(set) var isClosed = false
     /// The client closed its side of the connection (it may still read the answer).
     private var inputClosed = false
@@ -113,11 +117,15 @@ final class ClientHandler: ChannelDuplexHandler {
             answerStarted = false
             keepAlive = head.isKeepAlive && !quiescing
             version = head.version
+            method = head.method
             setDeadline(.now() + readTimeout)
             // A client that waits to be asked for its body (curl does for bodies over 1 KiB) is asked at once: the
             // collector reads every body before it decides anything.
             if head.version.minor >= 1, head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+                encoder.head(
+                    HTTPResponseHead(version: head.version, status: .continue), answering: head.method, allocator: context.channel.allocator
+                )
+                flushAnswer(context: context)
             }
             if AdminPages.serves(head.uri) {
                 adminHead = head
@@ -188,8 +196,10 @@ final class ClientHandler: ChannelDuplexHandler {
     private func answerMalformed(context: ChannelHandlerContext) {
         if !answerStarted {
             let headers = HTTPHeaders([("connection", "close"), ("content-length", "0")])
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            let allocator = context.channel.allocator
+            encoder.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers), answering: .GET, allocator: allocator)
+            encoder.end(allocator: allocator)
+            flushAnswer(context: context)
         }
         context.close(promise: nil)
     }
@@ -245,16 +255,25 @@ final class ClientHandler: ChannelDuplexHandler {
             keepAlive = false
         }
         answerStarted = true
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
+        encoder.head(
+            HTTPResponseHead(version: version, status: status, headers: headers), answering: method,
+            allocator: context.channel.allocator)
     }
 
     func writeBody(_ buffer: ByteBuffer) {
         guard let context, !isClosed else { return }
-        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        encoder.body(buffer, allocator: context.channel.allocator) { context.write(wrapOutboundOut(.byteBuffer($0)), promise: nil) }
     }
 
     func flush() {
-        context?.flush()
+        guard let context else { return }
+        flushAnswer(context: context)
+    }
+
+    /// Writes what the encoder holds, and flushes.
+    private func flushAnswer(context: ChannelHandlerContext) {
+        if let bytes = encoder.take() { context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil) }
+        context.flush()
     }
 
     /// The answer is whole: its end, then the next request (or the connection's close).
@@ -264,12 +283,14 @@ final class ClientHandler: ChannelDuplexHandler {
         call = nil
         busy = false
         answerStarted = false
+        encoder.end(allocator: context.channel.allocator)
+        let bytes = encoder.take() ?? context.channel.allocator.buffer(capacity: 0)
         if close {
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             setDeadline(.now() + idleTimeout)
             // No promise: making one and its future cost about 5,000 instructions per call (callgrind) that nothing waited for.
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
             resumeHeld(context: context)
         }
     }
@@ -284,6 +305,7 @@ final class ClientHandler: ChannelDuplexHandler {
     func abort() {
         call = nil
         busy = false
+        encoder = ClientAnswerEncoder()
         context?.close(promise: nil)
     }
 

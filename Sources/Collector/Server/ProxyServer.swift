@@ -54,11 +54,11 @@ struct ProxyServer: Service {
                 channel.eventLoop.makeCompletedFuture {
                     let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]!.value
                     let sync = channel.pipeline.syncOperations
-                    // Outbound header validation is off: every header the collector writes was parsed by NIO's HTTP
-                    // parser (the client's, the provider's) or checked at start (config headers, provider keys).
-                    // Pipelined requests and malformed ones are ClientHandler's to handle.
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
+                    // NIO's request decoder; answers are encoded by ClientHandler (`ClientAnswerEncoder`), which also
+                    // does the work of NIO's pipelining and protocol-error handlers. Headers are not validated again on
+                    // the way out: every header the collector writes was parsed by NIO's HTTP parser (the client's, the
+                    // provider's) or checked at start (config headers, provider keys).
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try sync.addHandler(
                         ClientHandler(proxy: proxy, admin: admin, pool: pool, idleTimeout: idleTimeout, readTimeout: readTimeout))
                     connections.add(channel)

@@ -87,58 +87,18 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
     }
 
-    /// The length of `head` as HTTP/1.1: `METHOD uri HTTP/x.y`, each header as `name: value`, every line ended by CRLF,
-    /// and an empty line.
+    /// The length of `head` as HTTP/1: `METHOD uri HTTP/x.y`, each header as `name: value`, every line ended by CRLF, and
+    /// an empty line.
     static func headBytes(_ head: HTTPRequestHead) -> Int {
-        var count = head.method.rawValue.utf8.count + 1 + head.uri.utf8.count + 1 + version(head.version).utf8.count + 2
-        for (name, value) in head.headers { count += name.utf8.count + 2 + value.utf8.count + 2 }
-        return count + 2
+        HTTPHeadBytes.count(startLine: startLine(head)) + HTTPHeadBytes.count(head.headers)
     }
 
-    /// Appends `head` as HTTP/1.1, `headBytes(head)` bytes long.
+    /// Appends `head` as HTTP/1, `headBytes(head)` bytes long.
     static func write(_ head: HTTPRequestHead, bytes count: Int, to buffer: inout ByteBuffer) {
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
-            let space = UInt8(ascii: " ")
-            var at = put(head.method.rawValue, into: out, at: 0)
-            at = put(space, into: out, at: at)
-            at = put(head.uri, into: out, at: at)
-            at = put(space, into: out, at: at)
-            at = put(version(head.version), into: out, at: at)
-            at = put(13, 10, into: out, at: at)
-            for (name, value) in head.headers {
-                at = put(name, into: out, at: at)
-                at = put(UInt8(ascii: ":"), space, into: out, at: at)
-                at = put(value, into: out, at: at)
-                at = put(13, 10, into: out, at: at)
-            }
-            return put(13, 10, into: out, at: at)
-        }
+        HTTPHeadBytes.write(startLine: startLine(head), headers: head.headers, bytes: count, to: &buffer)
     }
 
-    // Functions that take and return the offset, not a closure capturing it: the captured offset cost two exclusivity
-    // checks per string.
-    private static func put(_ text: String, into out: UnsafeMutableRawBufferPointer, at: Int) -> Int {
-        let copied = text.utf8.withContiguousStorageIfAvailable { bytes in
-            if let base = bytes.baseAddress { (out.baseAddress! + at).copyMemory(from: base, byteCount: bytes.count) }
-            return bytes.count
-        }
-        if let copied { return at + copied }
-        out[at..<at + text.utf8.count].copyBytes(from: text.utf8)
-        return at + text.utf8.count
-    }
-
-    private static func put(_ byte: UInt8, into out: UnsafeMutableRawBufferPointer, at: Int) -> Int {
-        out[at] = byte
-        return at + 1
-    }
-
-    private static func put(_ a: UInt8, _ b: UInt8, into out: UnsafeMutableRawBufferPointer, at: Int) -> Int {
-        out[at] = a
-        out[at + 1] = b
-        return at + 2
-    }
-
-    private static func version(_ version: HTTPVersion) -> String {
-        version == .http1_1 ? "HTTP/1.1" : "HTTP/\(version.major).\(version.minor)"
+    private static func startLine(_ head: HTTPRequestHead) -> (String, String, String) {
+        (head.method.rawValue, head.uri, HTTPHeadBytes.version(head.version))
     }
 }
