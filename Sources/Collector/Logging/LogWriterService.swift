@@ -95,11 +95,13 @@ public struct LogWriterService: Service {
     /// Below this many events a batch is small, and the writer waits `gatherDelay` before taking the next.
     ///
     /// Each wake-up of the writer costs a thread switch and a write, and on a busy host it takes a core away from an
-    /// event loop mid-call. At 10,000 calls a second, waiting 10 ms for up to 256 events rather than 2 ms for 32
-    /// cut the writer's CPU from 8–9 to 5 µs per call, and its threads' switches from 0.19 to 0.04 per call. A line
-    /// reaches its segment at most this much later; calls never wait for it.
+    /// event loop mid-call; a long gather makes each batch a longer burst of work instead. At 16 connections (about
+    /// 10,000 calls a second) the writer's threads used 8–9 µs per call waiting 2 ms for up to 32 events, 10–13.5
+    /// waiting 1 ms, 5–10 waiting 3 ms and 3–6 waiting 10 ms. At one connection, the 10 ms bursts (some 80 lines)
+    /// showed in the calls' p99: 0.42–1.40 ms against 0.22–0.37 ms with 3 ms, in four pairs of 8 s runs (wrk, chat,
+    /// the bench's mock). A line reaches its segment at most this much later; calls never wait for it.
     static let smallBatch = 256
-    static let gatherDelay = Duration.milliseconds(10)
+    static let gatherDelay = Duration.milliseconds(3)
 
     /// How often segments that failed to compress are tried again.
     static let compressRetryInterval = Duration.seconds(30)
