@@ -40,21 +40,18 @@ struct ClientAnswerEncoder {
         let connect = if case .CONNECT = method { true } else { false }
         let toHead = if case .HEAD = method { true } else { false }
         if !interim { bodiless = toHead || connect }
+        chunked = false
         if connect && !interim || !head.status.mayHaveResponseBody {
             headers.remove(name: "content-length")
             headers.remove(name: "transfer-encoding")
-            chunked = false
         } else if headers.contains(name: "content-length") {
             // Headers from a provider have no `transfer-encoding` (a hop-by-hop header the collector drops).
             if headers.contains(name: "transfer-encoding") { headers.remove(name: "transfer-encoding") }
-            chunked = false
         } else if head.version.major == 1 && head.version.minor >= 1 {
             headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
-            chunked = true
-        } else {
-            chunked = false
+            // An answer to HEAD says how a GET's body would come, and has none.
+            chunked = !bodiless
         }
-        if bodiless { chunked = false }
         let startLine = (HTTPHeadBytes.version(head.version), String(code), head.status.reasonPhrase)
         let bytes = HTTPHeadBytes.count(startLine: startLine) + HTTPHeadBytes.count(headers)
         var buffer = pending ?? allocator.buffer(capacity: bytes)
