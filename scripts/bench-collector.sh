@@ -88,9 +88,11 @@ echo 0 > "$rss_file"
 ( peak=0
   while sleep 1; do
     pid="" hwm=0
-    read -r pid 2>/dev/null < "$pid_file" || continue
-    while read -r field value _; do [ "$field" = VmHWM: ] && hwm=$value; done 2>/dev/null < "/proc/$pid/status" || continue
-    [ "$hwm" -gt "$peak" ] && peak=$hwm && echo "$peak" > "$rss_file"
+    { read -r pid < "$pid_file"; } 2>/dev/null || continue
+    { while read -r field value _; do
+        if [ "$field" = VmHWM: ]; then hwm=$value; fi
+      done < "/proc/$pid/status"; } 2>/dev/null || continue
+    if [ "$hwm" -gt "$peak" ]; then peak=$hwm; echo "$peak" > "$rss_file"; fi
   done ) &
 sampler=$!
 trap 'kill $sampler 2>/dev/null || true; report_steal' EXIT
